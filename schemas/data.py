@@ -1,0 +1,186 @@
+"""The ``data`` of each event type in EVENTS.md, version 1.
+
+Pure pydantic v2 models: frozen, unknown fields rejected, strict types (a string is
+never coerced from a number, nor a number from a string except exact decimals).
+Money, prices and quantities are ``Decimal`` in the account currency.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.values import AwareTime, Ident, Money, NonNegative, Positive, Ratio, Symbol
+
+__all__ = [
+    "CashData",
+    "ExitReason",
+    "FillData",
+    "JournalData",
+    "LimitsData",
+    "MarkData",
+    "OrderData",
+    "SIGNAL_STATUSES",
+    "ORDER_STATUSES",
+    "SignalData",
+    "StatusData",
+]
+
+ExitReason = Literal[
+    "take_profit",
+    "stop_loss",
+    "trailing_stop",
+    "signal",
+    "manual",
+    "daily_loss_limit",
+    "expiry",
+    "liquidation",
+    "other",
+]
+SIGNAL_STATUSES = ("active", "triggered", "cancelled", "expired", "closed")
+ORDER_STATUSES = (
+    "submitted",
+    "accepted",
+    "partially_filled",
+    "filled",
+    "amended",
+    "cancelled",
+    "rejected",
+    "expired",
+)
+CASH_SIGN = {"deposit": 1, "withdrawal": -1}
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SignalData(_Data):
+    """A strategy's trade idea; its status starts ``active``."""
+
+    signal_id: Ident
+    strategy: Annotated[str, Field(min_length=1, max_length=128)]
+    symbol: Symbol
+    side: Literal["long", "short"]
+    entry_price: Positive | None = None
+    stop_loss: Positive | None = None
+    take_profit: Positive | None = None
+    confidence: Ratio | None = None
+    timeframe: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    expires_at: AwareTime | None = None
+    note: Annotated[str, Field(max_length=10000)] | None = None
+
+
+class OrderData(_Data):
+    """An order sent to a venue; its status starts ``submitted``."""
+
+    order_id: Ident
+    symbol: Symbol
+    side: Literal["buy", "sell"]
+    quantity: Positive
+    order_type: Literal["market", "limit", "stop", "stop_limit"]
+    limit_price: Positive | None = None
+    stop_price: Positive | None = None
+    signal_id: Ident | None = None
+    position_id: Ident | None = None
+
+
+class FillData(_Data):
+    """An execution. ``fee`` is in the account currency; ``multiplier`` scales P&L."""
+
+    symbol: Symbol
+    side: Literal["buy", "sell"]
+    quantity: Positive
+    price: Positive
+    fee: NonNegative = Decimal(0)
+    order_id: Ident | None = None
+    position_id: Ident | None = None
+    signal_id: Ident | None = None
+    exit_reason: ExitReason | None = None
+    multiplier: Positive = Decimal(1)
+
+
+class StatusData(_Data):
+    """A status change of a signal or an order."""
+
+    entity: Literal["signal", "order"]
+    entity_id: Ident
+    status: str
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+    price: Positive | None = None
+
+    @model_validator(mode="after")
+    def _status_fits_entity(self) -> StatusData:
+        allowed = SIGNAL_STATUSES if self.entity == "signal" else ORDER_STATUSES
+        if self.status not in allowed:
+            raise ValueError(
+                f"status {self.status!r} is not a {self.entity} status; "
+                f"use one of {', '.join(allowed)}"
+            )
+        return self
+
+
+class JournalData(_Data):
+    """A trading-journal entry."""
+
+    text: Annotated[str, Field(min_length=1, max_length=10000)]
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
+    symbol: Symbol | None = None
+    position_id: Ident | None = None
+    signal_id: Ident | None = None
+
+
+class CashData(_Data):
+    """Money in (+) or out (-) of the account, in the account currency."""
+
+    amount: Money
+    kind: Literal["deposit", "withdrawal", "fee", "funding", "interest", "dividend", "adjustment"]
+    note: Annotated[str, Field(max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _sign_fits_kind(self) -> CashData:
+        if self.amount == 0:
+            raise ValueError("amount must not be 0")
+        sign = CASH_SIGN.get(self.kind)
+        if sign == 1 and self.amount < 0:
+            raise ValueError("a deposit's amount must be > 0")
+        if sign == -1 and self.amount > 0:
+            raise ValueError("a withdrawal's amount must be < 0")
+        return self
+
+
+class MarkData(_Data):
+    """Mark-to-market prices: symbol -> price (> 0)."""
+
+    prices: dict[Symbol, Positive]
+
+    @field_validator("prices")
+    @classmethod
+    def _not_empty(cls, value: dict[str, object]) -> dict[str, object]:
+        if not value:
+            raise ValueError("prices must hold at least one symbol")
+        return value
+
+
+class LimitsData(_Data):
+    """Risk settings; ``timezone`` (IANA) sets where the account's trading day starts."""
+
+    daily_loss_limit: NonNegative | None = None
+    max_open_positions: Annotated[int, Field(ge=0)] | None = None
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value[:64]!r} is not an IANA time zone; use e.g. UTC, Europe/London, "
+                "Asia/Kolkata"
+            ) from None
+        return value
+

@@ -1,0 +1,240 @@
+"""The wire event: a CloudEvents 1.0 structured-mode envelope around one ``data`` model.
+
+``WireEvent`` is one discriminated union on ``type``; ``parse_event`` and
+``parse_events`` validate plain JSON values (as read by a strict JSON reader) and
+report every problem as an ``EventProblem`` with the field path and what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from schemas.data import (
+    CashData,
+    FillData,
+    JournalData,
+    LimitsData,
+    MarkData,
+    OrderData,
+    SignalData,
+    StatusData,
+)
+from schemas.values import Account, AwareTime
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSIONS",
+    "CashEvent",
+    "EventProblem",
+    "FillEvent",
+    "JournalEvent",
+    "LimitsEvent",
+    "MarkEvent",
+    "OrderEvent",
+    "SignalEvent",
+    "StatusEvent",
+    "WireEvent",
+    "EventValidationError",
+    "parse_event",
+    "parse_events",
+    "wire_event_json_schema",
+]
+
+
+class _Envelope(BaseModel):
+    """CloudEvents attributes shared by every event (PROTOCOL.md, "Events on the wire")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    source: Annotated[str, Field(min_length=1, max_length=256)]
+    time: AwareTime
+    account: Account
+    datacontenttype: Literal["application/json"] | None = None
+
+
+class SignalEvent(_Envelope):
+    type: Literal["signal"]
+    data: SignalData
+
+
+class OrderEvent(_Envelope):
+    type: Literal["order"]
+    data: OrderData
+
+
+class FillEvent(_Envelope):
+    type: Literal["fill"]
+    data: FillData
+
+
+class StatusEvent(_Envelope):
+    type: Literal["status"]
+    data: StatusData
+
+
+class JournalEvent(_Envelope):
+    type: Literal["journal"]
+    data: JournalData
+
+
+class CashEvent(_Envelope):
+    type: Literal["cash"]
+    data: CashData
+
+
+class MarkEvent(_Envelope):
+    type: Literal["mark"]
+    data: MarkData
+
+
+class LimitsEvent(_Envelope):
+    type: Literal["limits"]
+    data: LimitsData
+
+
+_BY_TYPE: dict[str, type[_Envelope]] = {
+    "signal": SignalEvent,
+    "order": OrderEvent,
+    "fill": FillEvent,
+    "status": StatusEvent,
+    "journal": JournalEvent,
+    "cash": CashEvent,
+    "mark": MarkEvent,
+    "limits": LimitsEvent,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(_BY_TYPE)
+SCHEMA_VERSIONS: dict[str, int] = dict.fromkeys(EVENT_TYPES, 1)
+"""The current ``schema_version`` of each event type's ``data``."""
+
+WireEvent = Annotated[
+    Annotated[SignalEvent, Tag("signal")]
+    | Annotated[OrderEvent, Tag("order")]
+    | Annotated[FillEvent, Tag("fill")]
+    | Annotated[StatusEvent, Tag("status")]
+    | Annotated[JournalEvent, Tag("journal")]
+    | Annotated[CashEvent, Tag("cash")]
+    | Annotated[MarkEvent, Tag("mark")]
+    | Annotated[LimitsEvent, Tag("limits")],
+    Discriminator("type"),
+]
+_ADAPTER: TypeAdapter[WireEvent] = TypeAdapter(WireEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class EventProblem:
+    """One reason an event was refused: ``index`` in its batch, dotted ``path``, ``message``."""
+
+    index: int
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "path": self.path, "message": self.message}
+
+
+class EventValidationError(ValueError):
+    """Raised by ``parse_events`` with every problem found in a batch (``problems``)."""
+
+    def __init__(self, problems: Sequence[EventProblem]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(f"event {first.index}: {first.path}: {first.message}{more}")
+
+
+def _message(error: Any, value: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field; remove it (a typo is never silently kept)"
+    if kind == "literal_error":
+        return f"{str(value)[:40]!r} is not allowed: {error['msg'].lower()}"
+    if kind == "greater_than":
+        return f"must be greater than {error['ctx']['gt']}"
+    if kind == "greater_than_equal":
+        return f"must be at least {error['ctx']['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {error['ctx']['le']}"
+    if kind == "string_pattern_mismatch":
+        return "must be 1-64 of letters, digits, '.', '_' or '-'"
+    if kind in ("string_too_short", "string_too_long"):
+        return str(error["msg"]).replace("String should", "must")
+    if kind == "string_type":
+        return "expected a string"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "expected a JSON object"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _problems(index: int, raw: Any, exc: PydanticValidationError) -> list[EventProblem]:
+    found: list[EventProblem] = []
+    for error in exc.errors(include_url=False):
+        loc = list(error["loc"])
+        if loc and isinstance(raw, dict) and loc[0] == raw.get("type") and loc[0] in _BY_TYPE:
+            loc = loc[1:]
+        path = ".".join(str(part) for part in loc)
+        if error["type"] == "union_tag_invalid":
+            got = raw.get("type") if isinstance(raw, dict) else None
+            found.append(
+                EventProblem(
+                    index, "type", f"unknown event type {str(got)[:40]!r}; use one of "
+                    + ", ".join(EVENT_TYPES)
+                )
+            )
+            continue
+        if error["type"] == "union_tag_not_found":
+            found.append(
+                EventProblem(index, "type", "required field is missing; use one of "
+                             + ", ".join(EVENT_TYPES))
+            )
+            continue
+        found.append(EventProblem(index, path, _message(error, error.get("input"))))
+    return found
+
+
+def parse_event(raw: Any, index: int = 0) -> _Envelope:
+    """Validate one wire event (a JSON object as a ``dict``) into its typed model.
+
+    Raises:
+        EventValidationError: every problem, each with the path and what to fix.
+    """
+    if not isinstance(raw, dict):
+        raise EventValidationError([EventProblem(index, "", "an event must be a JSON object")])
+    try:
+        return _ADAPTER.validate_python(raw)
+    except PydanticValidationError as exc:
+        raise EventValidationError(_problems(index, raw, exc)) from None
+
+
+def parse_events(raws: Sequence[Any]) -> list[_Envelope]:
+    """Validate a batch; raises ``EventValidationError`` listing problems of all events."""
+    parsed: list[_Envelope] = []
+    problems: list[EventProblem] = []
+    for index, raw in enumerate(raws):
+        try:
+            parsed.append(parse_event(raw, index))
+        except EventValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise EventValidationError(problems)
+    return parsed
+
+
+def wire_event_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one wire event, for bots in any language."""
+    schema = _ADAPTER.json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tradelog wire event (CloudEvents 1.0, structured mode)"
+    return schema
+
+
+Event = _Envelope
