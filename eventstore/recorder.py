@@ -40,8 +40,17 @@ from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEven
 __all__ = ["Recorder", "Statement", "VerifyReport", "ViewUpdater", "open_sqlite"]
 
 T = TypeVar("T")
-Statement = tuple[str, Sequence[Sequence[Any]]]
-"""An SQL statement and the parameter rows to ``executemany`` it with."""
+Statement = tuple[str, Sequence[Sequence[Any]] | None]
+"""An SQL statement and the parameter rows to ``executemany`` it with (None: run once)."""
+
+
+def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+    """Execute statements in order: ``executemany`` with their rows, or once when None."""
+    for sql, rows in statements:
+        if rows is None:
+            conn.execute(sql)
+        else:
+            conn.executemany(sql, rows)
 
 
 class ViewUpdater(Protocol):
@@ -67,6 +76,10 @@ class ViewUpdater(Protocol):
     def fold(self, events: Sequence[StoredEvent]) -> list[Statement]: ...
 
     def discard(self) -> None: ...
+
+    def rebuild_begin(self) -> list[str]: ...
+
+    def rebuild_end(self) -> list[Statement]: ...
 
 
 class VerifyReport:
@@ -331,25 +344,34 @@ class Recorder:
 
         return await self._retrying(work, on_writer=True)
 
-    async def run_in_write_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the writer thread.
+    async def rebuild_views(self, views: ViewUpdater) -> int:
+        """Rebuild every view from the whole log into new tables, swapped in when complete.
 
-        For whole-view rebuilds by the projections package; any error rolls back.
+        One write transaction: appends wait until it commits; on any error nothing
+        changes. The log is only read. Returns the number of events folded.
         """
+        self.views = views
 
-        def work(conn: sqlite3.Connection) -> T:
+        def work(conn: sqlite3.Connection) -> int:
+            folded = 0
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    result = fn(conn)
+                    for statement in views.rebuild_begin():
+                        conn.execute(statement)
+                    cursor = conn.execute(
+                        f"SELECT {ddl.EVENT_COLUMNS} FROM events ORDER BY seq")
+                    while rows := cursor.fetchmany(4096):
+                        run_statements(conn, views.fold([StoredEvent.from_row(r) for r in rows]))
+                        folded += len(rows)
+                    run_statements(conn, views.rebuild_end())
                     conn.execute("COMMIT")
                 except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                    _rollback(conn, views)
                     raise
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "rebuilding views") from exc
-            return result
+            return folded
 
         return await self._retrying(work, on_writer=True)
 
@@ -379,7 +401,17 @@ class Recorder:
 
         return await self._retrying(work, on_writer=False)
 
-    async def read_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def fetch_snapshot(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Rows of several read-only queries, all from one consistent snapshot."""
+
+        def read_all(conn: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
+            return [list(conn.execute(sql, params)) for sql, params in queries]
+
+        return await self._read_with(read_all)
+
+    async def _read_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the reader connection inside one read transaction (a snapshot)."""
 
         def work(conn: sqlite3.Connection) -> T:
@@ -406,7 +438,7 @@ class Recorder:
         reordered event (seq gap or chain break), or removed triggers (``bad_seq`` None,
         ``reason`` set).
         """
-        return await self.read_with(verify_chain)
+        return await self._read_with(verify_chain)
 
 
 def _read_sql(from_seq: int, limit: int, account: str | None,
@@ -481,8 +513,7 @@ def _catch_up(conn: sqlite3.Connection, views: ViewUpdater) -> int:
     )
     while rows := cursor.fetchmany(2048):
         events = [StoredEvent.from_row(row) for row in rows]
-        for sql, params in views.fold(events):
-            conn.executemany(sql, params)
+        run_statements(conn, views.fold(events))
         folded += len(events)
     return folded
 
@@ -564,8 +595,7 @@ def _append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendRe
                 list(batch.pending_counts.items()))
         if views is not None:
             _catch_up_before(conn, views, batch)
-            for sql, params in views.fold(batch.stored):
-                conn.executemany(sql, params)
+            run_statements(conn, views.fold(batch.stored))
         conn.execute("COMMIT")
     except EventStoreError:
         _rollback(conn, views)
@@ -596,6 +626,5 @@ def _catch_up_before(conn: sqlite3.Connection, views: ViewUpdater, batch: _Batch
             (views.position, first_new),
         )
         while rows := cursor.fetchmany(2048):
-            for sql, params in views.fold([StoredEvent.from_row(row) for row in rows]):
-                conn.executemany(sql, params)
+            run_statements(conn, views.fold([StoredEvent.from_row(row) for row in rows]))
 

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+)
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 __all__ = [
     "ACCOUNT_PATTERN",
+    "DECIMAL_CONTEXT",
     "Account",
     "AwareTime",
     "Money",
@@ -33,6 +41,11 @@ __all__ = [
 ACCOUNT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_MAGNITUDE = Decimal(10) ** 24
 MAX_PLACES = 20
+DECIMAL_CONTEXT = Context(
+    prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
+"""Arithmetic context for money: 60 significant digits, so sums of values below 1e24
+with up to 20 decimal places are exact."""
 _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
@@ -88,8 +101,7 @@ def format_decimal(value: Decimal) -> str:
     """
     if not value:
         return "0"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(DECIMAL_CONTEXT), "f")
 
 
 def parse_time(value: Any) -> datetime:

@@ -1,0 +1,190 @@
+"""The ``positions`` and ``trades`` views: average-cost accounting of fills. Pure fold.
+
+Rules (EVENTS.md, "Position accounting"; the average-cost method as in NautilusTrader's
+``Position`` and freqtrade's partial exits):
+
+- key: ``position_id`` when the fill has one (hedging), else ``symbol`` (netting);
+- opening or adding: avg = (|q| * avg + qty * price) / (|q| + qty);
+- reducing: closed = min(qty, |q|); gross += closed * (price - avg) * sign(q) * multiplier;
+  the average is unchanged;
+- a fill larger than the position closes it and opens the rest at the fill price, its
+  fee split between the two parts in proportion to quantity;
+- every fee is charged to the round trip it belongs to; a round trip runs flat to flat;
+- unrealized = (mark - avg) * q * multiplier, mark = the latest ``mark`` price of the
+  symbol in the account, else its latest fill price.
+
+Computed amounts (average prices, gross P&L, fee shares, unrealized P&L, a trade's
+average entry and exit) are rounded half-even to 20 decimal places, so that every sum
+of them is exact and a rebuild gives the same digits.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from eventstore.record import StoredEvent
+from projections.calendar import to_utc_text, utc_datetime
+from projections.state import AccountState, Effect, Position, State, TradeRow
+
+__all__ = ["QUANTUM", "apply", "refresh_unrealized"]
+
+QUANTUM = Decimal("1e-20")
+ZERO = Decimal(0)
+
+
+def _q(value: Decimal) -> Decimal:
+    return value.quantize(QUANTUM)
+
+
+def refresh_unrealized(state: State, account: AccountState, position: Position) -> None:
+    """Recompute one position's mark and unrealized P&L and carry the change to its account."""
+    mark = account.marks.get(position.symbol)
+    if mark is None:
+        mark = account.last_fills.get(position.symbol)
+    unrealized = ZERO if mark is None else _q(
+        (mark - position.avg_price) * position.quantity * position.multiplier)
+    account.unrealized_pnl += unrealized - position.unrealized_pnl
+    position.unrealized_pnl = unrealized
+    position.mark_price = mark
+    state.dirty_positions.add((account.account, position.position_key))
+
+
+def _refresh_symbol(state: State, account: AccountState, symbol: str) -> None:
+    for position in state.positions.get(account.account, {}).values():
+        if position.symbol == symbol:
+            refresh_unrealized(state, account, position)
+
+
+def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: Decimal,
+          fee: Decimal) -> Position:
+    data = event.data
+    signal_id = data.get("signal_id")
+    order_id = data.get("order_id")
+    if signal_id is None and order_id is not None:
+        order = state.orders.get((event.account, order_id))
+        signal_id = order.signal_id if order else None
+    signal = state.signals.get((event.account, signal_id)) if signal_id else None
+    at = to_utc_text(event.time)
+    position = Position(
+        account=event.account,
+        position_key=key,
+        symbol=data["symbol"],
+        quantity=quantity if data["side"] == "buy" else -quantity,
+        avg_price=price,
+        multiplier=Decimal(data["multiplier"]),
+        opened_at=at,
+        last_fill_at=at,
+        trade_id=event.event_id,
+        opened_seq=event.seq,
+        signal_id=signal_id,
+        stop_loss=signal.stop_loss if signal else None,
+        take_profit=signal.take_profit if signal else None,
+        fees=fee,
+        max_quantity=quantity,
+        open_quantity=quantity,
+        open_notional=quantity * price,
+    )
+    state.positions.setdefault(event.account, {})[key] = position
+    return position
+
+
+def _close(state: State, event: StoredEvent, position: Position) -> TradeRow:
+    closed_at = to_utc_text(event.time)
+    held = utc_datetime(closed_at) - utc_datetime(position.opened_at)
+    trade = TradeRow(
+        account=position.account,
+        trade_id=position.trade_id,
+        position_key=position.position_key,
+        symbol=position.symbol,
+        side="long" if event.data["side"] == "sell" else "short",
+        quantity=position.max_quantity,
+        entry_price=_q(position.open_notional / position.open_quantity),
+        exit_price=_q(position.close_notional / position.close_quantity),
+        opened_at=position.opened_at,
+        closed_at=closed_at,
+        holding_seconds=int(held.total_seconds()),
+        gross_pnl=position.gross_pnl,
+        fees=position.fees,
+        net_pnl=position.gross_pnl - position.fees,
+        exit_reason=position.exit_reason,
+        signal_id=position.signal_id,
+        closed_seq=event.seq,
+    )
+    state.trades.append(trade)
+    return trade
+
+
+def apply(state: State, event: StoredEvent) -> State:
+    """Fold a ``fill`` into its position (and a closed round trip into ``trades``), or a
+    ``mark`` into the unrealized P&L of the account's positions in those symbols.
+
+    Leaves ``state.effect`` describing the fill for the balances and daily folds.
+    """
+    if event.event_type == "mark":
+        account = state.account(event.account)
+        for symbol, price in event.data["prices"].items():
+            account.marks[symbol] = Decimal(price)
+            state.dirty_marks.add((event.account, symbol))
+            _refresh_symbol(state, account, symbol)
+        return state
+    if event.event_type != "fill":
+        return state
+    data = event.data
+    account = state.account(event.account)
+    symbol = data["symbol"]
+    key = data.get("position_id") or symbol
+    quantity = Decimal(data["quantity"])
+    price = Decimal(data["price"])
+    fee = Decimal(data["fee"])
+    multiplier = Decimal(data["multiplier"])
+    effect = state.effect = Effect(fee=fee)
+    account.last_fills[symbol] = price
+    state.dirty_marks.add((event.account, symbol))
+    position = state.positions.get(event.account, {}).get(key)
+    buying = data["side"] == "buy"
+    if position is None:
+        position = _open(state, event, key, quantity, price, fee)
+        account.open_positions += 1
+        effect.realized = -fee
+    elif (position.quantity > 0) == buying:
+        size = abs(position.quantity)
+        position.avg_price = _q(
+            (size * position.avg_price + quantity * price) / (size + quantity))
+        position.quantity += quantity if buying else -quantity
+        position.fees += fee
+        position.max_quantity = max(position.max_quantity, abs(position.quantity))
+        position.open_quantity += quantity
+        position.open_notional += quantity * price
+        position.last_fill_at = to_utc_text(event.time)
+        effect.realized = -fee
+    else:
+        size = abs(position.quantity)
+        closed = min(quantity, size)
+        sign = 1 if position.quantity > 0 else -1
+        gross = _q(closed * (price - position.avg_price) * sign * multiplier)
+        close_fee = fee if quantity <= size else _q(fee * closed / quantity)
+        position.gross_pnl += gross
+        position.fees += close_fee
+        position.close_quantity += closed
+        position.close_notional += closed * price
+        position.quantity -= sign * closed
+        position.last_fill_at = to_utc_text(event.time)
+        if data.get("exit_reason") is not None:
+            position.exit_reason = data["exit_reason"]
+        effect.realized = gross - close_fee
+        if position.quantity == 0:
+            account.unrealized_pnl -= position.unrealized_pnl
+            effect.closed = _close(state, event, position)
+            del state.positions[event.account][key]
+            state.dirty_positions.add((event.account, key))
+            account.open_positions -= 1
+            if quantity > size:
+                rest_fee = fee - close_fee
+                position = _open(state, event, key, quantity - size, price, rest_fee)
+                account.open_positions += 1
+                effect.realized -= rest_fee
+            else:
+                _refresh_symbol(state, account, symbol)
+                return state
+    _refresh_symbol(state, account, symbol)
+    return state

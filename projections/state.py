@@ -1,0 +1,225 @@
+"""The in-memory fold state of every view, and the rows it turns into.
+
+Plain mutable dataclasses owned by one fold at a time. Decimals are exact and in the
+account currency (prices per unit of the symbol; P&L scaled by the multiplier).
+Times are canonical RFC 3339 strings in UTC (``Z``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+__all__ = [
+    "AccountState",
+    "DailyRow",
+    "Effect",
+    "JournalRow",
+    "OrderRow",
+    "Position",
+    "SignalRow",
+    "State",
+    "TradeRow",
+]
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Position:
+    """An open position: the current round trip on one key (position_id, else symbol).
+
+    ``quantity`` is signed (long > 0, short < 0). ``gross_pnl`` and ``fees`` run over the
+    round trip so far; ``open_*``/``close_*`` sum quantities and notionals of opening and
+    closing fills for the trade's average entry and exit prices.
+    """
+
+    account: str
+    position_key: str
+    symbol: str
+    quantity: Decimal
+    avg_price: Decimal
+    multiplier: Decimal
+    opened_at: str
+    last_fill_at: str
+    trade_id: str
+    opened_seq: int
+    signal_id: str | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    gross_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    max_quantity: Decimal = ZERO
+    open_quantity: Decimal = ZERO
+    open_notional: Decimal = ZERO
+    close_quantity: Decimal = ZERO
+    close_notional: Decimal = ZERO
+    exit_reason: str | None = None
+    mark_price: Decimal | None = None
+    unrealized_pnl: Decimal = ZERO
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        """Partial closes so far, net of every fee of the round trip."""
+        return self.gross_pnl - self.fees
+
+
+@dataclass(slots=True)
+class TradeRow:
+    """A closed round trip (EVENTS.md ``trades``)."""
+
+    account: str
+    trade_id: str
+    position_key: str
+    symbol: str
+    side: str
+    quantity: Decimal
+    entry_price: Decimal
+    exit_price: Decimal
+    opened_at: str
+    closed_at: str
+    holding_seconds: int
+    gross_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+    exit_reason: str | None
+    signal_id: str | None
+    closed_seq: int
+
+
+@dataclass(slots=True)
+class AccountState:
+    """Per-account money and settings. ``marks``/``last_fills``: symbol -> price."""
+
+    account: str
+    cash: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    unrealized_pnl: Decimal = ZERO
+    open_positions: int = 0
+    timezone: str = "UTC"
+    daily_loss_limit: Decimal | None = None
+    max_open_positions: int | None = None
+    marks: dict[str, Decimal] = field(default_factory=dict)
+    last_fills: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DailyRow:
+    """One trading day of one account (EVENTS.md ``daily``)."""
+
+    account: str
+    date: str
+    realized_pnl: Decimal = ZERO
+    gross_profit: Decimal = ZERO
+    gross_loss: Decimal = ZERO
+    fees: Decimal = ZERO
+    trades_closed: int = 0
+    wins: int = 0
+    losses: int = 0
+    signals: int = 0
+    fills: int = 0
+    daily_loss_limit: Decimal | None = None
+    cash_flow: Decimal = ZERO
+
+    @property
+    def loss_used(self) -> Decimal:
+        return max(ZERO, -self.realized_pnl)
+
+    @property
+    def limit_hit(self) -> bool:
+        return self.daily_loss_limit is not None and self.loss_used >= self.daily_loss_limit
+
+
+@dataclass(slots=True)
+class SignalRow:
+    account: str
+    signal_id: str
+    strategy: str
+    symbol: str
+    side: str
+    status: str
+    entry_price: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    confidence: Decimal | None
+    created_at: str
+    updated_at: str
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class OrderRow:
+    account: str
+    order_id: str
+    symbol: str
+    side: str
+    order_type: str
+    quantity: Decimal
+    filled_quantity: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    status: str
+    created_at: str
+    updated_at: str
+    signal_id: str | None = None
+    position_id: str | None = None
+
+
+@dataclass(slots=True)
+class JournalRow:
+    account: str
+    seq: int
+    time: str
+    text: str
+    tags: list[str] | None
+    symbol: str | None
+    position_id: str | None
+    signal_id: str | None
+
+
+@dataclass(slots=True)
+class Effect:
+    """What one fill did to the books, for the balances and daily folds.
+
+    ``realized``: net change of realized P&L (gross of the reducing part minus the fee);
+    ``fee``: the whole fill's fee; ``closed``: the round trip it closed, if any.
+    """
+
+    realized: Decimal = ZERO
+    fee: Decimal = ZERO
+    closed: TradeRow | None = None
+
+
+@dataclass(slots=True)
+class State:
+    """Every view's fold state, plus what changed since the runner last drained it.
+
+    ``positions``: account -> position_key -> Position. ``trades``/``journal`` hold the
+    rows added since the last drain (all of them in a scratch fold). ``dirty_*`` name
+    the keys whose rows must be written; a dirty position key no longer in
+    ``positions`` is a deleted row.
+    """
+
+    position: int = 0
+    accounts: dict[str, AccountState] = field(default_factory=dict)
+    positions: dict[str, dict[str, Position]] = field(default_factory=dict)
+    daily: dict[tuple[str, str], DailyRow] = field(default_factory=dict)
+    signals: dict[tuple[str, str], SignalRow] = field(default_factory=dict)
+    orders: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
+    trades: list[TradeRow] = field(default_factory=list)
+    journal: list[JournalRow] = field(default_factory=list)
+    effect: Effect = field(default_factory=Effect)
+    dirty_accounts: set[str] = field(default_factory=set)
+    dirty_positions: set[tuple[str, str]] = field(default_factory=set)
+    dirty_daily: set[tuple[str, str]] = field(default_factory=set)
+    dirty_signals: set[tuple[str, str]] = field(default_factory=set)
+    dirty_orders: set[tuple[str, str]] = field(default_factory=set)
+    dirty_marks: set[tuple[str, str]] = field(default_factory=set)
+
+    def account(self, name: str) -> AccountState:
+        """The account's state, created empty on first sight."""
+        found = self.accounts.get(name)
+        if found is None:
+            found = self.accounts[name] = AccountState(name)
+        self.dirty_accounts.add(name)
+        return found

@@ -1,0 +1,288 @@
+"""The views as SQLite tables: columns, DDL, and rows to and from the fold state.
+
+Every table has the view's EVENTS.md fields first (what ``query`` returns), then any
+internal columns the fold needs to resume after a restart. Decimals are stored as TEXT
+in canonical form (exact; cast in SQL with ``CAST(x AS REAL)`` or DuckDB ``DECIMAL``),
+times as RFC 3339 UTC text, booleans as 0/1, lists as JSON text. docs/SCHEMA.md
+describes each column.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from projections.state import (
+    AccountState,
+    DailyRow,
+    JournalRow,
+    OrderRow,
+    Position,
+    SignalRow,
+    TradeRow,
+)
+from schemas.values import format_decimal
+
+__all__ = ["TABLES", "VIEWS", "Table", "dec", "dec_or_none", "text_dec"]
+
+
+def text_dec(value: Decimal | None) -> str | None:
+    """A decimal as stored: canonical text, or NULL."""
+    return None if value is None else format_decimal(value)
+
+
+def dec(value: str) -> Decimal:
+    return Decimal(value)
+
+
+def dec_or_none(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One view table: ``columns`` as (name, kind) with kind in text/dec/int/bool/json;
+    the first ``public`` columns are the view's fields; ``key`` the primary key."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    public: int
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def fields(self) -> list[str]:
+        return self.column_names[: self.public]
+
+    def ddl(self, suffix: str = "") -> list[str]:
+        kinds = {"text": "TEXT", "dec": "TEXT", "int": "INTEGER", "bool": "INTEGER",
+                 "json": "TEXT"}
+        columns = ", ".join(f"{name} {kinds[kind]}" for name, kind in self.columns)
+        kind_of = dict(self.columns)
+        integer_key = len(self.key) == 1 and kind_of[self.key[0]] == "int"
+        rowid = "" if integer_key else " WITHOUT ROWID"
+        statements = [f"CREATE TABLE IF NOT EXISTS {self.name}{suffix} ({columns}, "
+                      f"PRIMARY KEY ({', '.join(self.key)})){rowid}"]
+        for index in self.indexes:
+            statements.append(
+                f"CREATE INDEX IF NOT EXISTS {self.name}{suffix}_{'_'.join(index)} "
+                f"ON {self.name}{suffix} ({', '.join(index)})")
+        return statements
+
+    def upsert_sql(self, suffix: str = "") -> str:
+        marks = ", ".join("?" * len(self.columns))
+        return (f"INSERT OR REPLACE INTO {self.name}{suffix} ({', '.join(self.column_names)}) "
+                f"VALUES ({marks})")
+
+    def delete_sql(self, suffix: str = "") -> str:
+        where = " AND ".join(f"{name} = ?" for name in self.key)
+        return f"DELETE FROM {self.name}{suffix} WHERE {where}"
+
+    def select_sql(self) -> str:
+        return f"SELECT {', '.join(self.column_names)} FROM {self.name}"
+
+    def to_wire(self, row: Iterable[Any]) -> dict[str, Any]:
+        """A stored row (public columns first) as the JSON object ``query`` returns."""
+        out: dict[str, Any] = {}
+        for (name, kind), value in zip(self.columns[: self.public], row, strict=False):
+            if kind == "bool" and value is not None:
+                out[name] = bool(value)
+            elif kind == "json" and value is not None:
+                out[name] = json.loads(value)
+            else:
+                out[name] = value
+        return out
+
+
+def _cols(spec: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in spec.split():
+        name, _, kind = item.partition(":")
+        pairs.append((name, kind or "text"))
+    return tuple(pairs)
+
+
+POSITIONS = Table(
+    "positions",
+    _cols("account position_key symbol side quantity:dec avg_price:dec multiplier:dec "
+          "opened_at last_fill_at realized_pnl:dec fees:dec mark_price:dec "
+          "unrealized_pnl:dec signal_id stop_loss:dec take_profit:dec "
+          "trade_id opened_seq:int gross_pnl:dec max_quantity:dec open_quantity:dec "
+          "open_notional:dec close_quantity:dec close_notional:dec exit_reason"),
+    public=16, key=("account", "position_key"))
+TRADES = Table(
+    "trades",
+    _cols("account trade_id position_key symbol side quantity:dec entry_price:dec "
+          "exit_price:dec opened_at closed_at holding_seconds:int gross_pnl:dec fees:dec "
+          "net_pnl:dec exit_reason signal_id closed_seq:int"),
+    public=16, key=("closed_seq",), indexes=(("account", "closed_seq"),))
+BALANCES = Table(
+    "balances",
+    _cols("account cash:dec realized_pnl:dec balance:dec unrealized_pnl:dec equity:dec "
+          "open_positions:int timezone daily_loss_limit:dec max_open_positions:int"),
+    public=7, key=("account",))
+DAILY = Table(
+    "daily",
+    _cols("account date realized_pnl:dec gross_profit:dec gross_loss:dec fees:dec "
+          "trades_closed:int wins:int losses:int signals:int fills:int loss_used:dec "
+          "daily_loss_limit:dec limit_hit:bool cash_flow:dec"),
+    public=15, key=("account", "date"))
+SIGNALS = Table(
+    "signals",
+    _cols("account signal_id strategy symbol side status entry_price:dec stop_loss:dec "
+          "take_profit:dec confidence:dec created_at updated_at reason"),
+    public=13, key=("account", "signal_id"))
+ORDERS = Table(
+    "orders",
+    _cols("account order_id symbol side order_type quantity:dec filled_quantity:dec "
+          "limit_price:dec stop_price:dec status created_at updated_at signal_id "
+          "position_id"),
+    public=12, key=("account", "order_id"))
+JOURNAL = Table(
+    "journal",
+    _cols("account seq:int time text tags:json symbol position_id signal_id"),
+    public=8, key=("seq",), indexes=(("account", "seq"),))
+PRICES = Table(
+    "prices",
+    _cols("account symbol mark_price:dec last_fill_price:dec"),
+    public=4, key=("account", "symbol"))
+
+VIEWS: dict[str, Table] = {
+    "positions": POSITIONS,
+    "trades": TRADES,
+    "balances": BALANCES,
+    "daily": DAILY,
+    "signals": SIGNALS,
+    "orders": ORDERS,
+    "journal": JOURNAL,
+}
+"""The views of EVENTS.md, by the name ``query`` takes."""
+TABLES: tuple[Table, ...] = (*VIEWS.values(), PRICES)
+
+
+# ------------------------------------------------------------ state -> row tuples
+
+def position_row(p: Position) -> tuple[Any, ...]:
+    return (
+        p.account, p.position_key, p.symbol, "long" if p.quantity > 0 else "short",
+        text_dec(abs(p.quantity)), text_dec(p.avg_price), text_dec(p.multiplier),
+        p.opened_at, p.last_fill_at, text_dec(p.realized_pnl), text_dec(p.fees),
+        text_dec(p.mark_price), text_dec(p.unrealized_pnl), p.signal_id,
+        text_dec(p.stop_loss), text_dec(p.take_profit), p.trade_id, p.opened_seq,
+        text_dec(p.gross_pnl), text_dec(p.max_quantity), text_dec(p.open_quantity),
+        text_dec(p.open_notional), text_dec(p.close_quantity), text_dec(p.close_notional),
+        p.exit_reason,
+    )
+
+
+def trade_row(t: TradeRow) -> tuple[Any, ...]:
+    return (
+        t.account, t.trade_id, t.position_key, t.symbol, t.side, text_dec(t.quantity),
+        text_dec(t.entry_price), text_dec(t.exit_price), t.opened_at, t.closed_at,
+        t.holding_seconds, text_dec(t.gross_pnl), text_dec(t.fees), text_dec(t.net_pnl),
+        t.exit_reason, t.signal_id, t.closed_seq,
+    )
+
+
+def balance_row(a: AccountState) -> tuple[Any, ...]:
+    balance = a.cash + a.realized_pnl
+    return (
+        a.account, text_dec(a.cash), text_dec(a.realized_pnl), text_dec(balance),
+        text_dec(a.unrealized_pnl), text_dec(balance + a.unrealized_pnl), a.open_positions,
+        a.timezone, text_dec(a.daily_loss_limit), a.max_open_positions,
+    )
+
+
+def daily_row(d: DailyRow) -> tuple[Any, ...]:
+    return (
+        d.account, d.date, text_dec(d.realized_pnl), text_dec(d.gross_profit),
+        text_dec(d.gross_loss), text_dec(d.fees), d.trades_closed, d.wins, d.losses,
+        d.signals, d.fills, text_dec(d.loss_used), text_dec(d.daily_loss_limit),
+        int(d.limit_hit), text_dec(d.cash_flow),
+    )
+
+
+def signal_row(s: SignalRow) -> tuple[Any, ...]:
+    return (
+        s.account, s.signal_id, s.strategy, s.symbol, s.side, s.status,
+        text_dec(s.entry_price), text_dec(s.stop_loss), text_dec(s.take_profit),
+        text_dec(s.confidence), s.created_at, s.updated_at, s.reason,
+    )
+
+
+def order_row(o: OrderRow) -> tuple[Any, ...]:
+    return (
+        o.account, o.order_id, o.symbol, o.side, o.order_type, text_dec(o.quantity),
+        text_dec(o.filled_quantity), text_dec(o.limit_price), text_dec(o.stop_price),
+        o.status, o.created_at, o.updated_at, o.signal_id, o.position_id,
+    )
+
+
+def journal_row(j: JournalRow) -> tuple[Any, ...]:
+    tags = None if j.tags is None else json.dumps(j.tags, ensure_ascii=False)
+    return (j.account, j.seq, j.time, j.text, tags, j.symbol, j.position_id, j.signal_id)
+
+
+def price_row(a: AccountState, symbol: str) -> tuple[Any, ...]:
+    return (a.account, symbol, text_dec(a.marks.get(symbol)),
+            text_dec(a.last_fills.get(symbol)))
+
+
+# ------------------------------------------------------------ row tuples -> state
+
+def position_from(r: tuple[Any, ...]) -> Position:
+    quantity = dec(r[4]) if r[3] == "long" else -dec(r[4])
+    return Position(
+        account=r[0], position_key=r[1], symbol=r[2], quantity=quantity,
+        avg_price=dec(r[5]), multiplier=dec(r[6]), opened_at=r[7], last_fill_at=r[8],
+        fees=dec(r[10]), mark_price=dec_or_none(r[11]), unrealized_pnl=dec(r[12]),
+        signal_id=r[13], stop_loss=dec_or_none(r[14]), take_profit=dec_or_none(r[15]),
+        trade_id=r[16], opened_seq=r[17], gross_pnl=dec(r[18]), max_quantity=dec(r[19]),
+        open_quantity=dec(r[20]), open_notional=dec(r[21]), close_quantity=dec(r[22]),
+        close_notional=dec(r[23]), exit_reason=r[24],
+    )
+
+
+def account_from(r: tuple[Any, ...]) -> AccountState:
+    return AccountState(
+        account=r[0], cash=dec(r[1]), realized_pnl=dec(r[2]), unrealized_pnl=dec(r[4]),
+        open_positions=r[6], timezone=r[7], daily_loss_limit=dec_or_none(r[8]),
+        max_open_positions=r[9],
+    )
+
+
+def daily_from(r: tuple[Any, ...]) -> DailyRow:
+    return DailyRow(
+        account=r[0], date=r[1], realized_pnl=dec(r[2]), gross_profit=dec(r[3]),
+        gross_loss=dec(r[4]), fees=dec(r[5]), trades_closed=r[6], wins=r[7], losses=r[8],
+        signals=r[9], fills=r[10], daily_loss_limit=dec_or_none(r[12]),
+        cash_flow=dec(r[14]),
+    )
+
+
+def signal_from(r: tuple[Any, ...]) -> SignalRow:
+    return SignalRow(
+        account=r[0], signal_id=r[1], strategy=r[2], symbol=r[3], side=r[4], status=r[5],
+        entry_price=dec_or_none(r[6]), stop_loss=dec_or_none(r[7]),
+        take_profit=dec_or_none(r[8]), confidence=dec_or_none(r[9]), created_at=r[10],
+        updated_at=r[11], reason=r[12],
+    )
+
+
+def order_from(r: tuple[Any, ...]) -> OrderRow:
+    return OrderRow(
+        account=r[0], order_id=r[1], symbol=r[2], side=r[3], order_type=r[4],
+        quantity=dec(r[5]), filled_quantity=dec(r[6]), limit_price=dec_or_none(r[7]),
+        stop_price=dec_or_none(r[8]), status=r[9], created_at=r[10], updated_at=r[11],
+        signal_id=r[12], position_id=r[13],
+    )
+
+
+RowFn = Callable[[Any], tuple[Any, ...]]
