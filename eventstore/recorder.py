@@ -254,13 +254,13 @@ class Recorder:
     async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
             raise StorageUnavailableError("this recorder was opened read-only")
-        conn: sqlite3.Connection = self._writer._conn  # noqa: SLF001
-        result: T = await self._writer._execute(fn, conn)  # noqa: SLF001
+        conn: sqlite3.Connection = self._writer._conn
+        result: T = await self._writer._execute(fn, conn)  # type: ignore[no-untyped-call]
         return result
 
     async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn: sqlite3.Connection = self._reader._conn  # noqa: SLF001
-        result: T = await self._reader._execute(fn, conn)  # noqa: SLF001
+        conn: sqlite3.Connection = self._reader._conn
+        result: T = await self._reader._execute(fn, conn)  # type: ignore[no-untyped-call]
         return result
 
     async def _retrying(self, fn: Callable[[sqlite3.Connection], T], on_writer: bool) -> T:
@@ -389,6 +389,17 @@ class Recorder:
             return [StoredEvent.from_row(row) for row in conn.execute(sql, params)]
 
         return await self._retrying(work, on_writer=False)
+
+    async def read_page(self, from_seq: int = 1, limit: int = 1000, account: str | None = None,
+                        types: Sequence[str] | None = None) -> tuple[list[StoredEvent], int]:
+        """Like ``read``, and the log's last seq from the same snapshot: ``(events, last_seq)``."""
+        sql, params = _read_sql(from_seq, limit, account, types)
+
+        def work(conn: sqlite3.Connection) -> tuple[list[StoredEvent], int]:
+            last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            return [StoredEvent.from_row(row) for row in conn.execute(sql, params)], int(last)
+
+        return await self._read_with(work)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only query on the reader connection (for the views' queries)."""

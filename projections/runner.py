@@ -64,15 +64,18 @@ def drain(state: State, suffix: str = "") -> list[Statement]:
         statements.append((t.PRICES.upsert_sql(suffix),
                            [t.price_row(state.accounts[a], s) for a, s in state.dirty_marks]))
         state.dirty_marks.clear()
-    for dirty, rows, table, to_row in (
-        (state.dirty_daily, state.daily, t.DAILY, t.daily_row),
-        (state.dirty_signals, state.signals, t.SIGNALS, t.signal_row),
-        (state.dirty_orders, state.orders, t.ORDERS, t.order_row),
-    ):
-        if dirty:
-            statements.append((table.upsert_sql(suffix),
-                               [to_row(rows[key]) for key in dirty]))  # type: ignore[operator]
-            dirty.clear()
+    if state.dirty_daily:
+        statements.append((t.DAILY.upsert_sql(suffix),
+                           [t.daily_row(state.daily[key]) for key in state.dirty_daily]))
+        state.dirty_daily.clear()
+    if state.dirty_signals:
+        statements.append((t.SIGNALS.upsert_sql(suffix),
+                           [t.signal_row(state.signals[key]) for key in state.dirty_signals]))
+        state.dirty_signals.clear()
+    if state.dirty_orders:
+        statements.append((t.ORDERS.upsert_sql(suffix),
+                           [t.order_row(state.orders[key]) for key in state.dirty_orders]))
+        state.dirty_orders.clear()
     return statements
 
 

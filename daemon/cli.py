@@ -1,0 +1,129 @@
+"""The ``tradelog`` command line.
+
+    tradelog serve   [--db PATH] [--socket PATH] [--config FILE] [--inbox DIR]
+    tradelog schema                      JSON Schema of one wire event
+    tradelog verify  [--db PATH]         walk the hash chain
+    tradelog rebuild [--db PATH]         rebuild every view from the log
+    tradelog show VIEW [--db PATH | --socket PATH] [--account A] [--as-of N|T] [--json]
+    tradelog emit    [--socket PATH]     events as JSON lines on stdin, or one from flags
+    tradelog tail    [--socket PATH] [--from N] [--account A] [--types T,..]
+    tradelog health  [--socket PATH]
+
+Exit codes: 0 success, 1 a check failed (verify) or the daemon refused, 2 bad usage,
+70 the daemon stopped on a storage fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon.config import load_config
+from eventstore.errors import TradelogError
+
+__all__ = ["main"]
+
+
+def _add_paths(parser: argparse.ArgumentParser, db: bool = True, sock: bool = True) -> None:
+    if db:
+        parser.add_argument("--db", type=Path, help="database file (default: data directory)")
+    if sock:
+        parser.add_argument("--socket", type=Path, help="daemon socket (default: runtime dir)")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tradelog", description=(
+        "Event-sourced persistence for trading bots: an append-only SQLite event log "
+        "with views, served over a Unix socket."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the daemon")
+    _add_paths(serve)
+    serve.add_argument("--inbox", type=Path, help="watch this folder for files to import")
+    serve.add_argument("--log-format", choices=["auto", "json", "console"])
+    sub.add_parser("schema", help="print the JSON Schema of a wire event")
+    verify = sub.add_parser("verify", help="check the hash chain and append-only triggers")
+    _add_paths(verify, sock=False)
+    rebuild = sub.add_parser("rebuild", help="rebuild every view from the log")
+    _add_paths(rebuild, sock=False)
+    show = sub.add_parser("show", help="print a view")
+    show.add_argument("view", choices=["positions", "trades", "balances", "daily", "signals",
+                                       "orders", "journal"])
+    _add_paths(show)
+    show.add_argument("--account")
+    show.add_argument("--symbol")
+    show.add_argument("--since")
+    show.add_argument("--until")
+    show.add_argument("--limit", type=int)
+    show.add_argument("--as-of", help="a seq number or an RFC 3339 time")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    emit = sub.add_parser("emit", help="append events: JSON lines on stdin, or one from flags")
+    _add_paths(emit, db=False)
+    emit.add_argument("--type", dest="event_type")
+    emit.add_argument("--account")
+    emit.add_argument("--source", default="cli/emit")
+    emit.add_argument("--id", dest="event_id")
+    emit.add_argument("--time", help="RFC 3339 time (default: now)")
+    emit.add_argument("--data", help="the event's data as a JSON object")
+    emit.add_argument("--batch", type=int, default=500, help="events per append from stdin")
+    tail = sub.add_parser("tail", help="print events as they are committed")
+    _add_paths(tail, db=False)
+    tail.add_argument("--from", dest="from_seq", type=int,
+                      help="first seq (default: only new events)")
+    tail.add_argument("--account")
+    tail.add_argument("--types", help="comma-separated event types")
+    tail.add_argument("--count", type=int, help="stop after this many events")
+    health = sub.add_parser("health", help="ask the daemon how it is")
+    _add_paths(health, db=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tradelog`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "schema":
+        from schemas import wire_event_json_schema
+
+        print(json.dumps(wire_event_json_schema(), indent=2))
+        return 0
+    try:
+        return _run(args)
+    except TradelogError as exc:
+        print(f"tradelog: {exc}", file=sys.stderr)
+        return 1
+    except (ConnectionError, FileNotFoundError) as exc:
+        print(f"tradelog: cannot reach the daemon: {exc}; is `tradelog serve` running on "
+              "that socket?", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config(args: argparse.Namespace) -> Any:
+    overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
+                 "inbox": getattr(args, "inbox", None),
+                 "log_format": getattr(args, "log_format", None)}
+    return load_config(args.config, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.command == "serve":
+        from daemon.logs import configure_logging
+        from daemon.server import serve
+
+        configure_logging(config.log_format, config.log_level)
+        return asyncio.run(serve(config, args.config))
+    from daemon import commands
+
+    handler = getattr(commands, args.command)
+    code: int = handler(args, config)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The CLI's commands other than ``serve``: each takes the parsed args and the config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from daemon.client import AsyncClient, Client, RemoteError
+from daemon.config import Config
+from daemon.jsonread import JSONReadError, dumps, loads
+from eventstore.recorder import Recorder
+from projections.query import ViewQuery, query_view
+from projections.startup import rebuild_views
+
+__all__ = ["emit", "health", "rebuild", "show", "tail", "verify"]
+
+
+def verify(args: argparse.Namespace, config: Config) -> int:
+    """Exit 0 with a summary when the chain holds; 1 naming the first bad event."""
+
+    async def run() -> int:
+        recorder = await Recorder.open(config.db, readonly=True)
+        try:
+            report = await recorder.verify()
+        finally:
+            await recorder.close()
+        if report.ok:
+            print(f"verify: ok: {report.checked} events, chain intact, last hash "
+                  f"{report.last_hash[:16]}…, append-only triggers in place ({config.db})")
+            return 0
+        where = f"seq {report.bad_seq}: " if report.bad_seq is not None else ""
+        print(f"verify: FAILED at {where}{report.reason} ({report.checked} events good before "
+              f"it; {config.db})")
+        return 1
+
+    return asyncio.run(run())
+
+
+def rebuild(args: argparse.Namespace, config: Config) -> int:
+    """Rebuild every view from the log with a progress bar and the rate in events/s."""
+
+    async def run() -> int:
+        recorder = await Recorder.open(config.db)
+        try:
+            total = await recorder.last_seq()
+            started = time.perf_counter()
+            with Progress(TextColumn("rebuilding views"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total} events"),
+                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                          console=Console(stderr=True)) as progress:
+                task = progress.add_task("rebuild", total=total, rate="")
+
+                def advance(n: int) -> None:
+                    done = progress.tasks[0].completed + n
+                    elapsed = max(time.perf_counter() - started, 1e-9)
+                    progress.update(task, completed=done, rate=f"{done / elapsed:,.0f} events/s")
+
+                _, folded = await rebuild_views(recorder, advance)
+            elapsed = time.perf_counter() - started
+            rate = folded / elapsed if elapsed else 0.0
+            print(f"rebuild: {folded} events folded in {elapsed:.2f} s ({rate:,.0f} events/s)")
+            return 0
+        finally:
+            await recorder.close()
+
+    return asyncio.run(run())
+
+
+def _as_of(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def show(args: argparse.Namespace, config: Config) -> int:
+    """Print a view: read-only from the file with ``--db``, or from the daemon with --socket."""
+    query = ViewQuery(view=args.view, account=args.account, symbol=args.symbol,
+                      since=args.since, until=args.until, limit=args.limit,
+                      as_of=_as_of(args.as_of))
+    if args.socket is not None and args.db is None:
+        filters = {k: v for k, v in vars(query).items() if k != "view" and v is not None}
+        try:
+            with Client(args.socket, retry_for_s=5) as client:
+                answer = client.query(args.view, **filters)
+        except RemoteError as exc:
+            print(f"tradelog: {exc.message}", file=sys.stderr)
+            return 1
+    else:
+
+        async def run() -> dict[str, Any]:
+            recorder = await Recorder.open(config.db, readonly=True)
+            try:
+                return await query_view(recorder, query)
+            finally:
+                await recorder.close()
+
+        answer = asyncio.run(run())
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print_view(answer)
+    return 0
+
+
+def print_view(answer: dict[str, Any], console: Console | None = None) -> None:
+    """A view answer as a readable table."""
+    rows = answer["rows"]
+    table = Table(title=f"{answer['view']} (as of seq {answer['as_of_seq']})")
+    columns = list(rows[0]) if rows else ["(no rows)"]
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    (console or Console()).print(table)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def emit(args: argparse.Namespace, config: Config) -> int:
+    """Append one event from flags, or JSON lines from stdin in batches; prints results."""
+    if args.event_type:
+        if not (args.account and args.data):
+            print("tradelog emit: --type needs --account and --data", file=sys.stderr)
+            return 2
+        try:
+            data = loads(args.data.encode())
+        except JSONReadError as exc:
+            print(f"tradelog emit: --data is not JSON: {exc}", file=sys.stderr)
+            return 2
+        batches: list[list[Any]] = [[{
+            "id": args.event_id or str(uuid.uuid4()), "source": args.source,
+            "type": args.event_type, "time": args.time or _now(), "account": args.account,
+            "data": data}]]
+    else:
+        events: list[Any] = []
+        for number, line in enumerate(sys.stdin.buffer, 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(loads(line))
+            except JSONReadError as exc:
+                print(f"tradelog emit: line {number}: {exc}", file=sys.stderr)
+                return 2
+        batches = [events[i:i + args.batch] for i in range(0, len(events), args.batch)]
+    stored = duplicates = 0
+    with Client(config.socket) as client:
+        for batch in batches:
+            try:
+                result = client.append(batch)
+            except RemoteError as exc:
+                print(f"tradelog emit: refused: {exc.message}", file=sys.stderr)
+                if exc.data:
+                    print(json.dumps(exc.data, indent=2), file=sys.stderr)
+                return 1
+            for item in result["results"]:
+                duplicates += item["duplicate"]
+                stored += not item["duplicate"]
+            last = result["last_seq"]
+    print(f"emit: {stored} stored, {duplicates} duplicates, last seq {last}")
+    return 0
+
+
+def tail(args: argparse.Namespace, config: Config) -> int:
+    """Print committed events as JSON lines (``--count`` to stop after N)."""
+    types = args.types.split(",") if args.types else None
+
+    async def run() -> int:
+        async with AsyncClient(config.socket) as client:
+            start = args.from_seq
+            if start is None:
+                start = (await client.health())["last_seq"] + 1
+            seen = 0
+            async for event in client.subscribe(from_seq=start, account=args.account,
+                                                types=types):
+                print(json.dumps(event), flush=True)
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    break
+        return 0
+
+    return asyncio.run(run())
+
+
+def health(args: argparse.Namespace, config: Config) -> int:
+    """Print the daemon's health as JSON; exit 1 when it cannot be reached."""
+    try:
+        with Client(config.socket, retry_for_s=2) as client:
+            sys.stdout.write(dumps(client.health()).decode())
+    except OSError as exc:
+        print(f"tradelog: no daemon at {config.socket}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,362 @@
+"""One client connection: NDJSON framing, limits, JSON-RPC dispatch, flow control.
+
+An ``asyncio.Protocol``: bytes come in through ``data_received``, complete lines are
+decoded strictly and dispatched at once (so pipelined appends keep their order in
+the writer's queue); answers go out as they are ready, each carrying its ``id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+from daemon.access import Peer
+from daemon.jsonread import JSONReadError, dumps, loads
+from daemon.logs import get_logger
+from daemon.rpc import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    Request,
+    RpcError,
+    error_answer,
+    error_from_exception,
+    parse_request,
+    result_answer,
+)
+from daemon.service import Service
+from eventstore.record import AppendOutcome
+
+__all__ = ["Connection", "peer_credentials"]
+
+log = get_logger("tradelog.connection")
+
+
+def peer_credentials(sock: socket.socket | None) -> Peer:
+    """pid/uid/gid of the peer of a Unix socket (SO_PEERCRED); Nones when unavailable."""
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return Peer(None, None, None)
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return Peer(None, None, None)
+    pid, uid, gid = struct.unpack("3i", raw)
+    return Peer(pid, uid, gid)
+
+
+class Connection(asyncio.Protocol):
+    """The daemon's side of one client connection."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.transport: asyncio.Transport | None = None
+        self.peer = Peer(None, None, None)
+        self.buffer = bytearray()
+        self.closed = False
+        self.accepting = True
+        self.write_paused = False
+        self.inflight = 0
+        self.reading_paused = False
+        self.subscriptions: set[str] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._partial_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._counted = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = peer_credentials(transport.get_extra_info("socket"))
+        limits = self.service.config.limits
+        service = self.service
+        if len(service.connections) >= limits.max_connections:
+            self._refuse(f"too many connections (at most {limits.max_connections}); "
+                         "retry later")
+            return
+        if service.per_uid.get(self.peer.uid, 0) >= limits.max_connections_per_uid:
+            self._refuse(f"too many connections from uid {self.peer.uid} (at most "
+                         f"{limits.max_connections_per_uid}); close some and retry")
+            return
+        service.connections.add(self)
+        service.per_uid[self.peer.uid] = service.per_uid.get(self.peer.uid, 0) + 1
+        self._counted = True
+        if not self.accepting:
+            transport.pause_reading()
+
+    def _refuse(self, why: str) -> None:
+        log.warning("connection_refused", reason=why, peer_pid=self.peer.pid,
+                    peer_uid=self.peer.uid)
+        self.send(error_answer(None, INVALID_REQUEST, why), force=True)
+        self.close_soon()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._writable.set()
+        for timer in (self._partial_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        if self._counted:
+            service = self.service
+            service.connections.discard(self)
+            service.per_uid[self.peer.uid] -= 1
+            if not service.per_uid[self.peer.uid]:
+                del service.per_uid[self.peer.uid]
+            self._counted = False
+        for sid in list(self.subscriptions):
+            self.service.drop_subscription(sid)
+
+    def close_soon(self, grace_s: float = 1.0) -> None:
+        """Close after flushing what is written; abort if the peer does not read it."""
+        if self.transport is None or self.closed:
+            return
+        self.closed = True
+        self.transport.close()
+        transport = self.transport
+        asyncio.get_running_loop().call_later(grace_s, transport.abort)
+
+    def stop_reading(self) -> None:
+        """Take no new requests (used while draining)."""
+        self.accepting = False
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    # ------------------------------------------------------------ writing
+
+    def send(self, message: Any, force: bool = False) -> None:
+        if self.transport is None or (self.closed and not force):
+            return
+        if self.transport.is_closing():
+            return
+        self.transport.write(dumps(message))
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._writable.clear()
+        timeout = self.service.config.limits.write_timeout_s
+        self._write_timer = asyncio.get_running_loop().call_later(timeout, self._write_stuck)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._writable.set()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_stuck(self) -> None:
+        log.warning("client_not_reading", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
+                    timeout_s=self.service.config.limits.write_timeout_s)
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    async def wait_writable(self) -> bool:
+        """Wait until the client has read enough of its answers; False if it never does."""
+        if not self.write_paused:
+            return not self.closed
+        await self._writable.wait()
+        return not self.closed
+
+    # ------------------------------------------------------------ reading
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.buffer += data
+        limit = self.service.config.limits.max_line_bytes
+        start = 0
+        while not self.closed:
+            end = self.buffer.find(b"\n", start)
+            if end < 0:
+                break
+            if end - start > limit:
+                self._oversized(limit)
+                return
+            line = bytes(self.buffer[start:end])
+            start = end + 1
+            self._line(line)
+        del self.buffer[:start]
+        if self.closed:
+            return
+        if len(self.buffer) > limit:
+            self._oversized(limit)
+            return
+        self._arm_partial_timer()
+
+    def eof_received(self) -> bool | None:
+        # A last line without "\n" is not processed (PROTOCOL.md); answers still go out.
+        self.buffer.clear()
+        self._arm_partial_timer()
+        return True
+
+    def _arm_partial_timer(self) -> None:
+        if self._partial_timer is not None:
+            self._partial_timer.cancel()
+            self._partial_timer = None
+        if self.buffer:
+            timeout = self.service.config.limits.partial_line_timeout_s
+            self._partial_timer = asyncio.get_running_loop().call_later(
+                timeout, self._partial_expired)
+
+    def _partial_expired(self) -> None:
+        log.warning("partial_line_timeout", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
+                    buffered_bytes=len(self.buffer))
+        self.send(error_answer(None, INVALID_REQUEST, "a request line was left unfinished "
+                               "for too long; end each request with \\n"))
+        self.buffer.clear()
+        self.close_soon()
+
+    def _oversized(self, limit: int) -> None:
+        log.warning("line_too_long", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
+                    limit_bytes=limit)
+        self.send(error_answer(None, INVALID_REQUEST,
+                               f"request line longer than {limit} bytes; the connection is "
+                               "closed. Split large appends into several requests"))
+        self.buffer.clear()
+        self.close_soon()
+
+    def _line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            message = loads(line)
+        except JSONReadError as exc:
+            self.send(error_answer(None, PARSE_ERROR, f"parse error: {exc}"))
+            return
+        if isinstance(message, list):
+            if not message:
+                self.send(error_answer(None, INVALID_REQUEST, "an empty batch is not a request"))
+                return
+            self._track(self._batch(message))
+            return
+        answer = self._dispatch(message)
+        if isinstance(answer, dict):
+            self.send(answer)
+        elif answer is not None:
+            self._track(self._answer_later(answer))
+
+    # ------------------------------------------------------------ dispatch
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        self.inflight += 1
+        if (self.inflight >= self.service.config.limits.max_inflight_per_connection
+                and not self.reading_paused and self.transport is not None):
+            self.reading_paused = True
+            self.transport.pause_reading()
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        self.inflight -= 1
+        if (self.reading_paused and self.accepting and self.transport is not None
+                and self.inflight < self.service.config.limits.max_inflight_per_connection):
+            self.reading_paused = False
+            self.transport.resume_reading()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("request_task_failed", error=repr(task.exception()))
+
+    async def _answer_later(self, pending: asyncio.Future[dict[str, Any] | None]) -> None:
+        answer = await pending
+        if answer is not None:
+            self.send(answer)
+
+    async def _batch(self, messages: list[Any]) -> None:
+        answers: list[Any] = []
+        waits: list[asyncio.Future[dict[str, Any] | None]] = []
+        for message in messages:
+            answer = self._dispatch(message)
+            if isinstance(answer, dict):
+                answers.append(answer)
+            elif answer is not None:
+                waits.append(answer)
+        for wait in waits:
+            result = await wait
+            if result is not None:
+                answers.append(result)
+        if answers:
+            self.send(answers)
+
+    def _dispatch(self, message: Any) -> dict[str, Any] | asyncio.Future[Any] | None:
+        """Answer now (a dict), later (a future of the answer), or never (None)."""
+        try:
+            request = parse_request(message)
+        except RpcError as exc:
+            request_id = message.get("id") if isinstance(message, dict) else None
+            if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+                request_id = None
+            return error_answer(request_id, exc.code, exc.message, exc.data)
+        try:
+            return self._call(request)
+        except Exception as exc:
+            return self._error(request, exc)
+
+    def _error(self, request: Request, exc: BaseException) -> dict[str, Any] | None:
+        error = error_from_exception(exc)
+        if error.code == -32603:
+            log.error("request_failed", method=request.method, request_id=request.id,
+                      peer_pid=self.peer.pid, peer_uid=self.peer.uid, error=repr(exc))
+        else:
+            log.info("request_refused", method=request.method, request_id=request.id,
+                     peer_pid=self.peer.pid, peer_uid=self.peer.uid, code=error.code,
+                     error=error.message)
+        if not request.has_id:
+            return None
+        return error_answer(request.id, error.code, error.message, error.data)
+
+    def _call(self, request: Request) -> dict[str, Any] | asyncio.Future[Any] | None:
+        service = self.service
+        method = request.method
+        if method == "append":
+            append = service.prepare_append(request.params, self.peer)
+            committed = service.submit(append, self.peer, request.id)
+            return asyncio.ensure_future(self._finish_append(request, committed))
+        if method == "health":
+            return self._result(request, service.health())
+        if method == "subscribe":
+            sub = service.subscribe(request.params, self.peer, self)
+            answer = self._result(request, {"subscription": sub.sid})
+            if answer is not None:
+                self.send(answer)
+            service.start_pump(sub)
+            return None
+        if method == "unsubscribe":
+            return self._result(request, {"unsubscribed": service.unsubscribe(
+                request.params, self)})
+        if method == "query":
+            return asyncio.ensure_future(self._run(request, service.query(
+                request.params, self.peer)))
+        if method == "read":
+            return asyncio.ensure_future(self._run(request, service.read(
+                request.params, self.peer)))
+        raise service.method_not_found(method)
+
+    def _result(self, request: Request, result: Any) -> dict[str, Any] | None:
+        return result_answer(request.id, result) if request.has_id else None
+
+    async def _run(self, request: Request, work: Any) -> dict[str, Any] | None:
+        try:
+            return self._result(request, await work)
+        except Exception as exc:
+            return self._error(request, exc)
+
+    async def _finish_append(self, request: Request,
+                             committed: asyncio.Future[AppendOutcome]) -> dict[str, Any] | None:
+        try:
+            outcome = await committed
+        except asyncio.CancelledError:
+            # Outcome unknown (the daemon is stopping on a storage fault): no answer.
+            return None
+        except Exception as exc:
+            return self._error(request, exc)
+        if outcome.error is not None:
+            return self._error(request, outcome.error)
+        return self._result(request, {
+            "results": [r.to_wire() for r in outcome.results],
+            "last_seq": outcome.last_seq,
+        })

@@ -1,0 +1,97 @@
+"""Strict JSON reading for the wire (PROTOCOL.md, "Transport").
+
+Non-integer numbers become ``Decimal`` (never a binary float); NaN and infinities,
+duplicate keys, invalid UTF-8 and nesting deeper than 64 are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "JSONReadError", "dumps", "loads"]
+
+MAX_DEPTH = 64
+
+
+class JSONReadError(ValueError):
+    """The bytes are not strict JSON; the message says why (answered as -32700)."""
+
+
+def _constant(name: str) -> Any:
+    raise JSONReadError(f"{name} is not a JSON number; send finite numbers only")
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise JSONReadError(f"duplicate key {key[:40]!r} in one object")
+        result[key] = value
+    return result
+
+
+def _depth_ok(value: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return False
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list))
+    return True
+
+
+_decoder = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_pairs, strict=True
+)
+
+
+def loads(raw: bytes) -> Any:
+    """Decode one JSON value from UTF-8 bytes, strictly.
+
+    Raises:
+        JSONReadError: invalid UTF-8, invalid JSON, NaN/Infinity, duplicate keys,
+            numbers too long, or nesting deeper than 64.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JSONReadError(f"invalid UTF-8 at byte {exc.start}") from None
+    try:
+        value = _decoder.decode(text)
+    except JSONReadError:
+        raise
+    except RecursionError:
+        raise JSONReadError(f"nesting deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise JSONReadError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                            ) from None
+    except ValueError as exc:
+        raise JSONReadError(f"invalid JSON: {exc}") from None
+    if not _depth_ok(value):
+        raise JSONReadError(f"nesting deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_encoder = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+)
+
+
+def dumps(value: Any) -> bytes:
+    """One JSON line (UTF-8, ``\\n``-terminated) for the wire."""
+    return (_encoder.encode(value) + "\n").encode()

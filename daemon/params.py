@@ -1,0 +1,81 @@
+"""The params of each method (PROTOCOL.md, "Methods"), checked strictly by pydantic."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticValidationError
+
+from eventstore.errors import ValidationError
+from schemas.values import ACCOUNT_PATTERN
+
+__all__ = [
+    "AppendParams",
+    "QueryParams",
+    "ReadParams",
+    "SubscribeParams",
+    "UnsubscribeParams",
+    "check_params",
+]
+
+M = TypeVar("M", bound=BaseModel)
+AccountName = Annotated[StrictStr, Field(pattern=ACCOUNT_PATTERN)]
+Seq = Annotated[StrictInt, Field(ge=1)]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ExpectedVersion(_Params):
+    account: AccountName
+    version: Annotated[StrictInt, Field(ge=0)]
+
+
+class AppendParams(_Params):
+    events: Annotated[list[Any], Field(min_length=1)]
+    expected_version: ExpectedVersion | None = None
+
+
+class QueryParams(_Params):
+    view: StrictStr
+    account: AccountName | None = None
+    symbol: StrictStr | None = None
+    since: StrictStr | None = None
+    until: StrictStr | None = None
+    limit: Annotated[StrictInt, Field(ge=1)] | None = None
+    as_of: Annotated[StrictInt, Field(ge=0)] | StrictStr | None = None
+
+
+class ReadParams(_Params):
+    from_seq: Seq = 1
+    limit: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1000
+    account: AccountName | None = None
+    types: list[StrictStr] | None = None
+
+
+class SubscribeParams(_Params):
+    from_seq: Seq = 1
+    account: AccountName | None = None
+    types: list[StrictStr] | None = None
+
+
+class UnsubscribeParams(_Params):
+    subscription: StrictStr
+
+
+def check_params(model: type[M], params: dict[str, Any]) -> M:
+    """Validate ``params``; raises ``ValidationError`` listing each path and what to fix."""
+    try:
+        return model.model_validate(params)
+    except PydanticValidationError as exc:
+        problems = [
+            {"path": ".".join(str(p) for p in err["loc"]),
+             "message": "unknown parameter" if err["type"] == "extra_forbidden"
+             else str(err["msg"])}
+            for err in exc.errors(include_url=False)
+        ]
+        first = problems[0]
+        raise ValidationError(f"invalid params: {first['path']}: {first['message']}",
+                              problems) from None

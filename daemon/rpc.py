@@ -1,0 +1,133 @@
+"""JSON-RPC 2.0 framing, pure: request shapes, answers and error codes (PROTOCOL.md).
+
+No I/O here: the server feeds decoded values in and writes out what comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from eventstore.errors import (
+    IdempotencyConflictError,
+    NotPermittedError,
+    StorageUnavailableError,
+    TradelogError,
+    ValidationError,
+    VersionConflictError,
+)
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "IDEMPOTENCY_CONFLICT",
+    "METHOD_NOT_FOUND",
+    "NOT_PERMITTED",
+    "PARSE_ERROR",
+    "STORAGE_UNAVAILABLE",
+    "VERSION_CONFLICT",
+    "Request",
+    "RpcError",
+    "error_answer",
+    "error_from_exception",
+    "parse_request",
+    "result_answer",
+]
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+STORAGE_UNAVAILABLE = -32001
+IDEMPOTENCY_CONFLICT = -32002
+VERSION_CONFLICT = -32003
+NOT_PERMITTED = -32004
+
+
+class RpcError(Exception):
+    """An error to answer with: ``code``, ``message`` and optional ``data``."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A well-formed request; ``id`` is absent (``has_id`` False) for a notification."""
+
+    method: str
+    params: dict[str, Any]
+    id: Any
+    has_id: bool
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int | Decimal) and not isinstance(value, bool))
+
+
+def parse_request(message: Any) -> Request:
+    """Check one JSON-RPC request object (jsonrpc.org/specification, section 4).
+
+    Raises:
+        RpcError: -32600 for a malformed request, -32602 for params that are not an object.
+    """
+    if not isinstance(message, dict):
+        raise RpcError(INVALID_REQUEST, "a request must be a JSON object")
+    if message.get("jsonrpc") != "2.0":
+        raise RpcError(INVALID_REQUEST, 'a request must carry "jsonrpc": "2.0"')
+    method = message.get("method")
+    if not isinstance(method, str):
+        raise RpcError(INVALID_REQUEST, '"method" must be a string')
+    extra = set(message) - {"jsonrpc", "method", "params", "id"}
+    if extra:
+        raise RpcError(INVALID_REQUEST, f"unknown request members: {', '.join(sorted(extra))}")
+    has_id = "id" in message
+    if has_id and not _valid_id(message["id"]):
+        raise RpcError(INVALID_REQUEST, '"id" must be a string, a number or null')
+    params = message.get("params", {})
+    if isinstance(params, list):
+        if params:
+            raise RpcError(INVALID_PARAMS, "params must be an object (by name), not a list")
+        params = {}
+    if not isinstance(params, dict):
+        raise RpcError(INVALID_PARAMS, "params must be an object")
+    return Request(method, params, message.get("id"), has_id)
+
+
+def result_answer(request_id: Any, result: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def error_from_exception(exc: BaseException) -> RpcError:
+    """Map our error tree to PROTOCOL.md codes; anything unexpected is -32603."""
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return RpcError(INVALID_PARAMS, str(exc),
+                        {"errors": exc.problems} if exc.problems else None)
+    if isinstance(exc, StorageUnavailableError):
+        return RpcError(STORAGE_UNAVAILABLE, str(exc))
+    if isinstance(exc, IdempotencyConflictError):
+        return RpcError(IDEMPOTENCY_CONFLICT, str(exc),
+                        {"source": exc.source, "id": exc.event_id, "seq": exc.seq})
+    if isinstance(exc, VersionConflictError):
+        return RpcError(VERSION_CONFLICT, str(exc),
+                        {"account": exc.account, "version": exc.version})
+    if isinstance(exc, NotPermittedError):
+        return RpcError(NOT_PERMITTED, str(exc))
+    if isinstance(exc, TradelogError):
+        return RpcError(STORAGE_UNAVAILABLE, str(exc))
+    return RpcError(INTERNAL_ERROR, "internal error; the daemon logged it")

@@ -1,0 +1,184 @@
+"""``tradelog serve``: the daemon's lifecycle around the service.
+
+Start: open the log (refusing a second daemon on the same file), bring the views up to
+date, listen (socket activation or our own 0660 socket), then READY=1. SIGTERM/SIGINT:
+stop accepting, stop reading requests, commit and answer what was accepted, close,
+exit 0. SIGHUP: reload the config file. A storage fault that leaves the file in doubt:
+log it and exit 70 so systemd restarts the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from daemon import systemd
+from daemon.config import Config, load_config
+from daemon.connection import Connection
+from daemon.logs import get_logger
+from daemon.service import Service
+from eventstore.errors import DatabaseFileError, TradelogError
+from eventstore.recorder import Recorder
+from projections.startup import open_views
+
+__all__ = ["EXIT_IN_DOUBT", "serve"]
+
+EXIT_IN_DOUBT = 70
+log = get_logger("tradelog.server")
+
+
+def _lock(db: Path) -> IO[str]:
+    """Hold an exclusive lock beside the database so that one daemon serves one file."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    handle = (db.parent / (db.name + ".lock")).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise DatabaseFileError(
+            f"{db} is already served by another tradelog daemon (pid {holder}); "
+            "talk to it over its socket instead") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _listen(path: Path, mode: int) -> socket.socket:
+    """Our own listening socket at ``path`` (a stale one is replaced, a live one refused)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()
+        else:
+            raise DatabaseFileError(f"another daemon is listening on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, mode)
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+async def _watchdog(interval: float, service: Service) -> None:
+    while True:
+        await asyncio.sleep(interval / 2)
+        if not service.fatal.is_set():
+            systemd.notify("WATCHDOG=1")
+
+
+async def serve(config: Config, config_file: Path | None = None,
+                shutdown_trigger: asyncio.Event | None = None,
+                reload: Callable[[], Config] | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT (or ``shutdown_trigger``); return the exit code.
+
+    Raises:
+        TradelogError: the database or socket cannot be opened (nothing served).
+    """
+    lock = _lock(config.db)
+    started = time.perf_counter()
+    systemd.notify("STATUS=opening the event log")
+    recorder = await Recorder.open(config.db)
+    server: asyncio.Server | None = None
+    owned_socket: Path | None = None
+    try:
+        systemd.notify("STATUS=bringing the views up to date")
+        runner, folded = await open_views(recorder)
+        last_seq = await recorder.last_seq()
+        service = Service(config, recorder, runner, last_seq)
+        service.start()
+        activated = systemd.listen_sockets()
+        if activated:
+            sock = activated[0]
+        else:
+            sock = _listen(config.socket, config.socket_mode)
+            owned_socket = config.socket
+        loop = asyncio.get_running_loop()
+        server = await loop.create_unix_server(lambda: Connection(service), sock=sock)
+        stop = shutdown_trigger or asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+
+        def on_hup() -> None:
+            try:
+                fresh = reload() if reload else load_config(config_file)
+            except TradelogError as exc:
+                log.error("config_reload_failed", error=str(exc))
+                return
+            service.reload(fresh)
+            log.info("config_reloaded", file=str(config_file) if config_file else None)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        watchdog = systemd.watchdog_interval()
+        dog = asyncio.create_task(_watchdog(watchdog, service)) if watchdog else None
+        log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
+                 socket_activated=bool(activated), last_seq=last_seq,
+                 projection_seq=runner.position, caught_up_events=folded,
+                 startup_ms=round((time.perf_counter() - started) * 1000, 1), pid=os.getpid())
+        systemd.notify("READY=1", f"STATUS=serving; last seq {last_seq}",
+                       f"MAINPID={os.getpid()}")
+        fatal = asyncio.ensure_future(service.fatal.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([fatal, stopping], return_when=asyncio.FIRST_COMPLETED)
+        fatal.cancel()
+        stopping.cancel()
+        if dog is not None:
+            dog.cancel()
+        if service.fatal.is_set():
+            log.critical("daemon_exiting", reason=service.fatal_reason,
+                         advice="the database may be in doubt; run `tradelog verify`")
+            systemd.notify("STATUS=storage fault; exiting for a restart")
+            for conn in list(service.connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+            return EXIT_IN_DOUBT
+        await _drain(service, server, config.shutdown_timeout_s)
+        return 0
+    finally:
+        if server is not None:
+            server.close()
+        if owned_socket is not None:
+            with contextlib.suppress(OSError):
+                owned_socket.unlink()
+        await recorder.close()
+        lock.close()
+
+
+async def _drain(service: Service, server: asyncio.Server, timeout_s: float) -> None:
+    systemd.notify("STOPPING=1", "STATUS=draining: committing accepted appends")
+    log.info("daemon_draining", connections=len(service.connections))
+    server.close()
+    for conn in list(service.connections):
+        conn.stop_reading()
+    for sid in list(service.subscriptions):
+        service.drop_subscription(sid)
+    await service.stop_writer()
+    pending = [t for conn in service.connections for t in conn.tasks]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(
+            c.transport is not None and not c.transport.is_closing()
+            and c.transport.get_write_buffer_size() for c in service.connections):
+        await asyncio.sleep(0.01)
+    for conn in list(service.connections):
+        if conn.transport is not None:
+            conn.transport.close()
+    await asyncio.sleep(0)
+    log.info("daemon_stopped", last_seq=service.last_seq)
