@@ -39,5 +39,5 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A bound structlog logger with ``logger=name``."""
-    return structlog.get_logger().bind(logger=name)
+    """A lazy structlog logger carrying ``component=name``, configured at first use."""
+    return structlog.get_logger(component=name)
