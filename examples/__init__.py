@@ -1,0 +1,1 @@
+"""Example bots and the demo that runs them against a real daemon."""
