@@ -17,9 +17,13 @@ from schemas.values import DECIMAL_CONTEXT
 
 __all__ = ["PROJECTION_VERSION", "apply", "fold"]
 
-PROJECTION_VERSION = 1
+PROJECTION_VERSION = 2
 """Bumped whenever the fold's rules or the views' tables change; a stored version that
-differs makes the runner rebuild every view from the log on start."""
+differs makes the runner rebuild every view from the log on start.
+
+2: rows made in the money context (balance, equity and loss_used were rounded to 28
+digits); a reducing fill uses its position's multiplier; a fill's own position is always
+rewritten."""
 
 _STEPS = (signals.apply, orders.apply, positions.apply, balances.apply, daily.apply,
           journal.apply)

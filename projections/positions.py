@@ -3,13 +3,17 @@
 Rules (EVENTS.md, "Position accounting"; the average-cost method as in NautilusTrader's
 ``Position`` and freqtrade's partial exits):
 
-- key: ``position_id`` when the fill has one (hedging), else ``symbol`` (netting);
+- key: ``position_id`` when the fill has one (hedging), else ``symbol`` (netting); a
+  fill whose ``position_id`` names an open position of another symbol still belongs to
+  that position (EVENTS.md keys on the id alone), which keeps its symbol;
 - opening or adding: avg = (|q| * avg + qty * price) / (|q| + qty);
 - reducing: closed = min(qty, |q|); gross += closed * (price - avg) * sign(q) * multiplier;
   the average is unchanged;
 - a fill larger than the position closes it and opens the rest at the fill price, its
   fee split between the two parts in proportion to quantity;
 - every fee is charged to the round trip it belongs to; a round trip runs flat to flat;
+- the multiplier is the position's, set by the fill that opened it (a contract's size
+  does not change while it is held);
 - unrealized = (mark - avg) * q * multiplier, mark = the latest ``mark`` price of the
   symbol in the account, else its latest fill price.
 
@@ -71,7 +75,7 @@ def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: 
         symbol=data["symbol"],
         quantity=quantity if data["side"] == "buy" else -quantity,
         avg_price=price,
-        multiplier=Decimal(data["multiplier"]),
+        multiplier=Decimal(data.get("multiplier", "1")),
         opened_at=at,
         last_fill_at=at,
         trade_id=event.event_id,
@@ -135,8 +139,7 @@ def apply(state: State, event: StoredEvent) -> State:
     key = data.get("position_id") or symbol
     quantity = Decimal(data["quantity"])
     price = Decimal(data["price"])
-    fee = Decimal(data["fee"])
-    multiplier = Decimal(data["multiplier"])
+    fee = Decimal(data.get("fee", "0"))
     effect = state.effect = Effect(fee=fee)
     account.last_fills[symbol] = price
     state.dirty_marks.add((event.account, symbol))
@@ -161,7 +164,7 @@ def apply(state: State, event: StoredEvent) -> State:
         size = abs(position.quantity)
         closed = min(quantity, size)
         sign = 1 if position.quantity > 0 else -1
-        gross = _q(closed * (price - position.avg_price) * sign * multiplier)
+        gross = _q(closed * (price - position.avg_price) * sign * position.multiplier)
         close_fee = fee if quantity <= size else _q(fee * closed / quantity)
         position.gross_pnl += gross
         position.fees += close_fee
@@ -186,5 +189,8 @@ def apply(state: State, event: StoredEvent) -> State:
             else:
                 _refresh_symbol(state, account, symbol)
                 return state
+    # The fill's own position is always rewritten, even when a position_id was reused
+    # with another symbol (the position keeps the symbol of its opening fill).
+    refresh_unrealized(state, account, position)
     _refresh_symbol(state, account, symbol)
     return state

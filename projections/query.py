@@ -2,13 +2,13 @@
 
 The same SQL serves both: now it runs on the database's reader connection; for
 ``as_of`` it runs on a scratch copy of the views folded from events 1..N (starting from
-the nearest stored snapshot, see ``projections.snapshots``).
+seq 1).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from eventstore.errors import ValidationError
@@ -35,8 +35,10 @@ _ORDER = {
     "trades": "closed_seq",
     "balances": "account",
     "daily": "date, account",
-    "signals": "created_at, account, signal_id",
-    "orders": "created_at, account, order_id",
+    # julianday: view times are RFC 3339 text whose fraction is left out when zero, so
+    # "12:00:00.5Z" sorts before "12:00:00Z" as text.
+    "signals": "julianday(created_at), account, signal_id",
+    "orders": "julianday(created_at), account, order_id",
     "journal": "seq",
 }
 MAX_LIMIT = 100_000
@@ -127,13 +129,18 @@ def build_sql(q: ViewQuery) -> tuple[str, list[Any]]:
 
 async def as_of_seq(recorder: Recorder, as_of: int | str) -> int:
     """The seq an ``as_of`` names: the int itself (capped at the log's end), or the last
-    event recorded at or before the time."""
+    event recorded at or before the time.
+
+    ``recorded_at`` is stored as fixed-width UTC text with microseconds
+    (``2024-03-01T12:00:00.123456Z``), so the time is put in the same form and compared
+    as text: exact to the microsecond (SQLite's ``julianday`` keeps only milliseconds).
+    """
     if isinstance(as_of, int):
         return min(as_of, await recorder.last_seq())
-    moment = parse_time(as_of)
+    moment = parse_time(as_of).astimezone(UTC)
+    text = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
     rows = await recorder.fetch(
-        "SELECT coalesce(max(seq), 0) FROM events WHERE julianday(recorded_at) <= julianday(?)",
-        (moment.isoformat(),))
+        "SELECT coalesce(max(seq), 0) FROM events WHERE recorded_at <= ?", (text,))
     return int(rows[0][0])
 
 

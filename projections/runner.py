@@ -12,6 +12,7 @@ past the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import localcontext
 from typing import Any
 
 from eventstore.record import StoredEvent
@@ -19,6 +20,7 @@ from eventstore.recorder import Statement
 from projections import tables as t
 from projections.fold import PROJECTION_VERSION, apply
 from projections.state import State
+from schemas.values import DECIMAL_CONTEXT
 
 __all__ = ["CHECKPOINT_DDL", "ViewRunner", "checkpoint_statement"]
 
@@ -34,7 +36,17 @@ def checkpoint_statement(last_seq: int) -> Statement:
 
 
 def drain(state: State, suffix: str = "") -> list[Statement]:
-    """The writes for every row the fold touched since the last drain; clears the marks."""
+    """The writes for every row the fold touched since the last drain; clears the marks.
+
+    Rows are made in the money context (``DECIMAL_CONTEXT``): derived columns such as
+    ``balance``, ``equity`` and ``loss_used`` are exact, never rounded to Python's
+    default 28 digits.
+    """
+    with localcontext(DECIMAL_CONTEXT):
+        return _drain(state, suffix)
+
+
+def _drain(state: State, suffix: str) -> list[Statement]:
     statements: list[Statement] = []
     if state.trades:
         statements.append((t.TRADES.upsert_sql(suffix), [t.trade_row(x) for x in state.trades]))
@@ -129,6 +141,10 @@ class ViewRunner:
         ]
 
     def restore(self, results: list[list[tuple[Any, ...]]]) -> None:
+        with localcontext(DECIMAL_CONTEXT):
+            self._restore(results)
+
+    def _restore(self, results: list[list[tuple[Any, ...]]]) -> None:
         checkpoint, balances, prices, positions, daily, signals, orders = results
         state = State()
         if checkpoint:
@@ -172,7 +188,13 @@ class ViewRunner:
         return statements
 
     def discard(self) -> None:
+        """Forget the in-memory state after a rollback (it is reloaded from the tables).
+
+        A rolled-back rebuild also leaves its ``<view>__rebuild`` tables uncreated, so the
+        runner goes back to writing the real tables with a checkpoint.
+        """
         self.state = None
+        self.suffix = ""
 
     # ------------------------------------------------------------- rebuilding
 
