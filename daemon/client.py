@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,7 +26,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from daemon.jsonread import dumps, loads
@@ -86,16 +86,21 @@ class AsyncClient:
 
     async def _open(self) -> None:
         await self.close()
+        # A fresh queue per connection: nothing of an old connection (its notifications,
+        # its end-of-stream marker) can leak into a new subscription.
+        self._notifications = asyncio.Queue()
         self._reader, self._writer = await asyncio.open_unix_connection(
             self.path, limit=LINE_LIMIT)
-        self._listener = asyncio.create_task(self._listen(self._reader))
+        self._listener = asyncio.create_task(
+            self._listen(self._reader, self._notifications))
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(retry=retry_if_exception(_retryable),
                              stop=stop_after_delay(self.retry_for_s),
-                             wait=wait_exponential_jitter(initial=0.05, max=2.0), reraise=True)
+                             wait=wait_random_exponential(multiplier=0.05, max=2.0), reraise=True)
 
     async def close(self) -> None:
+        """Close the connection; calls still waiting for an answer get ``EOFError``."""
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -106,28 +111,33 @@ class AsyncClient:
             with contextlib.suppress(OSError):
                 await self._writer.wait_closed()
             self._writer = None
+        self._fail_pending(EOFError("the connection was closed"))
 
-    async def _listen(self, reader: asyncio.StreamReader) -> None:
+    def _fail_pending(self, error: BaseException) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    async def _listen(self, reader: asyncio.StreamReader,
+                      notifications: asyncio.Queue[Any]) -> None:
         error: BaseException = EOFError("the daemon closed the connection")
         try:
             while line := await reader.readline():
                 message = loads(line)
                 if isinstance(message, list):
                     for item in message:
-                        self._deliver(item)
+                        self._deliver(item, notifications)
                 else:
-                    self._deliver(message)
+                    self._deliver(message, notifications)
         except (OSError, ValueError) as exc:
             error = exc
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
-        self._pending.clear()
-        await self._notifications.put(error)
+        self._fail_pending(error)
+        notifications.put_nowait(error)
 
-    def _deliver(self, message: Any) -> None:
+    def _deliver(self, message: Any, notifications: asyncio.Queue[Any]) -> None:
         if "method" in message:
-            self._notifications.put_nowait(message)
+            notifications.put_nowait(message)
             return
         future = self._pending.pop(message.get("id"), None)
         if future is None or future.done():
@@ -139,7 +149,8 @@ class AsyncClient:
             future.set_result(message["result"])
 
     async def _call_once(self, method: str, params: dict[str, Any]) -> Any:
-        if self._writer is None or self._writer.is_closing():
+        if (self._writer is None or self._writer.is_closing() or self._listener is None
+                or self._listener.done()):
             await self._open()
         assert self._writer is not None
         request_id = next(self._ids)
@@ -192,29 +203,36 @@ class AsyncClient:
         return result
 
     async def subscribe(self, from_seq: int | None = None, account: str | None = None,
-                        types: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+                        types: list[str] | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """Stored events from ``from_seq`` on, then live ones, in seq order.
 
-        After a lost connection it resubscribes from the seq after the last one seen,
-        so nothing is missed or repeated. Raises ``RemoteError`` if the daemon closes
-        the subscription (e.g. too slow).
+        The subscription gets a connection of its own (opening it closes this client's
+        current one; calls made meanwhile reconnect). After a lost connection it
+        resubscribes from the seq after the last one seen, so nothing is missed or
+        repeated. Raises ``RemoteError`` if the daemon closes the subscription (e.g. too
+        slow).
         """
         next_seq = from_seq
         while True:
+            sid = None
             async for attempt in self._retrying():
                 with attempt:
                     await self._open()
-                    await self._call_once("subscribe", _params(
+                    answer = await self._call_once("subscribe", _params(
                         from_seq=next_seq, account=account, types=types))
+                    sid = answer["subscription"]
+            notifications = self._notifications
             while True:
-                message = await self._notifications.get()
+                message = await notifications.get()
                 if isinstance(message, BaseException):
                     break
+                params = message.get("params") or {}
+                if params.get("subscription") != sid:
+                    continue
                 if message.get("method") == "subscription_closed":
-                    params = message["params"]
                     raise RemoteError(-32000, params.get("reason", "subscription closed"),
                                       params)
-                event = message["params"]["event"]
+                event = params["event"]
                 next_seq = event["seq"] + 1
                 yield event
 
@@ -282,7 +300,7 @@ class Client:
         """Send one request, return its ``result``; retries as ``AsyncClient.call``."""
         for attempt in Retrying(retry=retry_if_exception(_retryable),
                                 stop=stop_after_delay(self.retry_for_s),
-                                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                                wait=wait_random_exponential(multiplier=0.05, max=2.0),
                                 reraise=True):
             with attempt:
                 try:

@@ -112,11 +112,15 @@ def show(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def print_view(answer: dict[str, Any], console: Console | None = None) -> None:
-    """A view answer as a readable table."""
+def print_view(answer: dict[str, Any], console: Console | None = None,
+               columns: list[str] | None = None) -> None:
+    """A view answer as a readable table (all fields, or ``columns``)."""
     rows = answer["rows"]
     table = Table(title=f"{answer['view']} (as of seq {answer['as_of_seq']})")
-    columns = list(rows[0]) if rows else ["(no rows)"]
+    if columns is None:
+        columns = list(rows[0]) if rows else []
+    if not rows:
+        columns = ["(no rows)"]
     for name in columns:
         table.add_column(name, overflow="fold")
     for row in rows:
@@ -155,6 +159,7 @@ def emit(args: argparse.Namespace, config: Config) -> int:
                 return 2
         batches = [events[i:i + args.batch] for i in range(0, len(events), args.batch)]
     stored = duplicates = 0
+    last: int | None = None
     with Client(config.socket) as client:
         for batch in batches:
             try:
@@ -198,7 +203,10 @@ def health(args: argparse.Namespace, config: Config) -> int:
     try:
         with Client(config.socket, retry_for_s=2) as client:
             sys.stdout.write(dumps(client.health()).decode())
-    except OSError as exc:
+    except RemoteError as exc:
+        print(f"tradelog: the daemon refused: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, EOFError) as exc:
         print(f"tradelog: no daemon at {config.socket}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -81,6 +81,10 @@ class Config(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     access: list[AccessRule] = Field(default_factory=list)
     inbox: Path | None = None
+    max_page_count: int | None = Field(
+        None, ge=1, description="cap on the database's size in pages (SQLite "
+        "max_page_count) applied to the writer at start; appends past it fail with -32001 "
+        "like a full disk. None: no cap beyond SQLite's own")
 
 
 def default_paths(env: dict[str, str] | None = None) -> tuple[Path, Path]:

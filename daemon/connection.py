@@ -8,14 +8,18 @@ the writer's queue); answers go out as they are ready, each carrying its ``id``.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from daemon.access import Peer
 from daemon.jsonread import JSONReadError, dumps, loads
 from daemon.logs import get_logger
 from daemon.rpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
     Request,
@@ -58,6 +62,7 @@ class Connection(asyncio.Protocol):
         self.write_paused = False
         self.inflight = 0
         self.reading_paused = False
+        self.eof = False
         self.subscriptions: set[str] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self._writable = asyncio.Event()
@@ -65,6 +70,7 @@ class Connection(asyncio.Protocol):
         self._partial_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._counted = False
+        self._after_send: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ lifecycle
 
@@ -85,8 +91,7 @@ class Connection(asyncio.Protocol):
         service.connections.add(self)
         service.per_uid[self.peer.uid] = service.per_uid.get(self.peer.uid, 0) + 1
         self._counted = True
-        if not self.accepting:
-            transport.pause_reading()
+        self._update_reading()
 
     def _refuse(self, why: str) -> None:
         log.warning("connection_refused", reason=why, peer_pid=self.peer.pid,
@@ -110,20 +115,56 @@ class Connection(asyncio.Protocol):
         for sid in list(self.subscriptions):
             self.service.drop_subscription(sid)
 
-    def close_soon(self, grace_s: float = 1.0) -> None:
-        """Close after flushing what is written; abort if the peer does not read it."""
+    def close_soon(self, grace_s: float | None = None) -> None:
+        """Close after flushing what is written; abort if the peer does not read it within
+        ``grace_s`` (default: the write timeout)."""
         if self.transport is None or self.closed:
             return
         self.closed = True
         self.transport.close()
         transport = self.transport
+        if grace_s is None:
+            grace_s = self.service.config.limits.write_timeout_s
         asyncio.get_running_loop().call_later(grace_s, transport.abort)
 
     def stop_reading(self) -> None:
         """Take no new requests (used while draining)."""
         self.accepting = False
-        if self.transport is not None and not self.closed:
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read requests only while accepting, below the in-flight limit, and while the
+        client reads its answers (so one that never reads cannot make us buffer without
+        bound)."""
+        if self.transport is None or self.closed or self.eof:
+            return
+        pause = (not self.accepting or self.write_paused or self.inflight
+                 >= self.service.config.limits.max_inflight_per_connection)
+        if pause and not self.reading_paused:
+            self.reading_paused = True
             self.transport.pause_reading()
+        elif not pause and self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def _peer_gone(self) -> bool:
+        """True once the peer closed its socket entirely (not just its sending half): for
+        a Unix stream socket that shows as POLLHUP."""
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is None:
+            return False
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), select.POLLIN)
+            return any(mask & select.POLLHUP for _, mask in poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    def _finish_if_done(self) -> None:
+        """After the peer's EOF: close once every answer is written (subscriptions keep
+        a half-closed connection open)."""
+        if self.eof and not self.closed and not self.tasks and not self.subscriptions:
+            self.close_soon()
 
     # ------------------------------------------------------------ writing
 
@@ -132,13 +173,23 @@ class Connection(asyncio.Protocol):
             return
         if self.transport.is_closing():
             return
-        self.transport.write(dumps(message))
+        try:
+            line = dumps(message)
+        except (TypeError, ValueError) as exc:
+            log.error("answer_not_serialisable", error=repr(exc))
+            request_id = message.get("id") if isinstance(message, dict) else None
+            line = dumps(error_answer(request_id if isinstance(request_id, int) else None,
+                                      INTERNAL_ERROR, "internal error; the daemon logged it"))
+        self.transport.write(line)
 
     def pause_writing(self) -> None:
         self.write_paused = True
         self._writable.clear()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
         timeout = self.service.config.limits.write_timeout_s
         self._write_timer = asyncio.get_running_loop().call_later(timeout, self._write_stuck)
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -146,6 +197,7 @@ class Connection(asyncio.Protocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+        self._update_reading()
 
     def _write_stuck(self) -> None:
         log.warning("client_not_reading", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
@@ -164,13 +216,14 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------ reading
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.eof:
             return
+        scanned = len(self.buffer)
         self.buffer += data
         limit = self.service.config.limits.max_line_bytes
         start = 0
         while not self.closed:
-            end = self.buffer.find(b"\n", start)
+            end = self.buffer.find(b"\n", max(start, scanned))
             if end < 0:
                 break
             if end - start > limit:
@@ -185,24 +238,36 @@ class Connection(asyncio.Protocol):
         if len(self.buffer) > limit:
             self._oversized(limit)
             return
-        self._arm_partial_timer()
+        self._arm_partial_timer(restart=start > 0)
 
     def eof_received(self) -> bool | None:
-        # A last line without "\n" is not processed (PROTOCOL.md); answers still go out.
+        # A last line without "\n" is not processed (PROTOCOL.md). A peer that only shut
+        # its sending half still gets its answers; one that closed entirely gets nothing,
+        # and keeping its connection would leak it until the next write.
+        self.eof = True
         self.buffer.clear()
-        self._arm_partial_timer()
+        self._arm_partial_timer(restart=True)
+        if self._peer_gone():
+            if self.transport is not None:
+                self.closed = True
+                self.transport.abort()
+            return True
+        self._finish_if_done()
         return True
 
-    def _arm_partial_timer(self) -> None:
-        if self._partial_timer is not None:
+    def _arm_partial_timer(self, restart: bool) -> None:
+        """The deadline for an unfinished line runs from when that line began: more bytes
+        of it do not extend it (a client trickling a line byte by byte is cut off too)."""
+        if self._partial_timer is not None and (restart or not self.buffer):
             self._partial_timer.cancel()
             self._partial_timer = None
-        if self.buffer:
+        if self.buffer and self._partial_timer is None:
             timeout = self.service.config.limits.partial_line_timeout_s
             self._partial_timer = asyncio.get_running_loop().call_later(
                 timeout, self._partial_expired)
 
     def _partial_expired(self) -> None:
+        self._partial_timer = None
         log.warning("partial_line_timeout", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
                     buffered_bytes=len(self.buffer))
         self.send(error_answer(None, INVALID_REQUEST, "a request line was left unfinished "
@@ -231,13 +296,32 @@ class Connection(asyncio.Protocol):
             if not message:
                 self.send(error_answer(None, INVALID_REQUEST, "an empty batch is not a request"))
                 return
-            self._track(self._batch(message))
+            # Dispatch every member now, so its appends keep their place in the writer's
+            # queue relative to the lines after it; answer the batch as one array later.
+            answers = [self._dispatch(member) for member in message]
+            if all(a is None or isinstance(a, dict) for a in answers):
+                ready = [a for a in answers if isinstance(a, dict)]
+                if ready:
+                    self.send(ready)
+                self._run_after_send()
+            else:
+                after, self._after_send = self._after_send, []
+                self._track(self._batch(answers, after))
             return
         answer = self._dispatch(message)
         if isinstance(answer, dict):
             self.send(answer)
+            self._run_after_send()
         elif answer is not None:
             self._track(self._answer_later(answer))
+        else:
+            self._run_after_send()
+
+    def _run_after_send(self) -> None:
+        """Start what had to wait for its answer to be written (a subscription's pump)."""
+        pending, self._after_send = self._after_send, []
+        for action in pending:
+            action()
 
     # ------------------------------------------------------------ dispatch
 
@@ -245,48 +329,44 @@ class Connection(asyncio.Protocol):
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         self.inflight += 1
-        if (self.inflight >= self.service.config.limits.max_inflight_per_connection
-                and not self.reading_paused and self.transport is not None):
-            self.reading_paused = True
-            self.transport.pause_reading()
+        self._update_reading()
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         self.inflight -= 1
-        if (self.reading_paused and self.accepting and self.transport is not None
-                and self.inflight < self.service.config.limits.max_inflight_per_connection):
-            self.reading_paused = False
-            self.transport.resume_reading()
+        self._update_reading()
         if not task.cancelled() and task.exception() is not None:
             log.error("request_task_failed", error=repr(task.exception()))
+        self._finish_if_done()
 
     async def _answer_later(self, pending: asyncio.Future[dict[str, Any] | None]) -> None:
         answer = await pending
         if answer is not None:
             self.send(answer)
 
-    async def _batch(self, messages: list[Any]) -> None:
+    async def _batch(self, dispatched: list[Any], after: list[Callable[[], None]]) -> None:
+        """Answer a batch as one array, in request order, once every member is done; then
+        run ``after`` (pumps of subscriptions made in the batch)."""
         answers: list[Any] = []
-        waits: list[asyncio.Future[dict[str, Any] | None]] = []
-        for message in messages:
-            answer = self._dispatch(message)
-            if isinstance(answer, dict):
-                answers.append(answer)
-            elif answer is not None:
-                waits.append(answer)
-        for wait in waits:
-            result = await wait
-            if result is not None:
-                answers.append(result)
-        if answers:
-            self.send(answers)
+        try:
+            for each in dispatched:
+                answer = await each if isinstance(each, asyncio.Future) else each
+                if answer is not None:
+                    answers.append(answer)
+            if answers:
+                self.send(answers)
+        finally:
+            for action in after:
+                action()
 
     def _dispatch(self, message: Any) -> dict[str, Any] | asyncio.Future[Any] | None:
         """Answer now (a dict), later (a future of the answer), or never (None)."""
         try:
             request = parse_request(message)
         except RpcError as exc:
+            if exc.code == INVALID_PARAMS and "id" not in message:
+                return None  # a well-formed notification: never answered, even in error
             request_id = message.get("id") if isinstance(message, dict) else None
             if not isinstance(request_id, str | int) or isinstance(request_id, bool):
                 request_id = None
@@ -319,12 +399,10 @@ class Connection(asyncio.Protocol):
         if method == "health":
             return self._result(request, service.health())
         if method == "subscribe":
+            # The pump starts once the answer is written, so notifications follow it.
             sub = service.subscribe(request.params, self.peer, self)
-            answer = self._result(request, {"subscription": sub.sid})
-            if answer is not None:
-                self.send(answer)
-            service.start_pump(sub)
-            return None
+            self._after_send.append(lambda: service.start_pump(sub))
+            return self._result(request, {"subscription": sub.sid})
         if method == "unsubscribe":
             return self._result(request, {"unsubscribed": service.unsubscribe(
                 request.params, self)})

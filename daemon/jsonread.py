@@ -7,6 +7,7 @@ duplicate keys, invalid UTF-8 and nesting deeper than 64 are refused.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +50,28 @@ def _depth_ok(value: Any) -> bool:
     return True
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    """True if a string (or key) holds a ``\\uD800``-``\\uDFFF`` escape not in a pair: such
+    text has no UTF-8 form, so it could be neither stored nor echoed back."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 _decoder = json.JSONDecoder(
     parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_pairs, strict=True
 )
@@ -58,8 +81,9 @@ def loads(raw: bytes) -> Any:
     """Decode one JSON value from UTF-8 bytes, strictly.
 
     Raises:
-        JSONReadError: invalid UTF-8, invalid JSON, NaN/Infinity, duplicate keys,
-            numbers too long, or nesting deeper than 64.
+        JSONReadError: invalid UTF-8 (including a ``\\u`` escape of a lone surrogate),
+            invalid JSON, NaN/Infinity, duplicate keys, numbers too long, or nesting
+            deeper than 64.
     """
     try:
         text = raw.decode("utf-8")
@@ -78,6 +102,8 @@ def loads(raw: bytes) -> Any:
         raise JSONReadError(f"invalid JSON: {exc}") from None
     if not _depth_ok(value):
         raise JSONReadError(f"nesting deeper than {MAX_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+        raise JSONReadError("invalid UTF-8: a \\u escape names a lone UTF-16 surrogate")
     return value
 
 

@@ -3,7 +3,8 @@
 Start: open the log (refusing a second daemon on the same file), bring the views up to
 date, listen (socket activation or our own 0660 socket), then READY=1. SIGTERM/SIGINT:
 stop accepting, stop reading requests, commit and answer what was accepted, close,
-exit 0. SIGHUP: reload the config file. A storage fault that leaves the file in doubt:
+exit 0 (a repeated signal while exiting is ignored, so it cannot change that). SIGHUP:
+reload the config file. A storage fault that leaves the file in doubt:
 log it and exit 70 so systemd restarts the daemon.
 """
 
@@ -15,6 +16,7 @@ import fcntl
 import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +78,23 @@ def _listen(path: Path, mode: int) -> socket.socket:
     return sock
 
 
+async def _apply_storage_limits(recorder: Recorder, config: Config) -> None:
+    """Cap the database's size on the writer connection (``max_page_count``).
+
+    The recorder has no public hook for writer PRAGMAs yet, so this runs on its writer
+    thread through ``Recorder._on_writer``.
+    """
+    if config.max_page_count is None:
+        return
+    pages = config.max_page_count
+
+    def cap(conn: sqlite3.Connection) -> int:
+        return int(conn.execute(f"PRAGMA max_page_count = {pages:d}").fetchone()[0])
+
+    applied = await recorder._on_writer(cap)
+    log.info("storage_capped", max_page_count=applied)
+
+
 async def _watchdog(interval: float, service: Service) -> None:
     while True:
         await asyncio.sleep(interval / 2)
@@ -97,9 +116,15 @@ async def serve(config: Config, config_file: Path | None = None,
     recorder = await Recorder.open(config.db)
     server: asyncio.Server | None = None
     owned_socket: Path | None = None
+    loop = asyncio.get_running_loop()
+    stop = shutdown_trigger or asyncio.Event()
+    # Before anything can connect: a SIGTERM right after start must drain, not kill.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
         systemd.notify("STATUS=bringing the views up to date")
         runner, folded = await open_views(recorder)
+        await _apply_storage_limits(recorder, config)
         last_seq = await recorder.last_seq()
         service = Service(config, recorder, runner, last_seq)
         service.start()
@@ -109,11 +134,7 @@ async def serve(config: Config, config_file: Path | None = None,
         else:
             sock = _listen(config.socket, config.socket_mode)
             owned_socket = config.socket
-        loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(lambda: Connection(service), sock=sock)
-        stop = shutdown_trigger or asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
 
         def on_hup() -> None:
             try:
@@ -151,6 +172,13 @@ async def serve(config: Config, config_file: Path | None = None,
         await _drain(service, server, config.shutdown_timeout_s)
         return 0
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+            if shutdown_trigger is None:
+                # The process is exiting: a repeated signal (a supervisor insisting) must
+                # not turn a clean exit into death by signal now that the loop's handler
+                # is gone (any thread, e.g. the database's, could take it).
+                signal.signal(signum, signal.SIG_IGN)
         if server is not None:
             server.close()
         if owned_socket is not None:

@@ -89,6 +89,7 @@ class Service:
         self._ids = itertools.count(1)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
         self.fatal: asyncio.Event = asyncio.Event()
         self.fatal_reason = ""
 
@@ -105,6 +106,15 @@ class Service:
 
     def submit(self, request: AppendRequest, peer: Peer,
                request_id: Any) -> asyncio.Future[AppendOutcome]:
+        """Queue one caller's batch for the next group commit; the future is its outcome.
+
+        Raises:
+            StorageUnavailableError: the writer has stopped (the daemon is shutting down).
+        """
+        if self._stopping:
+            raise StorageUnavailableError(
+                "the daemon is shutting down and takes no more appends; nothing was stored, "
+                "send it again once the daemon is back")
         future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(request, future, peer, request_id))
         return future
@@ -170,6 +180,7 @@ class Service:
 
     async def stop_writer(self) -> None:
         """Commit everything queued so far, then end the writer task."""
+        self._stopping = True
         self._queue.put_nowait(_STOP)
         if self._writer is not None:
             await self._writer
@@ -259,25 +270,27 @@ class Service:
             sub.task.cancel()
 
     async def _pump(self, sub: Subscription) -> None:
+        """Send the subscription's events in seq order: a page from the log at a time,
+        then wait for a commit. While the client is not reading, watch how far it falls
+        behind and close the subscription past ``subscriber_max_lag``."""
         page = 1000
-        max_lag = self.config.limits.subscriber_max_lag
         conn = sub.connection
         try:
             while sub.sid in self.subscriptions and not conn.closed:
                 sub.wake.clear()
                 events, last = await self.recorder.read_page(
                     sub.next_seq, page, sub.account, sub.types)
+                if sub.sid not in self.subscriptions or conn.closed:
+                    return
                 for event in events:
                     conn.send({"jsonrpc": "2.0", "method": "event",
                                "params": {"subscription": sub.sid, "event": event.to_wire()}})
                 sub.next_seq = events[-1].seq + 1 if len(events) == page else max(
                     sub.next_seq, last + 1)
-                if conn.write_paused and last - sub.next_seq > max_lag:
-                    self._too_slow(sub, f"fell {last - sub.next_seq} events behind")
-                    return
-                if not await conn.wait_writable():
-                    self._too_slow(sub, "did not read its notifications in time")
-                    return
+                if conn.write_paused:
+                    if not await self._until_writable(sub):
+                        return
+                    continue  # commits may have come while we waited: read again
                 if len(events) < page:
                     await sub.wake.wait()
         except asyncio.CancelledError:
@@ -286,6 +299,30 @@ class Service:
             conn.send({"jsonrpc": "2.0", "method": "subscription_closed",
                        "params": {"subscription": sub.sid, "reason": str(exc)}})
             self.drop_subscription(sub.sid)
+
+    async def _until_writable(self, sub: Subscription) -> bool:
+        """Wait until the client reads again; False (subscription closed) if it falls more
+        than ``subscriber_max_lag`` events behind first, or the connection goes."""
+        conn = sub.connection
+        while conn.write_paused and not conn.closed and sub.sid in self.subscriptions:
+            behind = self.last_seq - (sub.next_seq - 1)
+            if behind > self.config.limits.subscriber_max_lag:
+                self._too_slow(sub, f"fell {behind} events behind")
+                return False
+            sub.wake.clear()
+            waiters = [asyncio.ensure_future(conn.wait_writable()),
+                       asyncio.ensure_future(sub.wake.wait())]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        if sub.sid not in self.subscriptions:
+            return False  # unsubscribed or disconnected meanwhile
+        if conn.closed:
+            self._too_slow(sub, "did not read its notifications in time")
+            return False
+        return True
 
     def _too_slow(self, sub: Subscription, why: str) -> None:
         reason = (f"subscriber too slow: {why}; disconnected. Reconnect and subscribe "

@@ -113,7 +113,7 @@ class SmaCrossoverBot:
         self.fast.append(bar.close)
         self.slow.append(bar.close)
         if len(self.slow) == SLOW:
-            diff = sum(self.fast) / FAST - sum(self.slow) / SLOW
+            diff = sum(self.fast, Decimal(0)) / FAST - sum(self.slow, Decimal(0)) / SLOW
             now = (diff > 0) - (diff < 0)
             if now and self.previous and now != self.previous:
                 events += self._reverse(index, bar, "long" if now > 0 else "short")

@@ -36,7 +36,8 @@ def independent_backtest(path: Path, limit: int) -> tuple[int, Decimal, Decimal]
         if i < 29:
             signs.append(0)
             continue
-        diff = sum(closes[i - 9: i + 1]) / 10 - sum(closes[i - 29: i + 1]) / 30
+        fast = sum(closes[i - 9: i + 1], Decimal(0)) / 10
+        diff = fast - sum(closes[i - 29: i + 1], Decimal(0)) / 30
         signs.append((diff > 0) - (diff < 0))
     realized = Decimal(0)
     trades = 0
