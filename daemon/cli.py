@@ -8,6 +8,7 @@
     tradelog emit    [--socket PATH]     events as JSON lines on stdin, or one from flags
     tradelog tail    [--socket PATH] [--from N] [--account A] [--types T,..]
     tradelog health  [--socket PATH]
+    tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
 
 Exit codes: 0 success, 1 a check failed (verify) or the daemon refused, 2 bad usage,
 70 the daemon stopped on a storage fault.
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--account")
     tail.add_argument("--types", help="comma-separated event types")
     tail.add_argument("--count", type=int, help="stop after this many events")
+    from daemon.import_command import add_parser as add_import
+
+    add_import(sub)
     health = sub.add_parser("health", help="ask the daemon how it is")
     _add_paths(health, db=False)
     return parser
@@ -120,6 +124,10 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(serve(config, args.config))
     from daemon import commands
 
+    if args.command == "import":
+        from daemon.import_command import run_import
+
+        return run_import(args, config)
     handler = getattr(commands, args.command)
     code: int = handler(args, config)
     return code

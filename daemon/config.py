@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,6 +82,10 @@ class Config(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     access: list[AccessRule] = Field(default_factory=list)
     inbox: Path | None = None
+    inbox_settle_s: float = Field(1.0, gt=0,
+                                  description="how long an inbox file must stay unchanged")
+    inbox_quantity: Decimal = Field(Decimal(1), gt=0,
+                                    description="quantity for trades-CSV rows without one")
     max_page_count: int | None = Field(
         None, ge=1, description="cap on the database's size in pages (SQLite "
         "max_page_count) applied to the writer at start; appends past it fail with -32001 "

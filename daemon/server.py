@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 import socket
@@ -20,11 +19,12 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from daemon import systemd
 from daemon.config import Config, load_config
 from daemon.connection import Connection
+from daemon.inbox import Inbox
+from daemon.lockfile import acquire
 from daemon.logs import get_logger
 from daemon.service import Service
 from eventstore.errors import DatabaseFileError, TradelogError
@@ -35,26 +35,6 @@ __all__ = ["EXIT_IN_DOUBT", "serve"]
 
 EXIT_IN_DOUBT = 70
 log = get_logger("tradelog.server")
-
-
-def _lock(db: Path) -> IO[str]:
-    """Hold an exclusive lock beside the database so that one daemon serves one file."""
-    db.parent.mkdir(parents=True, exist_ok=True)
-    handle = (db.parent / (db.name + ".lock")).open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise DatabaseFileError(
-            f"{db} is already served by another tradelog daemon (pid {holder}); "
-            "talk to it over its socket instead") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
 
 
 def _listen(path: Path, mode: int) -> socket.socket:
@@ -110,7 +90,7 @@ async def serve(config: Config, config_file: Path | None = None,
     Raises:
         TradelogError: the database or socket cannot be opened (nothing served).
     """
-    lock = _lock(config.db)
+    lock = acquire(config.db)
     started = time.perf_counter()
     systemd.notify("STATUS=opening the event log")
     recorder = await Recorder.open(config.db)
@@ -148,6 +128,12 @@ async def serve(config: Config, config_file: Path | None = None,
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         watchdog = systemd.watchdog_interval()
         dog = asyncio.create_task(_watchdog(watchdog, service)) if watchdog else None
+        inbox_stop = asyncio.Event()
+        inbox = None
+        if config.inbox is not None:
+            watcher = Inbox(config.inbox, service.append_internal,
+                            settle_s=config.inbox_settle_s, quantity=config.inbox_quantity)
+            inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
         log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,
                  projection_seq=runner.position, caught_up_events=folded,
@@ -161,6 +147,9 @@ async def serve(config: Config, config_file: Path | None = None,
         stopping.cancel()
         if dog is not None:
             dog.cancel()
+        if inbox is not None:
+            inbox_stop.set()
+            await asyncio.wait([inbox], timeout=config.shutdown_timeout_s)
         if service.fatal.is_set():
             log.critical("daemon_exiting", reason=service.fatal_reason,
                          advice="the database may be in doubt; run `tradelog verify`")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +119,20 @@ class Service:
         future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(request, future, peer, request_id))
         return future
+
+    async def append_internal(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Append wire events from inside the daemon (the inbox), as ``append`` would.
+
+        Returns the ``append`` result. Raises ``ValidationError``, the outcome's conflict
+        error, or ``StorageUnavailableError``.
+        """
+        own = Peer(os.getpid(), os.getuid(), os.getgid())
+        request = self.prepare_append({"events": events}, own)
+        outcome = await self.submit(request, own, "inbox")
+        if outcome.error is not None:
+            raise outcome.error
+        return {"results": [r.to_wire() for r in outcome.results],
+                "last_seq": outcome.last_seq}
 
     async def _write_loop(self) -> None:
         limit = self.config.limits.max_group_events

@@ -1,0 +1,383 @@
+"""Readers for each legacy format (see the package docstring)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from daemon.jsonread import JSONReadError, loads
+from schemas import EventValidationError, parse_event
+
+__all__ = ["FORMATS", "ImportProblem", "ImportRow", "ReadResult", "detect_format", "read_file"]
+
+TRADES_COLUMNS = (
+    "trade_id", "symbol", "entry_date", "entry_price", "stop_loss_price", "target_price",
+    "risk_reward_ratio", "atr_at_entry", "trade_type", "source_signal_date", "status",
+    "current_price", "unrealized_pnl", "exit_date", "exit_price", "realized_pnl",
+    "exit_reason", "holding_period", "notes", "created_at", "updated_at",
+)
+EXIT_REASONS = {
+    "SIGNAL_REVERSAL": "signal", "SIGNAL": "signal", "STOP_LOSS": "stop_loss",
+    "STOPLOSS": "stop_loss", "SL": "stop_loss", "TARGET": "take_profit",
+    "TAKE_PROFIT": "take_profit", "TP": "take_profit", "TARGET_HIT": "take_profit",
+    "TRAILING_STOP": "trailing_stop", "MANUAL": "manual", "EXPIRY": "expiry",
+    "EXPIRED": "expiry", "DAILY_LOSS_LIMIT": "daily_loss_limit",
+    "LIQUIDATION": "liquidation",
+}
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """Why one row of a file cannot be imported: its ``line`` (1-based) and ``reason``."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class ImportRow:
+    """The events of one row, with the realized P&L the file states for it (account
+    currency, gross of fees; None when the row states none)."""
+
+    line: int
+    events: list[dict[str, Any]]
+    realized: Decimal | None = None
+
+
+@dataclass
+class ReadResult:
+    """Every row of a file, or the problems that stop it from being imported."""
+
+    rows: list[ImportRow] = field(default_factory=list)
+    problems: list[ImportProblem] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [event for row in self.rows for event in row.events]
+
+    @property
+    def realized(self) -> Decimal:
+        return sum((r.realized for r in self.rows if r.realized is not None), Decimal(0))
+
+
+class _RowError(ValueError):
+    pass
+
+
+def _optional(row: dict[str, str], name: str) -> Decimal | None:
+    if not (row.get(name) or "").strip():
+        return None
+    return _decimal(row, name)
+
+
+def _decimal(row: dict[str, str], name: str) -> Decimal:
+    text = (row.get(name) or "").strip()
+    if not text:
+        raise _RowError(f"{name} is empty")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise _RowError(f"{name} {text[:30]!r} is not a number") from None
+    if not value.is_finite():
+        raise _RowError(f"{name} {text[:30]!r} is not a finite number")
+    return value
+
+
+def _time(row: dict[str, str], name: str, timezone: str) -> str:
+    text = (row.get(name) or "").strip()
+    if not text:
+        raise _RowError(f"{name} is empty")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _RowError(f"{name} {text[:30]!r} is not a date and time") from None
+    if moment.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _event(kind: str, event_id: str, source: str, time: str, account: str,
+           data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": event_id, "source": source, "type": kind, "time": time, "account": account,
+            "data": data}
+
+
+def _trade_row(row: dict[str, str], account: str, quantity: Decimal, source: str,
+               timezone: str) -> ImportRow:
+    trade_id = (row.get("trade_id") or "").strip()
+    symbol = (row.get("symbol") or "").strip()
+    if not trade_id:
+        raise _RowError("trade_id is empty")
+    if not symbol:
+        raise _RowError("symbol is empty")
+    kind = (row.get("trade_type") or "").strip().upper()
+    if kind not in ("LONG", "SHORT"):
+        raise _RowError(f"trade_type {kind[:20]!r} is neither LONG nor SHORT")
+    status = (row.get("status") or "").strip().upper()
+    if status not in ("ACTIVE", "OPEN", "CLOSED"):
+        raise _RowError(f"status {status[:20]!r} is not ACTIVE, OPEN or CLOSED")
+    if "quantity" in row and (row.get("quantity") or "").strip():
+        qty = _decimal(row, "quantity")
+    else:
+        qty = quantity
+    if qty <= 0:
+        raise _RowError("quantity must be > 0")
+    entry_price = _decimal(row, "entry_price")
+    if entry_price <= 0:
+        raise _RowError("entry_price must be > 0")
+    opened = _time(row, "entry_date", timezone)
+    stop = _optional(row, "stop_loss_price")
+    target = _optional(row, "target_price")
+    side_open, side_close = ("buy", "sell") if kind == "LONG" else ("sell", "buy")
+    events: list[dict[str, Any]] = []
+    signal_id = None
+    if (row.get("source_signal_date") or "").strip():
+        signal_id = f"{trade_id}-signal"
+        signal: dict[str, Any] = {"signal_id": signal_id, "strategy": "legacy-import",
+                                  "symbol": symbol,
+                                  "side": "long" if kind == "LONG" else "short",
+                                  "entry_price": str(entry_price)}
+        if stop is not None and stop > 0:
+            signal["stop_loss"] = str(stop)
+        if target is not None and target > 0:
+            signal["take_profit"] = str(target)
+        events.append(_event("signal", f"{trade_id}:signal", source, opened, account, signal))
+    opening: dict[str, Any] = {"symbol": symbol, "side": side_open, "quantity": str(qty),
+                               "price": str(entry_price), "position_id": trade_id}
+    if signal_id:
+        opening["signal_id"] = signal_id
+    events.append(_event("fill", f"{trade_id}:open", source, opened, account, opening))
+    realized = None
+    if status == "CLOSED":
+        exit_price = _decimal(row, "exit_price")
+        if exit_price <= 0:
+            raise _RowError("exit_price must be > 0")
+        closed = _time(row, "exit_date", timezone)
+        reason_text = (row.get("exit_reason") or "").strip().upper()
+        closing: dict[str, Any] = {"symbol": symbol, "side": side_close, "quantity": str(qty),
+                                   "price": str(exit_price), "position_id": trade_id,
+                                   "exit_reason": EXIT_REASONS.get(reason_text, "other")}
+        if signal_id:
+            closing["signal_id"] = signal_id
+        events.append(_event("fill", f"{trade_id}:close", source, closed, account, closing))
+        per_unit = _optional(row, "realized_pnl")
+        if per_unit is None:
+            sign = 1 if kind == "LONG" else -1
+            per_unit = (exit_price - entry_price) * sign
+        realized = per_unit * qty
+    else:
+        current = _optional(row, "current_price")
+        if current is not None and current > 0:
+            marked = _time(row, "updated_at", timezone) if (
+                row.get("updated_at") or "").strip() else opened
+            events.append(_event("mark", f"{trade_id}:mark", source, marked, account,
+                                 {"prices": {symbol: str(current)}}))
+    notes = (row.get("notes") or "").strip()
+    if notes:
+        events.append(_event("journal", f"{trade_id}:notes", source, opened, account, {
+            "text": notes[:10000], "tags": ["imported"], "symbol": symbol,
+            "position_id": trade_id}))
+    return ImportRow(0, events, realized)
+
+
+def read_trades_csv(path: Path, account: str, quantity: Decimal | None = None,
+                    timezone: str = "UTC") -> ReadResult:
+    """The trades CSV (one row per trade, P&L per unit; ``quantity`` column optional).
+
+    Times without an offset are read in ``timezone``. Each row becomes: a ``signal`` when
+    ``source_signal_date`` is set, the opening ``fill``, the closing ``fill`` with its
+    exit reason when CLOSED (else a ``mark`` at ``current_price``), and a ``journal``
+    entry for ``notes``. Each trade is its own position (``position_id`` = trade_id).
+    """
+    result = ReadResult()
+    source = f"import/trades-csv/{path.name}"
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in ("trade_id", "symbol", "entry_date", "entry_price",
+                               "trade_type", "status") if c not in header]
+        if missing:
+            result.problems.append(ImportProblem(1, f"missing columns: {', '.join(missing)}"))
+            return result
+        if "quantity" not in header and quantity is None:
+            result.problems.append(ImportProblem(
+                1, "the file has no quantity column; give --quantity"))
+            return result
+        for row in reader:
+            line = reader.line_num
+            try:
+                found = _trade_row(row, account, quantity or Decimal(0), source, timezone)
+            except _RowError as exc:
+                result.problems.append(ImportProblem(line, str(exc)))
+                continue
+            found.line = line
+            result.rows.append(found)
+    return result
+
+
+def read_daily_pnl_json(path: Path, account: str, quantity: Decimal | None = None,
+                        timezone: str = "UTC") -> ReadResult:
+    """The daily P&L JSON: each record's positions are round trips closed that day.
+
+    A position with signed ``quantity`` q, ``average_price`` a and ``last_price`` l
+    becomes an opening fill of |q| at a and a closing fill at l on that date (00:00 in
+    ``timezone``), keyed ``position_id`` = ``<date>-<n>``; its ``pnl`` is what the file
+    says it realized.
+    """
+    del quantity
+    result = ReadResult()
+    source = f"import/daily-pnl-json/{path.name}"
+    try:
+        document = loads(path.read_bytes())
+    except JSONReadError as exc:
+        result.problems.append(ImportProblem(1, f"not valid JSON: {exc}"))
+        return result
+    records = document.get("records") if isinstance(document, dict) else None
+    if not isinstance(records, list):
+        result.problems.append(ImportProblem(1, 'expected {"records": [...]}'))
+        return result
+    for number, record in enumerate(records):
+        where = number + 1
+        try:
+            result.rows.extend(_daily_record(record, account, source, timezone, where))
+        except _RowError as exc:
+            result.problems.append(ImportProblem(where, f"record {number}: {exc}"))
+    return result
+
+
+def _daily_record(record: Any, account: str, source: str, timezone: str,
+                  where: int) -> list[ImportRow]:
+    if not isinstance(record, dict):
+        raise _RowError("a record must be an object")
+    date = str(record.get("date", ""))
+    try:
+        day = datetime.strptime(date, "%Y-%m-%d")
+    except ValueError:
+        raise _RowError(f"date {date[:20]!r} is not YYYY-MM-DD") from None
+    positions = record.get("positions")
+    if not isinstance(positions, list):
+        raise _RowError("positions must be a list")
+    from zoneinfo import ZoneInfo
+
+    at = day.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    opened = at.isoformat().replace("+00:00", "Z")
+    rows: list[ImportRow] = []
+    for index, position in enumerate(positions):
+        if not isinstance(position, dict):
+            raise _RowError(f"position {index} must be an object")
+        values = {k: str(position.get(k, "")) for k in
+                  ("average_price", "last_price", "quantity", "pnl")}
+        try:
+            avg = _decimal(values, "average_price")
+            last = _decimal(values, "last_price")
+            qty = _decimal(values, "quantity")
+            pnl = _optional(values, "pnl")
+        except _RowError as exc:
+            raise _RowError(f"position {index}: {exc}") from None
+        symbol = str(position.get("tradingsymbol") or "").strip()
+        if not symbol:
+            raise _RowError(f"position {index}: tradingsymbol is empty")
+        if qty == 0 or avg <= 0 or last <= 0:
+            raise _RowError(f"position {index}: quantity must not be 0 and prices must be > 0")
+        key = f"{date}-{index}"
+        side_open, side_close = ("buy", "sell") if qty > 0 else ("sell", "buy")
+        common = {"symbol": symbol, "quantity": str(abs(qty)), "position_id": key}
+        events = [
+            _event("fill", f"{key}:open", source, opened, account,
+                   {**common, "side": side_open, "price": str(avg)}),
+            _event("fill", f"{key}:close", source, opened, account,
+                   {**common, "side": side_close, "price": str(last), "exit_reason": "other"}),
+        ]
+        rows.append(ImportRow(where, events, pnl if pnl is not None else (last - avg) * qty))
+    return rows
+
+
+def read_events_jsonl(path: Path, account: str | None, quantity: Decimal | None = None,
+                      timezone: str = "UTC") -> ReadResult:
+    """CloudEvents, one per line, validated as the daemon would; ``account`` (when given)
+    must match each event's own."""
+    del quantity, timezone
+    result = ReadResult()
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                event = loads(raw)
+                parse_event(event)
+            except JSONReadError as exc:
+                result.problems.append(ImportProblem(line, str(exc)))
+                continue
+            except EventValidationError as exc:
+                detail = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+                result.problems.append(ImportProblem(line, detail))
+                continue
+            if account is not None and event["account"] != account:
+                result.problems.append(ImportProblem(
+                    line, f"account {event['account']!r} is not {account!r}"))
+                continue
+            result.rows.append(ImportRow(line, [event]))
+    return result
+
+
+Reader = Callable[[Path, Any, Decimal | None, str], ReadResult]
+FORMATS: dict[str, Reader] = {
+    "trades-csv": read_trades_csv,
+    "daily-pnl-json": read_daily_pnl_json,
+    "events-jsonl": read_events_jsonl,
+}
+
+
+def detect_format(path: Path) -> str | None:
+    """The format of a file from its extension and header, or None if unknown."""
+    suffix = path.suffix.lower()
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    if suffix == ".jsonl":
+        return "events-jsonl"
+    if suffix == ".csv" and b"trade_id" in head.split(b"\n", 1)[0]:
+        return "trades-csv"
+    if suffix == ".json" and b'"records"' in head:
+        return "daily-pnl-json"
+    return None
+
+
+def read_file(path: Path, fmt: str, account: str | None, quantity: Decimal | None = None,
+              timezone: str = "UTC") -> ReadResult:
+    """Read ``path`` in format ``fmt``; every event is validated, problems carry lines.
+
+    Raises:
+        KeyError: an unknown format name.
+    """
+    result = FORMATS[fmt](path, account, quantity, timezone)
+    checked = ReadResult(problems=list(result.problems))
+    for row in result.rows:
+        bad = _validate(row.events)
+        if bad:
+            checked.problems.append(ImportProblem(row.line, bad))
+        else:
+            checked.rows.append(row)
+    checked.problems.sort(key=lambda p: p.line)
+    return checked
+
+
+def _validate(events: list[dict[str, Any]]) -> str | None:
+    for event in events:
+        try:
+            parse_event(event)
+        except EventValidationError as exc:
+            return "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+    return None

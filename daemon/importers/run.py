@@ -1,0 +1,76 @@
+"""Running an import: validate the whole file, then append it in resumable chunks.
+
+A file goes in whole or, if interrupted, in chunks that a re-run completes: every event
+id comes from the file's own keys, so what was stored already comes back as duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from daemon.importers.formats import ImportProblem, ImportRow, ReadResult
+
+__all__ = ["Appender", "ImportReport", "append_rows", "chunks"]
+
+Appender = Callable[[list[dict[str, Any]]], Awaitable[dict[str, Any]]]
+"""Appends one batch atomically, answering as PROTOCOL.md's ``append`` result."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did. Money in the account currency."""
+
+    rows: int = 0
+    events: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    file_realized: Decimal = Decimal(0)
+    views_realized: Decimal | None = None
+    problems: list[ImportProblem] = field(default_factory=list)
+
+    def reconciliation(self) -> str:
+        """The one-line summary printed at the end of an import."""
+        views = "n/a" if self.views_realized is None else f"{self.views_realized:f}"
+        match = ""
+        if self.views_realized is not None:
+            match = "  (match)" if self.views_realized == self.file_realized else "  (DIFFER)"
+        return (f"reconciliation: {self.rows} rows, {self.stored} events stored, "
+                f"{self.duplicates} duplicates skipped; realized P&L in file "
+                f"{self.file_realized:f}, in views {views}{match}")
+
+
+def chunks(rows: Sequence[ImportRow], size: int) -> list[list[dict[str, Any]]]:
+    """Batches of about ``size`` events that never split one row's events."""
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    for row in rows:
+        if current and len(current) + len(row.events) > size:
+            batches.append(current)
+            current = []
+        current.extend(row.events)
+    if current:
+        batches.append(current)
+    return batches
+
+
+async def append_rows(read: ReadResult, append: Appender, size: int = 500,
+                      progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Append every row of ``read`` (already validated) in chunks; counts what was new.
+
+    Raises whatever ``append`` raises (what was appended before stays; re-run to resume).
+    """
+    report = ImportReport(rows=len(read.rows), events=len(read.events),
+                          file_realized=read.realized)
+    for batch in chunks(read.rows, size):
+        answer = await append(batch)
+        for result in answer["results"]:
+            if result["duplicate"]:
+                report.duplicates += 1
+            else:
+                report.stored += 1
+        if progress is not None:
+            progress(len(batch))
+    return report

@@ -1,0 +1,52 @@
+"""One writer process per database file: an exclusive ``flock`` on ``<db>.lock``.
+
+The daemon holds it while serving; ``tradelog import --db`` holds it while importing,
+so a direct import never runs beside a daemon on the same file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from eventstore.errors import DatabaseFileError
+
+__all__ = ["acquire", "hold_lock"]
+
+
+def acquire(db: Path) -> IO[str]:
+    """Take the lock (it is released when the returned file is closed).
+
+    Raises:
+        DatabaseFileError: another process holds it (its pid is named).
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    handle = (db.parent / (db.name + ".lock")).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise DatabaseFileError(
+            f"{db} is in use by another tradelog process (pid {holder}); if it is the "
+            "daemon, go through its socket instead") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+@contextmanager
+def hold_lock(db: Path) -> Iterator[None]:
+    """Hold the lock for the ``with`` block."""
+    handle = acquire(db)
+    try:
+        yield
+    finally:
+        handle.close()
