@@ -1,7 +1,6 @@
 """``tradelog show`` and ``tradelog rebuild`` on a database written by the tests."""
 
 # STYLE.md wants `assert expected == actual`; ruff's SIM300 reads that as a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ All amounts are compared as the canonical decimal strings ``query`` returns.
 """
 
 # STYLE.md wants `assert expected == actual`; ruff's SIM300 reads that as a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ journal events, over several accounts and symbols, with event times out of order
 """
 
 # STYLE.md wants `assert expected == actual`; ruff's SIM300 reads that as a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ row write and the checkpoint, just before ``COMMIT``.
 """
 
 # STYLE.md wants `assert expected == actual`; ruff's SIM300 reads that as a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The view runner on a real recorder: checkpoints, restarts, version rebuilds, as_of."""
 
 # STYLE.md wants `assert expected == actual`; ruff's SIM300 reads that as a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
