@@ -8,6 +8,7 @@
     tradelog emit    [--socket PATH]     events as JSON lines on stdin, or one from flags
     tradelog tail    [--socket PATH] [--from N] [--account A] [--types T,..]
     tradelog health  [--socket PATH]
+    tradelog report  [--account A] [--json] [--html FILE] [--db PATH]
     tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
 
 Exit codes: 0 success, 1 a check failed (verify) or the daemon refused, 2 bad usage,
@@ -81,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     from daemon.import_command import add_parser as add_import
 
     add_import(sub)
+    report = sub.add_parser("report", help="performance metrics of an account (or all)")
+    _add_paths(report)
+    report.add_argument("--account", help="one account (default: every account)")
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.add_argument("--html", type=Path, help="write a self-contained HTML page here")
+    report.add_argument("--since", help="first trading day or time to include")
+    report.add_argument("--until", help="last trading day or time to include")
+    report.add_argument("--symbol", help="only round trips in this symbol")
+    report.add_argument("--strategy", help="only round trips from this strategy's signals")
+    report.add_argument("--as-of", dest="as_of", help="a seq or an RFC 3339 time")
+    report.add_argument("--annualization", type=int,
+                        help="trading days per year for Sharpe/Sortino (365 or 252)")
     health = sub.add_parser("health", help="ask the daemon how it is")
     _add_paths(health, db=False)
     return parser
@@ -128,6 +141,10 @@ def _run(args: argparse.Namespace) -> int:
         from daemon.import_command import run_import
 
         return run_import(args, config)
+    if args.command == "report":
+        from daemon.report import report_command
+
+        return report_command(args, config)
     handler = getattr(commands, args.command)
     code: int = handler(args, config)
     return code

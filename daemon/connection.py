@@ -412,6 +412,9 @@ class Connection(asyncio.Protocol):
         if method == "read":
             return asyncio.ensure_future(self._run(request, service.read(
                 request.params, self.peer)))
+        if method == "metrics":
+            return asyncio.ensure_future(self._run(request, service.metrics(
+                request.params, self.peer)))
         raise service.method_not_found(method)
 
     def _result(self, request: Request, result: Any) -> dict[str, Any] | None:

@@ -100,7 +100,8 @@ def loads(raw: bytes) -> Any:
                             ) from None
     except ValueError as exc:
         raise JSONReadError(f"invalid JSON: {exc}") from None
-    if not _depth_ok(value):
+    # Nesting needs an opening bracket per level: fewer than MAX_DEPTH in all is safe.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and not _depth_ok(value):
         raise JSONReadError(f"nesting deeper than {MAX_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
         raise JSONReadError("invalid UTF-8: a \\u escape names a lone UTF-16 surrogate")

@@ -12,6 +12,8 @@ from schemas.values import ACCOUNT_PATTERN
 
 __all__ = [
     "AppendParams",
+    "MetricsParams",
+    "append_params",
     "QueryParams",
     "ReadParams",
     "SubscribeParams",
@@ -48,6 +50,16 @@ class QueryParams(_Params):
     as_of: Annotated[StrictInt, Field(ge=0)] | StrictStr | None = None
 
 
+class MetricsParams(_Params):
+    account: AccountName
+    since: StrictStr | None = None
+    until: StrictStr | None = None
+    symbol: StrictStr | None = None
+    strategy: StrictStr | None = None
+    as_of: Annotated[StrictInt, Field(ge=0)] | StrictStr | None = None
+    annualization: Annotated[StrictInt, Field(ge=1, le=366)] | None = None
+
+
 class ReadParams(_Params):
     from_seq: Seq = 1
     limit: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1000
@@ -63,6 +75,20 @@ class SubscribeParams(_Params):
 
 class UnsubscribeParams(_Params):
     subscription: StrictStr
+
+
+def append_params(params: dict[str, Any]) -> AppendParams:
+    """``check_params(AppendParams, params)``, with a fast path for the common shape.
+
+    ``{"events": [...]}`` with a non-empty list and nothing else is what pydantic would
+    accept unchanged, so it is built without running the validator over every event's
+    contents (the events are validated next, by ``schemas``). Anything else goes through
+    pydantic and gets its error messages.
+    """
+    events = params.get("events")
+    if len(params) == 1 and type(events) is list and events:
+        return AppendParams.model_construct(events=events, expected_version=None)
+    return check_params(AppendParams, params)
 
 
 def check_params(model: type[M], params: dict[str, Any]) -> M:

@@ -21,17 +21,19 @@ from daemon.access import Access, Peer
 from daemon.config import Config
 from daemon.logs import get_logger
 from daemon.params import (
-    AppendParams,
+    MetricsParams,
     QueryParams,
     ReadParams,
     SubscribeParams,
     UnsubscribeParams,
+    append_params,
     check_params,
 )
 from daemon.rpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from eventstore.errors import StorageUnavailableError, ValidationError
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent
 from eventstore.recorder import Recorder
+from projections.metrics import compute_metrics
 from projections.query import ViewQuery, query_view
 from projections.runner import ViewRunner
 from schemas import EVENT_TYPES, EventValidationError, parse_events
@@ -208,7 +210,7 @@ class Service:
         Raises:
             ValidationError (-32602), NotPermittedError (-32004).
         """
-        checked = check_params(AppendParams, params)
+        checked = append_params(params)
         maximum = self.config.limits.max_events_per_append
         if len(checked.events) > maximum:
             raise ValidationError(
@@ -232,6 +234,14 @@ class Service:
         checked = check_params(QueryParams, params)
         self.access.check(peer, "read", checked.account)
         return await query_view(self.recorder, ViewQuery(**checked.model_dump()))
+
+    async def metrics(self, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """The ``metrics`` method: performance figures of one account (docs/METRICS.md)."""
+        checked = check_params(MetricsParams, params)
+        self.access.check(peer, "read", checked.account)
+        values = checked.model_dump()
+        account = values.pop("account")
+        return await compute_metrics(self.recorder, account, **values)
 
     async def read(self, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
         checked = check_params(ReadParams, params)
@@ -353,7 +363,7 @@ class Service:
     def method_not_found(self, method: str) -> RpcError:
         return RpcError(METHOD_NOT_FOUND,
                         f"unknown method {method[:64]!r}; methods are append, query, read, "
-                        "subscribe, unsubscribe, health")
+                        "subscribe, unsubscribe, health, metrics")
 
 
 def _check_types(types: list[str] | None) -> None:

@@ -1,0 +1,173 @@
+"""The series the metrics are computed from, sampled while folding one account's events.
+
+Pure: feed it stored events in ``seq`` order; it folds them with ``projections.fold``
+(the same rules as the views) and keeps, for the account:
+
+- ``realized``: every fill's realized P&L effect (net of its fee), with its trading day,
+  the symbol of the position it belongs to and that position's strategy;
+- ``trades``: every closed round trip with its strategy and closing trading day;
+- ``samples``: balance and equity after every ``mark`` and every round-trip close, with
+  the account's cumulative transfers (``deposit``/``withdrawal`` cash) at that moment;
+- ``days``: equity at the last event of each trading day and that day's transfers.
+
+Money is exact ``Decimal`` in the account currency; times are UTC text (``...Z``) and
+trading days ``YYYY-MM-DD`` in the account's time zone in force when the event is folded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, localcontext
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from eventstore.record import StoredEvent
+from projections.fold import apply
+from projections.state import AccountState, State, TradeRow
+from schemas.values import DECIMAL_CONTEXT
+
+__all__ = ["TRANSFER_KINDS", "DayEnd", "Realized", "Sample", "Sampler", "Trade"]
+
+ZERO = Decimal(0)
+TRANSFER_KINDS = frozenset({"deposit", "withdrawal"})
+"""``cash`` kinds that move money in or out of the account rather than earn or lose it;
+the other kinds (fee, funding, interest, dividend, adjustment) count as performance."""
+
+
+@dataclass(frozen=True, slots=True)
+class Realized:
+    """One fill's change of realized P&L (``amount``, net of the fill's fee)."""
+
+    seq: int
+    time: str
+    day: str
+    symbol: str
+    strategy: str | None
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A closed round trip (the ``trades`` row), its strategy and closing trading day."""
+
+    row: TradeRow
+    strategy: str | None
+    day: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The account after one ``mark`` (``kind`` "mark") or round-trip close ("close").
+
+    ``transfers``: cumulative deposits + withdrawals (signed) up to and with this event.
+    """
+
+    seq: int
+    time: str
+    day: str
+    kind: str
+    balance: Decimal
+    equity: Decimal
+    transfers: Decimal
+    trade_id: str | None = None
+
+
+@dataclass(slots=True)
+class DayEnd:
+    """Equity after the last event of a trading day, and that day's transfers (signed)."""
+
+    day: str
+    equity: Decimal
+    transfers: Decimal = ZERO
+    fills: int = 0
+
+
+@dataclass(slots=True)
+class Sampler:
+    """Folds one account's events and samples the series above (see the module doc)."""
+
+    account: str
+    state: State = field(default_factory=State)
+    realized: list[Realized] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    days: dict[str, DayEnd] = field(default_factory=dict)
+    transfers: Decimal = ZERO
+    last_time: str | None = None
+
+    def _strategy(self, signal_id: str | None) -> str | None:
+        if signal_id is None:
+            return None
+        signal = self.state.signals.get((self.account, signal_id))
+        return signal.strategy if signal is not None else None
+
+    def feed(self, events: Iterable[StoredEvent]) -> None:
+        """Fold ``events`` (only this account's, in seq order) and sample after each."""
+        with localcontext(DECIMAL_CONTEXT):
+            for event in events:
+                self._one(event)
+
+    def _one(self, event: StoredEvent) -> None:
+        state = self.state
+        before: tuple[str, str | None] | None = None
+        if event.event_type == "fill":
+            key = event.data.get("position_id") or event.data["symbol"]
+            held = state.positions.get(self.account, {}).get(key)
+            if held is not None:
+                before = (held.symbol, held.signal_id)
+        apply(state, event)
+        account = state.accounts[self.account]
+        moment = datetime.fromisoformat(event.time)
+        day = moment.astimezone(_zone(account.timezone)).date().isoformat()
+        at = event.time if event.time.endswith("Z") else _utc_text(moment)
+        self.last_time = at
+        kind = event.event_type
+        if kind == "cash" and event.data["kind"] in TRANSFER_KINDS:
+            self.transfers += Decimal(event.data["amount"])
+        equity = _equity(account)
+        end = self.days.get(day)
+        if end is None:
+            end = self.days[day] = DayEnd(day, equity)
+        end.equity = equity
+        if kind == "cash" and event.data["kind"] in TRANSFER_KINDS:
+            end.transfers += Decimal(event.data["amount"])
+        if kind == "fill":
+            end.fills += 1
+            self._fill(event, at, day, before, account)
+        elif kind == "mark":
+            self.samples.append(Sample(event.seq, at, day, "mark",
+                                       account.cash + account.realized_pnl, equity,
+                                       self.transfers))
+
+    def _fill(self, event: StoredEvent, at: str, day: str,
+              before: tuple[str, str | None] | None, account: AccountState) -> None:
+        state = self.state
+        closed = state.effect.closed
+        if before is None:
+            key = event.data.get("position_id") or event.data["symbol"]
+            opened = state.positions[self.account][key]
+            before = (opened.symbol, opened.signal_id)
+        self.realized.append(Realized(event.seq, at, day, before[0],
+                                      self._strategy(before[1]), state.effect.realized))
+        if closed is not None:
+            self.trades.append(Trade(closed, self._strategy(closed.signal_id), day))
+            self.samples.append(Sample(event.seq, at, day, "close",
+                                       account.cash + account.realized_pnl,
+                                       _equity(account), self.transfers, closed.trade_id))
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _utc_text(moment: datetime) -> str:
+    """A time in UTC as the views write it (``...Z``)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _equity(account: AccountState) -> Decimal:
+    """equity = cash + realized_pnl + unrealized_pnl (EVENTS.md ``balances``)."""
+    return account.cash + account.realized_pnl + account.unrealized_pnl

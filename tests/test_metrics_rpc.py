@@ -1,0 +1,39 @@
+"""The ``metrics`` method over the socket and ``tradelog report`` on the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.client import Client, RemoteError
+from tests.support import DaemonProcess, fill, wire_event
+
+
+def test_metrics_method_answers_from_the_daemon(tmp_path: Path) -> None:
+    """A winning and a losing round trip give 2 round trips, win rate 0.5, realized +5;
+    bad params are -32602; the CLI report prints the same figures as JSON."""
+    events = [
+        wire_event("cash", {"amount": "1000", "kind": "deposit"}, time_="2024-03-04T09:00:00Z"),
+        fill("buy", "10", "100", time_="2024-03-04T10:00:00Z"),
+        fill("sell", "10", "102", time_="2024-03-04T11:00:00Z"),
+        fill("buy", "5", "100", time_="2024-03-05T10:00:00Z"),
+        fill("sell", "5", "97", time_="2024-03-05T11:00:00Z"),
+    ]
+    with DaemonProcess(tmp_path) as daemon:
+        with Client(daemon.socket) as client:
+            client.append(events)
+            answer = client.call("metrics", {"account": "acct-1"})
+            with pytest.raises(RemoteError) as refused:
+                client.call("metrics", {"account": "acct-1", "annualization": "often"})
+        report = subprocess.run(
+            [sys.executable, "-m", "daemon.cli", "report", "--db", str(daemon.db),
+             "--account", "acct-1", "--json"], capture_output=True, text=True, check=False)
+    assert 2 == answer["trades"]["round_trips"]
+    assert "5" == answer["pnl"]["all_time"]
+    assert -32602 == refused.value.code
+    assert 0 == report.returncode, report.stderr
+    assert answer["trades"] == json.loads(report.stdout)["trades"]
