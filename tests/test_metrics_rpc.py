@@ -14,7 +14,7 @@ from tests.support import DaemonProcess, fill, wire_event
 
 
 def test_metrics_method_answers_from_the_daemon(tmp_path: Path) -> None:
-    """A winning and a losing round trip give 2 round trips, win rate 0.5, realized +5;
+    """A winning and a losing round trip give 2 round trips, a 50% win rate, realized +5;
     bad params are -32602; the CLI report prints the same figures as JSON."""
     events = [
         wire_event("cash", {"amount": "1000", "kind": "deposit"}, time_="2024-03-04T09:00:00Z"),
@@ -34,6 +34,7 @@ def test_metrics_method_answers_from_the_daemon(tmp_path: Path) -> None:
              "--account", "acct-1", "--json"], capture_output=True, text=True, check=False)
     assert 2 == answer["trades"]["round_trips"]
     assert "5" == answer["pnl"]["all_time"]
+    assert "50" == answer["trades"]["win_rate_pct"].rstrip("0").rstrip(".")
     assert -32602 == refused.value.code
     assert 0 == report.returncode, report.stderr
     assert answer["trades"] == json.loads(report.stdout)["trades"]
