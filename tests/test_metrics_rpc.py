@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_metrics_method_answers_from_the_daemon(tmp_path: Path) -> None:
              "--account", "acct-1", "--json"], capture_output=True, text=True, check=False)
     assert 2 == answer["trades"]["round_trips"]
     assert "5" == answer["pnl"]["all_time"]
-    assert "50" == answer["trades"]["win_rate_pct"].rstrip("0").rstrip(".")
+    assert Decimal(50) == Decimal(answer["trades"]["win_rate_pct"])
     assert -32602 == refused.value.code
     assert 0 == report.returncode, report.stderr
     assert answer["trades"] == json.loads(report.stdout)["trades"]
