@@ -8,8 +8,11 @@ reads so that a query never waits behind a commit.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +23,7 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from eventstore import ddl
@@ -32,6 +35,7 @@ from eventstore.errors import (
     StorageBusyError,
     StorageCorruptError,
     StorageUnavailableError,
+    ValidationError,
     VersionConflictError,
     map_sqlite_error,
 )
@@ -103,11 +107,28 @@ def _utc_now() -> str:
 def open_sqlite(path: str | Path, *, readonly: bool, busy_timeout_s: float) -> sqlite3.Connection:
     """Open and check a tradelog file with the plain sqlite3 driver (used on the worker thread).
 
+    A file another process is creating or migrating at the same moment is waited for
+    (retried with backoff for up to twice ``busy_timeout_s``).
+
     Raises:
-        DatabaseFileError: not a SQLite file, a foreign SQLite file, or a newer tradelog's.
-        StorageUnavailableError: the file cannot be opened.
+        DatabaseFileError: not a SQLite file, a foreign SQLite file, or a newer tradelog's;
+            such a file is not written to.
+        StorageUnavailableError: the file cannot be opened, or stays locked.
     """
-    target = Path(path)
+    deadline = time.monotonic() + busy_timeout_s * 2
+    delay_s = 0.01
+    while True:
+        try:
+            return _open_once(Path(path), readonly=readonly, busy_timeout_s=busy_timeout_s)
+        except StorageBusyError as exc:
+            if time.monotonic() >= deadline:
+                raise StorageUnavailableError(
+                    f"{exc}; still locked after retrying") from exc
+        time.sleep(random.uniform(0, delay_s))
+        delay_s = min(delay_s * 2, 0.5)
+
+
+def _open_once(target: Path, *, readonly: bool, busy_timeout_s: float) -> sqlite3.Connection:
     try:
         if readonly:
             if not target.exists():
@@ -130,16 +151,26 @@ def open_sqlite(path: str | Path, *, readonly: bool, busy_timeout_s: float) -> s
     return conn
 
 
-def _check_and_migrate(
-    conn: sqlite3.Connection, target: Path, *, readonly: bool, busy_timeout_s: float
-) -> None:
+# One statement, so the three values come from one snapshot even while another process
+# is creating the file.
+_IDENTITY_SQL = (
+    "SELECT a.application_id, v.user_version, (SELECT count(*) FROM sqlite_master) "
+    "FROM pragma_application_id() AS a, pragma_user_version() AS v"
+)
+
+
+def _file_version(conn: sqlite3.Connection, target: Path) -> int:
+    """Check the file is (or may become) a tradelog file of a known format; its version."""
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseFileError(f"{target} is not a SQLite database file ({exc})") from exc
+        app_id, version, tables = conn.execute(_IDENTITY_SQL).fetchone()
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name.startswith("SQLITE_NOTADB") or "not a database" in str(exc):
+            raise DatabaseFileError(
+                f"{target} is not a SQLite database file ({exc}); refusing to touch it. "
+                "Point --db at a tradelog file or a new path."
+            ) from exc
+        raise map_sqlite_error(exc, f"reading {target}") from exc
     if app_id != ddl.APPLICATION_ID and (app_id != 0 or tables):
         raise DatabaseFileError(
             f"{target} is a SQLite file but not a tradelog database (application_id "
@@ -150,6 +181,17 @@ def _check_and_migrate(
             f"{target} was written by a newer tradelog (file format {version}, this tradelog "
             f"knows up to {ddl.SCHEMA_VERSION}); upgrade tradelog to open it."
         )
+    return int(version)
+
+
+def _check_and_migrate(
+    conn: sqlite3.Connection, target: Path, *, readonly: bool, busy_timeout_s: float
+) -> None:
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, f"opening {target}") from exc
+    version = _file_version(conn, target)
     if readonly:
         if version < ddl.SCHEMA_VERSION:
             raise DatabaseFileError(
@@ -164,6 +206,8 @@ def _check_and_migrate(
         if version < ddl.SCHEMA_VERSION:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Another process may have created or migrated the file since we looked.
+                version = _file_version(conn, target)
                 for step in range(version, ddl.SCHEMA_VERSION):
                     for statement in ddl.MIGRATIONS[step]:
                         conn.execute(statement)
@@ -171,10 +215,26 @@ def _check_and_migrate(
                 conn.execute(f"PRAGMA user_version = {ddl.SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
     except sqlite3.Error as exc:
         raise map_sqlite_error(exc, f"preparing {target}") from exc
+
+
+async def _connect(connector: Callable[[], sqlite3.Connection]) -> aiosqlite.Connection:
+    """Start an aiosqlite connection; on failure, wait for its worker thread to end.
+
+    aiosqlite stops the thread of a failed connect without waiting for it; waiting here
+    keeps the thread from reporting to an event loop that has since closed.
+    """
+    conn = aiosqlite.Connection(connector, iter_chunk_size=64)
+    try:
+        await conn
+    except BaseException:
+        await asyncio.to_thread(conn._thread.join)
+        raise
+    return conn
 
 
 class _Batch:
@@ -227,17 +287,11 @@ class Recorder:
         target = Path(path)
         writer = None
         if not readonly:
-            writer = aiosqlite.Connection(
-                lambda: open_sqlite(target, readonly=False, busy_timeout_s=busy_timeout_s),
-                iter_chunk_size=64,
-            )
-            await writer
-        reader = aiosqlite.Connection(
-            lambda: open_sqlite(target, readonly=True, busy_timeout_s=busy_timeout_s),
-            iter_chunk_size=64,
-        )
+            writer = await _connect(
+                lambda: open_sqlite(target, readonly=False, busy_timeout_s=busy_timeout_s))
         try:
-            await reader
+            reader = await _connect(
+                lambda: open_sqlite(target, readonly=True, busy_timeout_s=busy_timeout_s))
         except BaseException:
             if writer is not None:
                 await writer.close()
@@ -245,11 +299,17 @@ class Recorder:
         return cls(writer, reader, target, busy_timeout_s)
 
     async def close(self) -> None:
-        """Close both connections (idempotent)."""
-        if self._writer is not None:
-            await self._writer.close()
-            self._writer = None
-        await self._reader.close()
+        """Close both connections (idempotent).
+
+        The reader goes first, so that the writer, the last connection, checkpoints the
+        write-ahead log into the file and removes it.
+        """
+        try:
+            await self._reader.close()
+        finally:
+            if self._writer is not None:
+                await self._writer.close()
+                self._writer = None
 
     async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
@@ -269,7 +329,7 @@ class Recorder:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(StorageBusyError),
                 stop=stop_after_delay(self.busy_timeout_s * 2),
-                wait=wait_exponential_jitter(initial=0.01, max=0.5),
+                wait=wait_random_exponential(multiplier=0.01, max=0.5),
                 reraise=True,
             ):
                 with attempt:
@@ -290,7 +350,9 @@ class Recorder:
         Returns the outcome with one ``EventResult`` per event, in order.
 
         Raises:
-            IdempotencyConflictError: a source+id is stored with other content.
+            IdempotencyConflictError: a source+id is stored with other content (``seq``
+                is where).
+            ValidationError: the batch holds one source+id twice with different content.
             VersionConflictError: the account does not hold N events.
             StorageUnavailableError: full, read-only or locked too long; nothing stored.
             StorageCorruptError: the file is in doubt; stop and run verify.
@@ -446,8 +508,8 @@ class Recorder:
         """Walk the hash chain from seq 1 and check the append-only triggers are in place.
 
         Reports the first bad seq: altered content (hash mismatch), a missing or
-        reordered event (seq gap or chain break), or removed triggers (``bad_seq`` None,
-        ``reason`` set).
+        reordered event (seq gap or chain break), or append-only triggers removed or
+        altered (``bad_seq`` None, ``reason`` set).
         """
         return await self._read_with(verify_chain)
 
@@ -475,11 +537,18 @@ def stored_canonical(row: Sequence[Any]) -> bytes:
     )
 
 
+def _squeezed(sql: str) -> str:
+    return " ".join(sql.split())
+
+
 def verify_chain(conn: sqlite3.Connection) -> VerifyReport:
     """Check the chain on an open connection (see ``Recorder.verify``)."""
-    present = {name for (name,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'")}
-    missing = sorted(set(ddl.EVENT_TRIGGERS) - present)
+    present: dict[str, str] = dict(conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"))
+    missing = sorted(
+        name for name, sql in ddl.EVENT_TRIGGERS.items()
+        if _squeezed(present.get(name) or "") != _squeezed(sql)
+    )
     previous = GENESIS_HASH
     expected_seq = 1
     checked = 0
@@ -500,7 +569,7 @@ def verify_chain(conn: sqlite3.Connection) -> VerifyReport:
             checked += 1
     if missing:
         return VerifyReport(checked, previous, None,
-                            f"append-only triggers removed: {', '.join(missing)}")
+                            f"append-only triggers removed or altered: {', '.join(missing)}")
     return VerifyReport(checked, previous, None, "")
 
 
@@ -540,9 +609,20 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
     results: list[EventResult] = []
     fresh: list[NewEvent] = []
     local: dict[tuple[str, str], tuple[bytes, int]] = {}
+    first_index: dict[tuple[str, str], int] = {}
     next_seq = batch.last_seq + 1
-    for event in request.events:
+    for index, event in enumerate(request.events):
         key = (event.source, event.event_id)
+        if key in local and local[key][0] != event.canonical:
+            # Nothing is stored under this key: the batch contradicts itself.
+            return ValidationError(
+                f"event {index}: source+id appears twice in the batch with different "
+                f"content (first at event {first_index[key]}); send one of them",
+                [{"index": index, "path": "id",
+                  "message": f"source+id already used by event {first_index[key]} of this "
+                             "batch with different content"}],
+            )
+        first_index.setdefault(key, index)
         known = local.get(key) or batch.seen.get(key)
         if known is None:
             row = conn.execute(

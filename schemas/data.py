@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.values import AwareTime, Ident, Money, NonNegative, Positive, Ratio, Symbol
 
@@ -112,15 +112,18 @@ class StatusData(_Data):
     reason: Annotated[str, Field(max_length=1000)] | None = None
     price: Positive | None = None
 
-    @model_validator(mode="after")
-    def _status_fits_entity(self) -> StatusData:
-        allowed = SIGNAL_STATUSES if self.entity == "signal" else ORDER_STATUSES
-        if self.status not in allowed:
+    @field_validator("status")
+    @classmethod
+    def _status_fits_entity(cls, value: str, info: ValidationInfo) -> str:
+        entity = info.data.get("entity")
+        if entity is None:  # the entity itself is wrong and reported on its own
+            return value
+        allowed = SIGNAL_STATUSES if entity == "signal" else ORDER_STATUSES
+        if value not in allowed:
             raise ValueError(
-                f"status {self.status!r} is not a {self.entity} status; "
-                f"use one of {', '.join(allowed)}"
+                f"{value[:40]!r} is not a valid {entity} status; use one of {', '.join(allowed)}"
             )
-        return self
+        return value
 
 
 class JournalData(_Data):
@@ -136,20 +139,22 @@ class JournalData(_Data):
 class CashData(_Data):
     """Money in (+) or out (-) of the account, in the account currency."""
 
-    amount: Money
+    # ``kind`` comes first so that ``amount``'s check can see it (and name data.amount).
     kind: Literal["deposit", "withdrawal", "fee", "funding", "interest", "dividend", "adjustment"]
+    amount: Money
     note: Annotated[str, Field(max_length=1000)] | None = None
 
-    @model_validator(mode="after")
-    def _sign_fits_kind(self) -> CashData:
-        if self.amount == 0:
+    @field_validator("amount")
+    @classmethod
+    def _sign_fits_kind(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        if value == 0:
             raise ValueError("amount must not be 0")
-        sign = CASH_SIGN.get(self.kind)
-        if sign == 1 and self.amount < 0:
+        sign = CASH_SIGN.get(info.data.get("kind", ""))
+        if sign == 1 and value < 0:
             raise ValueError("a deposit's amount must be > 0")
-        if sign == -1 and self.amount > 0:
+        if sign == -1 and value > 0:
             raise ValueError("a withdrawal's amount must be < 0")
-        return self
+        return value
 
 
 class MarkData(_Data):

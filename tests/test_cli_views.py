@@ -56,11 +56,12 @@ def tradelog(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def fingerprint(path: Path) -> dict[str, tuple[bytes, int]]:
-    """Bytes and mtime of the database file and its write-ahead log, where present."""
+    """Bytes and mtime of the database file and of its write-ahead log when it holds
+    anything (a read-only reader may leave an empty one: SQLite creates it to read)."""
     out = {}
     for name in (path.name, f"{path.name}-wal"):
         target = path.with_name(name)
-        if target.exists():
+        if target.exists() and target.stat().st_size:
             out[name] = (target.read_bytes(), target.stat().st_mtime_ns)
     return out
 

@@ -266,5 +266,5 @@ def test_second_daemon_on_the_same_file_is_refused(daemon: DaemonProcess,
     running daemon; the first keeps serving."""
     second = tradelog("serve", "--db", str(daemon.db), "--socket", str(tmp_path / "b.sock"))
     assert 1 == second.returncode
-    assert b"already served by another tradelog daemon" in second.stderr
+    assert b"is in use by another tradelog process" in second.stderr
     assert "ok" == health(daemon.socket)["status"]

@@ -173,7 +173,7 @@ def test_events_jsonl_import_checks_every_line(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(good + "\n\n" + bad + "\n")
     read = read_file(path, "events-jsonl", None)
-    assert [(3, "data: amount must not be 0")] == [(p.line, p.reason) for p in read.problems]
+    assert [(3, "data.amount: amount must not be 0")] == [(p.line, p.reason) for p in read.problems]
     shutil.copy(path, tmp_path / "ok.jsonl")
     (tmp_path / "ok.jsonl").write_text(good + "\n")
     done = tradelog("import", str(tmp_path / "ok.jsonl"), "--format", "events-jsonl",

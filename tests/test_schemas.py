@@ -1,0 +1,238 @@
+"""The event schemas (EVENTS.md): every type accepted, every kind of mistake refused with
+the field path and a message that says what to fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from schemas import EVENT_TYPES, EventValidationError, parse_event, parse_events
+from schemas import wire_event_json_schema as json_schema
+from tests.support import fill, wire_event
+
+VALID: dict[str, dict[str, Any]] = {
+    "signal": wire_event("signal", {
+        "signal_id": "sig-1", "strategy": "sma-cross", "symbol": "EURUSD", "side": "long",
+        "entry_price": "1.0850", "stop_loss": "1.08", "take_profit": "1.095",
+        "confidence": "0.7", "timeframe": "1h", "expires_at": "2024-03-01T18:00:00+01:00",
+        "note": "golden cross"}),
+    "order": wire_event("order", {
+        "order_id": "o-1", "symbol": "EURUSD", "side": "buy", "quantity": "10000",
+        "order_type": "stop_limit", "limit_price": "1.09", "stop_price": "1.089",
+        "signal_id": "sig-1", "position_id": "p-1"}),
+    "fill": fill("buy", "10000", "1.0851", fee="2.5", order_id="o-1", position_id="p-1",
+                 signal_id="sig-1", exit_reason="take_profit", multiplier="1"),
+    "status_signal": wire_event("status", {
+        "entity": "signal", "entity_id": "sig-1", "status": "triggered",
+        "reason": "entry hit", "price": "1.0851"}),
+    "status_order": wire_event("status", {
+        "entity": "order", "entity_id": "o-1", "status": "partially_filled"}),
+    "journal": wire_event("journal", {
+        "text": "Waited for the retest — patience paid.", "tags": ["patience", "fx"],
+        "symbol": "EURUSD", "position_id": "p-1", "signal_id": "sig-1"}),
+    "cash_deposit": wire_event("cash", {"amount": "10000", "kind": "deposit"}),
+    "cash_withdrawal": wire_event("cash", {"amount": "-500", "kind": "withdrawal"}),
+    "cash_fee": wire_event("cash", {"amount": "-1.25", "kind": "fee", "note": "platform"}),
+    "cash_funding": wire_event("cash", {"amount": "0.37", "kind": "funding"}),
+    "cash_interest": wire_event("cash", {"amount": "3.10", "kind": "interest"}),
+    "cash_dividend": wire_event("cash", {"amount": "12", "kind": "dividend"}),
+    "cash_adjustment": wire_event("cash", {"amount": "-0.01", "kind": "adjustment"}),
+    "mark": wire_event("mark", {"prices": {"EURUSD": "1.0860", "GBPUSD": Decimal("1.27")}}),
+    "limits": wire_event("limits", {"daily_loss_limit": "250", "max_open_positions": 3,
+                                    "timezone": "America/New_York"}),
+}
+
+
+def _only_problem(raw: Any) -> tuple[str, str]:
+    """Parse ``raw``, expect exactly one problem, and return its ``(path, message)``."""
+    with pytest.raises(EventValidationError) as caught:
+        parse_event(raw)
+    problems = caught.value.problems
+    assert 1 == len(problems), problems
+    return problems[0].path, problems[0].message
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_event_of_every_type_is_accepted(name: str) -> None:
+    """A valid event of each type in EVENTS.md (every status entity and cash kind) parses,
+    and keeps its type, account and data fields."""
+    raw = VALID[name]
+    event = parse_event(raw)
+    dumped = event.model_dump(mode="json", exclude_none=True)
+    assert raw["type"] == dumped["type"]
+    assert raw["account"] == dumped["account"]
+    assert set(raw["data"]) <= set(dumped["data"])
+
+
+def test_valid_examples_cover_every_event_type() -> None:
+    """The examples above include every event type the schemas know."""
+    assert set(EVENT_TYPES) == {VALID[name]["type"] for name in VALID}
+
+
+def test_optional_fields_take_their_defaults() -> None:
+    """A minimal fill gets fee 0, multiplier 1 and specversion 1.0; limits default to UTC."""
+    dumped = parse_event(fill("sell", "1", "2")).model_dump(mode="json", exclude_none=True)
+    assert ("1.0", "0", "1") == (dumped["specversion"], dumped["data"]["fee"],
+                                 dumped["data"]["multiplier"])
+    limits = parse_event(wire_event("limits", {})).model_dump(mode="json")
+    assert "UTC" == limits["data"]["timezone"]
+
+
+def _copy(raw: dict[str, Any]) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(raw, default=str))
+    return copy
+
+
+def _without(raw: dict[str, Any], *path: str) -> dict[str, Any]:
+    copy = _copy(raw)
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return copy
+
+
+def _with(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    copy = _copy(raw)
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+BASE_FILL = fill("buy", "1", "1.5", event_id="f-1")
+REJECTED: dict[str, tuple[dict[str, Any], str, str]] = {
+    # name: (raw event, expected path, a phrase the message must contain)
+    "missing data field": (_without(BASE_FILL, "data", "price"), "data.price",
+                           "required field is missing"),
+    "missing envelope field": (_without(BASE_FILL, "time"), "time",
+                               "required field is missing"),
+    "unknown top-level field": (_with(BASE_FILL, ("acount",), "acct-1"), "acount",
+                                "unknown field"),
+    "unknown data field": (_with(BASE_FILL, ("data", "prize"), "1.5"), "data.prize",
+                           "unknown field"),
+    "zero price": (_with(BASE_FILL, ("data", "price"), "0"), "data.price",
+                   "greater than 0"),
+    "NaN as a string": (_with(BASE_FILL, ("data", "price"), "NaN"), "data.price",
+                        "not a decimal number"),
+    "NaN as a Decimal": (_with(BASE_FILL, ("data", "price"), Decimal("NaN")), "data.price",
+                         "NaN"),
+    "infinity as a Decimal": (_with(BASE_FILL, ("data", "price"), Decimal("Infinity")),
+                              "data.price", "infinities"),
+    "a binary float": (_with(BASE_FILL, ("data", "price"), 1.5), "data.price",
+                       "floats are not accepted"),
+    "time without offset": (_with(BASE_FILL, ("time",), "2024-03-01T12:00:00"), "time",
+                            "no UTC offset"),
+    "negative quantity": (_with(BASE_FILL, ("data", "quantity"), "-1"), "data.quantity",
+                          "greater than 0"),
+    "bad account name": (_with(BASE_FILL, ("account",), "my account/1"), "account",
+                         "letters, digits"),
+    "unknown type": (_with(BASE_FILL, ("type",), "fil"), "type", "unknown event type 'fil'"),
+    "order status on a signal": (
+        wire_event("status", {"entity": "signal", "entity_id": "s-1", "status": "filled"}),
+        "data.status", "not a valid signal status"),
+    "signal status on an order": (
+        wire_event("status", {"entity": "order", "entity_id": "o-1", "status": "triggered"}),
+        "data.status", "not a valid order status"),
+    "withdrawal with a positive amount": (
+        wire_event("cash", {"amount": "100", "kind": "withdrawal"}), "data.amount",
+        "withdrawal's amount must be < 0"),
+    "deposit with a negative amount": (
+        wire_event("cash", {"amount": "-100", "kind": "deposit"}), "data.amount",
+        "deposit's amount must be > 0"),
+    "zero cash amount": (wire_event("cash", {"amount": "0", "kind": "fee"}), "data.amount",
+                         "must not be 0"),
+    "unknown IANA time zone": (wire_event("limits", {"timezone": "Mars/Olympus_Mons"}),
+                               "data.timezone", "not an IANA time zone"),
+    "confidence above 1": (
+        _with(VALID["signal"], ("data", "confidence"), "1.01"), "data.confidence",
+        "at most 1"),
+    "mark price of zero": (wire_event("mark", {"prices": {"EURUSD": "0"}}),
+                           "data.prices.EURUSD", "greater than 0"),
+    "specversion other than 1.0": (_with(BASE_FILL, ("specversion",), "0.3"), "specversion",
+                                   "'1.0'"),
+}
+
+
+@pytest.mark.parametrize("name", list(REJECTED))
+def test_invalid_event_is_rejected_with_path_and_message(name: str) -> None:
+    """Each kind of mistake is refused with exactly one problem naming the field's dotted
+    path and a message that says what is wrong."""
+    raw, expected_path, phrase = REJECTED[name]
+    path, message = _only_problem(raw)
+    assert expected_path == path
+    assert phrase in message
+
+
+def test_batch_reports_problems_of_every_event_with_its_index() -> None:
+    """``parse_events`` lists the problems of all events of a batch, each with its index."""
+    batch = [BASE_FILL, _with(BASE_FILL, ("data", "price"), "0"),
+             _without(BASE_FILL, "account")]
+    with pytest.raises(EventValidationError) as caught:
+        parse_events(batch)
+    assert [(1, "data.price"), (2, "account")] == [
+        (p.index, p.path) for p in caught.value.problems]
+    assert str(caught.value).startswith("event 1: data.price:")
+
+
+def test_non_object_event_is_rejected() -> None:
+    """An event that is not a JSON object is refused at the empty path."""
+    path, message = _only_problem(["not", "an", "event"])
+    assert ("", "an event must be a JSON object") == (path, message)
+
+
+def test_strings_are_not_coerced_from_numbers() -> None:
+    """Strict types: a number where a string is expected is refused, not converted."""
+    path, message = _only_problem(_with(BASE_FILL, ("id",), 17))
+    assert ("id", "expected a string") == (path, message)
+
+
+def _check_refs(node: Any, defs: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref is not None:
+            assert ref.startswith("#/$defs/")
+            assert ref.removeprefix("#/$defs/") in defs
+        for value in node.values():
+            _check_refs(value, defs)
+    elif isinstance(node, list):
+        for value in node:
+            _check_refs(value, defs)
+
+
+def _assert_wire_schema(schema: dict[str, Any]) -> None:
+    assert "https://json-schema.org/draft/2020-12/schema" == schema["$schema"]
+    defs = schema["$defs"]
+    _check_refs(schema, defs)
+    mapping = schema["discriminator"]["mapping"]
+    assert "type" == schema["discriminator"]["propertyName"]
+    assert set(EVENT_TYPES) == set(mapping)
+    assert sorted(mapping.values()) == sorted(option["$ref"] for option in schema["oneOf"])
+    for event_type, ref in mapping.items():
+        definition = defs[ref.removeprefix("#/$defs/")]
+        assert event_type == definition["properties"]["type"]["const"]
+        assert definition["additionalProperties"] is False
+        assert {"id", "source", "type", "time", "account", "data"} <= set(
+            definition["required"])
+
+
+def test_wire_event_json_schema_has_every_event_type() -> None:
+    """The JSON Schema is a discriminated ``oneOf`` on ``type`` over all 8 event types,
+    each closed to unknown attributes, with every ``$ref`` resolving."""
+    _assert_wire_schema(json_schema())
+
+
+def test_schema_command_prints_the_json_schema() -> None:
+    """``tradelog schema`` prints the same JSON Schema as valid JSON and exits 0."""
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "schema"],
+                          capture_output=True, check=False, timeout=60)
+    assert 0 == done.returncode, done.stderr.decode()
+    printed = json.loads(done.stdout)
+    _assert_wire_schema(printed)
+    assert json_schema() == printed
