@@ -99,6 +99,9 @@ def loads(raw: bytes) -> Any:
         raise JSONReadError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
                             ) from None
     except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise JSONReadError("a number has more than 4300 digits; no price, quantity "
+                                "or id needs that many") from None
         raise JSONReadError(f"invalid JSON: {exc}") from None
     # Nesting needs an opening bracket per level: fewer than MAX_DEPTH in all is safe.
     if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and not _depth_ok(value):

@@ -1,0 +1,1 @@
+"""tradelog's benchmarks: ``python -m bench --help`` and docs/BENCHMARKS.md."""

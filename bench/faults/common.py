@@ -1,0 +1,479 @@
+"""What every fault script shares: the daemon subprocess, bots that append, and the checks.
+
+Checks read the log straight from the file (sqlite3, read-only) and use the real command
+line for ``verify``, ``rebuild`` and ``show``; nothing here imports the daemon's internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "KNOWN_CODES",
+    "REPO",
+    "VIEWS",
+    "Bot",
+    "Daemon",
+    "EventMaker",
+    "Key",
+    "Ledger",
+    "answer_problems",
+    "check_log",
+    "cli",
+    "copy_database",
+    "dump_views",
+    "log_problems",
+    "machine",
+    "stored_events",
+    "verify",
+    "views_equal_rebuild",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journal"]
+KNOWN_CODES = frozenset({-32700, -32600, -32601, -32602, -32001, -32002, -32003, -32004})
+Key = tuple[str, str]
+"""An event's idempotency key: (source, id)."""
+
+
+def machine() -> str:
+    """A one-line description of this machine, for the recorded results."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            if text.startswith("model name"):
+                model = text.split(":", 1)[1].strip()
+                break
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs {model}, "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+
+
+def cli(*args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m daemon.cli ARGS`` from the repository; the result is not checked."""
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=REPO,
+                          capture_output=True, timeout=timeout_s, check=False)
+
+
+class Daemon:
+    """``tradelog serve`` as a subprocess; ``db``, ``socket`` and ``log`` may be apart
+    (a full-disk test keeps the log off the full filesystem)."""
+
+    def __init__(self, db: Path, socket_path: Path, log: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.db = db
+        self.socket = socket_path
+        self.log = log
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> float:
+        """Start and wait until the socket answers ``health``; returns seconds to ready.
+
+        Raises:
+            RuntimeError: the daemon exited first (its log's tail is in the message).
+            TimeoutError: not ready in time.
+        """
+        env = dict(os.environ)
+        env.update(self.env)
+        env.setdefault("TRADELOG_LOG_FORMAT", "json")
+        started = time.monotonic()
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "daemon.cli", "serve", "--db", str(self.db),
+                 "--socket", str(self.socket)], cwd=REPO, stdout=log,
+                stderr=subprocess.STDOUT, env=env)
+        while time.monotonic() - started < timeout_s:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise RuntimeError(f"daemon exited {code}: {self.tail()}")
+            with contextlib.suppress(OSError, ValueError, TimeoutError):
+                health(self.socket, timeout_s=2.0)
+                return time.monotonic() - started
+            time.sleep(0.02)
+        raise TimeoutError(f"daemon not ready in {timeout_s} s: {self.tail()}")
+
+    def tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        """Send ``sig`` and wait; returns the exit code (negative: the signal's number)."""
+        assert self.proc is not None, "the daemon is not running"
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout_s)
+        self.proc = None
+        return code
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def health(path: Path, timeout_s: float = 10.0) -> dict[str, Any]:
+    """``health`` over a fresh blocking connection."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(str(path))
+        sock.sendall(b'{"jsonrpc":"2.0","id":"h","method":"health"}\n')
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise OSError("closed before answering health")
+            data += chunk
+    finally:
+        sock.close()
+    answer = json.loads(data)
+    result: dict[str, Any] = answer["result"]
+    return result
+
+
+# ------------------------------------------------------------------ events and bots
+
+
+class EventMaker:
+    """Plausible events of one bot (``source``), every id new, touching every view."""
+
+    def __init__(self, source: str, account: str, rng: random.Random) -> None:
+        self.source = source
+        self.account = account
+        self.rng = rng
+        self.count = 0
+        self.orders: list[str] = []
+
+    def event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.count += 1
+        day = 1 + self.count // 500 % 28
+        return {"id": f"e{self.count}", "source": self.source, "type": event_type,
+                "time": f"2024-03-{day:02d}T{self.count // 60 % 24:02d}:{self.count % 60:02d}"
+                        ":00Z",
+                "account": self.account, "data": data}
+
+    def one(self) -> dict[str, Any]:
+        rng = self.rng
+        symbol = rng.choice(["EURUSD", "GBPUSD", "XAUUSD"])
+        price = f"{rng.uniform(90, 110):.2f}"
+        roll = rng.random()
+        if roll < 0.55:
+            data: dict[str, Any] = {"symbol": symbol, "side": rng.choice(["buy", "sell"]),
+                                    "quantity": str(rng.randint(1, 3)), "price": price,
+                                    "fee": "0.1"}
+            if rng.random() < 0.2:
+                data["position_id"] = f"p{rng.randint(1, 3)}"
+            return self.event("fill", data)
+        if roll < 0.65:
+            return self.event("journal", {"text": f"note {self.count}", "symbol": symbol})
+        if roll < 0.73:
+            return self.event("signal", {"signal_id": f"s{self.count}", "strategy": "sma",
+                                         "symbol": symbol, "side": "long"})
+        if roll < 0.81:
+            order_id = f"o{self.count}"
+            self.orders.append(order_id)
+            return self.event("order", {"order_id": order_id, "symbol": symbol, "side": "buy",
+                                        "quantity": "1", "order_type": "market"})
+        if roll < 0.88 and self.orders:
+            return self.event("status", {"entity": "order", "entity_id": rng.choice(
+                self.orders), "status": "accepted"})
+        if roll < 0.94:
+            return self.event("cash", {"amount": "1000", "kind": "deposit"})
+        return self.event("mark", {"prices": {symbol: price}})
+
+    def batch(self, most: int = 20) -> list[dict[str, Any]]:
+        return [self.one() for _ in range(self.rng.randint(1, most))]
+
+
+def keys(events: Iterable[dict[str, Any]]) -> list[Key]:
+    return [(str(e["source"]), str(e["id"])) for e in events]
+
+
+@dataclass
+class Ledger:
+    """What the bots sent and what the daemon acknowledged, over a whole run."""
+
+    batches: list[list[Key]] = field(default_factory=list)
+    acked: list[Key] = field(default_factory=list)
+    refused: list[list[Key]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    codes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+class Bot:
+    """One client on one connection, pipelining up to ``depth`` appends.
+
+    Every append answered with a result goes to ``ledger.acked``; one answered with an
+    error in ``allowed`` goes to ``ledger.refused`` (any other error is a problem). When
+    the connection dies, the unanswered batches wait in ``in_doubt`` and are sent again,
+    unchanged, on the next ``run`` (as the contract tells a bot to): the answer must then
+    say all of them were duplicates, or none.
+    """
+
+    def __init__(self, maker: EventMaker, ledger: Ledger, depth: int = 4,
+                 allowed: frozenset[int] = frozenset(), most: int = 20) -> None:
+        self.maker = maker
+        self.ledger = ledger
+        self.depth = depth
+        self.allowed = allowed
+        self.most = most
+        self.in_doubt: list[list[dict[str, Any]]] = []
+        self.resent = self.resent_stored = 0
+        self._ids = 0
+
+    async def run(self, path: Path, stop: asyncio.Event, max_requests: int | None = None,
+                  stop_after_refusals: int | None = None) -> None:
+        """Send the batches in doubt again, then new ones until ``stop`` is set, the
+        connection dies, or a limit is reached; then wait for the answers."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 24)
+        except OSError as exc:
+            self.ledger.problems.append(f"{self.maker.source}: cannot connect: {exc!r}")
+            return
+        pending: dict[int, tuple[list[dict[str, Any]], bool]] = {}
+        again, self.in_doubt = self.in_doubt, []
+        sent = refusals = 0
+        try:
+            while True:
+                while len(pending) < self.depth and (again or (
+                        not stop.is_set() and (max_requests is None or sent < max_requests)
+                        and (stop_after_refusals is None or refusals < stop_after_refusals))):
+                    resend = bool(again)
+                    batch = again.pop(0) if again else self.maker.batch(self.most)
+                    self._ids += 1
+                    if not resend:
+                        self.ledger.batches.append(keys(batch))
+                    pending[self._ids] = (batch, resend)
+                    writer.write(json.dumps({"jsonrpc": "2.0", "id": self._ids,
+                                             "method": "append",
+                                             "params": {"events": batch}}).encode() + b"\n")
+                    sent += 1
+                await writer.drain()
+                if not pending:
+                    break
+                raw = await reader.readline()
+                if not raw.endswith(b"\n"):
+                    raise ConnectionResetError("the daemon closed the connection")
+                answer = json.loads(raw)
+                batch, resend = pending.pop(answer["id"])
+                refusals += self._answered(batch, resend, answer)
+        except (OSError, EOFError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.in_doubt.extend(batch for batch, _ in pending.values())
+            self.in_doubt.extend(again)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def _answered(self, batch: list[dict[str, Any]], resend: bool,
+                  answer: dict[str, Any]) -> int:
+        """Record one answer; returns 1 if it was an allowed refusal."""
+        source = self.maker.source
+        if "error" in answer:
+            code = answer["error"]["code"]
+            self.ledger.codes[code] += 1
+            if code in self.allowed:
+                self.ledger.refused.append(keys(batch))
+                self.in_doubt.append(batch)  # "retry later": sent again on the next run
+                return 1
+            self.ledger.problems.append(f"{source}: append answered {answer['error']}")
+            return 0
+        self.ledger.codes[0] += 1
+        results = answer["result"]["results"]
+        if [r["id"] for r in results] != [e["id"] for e in batch]:
+            self.ledger.problems.append(f"{source}: results out of order: {results}")
+        self.ledger.acked.extend(keys(batch))
+        duplicates = {bool(r["duplicate"]) for r in results}
+        if resend:
+            self.resent += 1
+            if len(duplicates) != 1:
+                self.ledger.problems.append(
+                    f"{source}: a batch sent again was partly stored before: {results}")
+            elif duplicates == {True}:
+                self.resent_stored += 1
+        elif duplicates != {False}:
+            self.ledger.problems.append(f"{source}: new events called duplicates: {results}")
+        return 0
+
+
+# ------------------------------------------------------------------ checks
+
+
+def stored_events(db: Path) -> list[tuple[int, str, str]]:
+    """(seq, source, id) of every stored event, in seq order, read-only from the file."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return [(int(s), str(src), str(i)) for s, src, i in
+                conn.execute("SELECT seq, source, id FROM events ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def check_log(stored: list[tuple[int, str, str]], ledger: Ledger,
+              all_sent: bool = True) -> list[str]:
+    """The log against the ledger: seqs 1..N; every acknowledged event exactly once; no
+    event twice; every batch stored whole or not at all; with ``all_sent``, nothing
+    stored that no bot sent."""
+    problems: list[str] = []
+    seqs = [s for s, _, _ in stored]
+    if seqs != list(range(1, len(seqs) + 1)):
+        gaps = [b for a, b in itertools_pairs(seqs) if b != a + 1][:5]
+        problems.append(f"seqs are not 1..{len(seqs)} (first breaks before {gaps})")
+    counts = collections.Counter((src, i) for _, src, i in stored)
+    twice = [k for k, n in counts.items() if n > 1]
+    if twice:
+        problems.append(f"{len(twice)} events stored more than once, e.g. {twice[:3]}")
+    lost = [k for k in set(ledger.acked) if counts[k] != 1]
+    if lost:
+        problems.append(f"{len(lost)} acknowledged events not stored once, e.g. {lost[:3]}")
+    partial = [b for b in ledger.batches if 0 < sum(counts[k] > 0 for k in b) < len(b)]
+    if partial:
+        problems.append(f"{len(partial)} batches partly stored, e.g. {partial[0][:4]}")
+    if all_sent:
+        sent = {k for b in ledger.batches for k in b}
+        unknown = [k for k in counts if k not in sent]
+        if unknown:
+            problems.append(f"{len(unknown)} stored events no bot sent, e.g. {unknown[:3]}")
+    return problems
+
+
+def itertools_pairs(values: list[int]) -> Iterator[tuple[int, int]]:
+    prev = 0
+    for value in values:
+        yield prev, value
+        prev = value
+
+
+def verify(db: Path) -> list[str]:
+    """``tradelog verify --db``: no problems, or its output."""
+    done = cli("verify", "--db", str(db))
+    if done.returncode == 0 and done.stdout.startswith(b"verify: ok"):
+        return []
+    return [f"verify exited {done.returncode}: {(done.stdout + done.stderr).decode()[-500:]}"]
+
+
+def dump_views(db: Path) -> dict[str, Any]:
+    """The rows of every view, from ``tradelog show VIEW --db DB --json`` (run side by
+    side); a view whose command fails maps to its error text."""
+    procs = {view: subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "show", view, "--db", str(db), "--json"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for view in VIEWS}
+    rows: dict[str, Any] = {}
+    for view, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        if proc.returncode == 0:
+            rows[view] = json.loads(out)["rows"]
+        else:
+            rows[view] = f"show {view} exited {proc.returncode}: {err.decode()[-300:]}"
+    return rows
+
+
+def copy_database(db: Path, into: Path) -> Path:
+    """Copy the file and its -wal (not the lock) into ``into``; returns the copy."""
+    into.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal"):
+        part = db.with_name(db.name + suffix)
+        if part.exists():
+            shutil.copyfile(part, into / part.name)
+    return into / db.name
+
+
+def views_equal_rebuild(db: Path, scratch: Path) -> list[str]:
+    """Dump every view on ``db``, copy it into ``scratch``, ``rebuild`` the copy, dump
+    again: no problems when the rows are equal."""
+    live = dump_views(db)
+    shutil.rmtree(scratch, ignore_errors=True)
+    copy = copy_database(db, scratch)
+    done = cli("rebuild", "--db", str(copy))
+    if done.returncode != 0:
+        return [f"rebuild exited {done.returncode}: {done.stderr.decode()[-500:]}"]
+    rebuilt = dump_views(copy)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return [f"view {view}: live rows differ from a rebuild ({_diff(live[view], rebuilt[view])})"
+            for view in VIEWS if live[view] != rebuilt[view]]
+
+
+def _diff(live: Any, rebuilt: Any) -> str:
+    if not isinstance(live, list) or not isinstance(rebuilt, list):
+        return f"live {str(live)[:200]}, rebuilt {str(rebuilt)[:200]}"
+    extra = [r for r in live if r not in rebuilt][:2]
+    missing = [r for r in rebuilt if r not in live][:2]
+    return f"{len(live)} vs {len(rebuilt)} rows; only live {extra}; only rebuilt {missing}"
+
+
+_EXCEPTION_REPR = re.compile(r"Traceback|\b[A-Z]\w*(?:Error|Exception)\(|<class '|File \"")
+
+
+def answer_problems(raw: bytes) -> list[str]:
+    """What is wrong with one line the daemon sent: not JSON, a traceback or exception
+    repr, not JSON-RPC 2.0, or an error code outside PROTOCOL.md's."""
+    text = raw.decode("utf-8", errors="replace")
+    if _EXCEPTION_REPR.search(text):
+        return [f"answer shows Python internals: {text[:300]}"]
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return [f"answer is not JSON: {text[:300]}"]
+    members = message if isinstance(message, list) and message else [message]
+    problems: list[str] = []
+    for one in members:
+        if not isinstance(one, dict) or one.get("jsonrpc") != "2.0":
+            problems.append(f"not a JSON-RPC 2.0 message: {text[:300]}")
+        elif "method" in one:
+            if one["method"] not in ("event", "subscription_closed") or "id" in one:
+                problems.append(f"unexpected notification: {text[:300]}")
+        elif "id" not in one or ("result" in one) == ("error" in one):
+            problems.append(f"not a response: {text[:300]}")
+        elif "error" in one:
+            error = one["error"]
+            if not isinstance(error, dict) or error.get("code") not in KNOWN_CODES or (
+                    not isinstance(error.get("message"), str)):
+                problems.append(f"error outside the contract: {text[:300]}")
+    return problems
+
+
+def log_problems(log: Path, since: int = 0) -> list[str]:
+    """Lines of the daemon's log (from byte ``since``) that show a bug: tracebacks,
+    ``request_failed`` (-32603), failed request tasks, or a storage fault."""
+    try:
+        with log.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    bad = ("Traceback", '"request_failed"', '"request_task_failed"', '"storage_in_doubt"',
+           '"answer_not_serialisable"', "Task exception was never retrieved")
+    return [f"daemon log: {ln[:400]}" for ln in text.splitlines() if any(b in ln for b in bad)]
