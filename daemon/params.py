@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -77,18 +78,27 @@ class UnsubscribeParams(_Params):
     subscription: StrictStr
 
 
-def append_params(params: dict[str, Any]) -> AppendParams:
+@dataclass(frozen=True, slots=True)
+class CheckedAppend:
+    """Checked ``append`` params: the raw events (validated next, by ``schemas``) and the
+    optional expected version."""
+
+    events: list[Any]
+    expected_version: ExpectedVersion | None
+
+
+def append_params(params: dict[str, Any]) -> CheckedAppend:
     """``check_params(AppendParams, params)``, with a fast path for the common shape.
 
     ``{"events": [...]}`` with a non-empty list and nothing else is what pydantic would
-    accept unchanged, so it is built without running the validator over every event's
-    contents (the events are validated next, by ``schemas``). Anything else goes through
-    pydantic and gets its error messages.
+    accept unchanged, so it is taken as is, without running the validator over every
+    event's contents. Anything else goes through pydantic and gets its error messages.
     """
     events = params.get("events")
     if len(params) == 1 and type(events) is list and events:
-        return AppendParams.model_construct(events=events, expected_version=None)
-    return check_params(AppendParams, params)
+        return CheckedAppend(events, None)
+    checked = check_params(AppendParams, params)
+    return CheckedAppend(checked.events, checked.expected_version)
 
 
 def check_params(model: type[M], params: dict[str, Any]) -> M:

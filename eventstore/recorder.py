@@ -325,10 +325,18 @@ class Recorder:
 
     async def _retrying(self, fn: Callable[[sqlite3.Connection], T], on_writer: bool) -> T:
         run = self._on_writer if on_writer else self._on_reader
+        started = time.monotonic()
+        try:
+            # The first attempt runs without the retry machinery: building it costs as
+            # much as a small group's whole commit, and the file is rarely locked.
+            return await run(fn)
+        except StorageBusyError:
+            pass
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(StorageBusyError),
-                stop=stop_after_delay(self.busy_timeout_s * 2),
+                stop=stop_after_delay(
+                    max(0.0, self.busy_timeout_s * 2 - (time.monotonic() - started))),
                 wait=wait_random_exponential(multiplier=0.01, max=0.5),
                 reraise=True,
             ):

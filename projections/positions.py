@@ -54,9 +54,8 @@ def refresh_unrealized(state: State, account: AccountState, position: Position) 
 
 
 def _refresh_symbol(state: State, account: AccountState, symbol: str) -> None:
-    for position in state.positions.get(account.account, {}).values():
-        if position.symbol == symbol:
-            refresh_unrealized(state, account, position)
+    for position in state.by_symbol.get((account.account, symbol), {}).values():
+        refresh_unrealized(state, account, position)
 
 
 def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: Decimal,
@@ -88,7 +87,7 @@ def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: 
         open_quantity=quantity,
         open_notional=quantity * price,
     )
-    state.positions.setdefault(event.account, {})[key] = position
+    state.add_position(position)
     return position
 
 
@@ -178,7 +177,7 @@ def apply(state: State, event: StoredEvent) -> State:
         if position.quantity == 0:
             account.unrealized_pnl -= position.unrealized_pnl
             effect.closed = _close(state, event, position)
-            del state.positions[event.account][key]
+            state.remove_position(event.account, key)
             state.dirty_positions.add((event.account, key))
             account.open_positions -= 1
             if quantity > size:

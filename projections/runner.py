@@ -11,18 +11,42 @@ past the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from decimal import localcontext
-from typing import Any
+from typing import Any, Protocol
 
 from eventstore.record import StoredEvent
 from eventstore.recorder import Statement
 from projections import tables as t
 from projections.fold import PROJECTION_VERSION, apply
-from projections.state import State
+from projections.rowcache import RowCache
+from projections.snapshots import (
+    FORMAT,
+    SNAPSHOT_EVERY,
+    Pending,
+    copy_all_sql,
+    keyed_rows_sql,
+    snapshot_ddl,
+    snapshot_payload,
+    snapshot_tables,
+)
+from projections.state import OrderRow, SignalRow, State
 from schemas.values import DECIMAL_CONTEXT
 
-__all__ = ["CHECKPOINT_DDL", "ViewRunner", "checkpoint_statement"]
+__all__ = ["CHECKPOINT_DDL", "Lookup", "ViewRunner", "checkpoint_statement", "clear_marks",
+           "drain"]
+
+CACHE_ROWS = 5_000
+"""Signals and orders (each) a daemon keeps in memory; others are loaded when needed."""
+
+
+class Lookup(Protocol):
+    """Reads of the committed tables (another connection than the writer's)."""
+
+    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
+    def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]: ...
 
 CHECKPOINT_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_checkpoint "
@@ -35,18 +59,28 @@ def checkpoint_statement(last_seq: int) -> Statement:
             "VALUES ('views', ?, ?)", [(last_seq, PROJECTION_VERSION)])
 
 
-def drain(state: State, suffix: str = "") -> list[Statement]:
+def drain(state: State, suffix: str = "", keyed: bool = True) -> list[Statement]:
     """The writes for every row the fold touched since the last drain; clears the marks.
+
+    ``keyed=False`` writes only the append-only rows (trades, journal) and drops the
+    marks of the keyed views: a rebuild writes those once, at its end.
 
     Rows are made in the money context (``DECIMAL_CONTEXT``): derived columns such as
     ``balance``, ``equity`` and ``loss_used`` are exact, never rounded to Python's
     default 28 digits.
     """
     with localcontext(DECIMAL_CONTEXT):
-        return _drain(state, suffix)
+        return _drain(state, suffix, keyed)
 
 
-def _drain(state: State, suffix: str) -> list[Statement]:
+def clear_marks(state: State) -> None:
+    """Forget which rows the fold touched (nothing is written for them)."""
+    for marks in (state.dirty_positions, state.dirty_accounts, state.dirty_marks,
+                  state.dirty_daily, state.dirty_signals, state.dirty_orders):
+        marks.clear()
+
+
+def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
     statements: list[Statement] = []
     if state.trades:
         statements.append((t.TRADES.upsert_sql(suffix), [t.trade_row(x) for x in state.trades]))
@@ -55,6 +89,9 @@ def _drain(state: State, suffix: str) -> list[Statement]:
         statements.append((t.JOURNAL.upsert_sql(suffix),
                            [t.journal_row(x) for x in state.journal]))
         state.journal.clear()
+    if not keyed:
+        clear_marks(state)
+        return statements
     if state.dirty_positions:
         upserts, deletes = [], []
         for account, key in state.dirty_positions:
@@ -115,6 +152,17 @@ class ViewRunner:
         self.stored_version: int | None = None
         self.suffix = ""
         self.progress: Callable[[int], None] | None = None
+        self.pending = Pending()
+        self.snapshot_seq = 0
+        self.need_base = False
+        self.lookup: Lookup | None = None
+        self.gap_from: int | None = None
+        self.recent: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
+
+    def attach(self, lookup: Lookup) -> None:
+        """Keep only recently used signals and orders in memory (``CACHE_ROWS`` each) and
+        load any other from its table with ``lookup``, from the next load on."""
+        self.lookup = lookup
 
     @property
     def position(self) -> int:
@@ -124,7 +172,7 @@ class ViewRunner:
         return self.state is None
 
     def ddl(self) -> list[str]:
-        statements = [CHECKPOINT_DDL]
+        statements = [CHECKPOINT_DDL, *snapshot_ddl()]
         for table in t.TABLES:
             statements.extend(table.ddl())
         return statements
@@ -136,8 +184,9 @@ class ViewRunner:
             t.PRICES.select_sql(),
             t.POSITIONS.select_sql(),
             t.DAILY.select_sql(),
-            t.SIGNALS.select_sql(),
-            t.ORDERS.select_sql(),
+            t.SIGNALS.select_sql() + (" WHERE 0" if self.lookup else ""),
+            t.ORDERS.select_sql() + (" WHERE 0" if self.lookup else ""),
+            "SELECT coalesce(max(seq), 0) FROM view_snapshots",
         ]
 
     def restore(self, results: list[list[tuple[Any, ...]]]) -> None:
@@ -145,10 +194,21 @@ class ViewRunner:
             self._restore(results)
 
     def _restore(self, results: list[list[tuple[Any, ...]]]) -> None:
-        checkpoint, balances, prices, positions, daily, signals, orders = results
+        checkpoint, balances, prices, positions, daily, signals, orders, snapshot = results
         state = State()
         if checkpoint:
             state.position, self.stored_version = checkpoint[0]
+        # What changed between the last snapshot and now is not known: the next
+        # snapshot holds every row (or, with a lookup, every row that may have changed).
+        self.snapshot_seq = int(snapshot[0][0]) if snapshot else 0
+        self.pending = Pending()
+        behind = self.snapshot_seq < state.position
+        self.need_base = behind and self.lookup is None
+        self.gap_from = self.snapshot_seq if behind and self.lookup is not None else None
+        self.recent = (set(), set())
+        if self.lookup is not None:
+            state.signals = RowCache(self._load_signal, CACHE_ROWS)
+            state.orders = RowCache(self._load_order, CACHE_ROWS)
         for row in balances:
             state.accounts[row[0]] = t.account_from(row)
         for account, symbol, mark, last_fill in prices:
@@ -159,7 +219,7 @@ class ViewRunner:
                 holder.last_fills[symbol] = t.dec(last_fill)
         for row in positions:
             position = t.position_from(row)
-            state.positions.setdefault(position.account, {})[position.position_key] = position
+            state.add_position(position)
         for row in daily:
             found = t.daily_from(row)
             state.daily[(found.account, found.date)] = found
@@ -171,10 +231,42 @@ class ViewRunner:
             state.orders[(order.account, order.order_id)] = order
         self.state = state
 
+    def _reload_if_behind(self, state: State) -> State:
+        """The state, reloaded from the tables when another writer's views are ahead of it
+        (rows it would load on demand already hold that writer's events)."""
+        assert self.lookup is not None
+        stored = self.lookup.rows(
+            "SELECT last_seq FROM projection_checkpoint WHERE name = 'views'", ())
+        if not stored or stored[0][0] <= state.position:
+            return state
+        self.restore([self.lookup.rows(sql, ()) for sql in self.load_queries()])
+        assert self.state is not None
+        return self.state
+
+    def _load_signal(self, key: tuple[str, str]) -> SignalRow | None:
+        assert self.lookup is not None
+        found = self.lookup.rows(
+            f"{t.SIGNALS.select_sql()} WHERE account = ? AND signal_id = ?", key)
+        return t.signal_from(found[0]) if found else None
+
+    def _load_order(self, key: tuple[str, str]) -> OrderRow | None:
+        assert self.lookup is not None
+        found = self.lookup.rows(
+            f"{t.ORDERS.select_sql()} WHERE account = ? AND order_id = ?", key)
+        return t.order_from(found[0]) if found else None
+
     def fold(self, events: Sequence[StoredEvent]) -> list[Statement]:
         if self.state is None:
             self.state = State()
         state = self.state
+        if self.lookup is not None and not self.suffix:
+            state = self._reload_if_behind(state)
+            events = [event for event in events if event.seq > state.position]
+        if isinstance(state.signals, RowCache) and isinstance(state.orders, RowCache):
+            # Rows are loaded on the writer's connection, which sees this transaction's
+            # writes: any row not changed by the previous fold may be dropped.
+            state.signals.trim(self.recent[0])
+            state.orders.trim(self.recent[1])
         for event in events:
             state = apply(state, event)
         self.state = state
@@ -182,10 +274,62 @@ class ViewRunner:
             self.progress(len(events))
         if not events:
             return []
-        statements = drain(state, self.suffix)
+        self.pending.add(state)
+        self.recent = (set(state.dirty_signals), set(state.dirty_orders))
+        # A rebuild writes the keyed views' rows once, in ``rebuild_end``.
+        statements = drain(state, self.suffix, keyed=not self.suffix)
+        if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
+            statements.extend(self._snapshot(state))
         if not self.suffix:
             statements.append(checkpoint_statement(state.position))
         return statements
+
+    def _snapshot(self, state: State) -> list[Statement]:
+        """The snapshot rows for the state now (``snapshots`` module). They run after the
+        group's own row writes, so a copy from a view table sees this group too."""
+        suffix, seq = self.suffix, state.position
+        with localcontext(DECIMAL_CONTEXT):
+            statements: list[Statement] = [(
+                f"INSERT OR REPLACE INTO view_snapshots{suffix} (seq, base, format, rows) "
+                "VALUES (?, 1, ?, ?)", [(seq, FORMAT, snapshot_payload(state))])]
+            if self.need_base or (self.gap_from is not None and
+                                  seq - self.gap_from > 4 * SNAPSHOT_EVERY):
+                # What changed before this runner started is not known: every row.
+                statements.extend((copy_all_sql(name), [(seq,)])
+                                  for name in ("signals", "orders"))
+            else:
+                if self.gap_from is not None and self.lookup is not None:
+                    self._add_gap(state, self.gap_from, self.lookup)
+                statements.append((keyed_rows_sql("signals", suffix), [
+                    (seq, *t.signal_row(state.signals[k])) for k in self.pending.signals]))
+                statements.append((keyed_rows_sql("orders", suffix), [
+                    (seq, *t.order_row(state.orders[k])) for k in self.pending.orders]))
+        self.pending = Pending()
+        self.snapshot_seq = seq
+        self.need_base = False
+        self.gap_from = None
+        return statements
+
+    def _add_gap(self, state: State, since: int, lookup: Lookup) -> None:
+        """Add to ``pending`` the signals and orders that events after seq ``since``
+        (before this runner started) name, and that exist."""
+        pending = self.pending
+        for chunk in lookup.chunks(
+                "SELECT account, type, data FROM events WHERE seq > ? AND type IN "
+                "('signal', 'order', 'status', 'fill')", [since]):
+            for account, kind, text in chunk:
+                data = json.loads(text)
+                if kind == "signal":
+                    pending.signals.add((account, data["signal_id"]))
+                elif kind == "order":
+                    pending.orders.add((account, data["order_id"]))
+                elif kind == "status":
+                    target = pending.signals if data["entity"] == "signal" else pending.orders
+                    target.add((account, data["entity_id"]))
+                elif "order_id" in data:
+                    pending.orders.add((account, data["order_id"]))
+        pending.signals = {k for k in pending.signals if k in state.signals}
+        pending.orders = {k for k in pending.orders if k in state.orders}
 
     def discard(self) -> None:
         """Forget the in-memory state after a rollback (it is reloaded from the tables).
@@ -202,7 +346,11 @@ class ViewRunner:
         """Start a rebuild into fresh ``<view><suffix>`` tables: SQL to create them."""
         self.suffix = suffix
         self.state = State()
-        statements = []
+        self.pending = Pending()
+        self.snapshot_seq = 0
+        self.need_base = False
+        statements = [f"DROP TABLE IF EXISTS {name}{suffix}" for name in snapshot_tables()]
+        statements.extend(snapshot_ddl(suffix))
         for table in t.TABLES:
             statements.append(f"DROP TABLE IF EXISTS {table.name}{suffix}")
             statements.extend(table.ddl(suffix))
@@ -221,6 +369,9 @@ class ViewRunner:
                 name = "_".join(index)
                 statements.append((f"DROP INDEX IF EXISTS {table.name}{suffix}_{name}", [()]))
             statements.extend((sql, [()]) for sql in table.ddl())
+        for name in snapshot_tables():
+            statements.append((f"DROP TABLE IF EXISTS {name}", [()]))
+            statements.append((f"ALTER TABLE {name}{suffix} RENAME TO {name}", [()]))
         statements.append((CHECKPOINT_DDL, [()]))
         statements.append(checkpoint_statement(self.state.position))
         self.suffix = ""

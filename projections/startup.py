@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from eventstore.recorder import Recorder
 from projections.fold import PROJECTION_VERSION
@@ -19,6 +21,29 @@ async def _stored_version(recorder: Recorder) -> int | None:
     found = await recorder.fetch(
         "SELECT version FROM projection_checkpoint WHERE name = 'views'")
     return int(found[0][0]) if found else None
+
+
+class WriterLookup:
+    """Reads on the recorder's writer connection, for the runner's folds (which run on
+    that connection's thread, inside its transaction, so they see its own writes)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+        cursor = self.conn.execute(sql, params)
+        while rows := cursor.fetchmany(4096):
+            yield rows
+
+
+async def _attach(recorder: Recorder, runner: ViewRunner) -> None:
+    def same(conn: sqlite3.Connection) -> sqlite3.Connection:
+        return conn
+
+    runner.attach(WriterLookup(await recorder._on_writer(same)))
 
 
 async def rebuild_views(recorder: Recorder,
@@ -44,8 +69,12 @@ async def open_views(recorder: Recorder,
     if version is not None and version != PROJECTION_VERSION:
         runner, folded = await rebuild_views(recorder, progress)
         recorder.views = runner
+        # Reloaded from the tables at the next append, signals and orders on demand.
+        await _attach(recorder, runner)
+        runner.discard()
         return runner, folded
     runner = ViewRunner()
+    await _attach(recorder, runner)
     runner.progress = progress
     folded = await recorder.prepare_views(runner)
     runner.progress = None

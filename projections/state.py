@@ -194,7 +194,10 @@ class Effect:
 class State:
     """Every view's fold state, plus what changed since the runner last drained it.
 
-    ``positions``: account -> position_key -> Position. ``trades``/``journal`` hold the
+    ``positions``: account -> position_key -> Position; ``by_symbol`` indexes the same
+    objects by (account, symbol) -> position_key (kept by ``add_position`` and
+    ``remove_position``, so a mark touches only its symbol's positions).
+    ``trades``/``journal`` hold the
     rows added since the last drain (all of them in a scratch fold). ``dirty_*`` name
     the keys whose rows must be written; a dirty position key no longer in
     ``positions`` is a deleted row.
@@ -203,6 +206,7 @@ class State:
     position: int = 0
     accounts: dict[str, AccountState] = field(default_factory=dict)
     positions: dict[str, dict[str, Position]] = field(default_factory=dict)
+    by_symbol: dict[tuple[str, str], dict[str, Position]] = field(default_factory=dict)
     daily: dict[tuple[str, str], DailyRow] = field(default_factory=dict)
     signals: dict[tuple[str, str], SignalRow] = field(default_factory=dict)
     orders: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
@@ -215,6 +219,20 @@ class State:
     dirty_signals: set[tuple[str, str]] = field(default_factory=set)
     dirty_orders: set[tuple[str, str]] = field(default_factory=set)
     dirty_marks: set[tuple[str, str]] = field(default_factory=set)
+
+    def add_position(self, position: Position) -> None:
+        """Store an open position under its account and key, and index it by symbol."""
+        self.positions.setdefault(position.account, {})[position.position_key] = position
+        self.by_symbol.setdefault((position.account, position.symbol), {})[
+            position.position_key] = position
+
+    def remove_position(self, account: str, key: str) -> None:
+        """Forget the open position ``key`` of ``account`` (it must be open)."""
+        position = self.positions[account].pop(key)
+        index = self.by_symbol[(account, position.symbol)]
+        del index[key]
+        if not index:
+            del self.by_symbol[(account, position.symbol)]
 
     def account(self, name: str) -> AccountState:
         """The account's state, created empty on first sight."""

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from projections.state import (
@@ -88,16 +89,21 @@ class Table:
     def select_sql(self) -> str:
         return f"SELECT {', '.join(self.column_names)} FROM {self.name}"
 
+    @cached_property
+    def _wire(self) -> tuple[list[str], list[tuple[str, str]]]:
+        """The public column names, and those of them whose stored value is converted."""
+        public = self.columns[: self.public]
+        return ([name for name, _ in public],
+                [(name, kind) for name, kind in public if kind in ("bool", "json")])
+
     def to_wire(self, row: Iterable[Any]) -> dict[str, Any]:
         """A stored row (public columns first) as the JSON object ``query`` returns."""
-        out: dict[str, Any] = {}
-        for (name, kind), value in zip(self.columns[: self.public], row, strict=False):
-            if kind == "bool" and value is not None:
-                out[name] = bool(value)
-            elif kind == "json" and value is not None:
-                out[name] = json.loads(value)
-            else:
-                out[name] = value
+        names, converted = self._wire
+        out = dict(zip(names, row, strict=False))
+        for name, kind in converted:
+            value = out.get(name)
+            if value is not None:
+                out[name] = bool(value) if kind == "bool" else json.loads(value)
         return out
 
 

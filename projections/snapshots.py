@@ -1,0 +1,125 @@
+"""Periodic snapshots of the fold state, so that ``as_of`` folds from the nearest one.
+
+Every ``SNAPSHOT_EVERY`` events the runner writes, in the append's transaction:
+
+- one row of ``view_snapshots``: every row of the small keyed views (balances, prices,
+  open positions, daily) as zlib-compressed JSON in the views' own row form
+  (``projections.tables``);
+- into ``view_snapshot_signals``/``view_snapshot_orders`` (the view's columns plus
+  ``seq``), the signals and orders that changed since the previous snapshot. The row of
+  a signal at snapshot S is its row with the highest ``seq`` <= S: these views grow
+  without bound and are looked up by key, so each version is kept once, not copied
+  into every snapshot.
+
+``trades`` and ``journal`` are append-only and not in snapshots: ``as_of`` reads them
+from their tables by seq. Snapshots are a cache: dropping the tables only makes
+``as_of`` fold from seq 1 again.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from projections import tables as t
+from projections.state import State
+
+__all__ = [
+    "FORMAT",
+    "SNAPSHOT_EVERY",
+    "Pending",
+    "decode",
+    "keyed_rows_sql",
+    "latest_keyed_sql",
+    "snapshot_ddl",
+    "snapshot_payload",
+]
+
+SNAPSHOT_EVERY = 25_000
+"""Events between two snapshots: an ``as_of`` folds at most about this many."""
+
+FORMAT = 2
+
+KEYED = {"signals": (t.SIGNALS, "signal_id"), "orders": (t.ORDERS, "order_id")}
+"""The views kept as versions by key: name -> (table, id column)."""
+
+
+def snapshot_ddl(suffix: str = "") -> list[str]:
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS view_snapshots{suffix} (seq INTEGER PRIMARY KEY, "
+        "base INTEGER NOT NULL, format INTEGER NOT NULL, rows BLOB NOT NULL)"]
+    for name, (table, column) in KEYED.items():
+        kinds = {"dec": "TEXT", "text": "TEXT", "int": "INTEGER", "bool": "INTEGER",
+                 "json": "TEXT"}
+        columns = ", ".join(f"{c} {kinds[k]}" for c, k in table.columns)
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS view_snapshot_{name}{suffix} (seq INTEGER NOT NULL, "
+            f"{columns}, PRIMARY KEY (account, {column}, seq)) WITHOUT ROWID")
+    return statements
+
+
+def snapshot_tables() -> list[str]:
+    return ["view_snapshots", *(f"view_snapshot_{name}" for name in KEYED)]
+
+
+def keyed_rows_sql(name: str, suffix: str = "") -> str:
+    """INSERT of one version row: params ``(seq, *row)``."""
+    table, _ = KEYED[name]
+    marks = ", ".join("?" * (len(table.columns) + 1))
+    return (f"INSERT OR REPLACE INTO view_snapshot_{name}{suffix} "
+            f"(seq, {', '.join(table.column_names)}) VALUES ({marks})")
+
+
+def copy_all_sql(name: str) -> str:
+    """Copy every row of the live view table as versions at seq ``?``."""
+    table, _ = KEYED[name]
+    columns = ", ".join(table.column_names)
+    return (f"INSERT OR REPLACE INTO view_snapshot_{name} (seq, {columns}) "
+            f"SELECT ?, {columns} FROM {table.name}")
+
+
+def latest_keyed_sql(name: str, one: bool) -> str:
+    """The rows of a keyed view at a snapshot: params ``(account, id, seq)`` for ``one``
+    key, else ``(seq,)`` for every key."""
+    table, column = KEYED[name]
+    columns = ", ".join(table.column_names)
+    if one:
+        return (f"SELECT {columns} FROM view_snapshot_{name} WHERE account = ? AND "
+                f"{column} = ? AND seq <= ? ORDER BY seq DESC LIMIT 1")
+    return (f"SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY account, "
+            f"{column} ORDER BY seq DESC) AS n FROM view_snapshot_{name} WHERE seq <= ?) "
+            "WHERE n = 1")
+
+
+class Pending:
+    """The signals and orders whose rows changed since the last snapshot."""
+
+    def __init__(self) -> None:
+        self.signals: set[tuple[str, str]] = set()
+        self.orders: set[tuple[str, str]] = set()
+
+    def add(self, state: State) -> None:
+        """Take the state's dirty marks (call before they are drained)."""
+        self.signals |= state.dirty_signals
+        self.orders |= state.dirty_orders
+
+
+def snapshot_payload(state: State) -> bytes:
+    """Every row of the small keyed views, compressed. Call in the money context."""
+    rows = {
+        "balances": [t.balance_row(a) for a in state.accounts.values()],
+        "prices": [t.price_row(a, s) for a in state.accounts.values()
+                   for s in {*a.marks, *a.last_fills}],
+        "positions": [t.position_row(p) for keys in state.positions.values()
+                      for p in keys.values()],
+        "daily": [t.daily_row(d) for d in state.daily.values()],
+    }
+    text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+    return zlib.compress(text.encode(), 1)
+
+
+def decode(blob: bytes) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of ``snapshot_payload``, per view, as tuples."""
+    rows: dict[str, list[list[Any]]] = json.loads(zlib.decompress(blob))
+    return {kind: [tuple(row) for row in items] for kind, items in rows.items()}
