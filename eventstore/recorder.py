@@ -9,14 +9,11 @@ reads so that a query never waits behind a commit.
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 from tenacity import (
@@ -27,199 +24,27 @@ from tenacity import (
 )
 
 from eventstore import ddl
-from eventstore.canonical import GENESIS_HASH, canonical_event, chain_hash
 from eventstore.errors import (
-    DatabaseFileError,
-    EventStoreError,
-    IdempotencyConflictError,
     StorageBusyError,
-    StorageCorruptError,
     StorageUnavailableError,
-    ValidationError,
-    VersionConflictError,
     map_sqlite_error,
 )
-from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
-
-__all__ = ["Recorder", "Statement", "VerifyReport", "ViewUpdater", "open_sqlite"]
-
-T = TypeVar("T")
-Statement = tuple[str, Sequence[Sequence[Any]] | None]
-"""An SQL statement and the parameter rows to ``executemany`` it with (None: run once)."""
-
-
-def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
-    """Execute statements in order: ``executemany`` with their rows, or once when None."""
-    for sql, rows in statements:
-        if rows is None:
-            conn.execute(sql)
-        else:
-            conn.executemany(sql, rows)
-
-
-class ViewUpdater(Protocol):
-    """What the recorder needs from the projections to keep views in the append's transaction.
-
-    The recorder calls, inside the write transaction: ``load_queries``/``restore`` when
-    ``needs_load`` is true, then ``fold`` with every event past ``position`` (including
-    any another process appended), executes the statements it returns, and commits.
-    On rollback it calls ``discard`` so that the in-memory state is reloaded next time.
-    """
-
-    @property
-    def position(self) -> int: ...
-
-    def needs_load(self) -> bool: ...
-
-    def ddl(self) -> list[str]: ...
-
-    def load_queries(self) -> list[str]: ...
-
-    def restore(self, results: list[list[tuple[Any, ...]]]) -> None: ...
-
-    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]: ...
-
-    def discard(self) -> None: ...
-
-    def rebuild_begin(self) -> list[str]: ...
-
-    def rebuild_end(self) -> list[Statement]: ...
-
-
-class VerifyReport:
-    """The result of ``Recorder.verify``: ``ok``, events checked, first bad seq and why."""
-
-    def __init__(self, checked: int, last_hash: str, bad_seq: int | None, reason: str) -> None:
-        self.checked = checked
-        self.last_hash = last_hash
-        self.bad_seq = bad_seq
-        self.reason = reason
-
-    @property
-    def ok(self) -> bool:
-        return self.bad_seq is None and not self.reason
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def open_sqlite(path: str | Path, *, readonly: bool, busy_timeout_s: float) -> sqlite3.Connection:
-    """Open and check a tradelog file with the plain sqlite3 driver (used on the worker thread).
-
-    A file another process is creating or migrating at the same moment is waited for
-    (retried with backoff for up to twice ``busy_timeout_s``).
-
-    Raises:
-        DatabaseFileError: not a SQLite file, a foreign SQLite file, or a newer tradelog's;
-            such a file is not written to.
-        StorageUnavailableError: the file cannot be opened, or stays locked.
-    """
-    deadline = time.monotonic() + busy_timeout_s * 2
-    delay_s = 0.01
-    while True:
-        try:
-            return _open_once(Path(path), readonly=readonly, busy_timeout_s=busy_timeout_s)
-        except StorageBusyError as exc:
-            if time.monotonic() >= deadline:
-                raise StorageUnavailableError(
-                    f"{exc}; still locked after retrying") from exc
-        time.sleep(random.uniform(0, delay_s))
-        delay_s = min(delay_s * 2, 0.5)
-
-
-def _open_once(target: Path, *, readonly: bool, busy_timeout_s: float) -> sqlite3.Connection:
-    try:
-        if readonly:
-            if not target.exists():
-                raise DatabaseFileError(f"{target}: no such database file")
-            conn = sqlite3.connect(
-                f"{target.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                check_same_thread=False, timeout=busy_timeout_s,
-            )
-        else:
-            conn = sqlite3.connect(
-                target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
-            )
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, f"opening {target}") from exc
-    try:
-        _check_and_migrate(conn, target, readonly=readonly, busy_timeout_s=busy_timeout_s)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-# One statement, so the three values come from one snapshot even while another process
-# is creating the file.
-_IDENTITY_SQL = (
-    "SELECT a.application_id, v.user_version, (SELECT count(*) FROM sqlite_master) "
-    "FROM pragma_application_id() AS a, pragma_user_version() AS v"
+from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
+from eventstore.sqlitefile import open_sqlite
+from eventstore.verify import VerifyReport, stored_canonical, verify_chain
+from eventstore.writes import (
+    Statement,
+    ViewUpdater,
+    append_in_transaction,
+    catch_up,
+    rollback,
+    run_statements,
 )
 
+__all__ = ["Recorder", "Statement", "VerifyReport", "ViewUpdater", "open_sqlite",
+           "run_statements", "stored_canonical"]
 
-def _file_version(conn: sqlite3.Connection, target: Path) -> int:
-    """Check the file is (or may become) a tradelog file of a known format; its version."""
-    try:
-        app_id, version, tables = conn.execute(_IDENTITY_SQL).fetchone()
-    except sqlite3.Error as exc:
-        name = getattr(exc, "sqlite_errorname", "") or ""
-        if name.startswith("SQLITE_NOTADB") or "not a database" in str(exc):
-            raise DatabaseFileError(
-                f"{target} is not a SQLite database file ({exc}); refusing to touch it. "
-                "Point --db at a tradelog file or a new path."
-            ) from exc
-        raise map_sqlite_error(exc, f"reading {target}") from exc
-    if app_id != ddl.APPLICATION_ID and (app_id != 0 or tables):
-        raise DatabaseFileError(
-            f"{target} is a SQLite file but not a tradelog database (application_id "
-            f"{app_id:#x}); refusing to touch it. Point --db at a tradelog file or a new path."
-        )
-    if version > ddl.SCHEMA_VERSION:
-        raise DatabaseFileError(
-            f"{target} was written by a newer tradelog (file format {version}, this tradelog "
-            f"knows up to {ddl.SCHEMA_VERSION}); upgrade tradelog to open it."
-        )
-    return int(version)
-
-
-def _check_and_migrate(
-    conn: sqlite3.Connection, target: Path, *, readonly: bool, busy_timeout_s: float
-) -> None:
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, f"opening {target}") from exc
-    version = _file_version(conn, target)
-    if readonly:
-        if version < ddl.SCHEMA_VERSION:
-            raise DatabaseFileError(
-                f"{target} needs a format upgrade ({version} -> {ddl.SCHEMA_VERSION}); "
-                "open it once with the daemon or `tradelog rebuild` to migrate it."
-            )
-        conn.execute("PRAGMA query_only = ON")
-        return
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        if version < ddl.SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Another process may have created or migrated the file since we looked.
-                version = _file_version(conn, target)
-                for step in range(version, ddl.SCHEMA_VERSION):
-                    for statement in ddl.MIGRATIONS[step]:
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA application_id = {ddl.APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {ddl.SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, f"preparing {target}") from exc
+T = TypeVar("T")
 
 
 async def _connect(connector: Callable[[], sqlite3.Connection]) -> aiosqlite.Connection:
@@ -235,28 +60,6 @@ async def _connect(connector: Callable[[], sqlite3.Connection]) -> aiosqlite.Con
         await asyncio.to_thread(conn._thread.join)
         raise
     return conn
-
-
-class _Batch:
-    """Working state of one group commit inside the transaction."""
-
-    def __init__(self, last_seq: int, last_hash: str, last_recorded: str) -> None:
-        self.last_seq = last_seq
-        self.last_hash = last_hash
-        self.recorded_at = max(_utc_now(), last_recorded)
-        self.rows: list[tuple[Any, ...]] = []
-        self.stored: list[StoredEvent] = []
-        self.seen: dict[tuple[str, str], tuple[bytes, int]] = {}
-        self.stored_counts: dict[str, int] = {}
-        self.pending_counts: dict[str, int] = {}
-
-    def version(self, conn: sqlite3.Connection, account: str) -> int:
-        """The account's event count as this group would leave it so far."""
-        if account not in self.stored_counts:
-            row = conn.execute("SELECT version FROM accounts WHERE account = ?",
-                               (account,)).fetchone()
-            self.stored_counts[account] = int(row[0]) if row else 0
-        return self.stored_counts[account] + self.pending_counts.get(account, 0)
 
 
 class Recorder:
@@ -386,7 +189,7 @@ class Recorder:
         views = self.views
 
         def work(conn: sqlite3.Connection) -> list[AppendOutcome]:
-            return _append_in_transaction(conn, requests, views)
+            return append_in_transaction(conn, requests, views)
 
         return await self._retrying(work, on_writer=True)
 
@@ -403,10 +206,10 @@ class Recorder:
                 try:
                     for statement in views.ddl():
                         conn.execute(statement)
-                    folded = _catch_up(conn, views)
+                    folded = catch_up(conn, views)
                     conn.execute("COMMIT")
                 except BaseException:
-                    _rollback(conn, views)
+                    rollback(conn, views)
                     raise
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "preparing views") from exc
@@ -437,7 +240,7 @@ class Recorder:
                     run_statements(conn, views.rebuild_end())
                     conn.execute("COMMIT")
                 except BaseException:
-                    _rollback(conn, views)
+                    rollback(conn, views)
                     raise
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "rebuilding views") from exc
@@ -535,195 +338,4 @@ def _read_sql(from_seq: int, limit: int, account: str | None,
     params.append(limit)
     return (f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
             "ORDER BY seq LIMIT ?", params)
-
-
-def stored_canonical(row: Sequence[Any]) -> bytes:
-    """Canonical bytes of a stored row in ``ddl.EVENT_COLUMNS`` order."""
-    return canonical_event(
-        account=row[5], data_json=row[8], datacontenttype=row[7], event_id=row[2],
-        source=row[1], specversion=row[6], time=row[4], event_type=row[3],
-    )
-
-
-def _squeezed(sql: str) -> str:
-    return " ".join(sql.split())
-
-
-def verify_chain(conn: sqlite3.Connection) -> VerifyReport:
-    """Check the chain on an open connection (see ``Recorder.verify``)."""
-    present: dict[str, str] = dict(conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"))
-    missing = sorted(
-        name for name, sql in ddl.EVENT_TRIGGERS.items()
-        if _squeezed(present.get(name) or "") != _squeezed(sql)
-    )
-    previous = GENESIS_HASH
-    expected_seq = 1
-    checked = 0
-    cursor = conn.execute(f"SELECT {ddl.EVENT_COLUMNS} FROM events ORDER BY seq")
-    while rows := cursor.fetchmany(4096):
-        for row in rows:
-            seq = row[0]
-            if seq != expected_seq:
-                return VerifyReport(checked, previous, expected_seq,
-                                    f"seq {expected_seq} is missing (next stored is {seq})")
-            digest = chain_hash(previous, stored_canonical(row))
-            if digest != row[12]:
-                return VerifyReport(checked, previous, seq,
-                                    "hash does not match: the event was altered, removed "
-                                    "or reordered")
-            previous = digest
-            expected_seq += 1
-            checked += 1
-    if missing:
-        return VerifyReport(checked, previous, None,
-                            f"append-only triggers removed or altered: {', '.join(missing)}")
-    return VerifyReport(checked, previous, None, "")
-
-
-def _rollback(conn: sqlite3.Connection, views: ViewUpdater | None) -> None:
-    if views is not None:
-        views.discard()
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise StorageCorruptError(f"rollback failed, the database is in doubt: {exc}") from exc
-
-
-def _catch_up(conn: sqlite3.Connection, views: ViewUpdater) -> int:
-    """Load the views' state if needed and fold every stored event past their checkpoint."""
-    if views.needs_load():
-        views.restore([list(conn.execute(q)) for q in views.load_queries()])
-    folded = 0
-    cursor = conn.execute(
-        f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (views.position,)
-    )
-    while rows := cursor.fetchmany(2048):
-        events = [StoredEvent.from_row(row) for row in rows]
-        run_statements(conn, views.fold(events))
-        folded += len(events)
-    return folded
-
-
-def _check_request(conn: sqlite3.Connection, request: AppendRequest,
-                   batch: _Batch) -> tuple[list[EventResult], list[NewEvent]] | Exception:
-    """Decide one request: results for each event and the new ones, or its error."""
-    if request.expected_account is not None and request.expected_version is not None:
-        account = request.expected_account
-        current = batch.version(conn, account)
-        if current != request.expected_version:
-            return VersionConflictError(account, request.expected_version, current)
-    results: list[EventResult] = []
-    fresh: list[NewEvent] = []
-    local: dict[tuple[str, str], tuple[bytes, int]] = {}
-    first_index: dict[tuple[str, str], int] = {}
-    next_seq = batch.last_seq + 1
-    for index, event in enumerate(request.events):
-        key = (event.source, event.event_id)
-        if key in local and local[key][0] != event.canonical:
-            # Nothing is stored under this key: the batch contradicts itself.
-            return ValidationError(
-                f"event {index}: source+id appears twice in the batch with different "
-                f"content (first at event {first_index[key]}); send one of them",
-                [{"index": index, "path": "id",
-                  "message": f"source+id already used by event {first_index[key]} of this "
-                             "batch with different content"}],
-            )
-        first_index.setdefault(key, index)
-        known = local.get(key) or batch.seen.get(key)
-        if known is None:
-            row = conn.execute(
-                f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE source = ? AND id = ?", key
-            ).fetchone()
-            if row is not None:
-                known = (stored_canonical(row), row[0])
-        if known is not None:
-            if known[0] != event.canonical:
-                return IdempotencyConflictError(event.source, event.event_id, known[1])
-            results.append(EventResult(event.event_id, event.source, known[1], True))
-            continue
-        local[key] = (event.canonical, next_seq)
-        results.append(EventResult(event.event_id, event.source, next_seq, False))
-        fresh.append(event)
-        next_seq += 1
-    batch.seen.update(local)
-    return results, fresh
-
-
-def _append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
-                           views: ViewUpdater | None) -> list[AppendOutcome]:
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, "starting a write") from exc
-    try:
-        last = conn.execute(
-            "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        batch = _Batch(*(last if last else (0, GENESIS_HASH, "")))
-        decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
-        for request in requests:
-            verdict = _check_request(conn, request, batch)
-            decided.append(verdict)
-            if isinstance(verdict, Exception):
-                continue
-            for event in verdict[1]:
-                batch.last_seq += 1
-                batch.last_hash = chain_hash(batch.last_hash, event.canonical)
-                metadata = json.dumps(event.metadata, sort_keys=True, separators=(",", ":"))
-                batch.rows.append((
-                    batch.last_seq, event.source, event.event_id, event.event_type, event.time,
-                    event.account, event.specversion, event.datacontenttype, event.data_json,
-                    batch.recorded_at, event.schema_version, metadata, batch.last_hash,
-                ))
-                batch.stored.append(StoredEvent(
-                    batch.last_seq, event.event_id, event.source, event.event_type,
-                    event.time, event.account, event.specversion, event.datacontenttype,
-                    event.data, batch.recorded_at, event.schema_version, batch.last_hash,
-                    event.metadata,
-                ))
-                batch.pending_counts[event.account] = (
-                    batch.pending_counts.get(event.account, 0) + 1)
-        if batch.rows:
-            conn.executemany(
-                f"INSERT INTO events ({ddl.EVENT_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.rows)
-            conn.executemany(
-                "INSERT INTO accounts (account, version) VALUES (?, ?) "
-                "ON CONFLICT (account) DO UPDATE SET version = version + excluded.version",
-                list(batch.pending_counts.items()))
-        if views is not None:
-            _catch_up_before(conn, views, batch)
-            run_statements(conn, views.fold(batch.stored))
-        conn.execute("COMMIT")
-    except EventStoreError:
-        _rollback(conn, views)
-        raise
-    except sqlite3.Error as exc:
-        _rollback(conn, views)
-        raise map_sqlite_error(exc, "appending") from exc
-    except BaseException:
-        _rollback(conn, views)
-        raise
-    outcomes: list[AppendOutcome] = []
-    for verdict in decided:
-        if isinstance(verdict, Exception):
-            outcomes.append(AppendOutcome([], batch.last_seq, verdict))
-        else:
-            outcomes.append(AppendOutcome(verdict[0], batch.last_seq))
-    return outcomes
-
-
-def _catch_up_before(conn: sqlite3.Connection, views: ViewUpdater, batch: _Batch) -> None:
-    """Fold what another process appended before this group, so views never skip events."""
-    first_new = batch.stored[0].seq if batch.stored else batch.last_seq + 1
-    if views.needs_load() or views.position < first_new - 1:
-        if views.needs_load():
-            views.restore([list(conn.execute(q)) for q in views.load_queries()])
-        cursor = conn.execute(
-            f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? AND seq < ? ORDER BY seq",
-            (views.position, first_new),
-        )
-        while rows := cursor.fetchmany(2048):
-            run_statements(conn, views.fold([StoredEvent.from_row(row) for row in rows]))
 

@@ -91,3 +91,15 @@ def test_verify_foreign_file_exits_1_without_touching_it(tmp_path: Path) -> None
     assert 1 == done.returncode
     assert "not a tradelog database" in done.stderr
     assert before == db.read_bytes()
+
+
+def test_verify_reports_an_altered_account_count(tmp_path: Path) -> None:
+    """Someone changing the accounts table (the counts behind expected_version) makes
+    verify fail and name the account, though the chain itself is intact."""
+    db = tmp_path / "t.db"
+    _make_log(db, 3)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE accounts SET version = version + 5")
+    done = _verify(db)
+    assert 1 == done.returncode
+    assert "account 'acct-1' holds 3 events but the accounts table says 8" in done.stdout

@@ -1,0 +1,245 @@
+"""The write transaction, run as one function on the writer's worker thread.
+
+``append_in_transaction`` decides every request of a group (duplicates, conflicts,
+expected versions), inserts the new events with their hash chain in one
+``executemany``, lets the views fold them and write their rows, and commits: all of it
+or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from eventstore import ddl
+from eventstore.canonical import GENESIS_HASH, chain_hash
+from eventstore.errors import (
+    EventStoreError,
+    IdempotencyConflictError,
+    StorageCorruptError,
+    ValidationError,
+    VersionConflictError,
+    map_sqlite_error,
+)
+from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
+from eventstore.verify import stored_canonical
+
+__all__ = ["Statement", "ViewUpdater", "append_in_transaction", "catch_up", "rollback",
+           "run_statements"]
+
+Statement = tuple[str, Sequence[Sequence[Any]] | None]
+"""An SQL statement and the parameter rows to ``executemany`` it with (None: run once)."""
+
+
+def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+    """Execute statements in order: ``executemany`` with their rows, or once when None."""
+    for sql, rows in statements:
+        if rows is None:
+            conn.execute(sql)
+        else:
+            conn.executemany(sql, rows)
+
+
+class ViewUpdater(Protocol):
+    """What the recorder needs from the projections to keep views in the append's transaction.
+
+    The recorder calls, inside the write transaction: ``load_queries``/``restore`` when
+    ``needs_load`` is true, then ``fold`` with every event past ``position`` (including
+    any another process appended), executes the statements it returns, and commits.
+    On rollback it calls ``discard`` so that the in-memory state is reloaded next time.
+    """
+
+    @property
+    def position(self) -> int: ...
+
+    def needs_load(self) -> bool: ...
+
+    def ddl(self) -> list[str]: ...
+
+    def load_queries(self) -> list[str]: ...
+
+    def restore(self, results: list[list[tuple[Any, ...]]]) -> None: ...
+
+    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]: ...
+
+    def discard(self) -> None: ...
+
+    def rebuild_begin(self) -> list[str]: ...
+
+    def rebuild_end(self) -> list[Statement]: ...
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class _Batch:
+    """Working state of one group commit inside the transaction."""
+
+    def __init__(self, last_seq: int, last_hash: str, last_recorded: str) -> None:
+        self.last_seq = last_seq
+        self.last_hash = last_hash
+        self.recorded_at = max(_utc_now(), last_recorded)
+        self.rows: list[tuple[Any, ...]] = []
+        self.stored: list[StoredEvent] = []
+        self.seen: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.stored_counts: dict[str, int] = {}
+        self.pending_counts: dict[str, int] = {}
+
+    def version(self, conn: sqlite3.Connection, account: str) -> int:
+        """The account's event count as this group would leave it so far."""
+        if account not in self.stored_counts:
+            row = conn.execute("SELECT version FROM accounts WHERE account = ?",
+                               (account,)).fetchone()
+            self.stored_counts[account] = int(row[0]) if row else 0
+        return self.stored_counts[account] + self.pending_counts.get(account, 0)
+
+
+def rollback(conn: sqlite3.Connection, views: ViewUpdater | None) -> None:
+    if views is not None:
+        views.discard()
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise StorageCorruptError(f"rollback failed, the database is in doubt: {exc}") from exc
+
+
+def catch_up(conn: sqlite3.Connection, views: ViewUpdater) -> int:
+    """Load the views' state if needed and fold every stored event past their checkpoint."""
+    if views.needs_load():
+        views.restore([list(conn.execute(q)) for q in views.load_queries()])
+    folded = 0
+    cursor = conn.execute(
+        f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (views.position,)
+    )
+    while rows := cursor.fetchmany(2048):
+        events = [StoredEvent.from_row(row) for row in rows]
+        run_statements(conn, views.fold(events))
+        folded += len(events)
+    return folded
+
+
+def _check_request(conn: sqlite3.Connection, request: AppendRequest,
+                   batch: _Batch) -> tuple[list[EventResult], list[NewEvent]] | Exception:
+    """Decide one request: results for each event and the new ones, or its error."""
+    if request.expected_account is not None and request.expected_version is not None:
+        account = request.expected_account
+        current = batch.version(conn, account)
+        if current != request.expected_version:
+            return VersionConflictError(account, request.expected_version, current)
+    results: list[EventResult] = []
+    fresh: list[NewEvent] = []
+    local: dict[tuple[str, str], tuple[bytes, int]] = {}
+    first_index: dict[tuple[str, str], int] = {}
+    next_seq = batch.last_seq + 1
+    for index, event in enumerate(request.events):
+        key = (event.source, event.event_id)
+        if key in local and local[key][0] != event.canonical:
+            # Nothing is stored under this key: the batch contradicts itself.
+            return ValidationError(
+                f"event {index}: source+id appears twice in the batch with different "
+                f"content (first at event {first_index[key]}); send one of them",
+                [{"index": index, "path": "id",
+                  "message": f"source+id already used by event {first_index[key]} of this "
+                             "batch with different content"}],
+            )
+        first_index.setdefault(key, index)
+        known = local.get(key) or batch.seen.get(key)
+        if known is None:
+            row = conn.execute(
+                f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE source = ? AND id = ?", key
+            ).fetchone()
+            if row is not None:
+                known = (stored_canonical(row), row[0])
+        if known is not None:
+            if known[0] != event.canonical:
+                return IdempotencyConflictError(event.source, event.event_id, known[1])
+            results.append(EventResult(event.event_id, event.source, known[1], True))
+            continue
+        local[key] = (event.canonical, next_seq)
+        results.append(EventResult(event.event_id, event.source, next_seq, False))
+        fresh.append(event)
+        next_seq += 1
+    batch.seen.update(local)
+    return results, fresh
+
+
+def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
+                           views: ViewUpdater | None) -> list[AppendOutcome]:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, "starting a write") from exc
+    try:
+        last = conn.execute(
+            "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        batch = _Batch(*(last if last else (0, GENESIS_HASH, "")))
+        decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
+        for request in requests:
+            verdict = _check_request(conn, request, batch)
+            decided.append(verdict)
+            if isinstance(verdict, Exception):
+                continue
+            for event in verdict[1]:
+                batch.last_seq += 1
+                batch.last_hash = chain_hash(batch.last_hash, event.canonical)
+                metadata = json.dumps(event.metadata, sort_keys=True, separators=(",", ":"))
+                batch.rows.append((
+                    batch.last_seq, event.source, event.event_id, event.event_type, event.time,
+                    event.account, event.specversion, event.datacontenttype, event.data_json,
+                    batch.recorded_at, event.schema_version, metadata, batch.last_hash,
+                ))
+                batch.stored.append(StoredEvent(
+                    batch.last_seq, event.event_id, event.source, event.event_type,
+                    event.time, event.account, event.specversion, event.datacontenttype,
+                    event.data, batch.recorded_at, event.schema_version, batch.last_hash,
+                    event.metadata,
+                ))
+                batch.pending_counts[event.account] = (
+                    batch.pending_counts.get(event.account, 0) + 1)
+        if batch.rows:
+            conn.executemany(
+                f"INSERT INTO events ({ddl.EVENT_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.rows)
+            conn.executemany(
+                "INSERT INTO accounts (account, version) VALUES (?, ?) "
+                "ON CONFLICT (account) DO UPDATE SET version = version + excluded.version",
+                list(batch.pending_counts.items()))
+        if views is not None:
+            catch_up_before(conn, views, batch)
+            run_statements(conn, views.fold(batch.stored))
+        conn.execute("COMMIT")
+    except EventStoreError:
+        rollback(conn, views)
+        raise
+    except sqlite3.Error as exc:
+        rollback(conn, views)
+        raise map_sqlite_error(exc, "appending") from exc
+    except BaseException:
+        rollback(conn, views)
+        raise
+    outcomes: list[AppendOutcome] = []
+    for verdict in decided:
+        if isinstance(verdict, Exception):
+            outcomes.append(AppendOutcome([], batch.last_seq, verdict))
+        else:
+            outcomes.append(AppendOutcome(verdict[0], batch.last_seq))
+    return outcomes
+
+
+def catch_up_before(conn: sqlite3.Connection, views: ViewUpdater, batch: _Batch) -> None:
+    """Fold what another process appended before this group, so views never skip events."""
+    first_new = batch.stored[0].seq if batch.stored else batch.last_seq + 1
+    if views.needs_load() or views.position < first_new - 1:
+        if views.needs_load():
+            views.restore([list(conn.execute(q)) for q in views.load_queries()])
+        cursor = conn.execute(
+            f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? AND seq < ? ORDER BY seq",
+            (views.position, first_new),
+        )
+        while rows := cursor.fetchmany(2048):
+            run_statements(conn, views.fold([StoredEvent.from_row(row) for row in rows]))
