@@ -7,12 +7,15 @@ ones left: signals and orders (a fill's signal and stop levels), positions and t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from decimal import localcontext
 
 from eventstore.record import StoredEvent
 from projections import balances, daily, journal, orders, positions, signals
 from projections.state import Effect, State
+from schemas.events import SCHEMA_VERSIONS
+from schemas.upcasters import upcast
 from schemas.values import DECIMAL_CONTEXT
 
 __all__ = ["PROJECTION_VERSION", "apply", "fold"]
@@ -29,8 +32,23 @@ _STEPS = (signals.apply, orders.apply, positions.apply, balances.apply, daily.ap
           journal.apply)
 
 
+def current_shape(event: StoredEvent) -> StoredEvent:
+    """The event with its ``data`` upcast to the type's current ``schema_version``
+    (``schemas.upcasters``); the stored event itself is never changed."""
+    current = SCHEMA_VERSIONS.get(event.event_type, event.schema_version)
+    if event.schema_version >= current:
+        return event
+    data = upcast(event.event_type, event.schema_version, dict(event.data), current)
+    return dataclasses.replace(event, data=data, schema_version=current)
+
+
 def apply(state: State, event: StoredEvent) -> State:
-    """Fold one stored event (``event.seq`` must follow ``state.position``) into ``state``."""
+    """Fold one stored event (``event.seq`` must follow ``state.position``) into ``state``.
+
+    Events stored with an older ``schema_version`` are upcast first, so the folds only
+    ever see the current shape of each type's ``data``.
+    """
+    event = current_shape(event)
     with localcontext(DECIMAL_CONTEXT):
         state.effect = Effect()
         for step in _STEPS:
