@@ -11,11 +11,11 @@ import platform
 import resource
 import selectors
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from daemon.process import ServeProcess
 
 __all__ = [
     "CACHE",
@@ -61,53 +63,27 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-class Daemon:
-    """``tradelog serve`` in a subprocess; ``ready_s`` is the time to READY=1 (sd_notify)."""
+class Daemon(ServeProcess):
+    """``tradelog serve`` in a subprocess; ``ready_s`` is the time to READY=1 (sd_notify),
+    ``peak_rss`` the largest resident set sampled."""
 
     def __init__(self, db: Path, directory: Path | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.dir = Path(directory or tempfile.mkdtemp(prefix="tlbench-"))
-        self.db = db
-        self.socket = self.dir / "tradelog.sock"
-        self.env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(db, self.dir / "tradelog.sock", self.dir / "daemon.log", env=env)
         self.ready_s = 0.0
         self.ps: psutil.Process | None = None
         self.peak_rss = 0
 
-    def start(self, timeout_s: float = 120.0) -> Daemon:
-        notify_path = self.dir / "notify.sock"
-        with contextlib.suppress(FileNotFoundError):
-            notify_path.unlink()
-        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        notify.bind(str(notify_path))
-        notify.settimeout(timeout_s)
-        env = dict(os.environ)
-        env.update({"NOTIFY_SOCKET": str(notify_path), "TRADELOG_LOG_FORMAT": "json"})
-        env.update(self.env)
-        log = (self.dir / "daemon.log").open("ab")
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "serve", "--db", str(self.db),
-             "--socket", str(self.socket)], stdout=log, stderr=subprocess.STDOUT, env=env)
-        log.close()
-        try:
-            while True:
-                message = notify.recv(4096)
-                if b"READY=1" in message:
-                    self.ready_s = time.perf_counter() - started
-                    break
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"daemon not ready: {self.log_tail()}") from None
-        finally:
-            notify.close()
+    def start(self, timeout_s: float = 120.0) -> float:
+        self.ready_s = super().start(timeout_s)
+        assert self.proc is not None
         self.ps = psutil.Process(self.proc.pid)
         self.sample_rss()
-        return self
+        return self.ready_s
 
     def log_tail(self) -> str:
-        return (self.dir / "daemon.log").read_text(errors="replace")[-3000:]
+        return self.tail(3000)
 
     def sample_rss(self) -> int:
         if self.ps is None:
@@ -134,21 +110,18 @@ class Daemon:
                     return int(line.split()[1]) * 1024
         return self.peak_rss
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        """SIGTERM and wait (SIGKILL after ``timeout_s``); the exit code, or 0 if not running."""
+        if self.proc is None:
+            return 0
+        try:
+            return super().stop(sig, timeout_s)
+        except subprocess.TimeoutExpired:
+            return self.kill()
 
     def __enter__(self) -> Daemon:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.start()
+        return self
 
 
 def connect(path: Path) -> socket.socket:

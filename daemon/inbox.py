@@ -5,7 +5,8 @@ and closed) is imported once it has stopped changing, then moved to ``DIR/done/`
 ``DIR/failed/`` with ``<name>.error.txt`` beside it. The format comes from the extension
 and the header; the account from the first subfolder (``DIR/ACCOUNT/file.csv``), or from
 the events themselves for JSONL. Files already there at start (e.g. one half-processed
-when the daemon died) are processed again: their event ids make that idempotent.
+when the daemon died) are processed again: their event ids make that idempotent. The
+folder is also rescanned every few seconds, so a file the watcher missed is still taken.
 Hidden files and names ending in ``.part``, ``.tmp`` or ``~`` are left alone.
 """
 
@@ -73,17 +74,27 @@ class Inbox:
         """Process what is there, then watch until ``stop`` is set."""
         for folder in (self.directory, self.done, self.failed):
             folder.mkdir(parents=True, exist_ok=True)
-        for path in sorted(self.directory.rglob("*")):
-            self._schedule(path)
+        # A file that lands between a scan and the watch starting (or while the watcher
+        # is overwhelmed) is never announced: rescanning now and then catches it.
+        rescans = asyncio.create_task(self._rescan(stop))
         async for changes in awatch(self.directory, stop_event=stop, recursive=True,
                                     debounce=200, step=50):
             for _, name in changes:
                 self._schedule(Path(name))
+        rescans.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rescans
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _rescan(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for path in sorted(self.directory.rglob("*")):
+                self._schedule(path)
+            await asyncio.sleep(max(1.0, 2 * self.settle_s))
 
     def _schedule(self, path: Path) -> None:
         if path in self._busy or not self.wanted(path):

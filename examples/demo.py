@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,39 +29,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from daemon.client import Client
 from daemon.commands import print_view
+from daemon.process import ServeProcess
 from examples.sma_bot import ACCOUNT, DATA, read_bars, run
 
 console = Console()
 
 
-def start_daemon(directory: Path) -> subprocess.Popen[bytes]:
-    """Start ``tradelog serve`` and wait until its socket accepts connections."""
-    log = (directory / "daemon.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "serve", "--db", str(directory / "tradelog.db"),
-         "--socket", str(directory / "tradelog.sock"), "--log-format", "json"],
-        stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the daemon exited with {proc.returncode}; see "
-                             f"{directory / 'daemon.log'}")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(directory / "tradelog.sock"))
-            return proc
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            probe.close()
-    proc.kill()
-    raise SystemExit("the daemon did not start within 30 s")
+def start_daemon(directory: Path) -> ServeProcess:
+    """Start ``tradelog serve`` on ``directory`` and wait for its READY=1."""
+    daemon = ServeProcess(directory / "tradelog.db", directory / "tradelog.sock",
+                          directory / "daemon.log")
+    try:
+        daemon.start()
+    except (RuntimeError, TimeoutError) as exc:
+        raise SystemExit(f"the daemon did not start: {exc}") from None
+    return daemon
 
 
-def stop_daemon(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=60)
+def stop_daemon(daemon: ServeProcess) -> int:
+    return daemon.stop(signal.SIGTERM)
 
 
 def snapshot(sock: Path) -> dict[str, Any]:

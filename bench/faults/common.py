@@ -15,16 +15,16 @@ import platform
 import random
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from daemon.process import ServeProcess
 
 __all__ = [
     "KNOWN_CODES",
@@ -72,75 +72,13 @@ def cli(*args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[byt
                           capture_output=True, timeout=timeout_s, check=False)
 
 
-class Daemon:
+class Daemon(ServeProcess):
     """``tradelog serve`` as a subprocess; ``db``, ``socket`` and ``log`` may be apart
     (a full-disk test keeps the log off the full filesystem)."""
 
     def __init__(self, db: Path, socket_path: Path, log: Path,
                  env: dict[str, str] | None = None) -> None:
-        self.db = db
-        self.socket = socket_path
-        self.log = log
-        self.env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 60.0) -> float:
-        """Start and wait until the socket answers ``health``; returns seconds to ready.
-
-        Raises:
-            RuntimeError: the daemon exited first (its log's tail is in the message).
-            TimeoutError: not ready in time.
-        """
-        env = dict(os.environ)
-        env.update(self.env)
-        env.setdefault("TRADELOG_LOG_FORMAT", "json")
-        started = time.monotonic()
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", "serve", "--db", str(self.db),
-                 "--socket", str(self.socket)], cwd=REPO, stdout=log,
-                stderr=subprocess.STDOUT, env=env)
-        while time.monotonic() - started < timeout_s:
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                self.proc = None
-                raise RuntimeError(f"daemon exited {code}: {self.tail()}")
-            with contextlib.suppress(OSError, ValueError, TimeoutError):
-                health(self.socket, timeout_s=2.0)
-                return time.monotonic() - started
-            time.sleep(0.02)
-        raise TimeoutError(f"daemon not ready in {timeout_s} s: {self.tail()}")
-
-    def tail(self, chars: int = 2000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
-        """Send ``sig`` and wait; returns the exit code (negative: the signal's number)."""
-        assert self.proc is not None, "the daemon is not running"
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout_s)
-        self.proc = None
-        return code
-
-    def kill(self) -> int:
-        return self.stop(signal.SIGKILL)
-
-    def __enter__(self) -> Daemon:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+        super().__init__(db, socket_path, log, env=env, cwd=REPO)
 
 
 def health(path: Path, timeout_s: float = 10.0) -> dict[str, Any]:
