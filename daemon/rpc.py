@@ -100,15 +100,23 @@ def parse_request(message: Any) -> Request:
     return Request(method, params, message.get("id"), has_id)
 
 
+def _echo_id(request_id: Any) -> Any:
+    """The id as it came: a fractional number (read as ``Decimal``) goes back as a number."""
+    if isinstance(request_id, Decimal):
+        return int(request_id) if request_id == request_id.to_integral_value() else float(
+            request_id)
+    return request_id
+
+
 def result_answer(request_id: Any, result: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+    return {"jsonrpc": "2.0", "id": _echo_id(request_id), "result": result}
 
 
 def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+    return {"jsonrpc": "2.0", "id": _echo_id(request_id), "error": error}
 
 
 def error_from_exception(exc: BaseException) -> RpcError:
