@@ -269,6 +269,14 @@ async def collect(db: Path, account: str | None, **params: Any) -> list[dict[str
         await recorder.close()
 
 
+def _t(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None else f" ({value}%)"
+
+
 def _print_text(metrics: dict[str, Any], console: Console) -> None:
     trades, dd, ratios, card = (metrics["trades"], metrics["drawdown"], metrics["ratios"],
                                 metrics["daily_loss"])
@@ -279,14 +287,17 @@ def _print_text(metrics: dict[str, Any], console: Console) -> None:
     rows: list[tuple[str, Any]] = [
         (f"realized P&L {k.replace('_', ' ')}", v) for k, v in metrics["pnl"].items()]
     rows += [(k.replace("_", " "), v) for k, v in trades.items()]
-    rows += [("max drawdown", f"{dd['max']['amount']} ({dd['max']['pct']}%) "
-                              f"{dd['max']['peak_date']} -> {dd['max']['trough_date']}"),
-             ("current drawdown", f"{dd['current']['amount']} ({dd['current']['pct']}%)"),
-             ("Sharpe / Sortino", f"{ratios['sharpe']} / {ratios['sortino']} "
+    rows += [("max drawdown", f"{_t(dd['max']['amount'])}{_pct(dd['max']['pct'])}"
+                              + (f" {dd['max']['peak_date']} -> {dd['max']['trough_date']}"
+                                 if dd["max"]["peak_date"] else "")),
+             ("current drawdown", f"{_t(dd['current']['amount'])}{_pct(dd['current']['pct'])}"),
+             ("Sharpe / Sortino", f"{_t(ratios['sharpe'])} / {_t(ratios['sortino'])} "
                                   f"(x sqrt({ratios['annualization']}))"),
              ("final equity", metrics["equity"]["final"]["equity"]),
-             ("daily loss", f"{card['loss_used']} of {card['limit']} ({card['used_pct']}%)"
-                            f"{' BLOCKED' if card['blocked'] else ''}")]
+             ("daily loss", (f"{_t(card['loss_used'])} of {card['limit']}"
+                             f"{_pct(card['used_pct'])}" if card["limit"] is not None
+                             else f"{_t(card['loss_used'])} (no limit set)")
+                            + (" BLOCKED" if card["blocked"] else ""))]
     for name, value in rows:
         table.add_row(name, "—" if value is None else str(value))
     console.print(table)
