@@ -12,6 +12,7 @@ import select
 import socket
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from daemon.access import Peer
@@ -64,7 +65,7 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         self.eof = False
         self.subscriptions: set[str] = set()
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()
         self._writable = asyncio.Event()
         self._writable.set()
         self._partial_timer: asyncio.TimerHandle | None = None
@@ -313,7 +314,7 @@ class Connection(asyncio.Protocol):
             self.send(answer)
             self._run_after_send()
         elif answer is not None:
-            self._track(self._answer_later(answer))
+            self._track_answer(answer)
         else:
             self._run_after_send()
 
@@ -340,10 +341,27 @@ class Connection(asyncio.Protocol):
             log.error("request_task_failed", error=repr(task.exception()))
         self._finish_if_done()
 
-    async def _answer_later(self, pending: asyncio.Future[dict[str, Any] | None]) -> None:
-        answer = await pending
-        if answer is not None:
-            self.send(answer)
+    def _track_answer(self, pending: asyncio.Future[dict[str, Any] | None]) -> None:
+        """Send ``pending``'s answer when it is ready (a callback, not a task: appends are
+        the hot path)."""
+        self.tasks.add(pending)
+        self.inflight += 1
+        self._update_reading()
+        pending.add_done_callback(self._answer_ready)
+
+    def _answer_ready(self, pending: asyncio.Future[dict[str, Any] | None]) -> None:
+        if not pending.cancelled():
+            failure = pending.exception()
+            if failure is not None:
+                log.error("request_task_failed", error=repr(failure))
+            else:
+                answer = pending.result()
+                if answer is not None:
+                    self.send(answer)
+        self.tasks.discard(pending)
+        self.inflight -= 1
+        self._update_reading()
+        self._finish_if_done()
 
     async def _batch(self, dispatched: list[Any], after: list[Callable[[], None]]) -> None:
         """Answer a batch as one array, in request order, once every member is done; then
@@ -395,7 +413,9 @@ class Connection(asyncio.Protocol):
         if method == "append":
             append = service.prepare_append(request.params, self.peer)
             committed = service.submit(append, self.peer, request.id)
-            return asyncio.ensure_future(self._finish_append(request, committed))
+            answer: asyncio.Future[dict[str, Any] | None] = committed.get_loop().create_future()
+            committed.add_done_callback(partial(self._settle_append, request, answer))
+            return answer
         if method == "health":
             return self._result(request, service.health())
         if method == "subscribe":
@@ -426,15 +446,25 @@ class Connection(asyncio.Protocol):
         except Exception as exc:
             return self._error(request, exc)
 
-    async def _finish_append(self, request: Request,
-                             committed: asyncio.Future[AppendOutcome]) -> dict[str, Any] | None:
+    def _settle_append(self, request: Request, answer: asyncio.Future[dict[str, Any] | None],
+                       committed: asyncio.Future[AppendOutcome]) -> None:
+        if answer.done():
+            return
         try:
-            outcome = await committed
-        except asyncio.CancelledError:
+            answer.set_result(self._append_answer(request, committed))
+        except Exception as exc:
+            answer.set_exception(exc)
+
+    def _append_answer(self, request: Request,
+                       committed: asyncio.Future[AppendOutcome]) -> dict[str, Any] | None:
+        """The answer to an append once its group commit is decided."""
+        if committed.cancelled():
             # Outcome unknown (the daemon is stopping on a storage fault): no answer.
             return None
-        except Exception as exc:
-            return self._error(request, exc)
+        failure = committed.exception()
+        if failure is not None:
+            return self._error(request, failure)
+        outcome = committed.result()
         if outcome.error is not None:
             return self._error(request, outcome.error)
         return self._result(request, {
