@@ -25,11 +25,13 @@ def _constant(name: str) -> Any:
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise JSONReadError(f"duplicate key {key[:40]!r} in one object")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONReadError(f"duplicate key {key[:40]!r} in one object")
+            seen.add(key)
     return result
 
 
