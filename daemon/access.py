@@ -21,6 +21,7 @@ class Peer:
     gid: int | None
 
     def metadata(self) -> dict[str, int]:
+        """The known credentials as ``{"pid", "uid", "gid"}``, leaving out those that are None."""
         return {k: v for k, v in (("pid", self.pid), ("uid", self.uid), ("gid", self.gid))
                 if v is not None}
 

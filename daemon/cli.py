@@ -39,6 +39,7 @@ def _add_paths(parser: argparse.ArgumentParser, db: bool = True, sock: bool = Tr
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tradelog`` argument parser: one required subcommand (serve, verify, show, ...)."""
     parser = argparse.ArgumentParser(prog="tradelog", description=(
         "Event-sourced persistence for trading bots: an append-only SQLite event log "
         "with views, served over a Unix socket."))

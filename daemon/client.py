@@ -194,11 +194,22 @@ class AsyncClient:
 
     async def read(self, from_seq: int = 1, limit: int = 1000, account: str | None = None,
                    types: list[str] | None = None) -> dict[str, Any]:
+        """Stored events from ``from_seq``: ``{"events": [stored, ...], "next_seq": N}``.
+
+        ``account``/``types`` of None do not filter. Raises ``RemoteError`` (``code`` -32602
+        bad params, -32004 not permitted, -32001 after retries) or, once ``retry_for_s`` is
+        spent, ``OSError``/``EOFError``.
+        """
         result: dict[str, Any] = await self.call(
             "read", _params(from_seq=from_seq, limit=limit, account=account, types=types))
         return result
 
     async def health(self) -> dict[str, Any]:
+        """The daemon's health: ``{"status", "version", "last_seq", "projection_seq", ...}``.
+
+        The rest is ``uptime_s`` (seconds) and ``connections``. Raises ``OSError``/``EOFError``
+        if the daemon cannot be reached within ``retry_for_s``.
+        """
         result: dict[str, Any] = await self.call("health")
         return result
 
@@ -257,6 +268,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the socket, if open; the next call reconnects."""
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -312,6 +324,12 @@ class Client:
 
     def append(self, events: Sequence[dict[str, Any]],
                expected_version: tuple[str, int] | None = None) -> dict[str, Any]:
+        """Append events atomically; returns ``{"results": [...], "last_seq": N}``.
+
+        ``expected_version`` is ``(account, version)``, None for no check. Raises ``RemoteError``
+        (``code`` -32602 invalid events, -32002 idempotency, -32003 version conflict, -32004,
+        -32001 after retries) or, once ``retry_for_s`` is spent, ``OSError``/``EOFError``.
+        """
         params: dict[str, Any] = {"events": list(events)}
         if expected_version is not None:
             params["expected_version"] = {"account": expected_version[0],
@@ -320,15 +338,32 @@ class Client:
         return result
 
     def query(self, view: str, **filters: Any) -> dict[str, Any]:
+        """A view's rows: ``{"view", "as_of_seq", "rows"}``; filters as PROTOCOL.md.
+
+        Filters given as None are left out. Raises ``RemoteError`` (``code`` -32602 bad view
+        or filter, -32004 not permitted, -32001 after retries) or, once ``retry_for_s`` is
+        spent, ``OSError``/``EOFError``.
+        """
         result: dict[str, Any] = self.call("query", _params(view=view, **filters))
         return result
 
     def read(self, from_seq: int = 1, limit: int = 1000, account: str | None = None,
              types: list[str] | None = None) -> dict[str, Any]:
+        """Stored events from ``from_seq``: ``{"events": [stored, ...], "next_seq": N}``.
+
+        ``account``/``types`` of None do not filter. Raises ``RemoteError`` (``code`` -32602
+        bad params, -32004 not permitted, -32001 after retries) or, once ``retry_for_s`` is
+        spent, ``OSError``/``EOFError``.
+        """
         result: dict[str, Any] = self.call(
             "read", _params(from_seq=from_seq, limit=limit, account=account, types=types))
         return result
 
     def health(self) -> dict[str, Any]:
+        """The daemon's health: ``{"status", "version", "last_seq", "projection_seq", ...}``.
+
+        The rest is ``uptime_s`` (seconds) and ``connections``. Raises ``OSError``/``EOFError``
+        if the daemon cannot be reached within ``retry_for_s``.
+        """
         result: dict[str, Any] = self.call("health")
         return result

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from daemon.client import AsyncClient, Client, RemoteError
 from daemon.config import Config
-from daemon.jsonread import JSONReadError, dumps, loads
+from daemon.jsonread import JSONReadError, loads
 from eventstore.recorder import Recorder
 from projections.query import ViewQuery, query_view
 from projections.startup import rebuild_views
@@ -202,7 +202,7 @@ def health(args: argparse.Namespace, config: Config) -> int:
     """Print the daemon's health as JSON; exit 1 when it cannot be reached."""
     try:
         with Client(config.socket, retry_for_s=2) as client:
-            sys.stdout.write(dumps(client.health()).decode())
+            print(json.dumps(client.health(), default=float))
     except RemoteError as exc:
         print(f"tradelog: the daemon refused: {exc.message}", file=sys.stderr)
         return 1

@@ -76,6 +76,7 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------ lifecycle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Take the peer's credentials and count the connection, or refuse it past a limit."""
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = peer_credentials(transport.get_extra_info("socket"))
@@ -101,6 +102,7 @@ class Connection(asyncio.Protocol):
         self.close_soon()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Mark the connection closed, uncount it, and drop its subscriptions."""
         self.closed = True
         self._writable.set()
         for timer in (self._partial_timer, self._write_timer):
@@ -170,6 +172,10 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------ writing
 
     def send(self, message: Any, force: bool = False) -> None:
+        """Write one JSON-RPC message as an NDJSON line; dropped once closed unless ``force``.
+
+        A message that cannot be serialised is logged and answered with -32603 instead.
+        """
         if self.transport is None or (self.closed and not force):
             return
         if self.transport.is_closing():
@@ -184,6 +190,10 @@ class Connection(asyncio.Protocol):
         self.transport.write(line)
 
     def pause_writing(self) -> None:
+        """Called when the transport's buffer is full: stop reading requests.
+
+        The connection is aborted if the buffer is still full after ``write_timeout_s``.
+        """
         self.write_paused = True
         self._writable.clear()
         if self._write_timer is not None:
@@ -193,6 +203,7 @@ class Connection(asyncio.Protocol):
         self._update_reading()
 
     def resume_writing(self) -> None:
+        """The transport's buffer drained: cancel the write timeout and read requests again."""
         self.write_paused = False
         self._writable.set()
         if self._write_timer is not None:
@@ -217,6 +228,10 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------ reading
 
     def data_received(self, data: bytes) -> None:
+        """Split incoming bytes into lines and dispatch each complete one.
+
+        A line over ``max_line_bytes`` is answered with -32600 and the connection closed.
+        """
         if self.closed or self.eof:
             return
         scanned = len(self.buffer)
@@ -242,6 +257,10 @@ class Connection(asyncio.Protocol):
         self._arm_partial_timer(restart=start > 0)
 
     def eof_received(self) -> bool | None:
+        """Called when the peer stops sending: drop its unfinished line.
+
+        Returns True: the transport stays open for answers; we close it ourselves.
+        """
         # A last line without "\n" is not processed (PROTOCOL.md). A peer that only shut
         # its sending half still gets its answers; one that closed entirely gets nothing,
         # and keeping its connection would leak it until the next write.

@@ -32,16 +32,26 @@ class _Params(BaseModel):
 
 
 class ExpectedVersion(_Params):
+    """``expected_version``: ``account`` and the count of its stored events (``version`` >= 0)."""
+
     account: AccountName
     version: Annotated[StrictInt, Field(ge=0)]
 
 
 class AppendParams(_Params):
+    """``append`` params: ``events`` (one or more raw wire events), ``expected_version`` or None."""
+
     events: Annotated[list[Any], Field(min_length=1)]
     expected_version: ExpectedVersion | None = None
 
 
 class QueryParams(_Params):
+    """``query`` params: ``view`` and optional filters; None leaves a filter out.
+
+    ``since``/``until`` are a date ``YYYY-MM-DD`` or RFC 3339 time; ``limit`` >= 1;
+    ``as_of`` is a seq (int >= 0) or an RFC 3339 time (checked further by ``ViewQuery``).
+    """
+
     view: StrictStr
     account: AccountName | None = None
     symbol: StrictStr | None = None
@@ -52,6 +62,12 @@ class QueryParams(_Params):
 
 
 class MetricsParams(_Params):
+    """``metrics`` params: ``account`` and optional filters; None leaves a filter out.
+
+    ``since``/``until`` and ``as_of`` as in ``QueryParams``; ``annualization`` is periods
+    per year (1..366), None for 365 or 252 as ``default_annualization`` picks.
+    """
+
     account: AccountName
     since: StrictStr | None = None
     until: StrictStr | None = None
@@ -62,6 +78,8 @@ class MetricsParams(_Params):
 
 
 class ReadParams(_Params):
+    """``read`` params: ``from_seq`` (>= 1), ``limit`` (1..10000), ``account``/``types`` or None."""
+
     from_seq: Seq = 1
     limit: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1000
     account: AccountName | None = None
@@ -69,12 +87,16 @@ class ReadParams(_Params):
 
 
 class SubscribeParams(_Params):
+    """``subscribe`` params: ``from_seq`` (>= 1, default 1), optional ``account`` and ``types``."""
+
     from_seq: Seq = 1
     account: AccountName | None = None
     types: list[StrictStr] | None = None
 
 
 class UnsubscribeParams(_Params):
+    """``unsubscribe`` params: the ``subscription`` id that ``subscribe`` returned."""
+
     subscription: StrictStr
 
 

@@ -86,6 +86,7 @@ class ServeProcess:
             return "(no log)"
 
     def alive(self) -> bool:
+        """True while the child daemon is started and has not exited."""
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
@@ -98,6 +99,7 @@ class ServeProcess:
         return code
 
     def kill(self) -> int:
+        """``stop`` with SIGKILL (no clean shutdown); returns the exit code (-9 if killed)."""
         return self.stop(signal.SIGKILL)
 
     def __enter__(self) -> ServeProcess:

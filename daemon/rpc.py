@@ -109,10 +109,12 @@ def _echo_id(request_id: Any) -> Any:
 
 
 def result_answer(request_id: Any, result: Any) -> dict[str, Any]:
+    """A JSON-RPC success response: ``{"jsonrpc": "2.0", "id", "result"}``, id echoed as sent."""
     return {"jsonrpc": "2.0", "id": _echo_id(request_id), "result": result}
 
 
 def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    """A JSON-RPC error response; ``error.data`` is left out when ``data`` is None."""
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data

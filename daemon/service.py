@@ -97,6 +97,7 @@ class Service:
         self.fatal_reason = ""
 
     def start(self) -> None:
+        """Start the group-commit writer task; call once, inside the running loop."""
         self._writer = asyncio.create_task(self._write_loop(), name="writer")
 
     def reload(self, config: Config) -> None:
@@ -231,6 +232,11 @@ class Service:
         return AppendRequest(events)
 
     async def query(self, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """The ``query`` method: ``{"view", "as_of_seq", "rows"}`` (PROTOCOL.md).
+
+        Raises:
+            ValidationError (-32602), NotPermittedError (-32004), StorageUnavailableError (-32001).
+        """
         checked = check_params(QueryParams, params)
         self.access.check(peer, "read", checked.account)
         return await query_view(self.recorder, ViewQuery(**checked.model_dump()))
@@ -244,6 +250,12 @@ class Service:
         return await compute_metrics(self.recorder, account, **values)
 
     async def read(self, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """The ``read`` method: ``{"events": [stored, ...], "next_seq": N}`` (PROTOCOL.md).
+
+        Raises:
+            ValidationError, RpcError (-32602, unknown types), NotPermittedError (-32004),
+            StorageUnavailableError (-32001).
+        """
         checked = check_params(ReadParams, params)
         self.access.check(peer, "read", checked.account)
         _check_types(checked.types)
@@ -256,6 +268,11 @@ class Service:
         return {"events": [e.to_wire() for e in events], "next_seq": next_seq}
 
     def health(self) -> dict[str, Any]:
+        """The ``health`` method's result (PROTOCOL.md); never raises.
+
+        ``uptime_s`` is seconds since the service was created (3 decimals); ``connections``
+        counts open connections.
+        """
         return {
             "status": "ok",
             "version": VERSION,
@@ -267,6 +284,11 @@ class Service:
 
     def subscribe(self, params: dict[str, Any], peer: Peer,
                   connection: Connection) -> Subscription:
+        """Register a subscription on ``connection``; its pump starts with ``start_pump``.
+
+        Raises:
+            ValidationError, RpcError (-32602, unknown types), NotPermittedError (-32004).
+        """
         checked = check_params(SubscribeParams, params)
         self.access.check(peer, "read", checked.account)
         _check_types(checked.types)
@@ -277,9 +299,15 @@ class Service:
         return sub
 
     def start_pump(self, sub: Subscription) -> None:
+        """Start the task that sends ``sub``'s events (catch-up, then live) to its connection."""
         sub.task = asyncio.create_task(self._pump(sub), name=sub.sid)
 
     def unsubscribe(self, params: dict[str, Any], connection: Connection) -> bool:
+        """The ``unsubscribe`` method: drop a subscription of ``connection``; returns True.
+
+        Raises:
+            ValidationError: bad params, or no such subscription on this connection.
+        """
         checked = check_params(UnsubscribeParams, params)
         if checked.subscription not in connection.subscriptions:
             raise ValidationError(f"no subscription {checked.subscription!r} on this connection")
@@ -287,6 +315,7 @@ class Service:
         return True
 
     def drop_subscription(self, sid: str) -> None:
+        """Forget subscription ``sid``, cancelling its pump unless called from it; no-op if gone."""
         sub = self.subscriptions.pop(sid, None)
         if sub is None:
             return
@@ -361,6 +390,7 @@ class Service:
         sub.connection.close_soon()
 
     def method_not_found(self, method: str) -> RpcError:
+        """The -32601 error for an unknown ``method``, listing the methods there are."""
         return RpcError(METHOD_NOT_FOUND,
                         f"unknown method {method[:64]!r}; methods are append, query, read, "
                         "subscribe, unsubscribe, health, metrics")

@@ -149,6 +149,7 @@ class EventResult:
     duplicate: bool
 
     def to_wire(self) -> dict[str, Any]:
+        """The ``append`` result entry: ``{"id", "source", "seq", "duplicate"}``."""
         return {"id": self.event_id, "source": self.source, "seq": self.seq,
                 "duplicate": self.duplicate}
 

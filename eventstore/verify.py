@@ -22,6 +22,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when the chain and triggers checked out: no ``bad_seq`` and no ``reason``."""
         return self.bad_seq is None and not self.reason
 
 

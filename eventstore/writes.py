@@ -53,23 +53,41 @@ class ViewUpdater(Protocol):
     """
 
     @property
-    def position(self) -> int: ...
+    def position(self) -> int:
+        """The ``seq`` of the last event folded into the views (0 before any)."""
+        ...
 
-    def needs_load(self) -> bool: ...
+    def needs_load(self) -> bool:
+        """True when the in-memory state must be restored (``load_queries``/``restore``) first."""
+        ...
 
-    def ddl(self) -> list[str]: ...
+    def ddl(self) -> list[str]:
+        """SQL to create the view tables if missing, run once before the first catch-up."""
+        ...
 
-    def load_queries(self) -> list[str]: ...
+    def load_queries(self) -> list[str]:
+        """SELECTs whose rows, in this order, ``restore`` rebuilds the state from."""
+        ...
 
-    def restore(self, results: list[list[tuple[Any, ...]]]) -> None: ...
+    def restore(self, results: list[list[tuple[Any, ...]]]) -> None:
+        """Rebuild the in-memory state from the rows of each of ``load_queries``, in order."""
+        ...
 
-    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]: ...
+    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]:
+        """Fold stored events (in seq order); return the row writes and checkpoint to run."""
+        ...
 
-    def discard(self) -> None: ...
+    def discard(self) -> None:
+        """Forget the in-memory state after a rollback, so it is reloaded next time."""
+        ...
 
-    def rebuild_begin(self) -> list[str]: ...
+    def rebuild_begin(self) -> list[str]:
+        """Start a rebuild from an empty state: SQL creating the fresh tables to fill."""
+        ...
 
-    def rebuild_end(self) -> list[Statement]: ...
+    def rebuild_end(self) -> list[Statement]:
+        """Finish a rebuild: statements writing the state and swapping the new tables in."""
+        ...
 
 
 def _utc_now() -> str:
@@ -99,6 +117,10 @@ class _Batch:
 
 
 def rollback(conn: sqlite3.Connection, views: ViewUpdater | None) -> None:
+    """Roll back the open transaction, if any, after ``views.discard()`` (views may be None).
+
+    Raises ``StorageCorruptError`` if the ROLLBACK itself fails (the database is in doubt).
+    """
     if views is not None:
         views.discard()
     if conn.in_transaction:
@@ -170,6 +192,12 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
 
 def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
                            views: ViewUpdater | None) -> list[AppendOutcome]:
+    """Decide, store and fold a group of requests in one ``BEGIN IMMEDIATE`` transaction.
+
+    Returns one ``AppendOutcome`` per request, in order; a rejected one carries its
+    conflict or ``ValidationError`` and stores nothing. Raises what ``map_sqlite_error``
+    makes of a driver error (e.g. ``StorageUnavailableError``); then nothing is stored.
+    """
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:

@@ -211,6 +211,11 @@ class Drawdown:
     trough: Sample | None
 
     def to_wire(self) -> dict[str, Any]:
+        """The drawdown as JSON: ``amount``/equities as exact money text, ``pct`` to 10 places.
+
+        Peak and trough ``*_time`` (RFC 3339), ``*_date`` (trading day) and ``*_equity`` are None
+        when there is no such sample.
+        """
         return {
             "amount": money(self.amount),
             "pct": ratio(self.pct),

@@ -33,6 +33,7 @@ class RowCache(dict[K, V]):
         self.limit = limit
 
     def get(self, key: K, default: Any = None) -> Any:
+        """The row in memory, else ``loader(key)`` (kept in memory if found), else ``default``."""
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)
         found = self.loader(key)
@@ -52,6 +53,7 @@ class RowCache(dict[K, V]):
         return dict.__contains__(self, key) or self.get(key) is not None  # type: ignore[arg-type]
 
     def trim(self, keep: set[K]) -> None:
+        """Forget the oldest-loaded rows beyond ``limit`` (and a quarter more), except ``keep``."""
         excess = len(self) - self.limit
         if excess <= 0:
             return

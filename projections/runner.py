@@ -44,9 +44,13 @@ CACHE_ROWS = 5_000
 class Lookup(Protocol):
     """Reads of the committed tables (another connection than the writer's)."""
 
-    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Every row of ``sql`` run with ``params``, as tuples in column order."""
+        ...
 
-    def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]: ...
+    def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of ``sql`` run with ``params``, lazily, as lists of rows (chunks)."""
+        ...
 
 CHECKPOINT_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_checkpoint "
@@ -55,6 +59,7 @@ CHECKPOINT_DDL = (
 
 
 def checkpoint_statement(last_seq: int) -> Statement:
+    """The statement recording ``last_seq`` and ``PROJECTION_VERSION`` as the views' checkpoint."""
     return ("INSERT OR REPLACE INTO projection_checkpoint (name, last_seq, version) "
             "VALUES ('views', ?, ?)", [(last_seq, PROJECTION_VERSION)])
 
@@ -166,18 +171,26 @@ class ViewRunner:
 
     @property
     def position(self) -> int:
+        """The ``seq`` of the last event folded (0 while no state is loaded)."""
         return self.state.position if self.state is not None else 0
 
     def needs_load(self) -> bool:
+        """True while no state is loaded (at start, and after ``discard``)."""
         return self.state is None
 
     def ddl(self) -> list[str]:
+        """CREATE statements for the checkpoint, snapshot and view tables (if missing)."""
         statements = [CHECKPOINT_DDL, *snapshot_ddl()]
         for table in t.TABLES:
             statements.extend(table.ddl())
         return statements
 
     def load_queries(self) -> list[str]:
+        """The SELECTs whose results ``restore`` takes, in this order.
+
+        Checkpoint, balances, prices, positions, daily, signals, orders (no rows with a
+        lookup: those load on demand) and the last snapshot seq.
+        """
         return [
             "SELECT last_seq, version FROM projection_checkpoint WHERE name = 'views'",
             t.BALANCES.select_sql(),
@@ -190,6 +203,7 @@ class ViewRunner:
         ]
 
     def restore(self, results: list[list[tuple[Any, ...]]]) -> None:
+        """Build the state from the rows of ``load_queries``, decimals in ``DECIMAL_CONTEXT``."""
         with localcontext(DECIMAL_CONTEXT):
             self._restore(results)
 
@@ -256,6 +270,12 @@ class ViewRunner:
         return t.order_from(found[0]) if found else None
 
     def fold(self, events: Sequence[StoredEvent]) -> list[Statement]:
+        """Fold events into the state; return the row writes, any snapshot, and the checkpoint.
+
+        With a lookup, the state is first reloaded if the committed views are ahead, and
+        events already folded are skipped. A rebuild writes only append-only rows here (no
+        checkpoint). Returns ``[]`` when nothing was folded.
+        """
         if self.state is None:
             self.state = State()
         state = self.state

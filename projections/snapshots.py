@@ -46,6 +46,7 @@ KEYED = {"signals": (t.SIGNALS, "signal_id"), "orders": (t.ORDERS, "order_id")}
 
 
 def snapshot_ddl(suffix: str = "") -> list[str]:
+    """CREATE statements for ``view_snapshots`` and the keyed version tables (+ ``suffix``)."""
     statements = [
         f"CREATE TABLE IF NOT EXISTS view_snapshots{suffix} (seq INTEGER PRIMARY KEY, "
         "base INTEGER NOT NULL, format INTEGER NOT NULL, rows BLOB NOT NULL)"]
@@ -60,6 +61,7 @@ def snapshot_ddl(suffix: str = "") -> list[str]:
 
 
 def snapshot_tables() -> list[str]:
+    """The names of the snapshot tables, without suffix."""
     return ["view_snapshots", *(f"view_snapshot_{name}" for name in KEYED)]
 
 

@@ -31,9 +31,11 @@ class WriterLookup:
         self.conn = conn
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Every row of ``sql`` run with ``params`` on the writer connection."""
         return self.conn.execute(sql, params).fetchall()
 
     def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of ``sql`` run with ``params``, lazily, in lists of up to 4096."""
         cursor = self.conn.execute(sql, params)
         while rows := cursor.fetchmany(4096):
             yield rows

@@ -123,15 +123,23 @@ class DailyRow:
 
     @property
     def loss_used(self) -> Decimal:
+        """The day's loss so far: max(0, -realized_pnl), account currency (EVENTS.md)."""
         return max(ZERO, -self.realized_pnl)
 
     @property
     def limit_hit(self) -> bool:
+        """True when a ``daily_loss_limit`` is set and ``loss_used`` >= it; False with no limit."""
         return self.daily_loss_limit is not None and self.loss_used >= self.daily_loss_limit
 
 
 @dataclass(slots=True)
 class SignalRow:
+    """A strategy signal and its latest status (EVENTS.md ``signals``).
+
+    Prices are per unit; ``confidence`` is 0..1; None means the signal did not give it.
+    ``reason`` is that of the latest signal ``status`` event, None if it gave none.
+    """
+
     account: str
     signal_id: str
     strategy: str
@@ -149,6 +157,12 @@ class SignalRow:
 
 @dataclass(slots=True)
 class OrderRow:
+    """An order, its filled quantity and latest status (EVENTS.md ``orders``).
+
+    ``filled_quantity`` sums the fills naming its ``order_id``; ``status`` changes only by
+    ``status`` events. Prices are per unit; None means the order did not give one.
+    """
+
     account: str
     order_id: str
     symbol: str
@@ -167,6 +181,8 @@ class OrderRow:
 
 @dataclass(slots=True)
 class JournalRow:
+    """A trading-journal entry (EVENTS.md ``journal``) at its event's ``seq``; None: not given."""
+
     account: str
     seq: int
     time: str

@@ -36,10 +36,12 @@ def text_dec(value: Decimal | None) -> str | None:
 
 
 def dec(value: str) -> Decimal:
+    """Stored decimal text as an exact ``Decimal``; raises ``decimal.InvalidOperation`` if bad."""
     return Decimal(value)
 
 
 def dec_or_none(value: str | None) -> Decimal | None:
+    """As ``dec``, with NULL (None) kept as None."""
     return None if value is None else Decimal(value)
 
 
@@ -56,13 +58,20 @@ class Table:
 
     @property
     def column_names(self) -> list[str]:
+        """Every column name, in table order (public fields first)."""
         return [name for name, _ in self.columns]
 
     @property
     def fields(self) -> list[str]:
+        """The view's EVENTS.md fields: the first ``public`` column names."""
         return self.column_names[: self.public]
 
     def ddl(self, suffix: str = "") -> list[str]:
+        """``CREATE TABLE``/``CREATE INDEX IF NOT EXISTS`` statements for ``name + suffix``.
+
+        Decimals, text and JSON are TEXT, ints and bools INTEGER; WITHOUT ROWID unless the key
+        is one integer column.
+        """
         kinds = {"text": "TEXT", "dec": "TEXT", "int": "INTEGER", "bool": "INTEGER",
                  "json": "TEXT"}
         columns = ", ".join(f"{name} {kinds[kind]}" for name, kind in self.columns)
@@ -78,15 +87,18 @@ class Table:
         return statements
 
     def upsert_sql(self, suffix: str = "") -> str:
+        """``INSERT OR REPLACE`` of a whole row (every column, ``?`` placeholders)."""
         marks = ", ".join("?" * len(self.columns))
         return (f"INSERT OR REPLACE INTO {self.name}{suffix} ({', '.join(self.column_names)}) "
                 f"VALUES ({marks})")
 
     def delete_sql(self, suffix: str = "") -> str:
+        """``DELETE`` of one row by its primary key (one ``?`` per key column)."""
         where = " AND ".join(f"{name} = ?" for name in self.key)
         return f"DELETE FROM {self.name}{suffix} WHERE {where}"
 
     def select_sql(self) -> str:
+        """``SELECT`` of every column of every row, in no set order."""
         return f"SELECT {', '.join(self.column_names)} FROM {self.name}"
 
     @cached_property
@@ -176,6 +188,7 @@ TABLES: tuple[Table, ...] = (*VIEWS.values(), PRICES)
 # ------------------------------------------------------------ state -> row tuples
 
 def position_row(p: Position) -> tuple[Any, ...]:
+    """An open position as its ``positions`` row: side from the sign, quantity unsigned."""
     return (
         p.account, p.position_key, p.symbol, "long" if p.quantity > 0 else "short",
         text_dec(abs(p.quantity)), text_dec(p.avg_price), text_dec(p.multiplier),
@@ -189,6 +202,7 @@ def position_row(p: Position) -> tuple[Any, ...]:
 
 
 def trade_row(t: TradeRow) -> tuple[Any, ...]:
+    """A closed round trip as its ``trades`` row."""
     return (
         t.account, t.trade_id, t.position_key, t.symbol, t.side, text_dec(t.quantity),
         text_dec(t.entry_price), text_dec(t.exit_price), t.opened_at, t.closed_at,
@@ -198,6 +212,7 @@ def trade_row(t: TradeRow) -> tuple[Any, ...]:
 
 
 def balance_row(a: AccountState) -> tuple[Any, ...]:
+    """An account as its ``balances`` row: balance = cash + realized_pnl, equity = + unrealized."""
     balance = a.cash + a.realized_pnl
     return (
         a.account, text_dec(a.cash), text_dec(a.realized_pnl), text_dec(balance),
@@ -207,6 +222,7 @@ def balance_row(a: AccountState) -> tuple[Any, ...]:
 
 
 def daily_row(d: DailyRow) -> tuple[Any, ...]:
+    """A trading day as its ``daily`` row, with derived ``loss_used`` and ``limit_hit`` (0/1)."""
     return (
         d.account, d.date, text_dec(d.realized_pnl), text_dec(d.gross_profit),
         text_dec(d.gross_loss), text_dec(d.fees), d.trades_closed, d.wins, d.losses,
@@ -216,6 +232,7 @@ def daily_row(d: DailyRow) -> tuple[Any, ...]:
 
 
 def signal_row(s: SignalRow) -> tuple[Any, ...]:
+    """A signal as its ``signals`` row."""
     return (
         s.account, s.signal_id, s.strategy, s.symbol, s.side, s.status,
         text_dec(s.entry_price), text_dec(s.stop_loss), text_dec(s.take_profit),
@@ -224,6 +241,7 @@ def signal_row(s: SignalRow) -> tuple[Any, ...]:
 
 
 def order_row(o: OrderRow) -> tuple[Any, ...]:
+    """An order as its ``orders`` row."""
     return (
         o.account, o.order_id, o.symbol, o.side, o.order_type, text_dec(o.quantity),
         text_dec(o.filled_quantity), text_dec(o.limit_price), text_dec(o.stop_price),
@@ -232,11 +250,13 @@ def order_row(o: OrderRow) -> tuple[Any, ...]:
 
 
 def journal_row(j: JournalRow) -> tuple[Any, ...]:
+    """A journal entry as its ``journal`` row; ``tags`` as JSON text, or NULL."""
     tags = None if j.tags is None else json.dumps(j.tags, ensure_ascii=False)
     return (j.account, j.seq, j.time, j.text, tags, j.symbol, j.position_id, j.signal_id)
 
 
 def price_row(a: AccountState, symbol: str) -> tuple[Any, ...]:
+    """The latest mark and fill price of ``symbol`` in the account (per unit; NULL if none)."""
     return (a.account, symbol, text_dec(a.marks.get(symbol)),
             text_dec(a.last_fills.get(symbol)))
 
@@ -244,6 +264,7 @@ def price_row(a: AccountState, symbol: str) -> tuple[Any, ...]:
 # ------------------------------------------------------------ row tuples -> state
 
 def position_from(r: tuple[Any, ...]) -> Position:
+    """A ``positions`` row back as the open ``Position`` (signed quantity from ``side``)."""
     quantity = dec(r[4]) if r[3] == "long" else -dec(r[4])
     return Position(
         account=r[0], position_key=r[1], symbol=r[2], quantity=quantity,
@@ -257,6 +278,7 @@ def position_from(r: tuple[Any, ...]) -> Position:
 
 
 def account_from(r: tuple[Any, ...]) -> AccountState:
+    """A ``balances`` row back as ``AccountState``, without marks and fill prices (``prices``)."""
     return AccountState(
         account=r[0], cash=dec(r[1]), realized_pnl=dec(r[2]), unrealized_pnl=dec(r[4]),
         open_positions=r[6], timezone=r[7], daily_loss_limit=dec_or_none(r[8]),
@@ -265,6 +287,7 @@ def account_from(r: tuple[Any, ...]) -> AccountState:
 
 
 def daily_from(r: tuple[Any, ...]) -> DailyRow:
+    """A ``daily`` row back as ``DailyRow`` (derived columns are recomputed, not read)."""
     return DailyRow(
         account=r[0], date=r[1], realized_pnl=dec(r[2]), gross_profit=dec(r[3]),
         gross_loss=dec(r[4]), fees=dec(r[5]), trades_closed=r[6], wins=r[7], losses=r[8],
@@ -274,6 +297,7 @@ def daily_from(r: tuple[Any, ...]) -> DailyRow:
 
 
 def signal_from(r: tuple[Any, ...]) -> SignalRow:
+    """A ``signals`` row back as ``SignalRow``."""
     return SignalRow(
         account=r[0], signal_id=r[1], strategy=r[2], symbol=r[3], side=r[4], status=r[5],
         entry_price=dec_or_none(r[6]), stop_loss=dec_or_none(r[7]),
@@ -283,6 +307,7 @@ def signal_from(r: tuple[Any, ...]) -> SignalRow:
 
 
 def order_from(r: tuple[Any, ...]) -> OrderRow:
+    """An ``orders`` row back as ``OrderRow``."""
     return OrderRow(
         account=r[0], order_id=r[1], symbol=r[2], side=r[3], order_type=r[4],
         quantity=dec(r[5]), filled_quantity=dec(r[6]), limit_price=dec_or_none(r[7]),

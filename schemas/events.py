@@ -60,41 +60,57 @@ class _Envelope(BaseModel):
 
 
 class SignalEvent(_Envelope):
+    """A ``signal`` event: the envelope around ``SignalData`` (a strategy's trade idea)."""
+
     type: Literal["signal"]
     data: SignalData
 
 
 class OrderEvent(_Envelope):
+    """An ``order`` event: the envelope around ``OrderData`` (an order sent to a venue)."""
+
     type: Literal["order"]
     data: OrderData
 
 
 class FillEvent(_Envelope):
+    """A ``fill`` event: the envelope around ``FillData``; ``id`` is the venue's fill id if any."""
+
     type: Literal["fill"]
     data: FillData
 
 
 class StatusEvent(_Envelope):
+    """A ``status`` event: the envelope around ``StatusData`` (a signal or order status change)."""
+
     type: Literal["status"]
     data: StatusData
 
 
 class JournalEvent(_Envelope):
+    """A ``journal`` event: the envelope around ``JournalData`` (a trading-journal entry)."""
+
     type: Literal["journal"]
     data: JournalData
 
 
 class CashEvent(_Envelope):
+    """A ``cash`` event: the envelope around ``CashData`` (signed money in the account currency)."""
+
     type: Literal["cash"]
     data: CashData
 
 
 class MarkEvent(_Envelope):
+    """A ``mark`` event: the envelope around ``MarkData`` (mark prices per unit, by symbol)."""
+
     type: Literal["mark"]
     data: MarkData
 
 
 class LimitsEvent(_Envelope):
+    """A ``limits`` event: the envelope around ``LimitsData`` (risk settings, trading-day zone)."""
+
     type: Literal["limits"]
     data: LimitsData
 
@@ -136,6 +152,7 @@ class EventProblem:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
+        """The problem as the JSON object of ``error.data.errors`` (PROTOCOL.md, Errors)."""
         return {"index": self.index, "path": self.path, "message": self.message}
 
 

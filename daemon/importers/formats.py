@@ -61,10 +61,12 @@ class ReadResult:
 
     @property
     def events(self) -> list[dict[str, Any]]:
+        """The wire events of every row, in file order."""
         return [event for row in self.rows for event in row.events]
 
     @property
     def realized(self) -> Decimal:
+        """The realized P&L the rows state, summed (account currency, gross of fees)."""
         return sum((r.realized for r in self.rows if r.realized is not None), Decimal(0))
 
 
