@@ -37,7 +37,7 @@ from eventstore.writes import (
     ViewUpdater,
     append_in_transaction,
     catch_up,
-    rollback,
+    in_transaction,
     run_statements,
 )
 
@@ -201,19 +201,12 @@ class Recorder:
         self.views = views
 
         def work(conn: sqlite3.Connection) -> int:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in views.ddl():
-                        conn.execute(statement)
-                    folded = catch_up(conn, views)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    rollback(conn, views)
-                    raise
-            except sqlite3.Error as exc:
-                raise map_sqlite_error(exc, "preparing views") from exc
-            return folded
+            def body() -> int:
+                for statement in views.ddl():
+                    conn.execute(statement)
+                return catch_up(conn, views)
+
+            return in_transaction(conn, views, "preparing views", body)
 
         return await self._retrying(work, on_writer=True)
 
@@ -226,25 +219,14 @@ class Recorder:
         self.views = views
 
         def work(conn: sqlite3.Connection) -> int:
-            folded = 0
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in views.rebuild_begin():
-                        conn.execute(statement)
-                    cursor = conn.execute(
-                        f"SELECT {ddl.EVENT_COLUMNS} FROM events ORDER BY seq")
-                    while rows := cursor.fetchmany(4096):
-                        run_statements(conn, views.fold([StoredEvent.from_row(r) for r in rows]))
-                        folded += len(rows)
-                    run_statements(conn, views.rebuild_end())
-                    conn.execute("COMMIT")
-                except BaseException:
-                    rollback(conn, views)
-                    raise
-            except sqlite3.Error as exc:
-                raise map_sqlite_error(exc, "rebuilding views") from exc
-            return folded
+            def body() -> int:
+                for statement in views.rebuild_begin():
+                    conn.execute(statement)
+                folded = catch_up(conn, views)
+                run_statements(conn, views.rebuild_end())
+                return folded
+
+            return in_transaction(conn, views, "rebuilding views", body)
 
         return await self._retrying(work, on_writer=True)
 

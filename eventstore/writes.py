@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
@@ -27,7 +27,10 @@ from eventstore.errors import (
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
 
-__all__ = ["Statement", "ViewUpdater", "append_in_transaction", "catch_up", "rollback",
+T = TypeVar("T")
+
+__all__ = ["Statement", "ViewUpdater", "append_in_transaction", "catch_up", "in_transaction",
+           "rollback",
            "run_statements"]
 
 Statement = tuple[str, Sequence[Sequence[Any]] | None]
@@ -131,19 +134,38 @@ def rollback(conn: sqlite3.Connection, views: ViewUpdater | None) -> None:
             raise StorageCorruptError(f"rollback failed, the database is in doubt: {exc}") from exc
 
 
-def catch_up(conn: sqlite3.Connection, views: ViewUpdater) -> int:
-    """Load the views' state if needed and fold every stored event past their checkpoint."""
+def catch_up(conn: sqlite3.Connection, views: ViewUpdater, before: int | None = None) -> int:
+    """Load the views' state if needed and fold every stored event past their checkpoint
+    (and before seq ``before``, when given); returns the number of events folded."""
     if views.needs_load():
         views.restore([list(conn.execute(q)) for q in views.load_queries()])
+    bound = "" if before is None else " AND seq < ?"
+    params = (views.position,) if before is None else (views.position, before)
     folded = 0
     cursor = conn.execute(
-        f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (views.position,)
-    )
+        f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ?{bound} ORDER BY seq", params)
     while rows := cursor.fetchmany(2048):
-        events = [StoredEvent.from_row(row) for row in rows]
-        run_statements(conn, views.fold(events))
-        folded += len(events)
+        run_statements(conn, views.fold([StoredEvent.from_row(row) for row in rows]))
+        folded += len(rows)
     return folded
+
+
+def in_transaction(conn: sqlite3.Connection, views: ViewUpdater | None, doing: str,
+                   body: Callable[[], T]) -> T:
+    """Run ``body()`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; on any error roll back
+    (discarding the views' state) and raise driver errors mapped by ``map_sqlite_error``
+    with ``doing`` in the message."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body()
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn, views)
+            raise
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, doing) from exc
+    return result
 
 
 _LOOKUP_CHUNK = 500
@@ -283,11 +305,4 @@ def catch_up_before(conn: sqlite3.Connection, views: ViewUpdater, batch: _Batch)
     """Fold what another process appended before this group, so views never skip events."""
     first_new = batch.stored[0].seq if batch.stored else batch.last_seq + 1
     if views.needs_load() or views.position < first_new - 1:
-        if views.needs_load():
-            views.restore([list(conn.execute(q)) for q in views.load_queries()])
-        cursor = conn.execute(
-            f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? AND seq < ? ORDER BY seq",
-            (views.position, first_new),
-        )
-        while rows := cursor.fetchmany(2048):
-            run_statements(conn, views.fold([StoredEvent.from_row(row) for row in rows]))
+        catch_up(conn, views, before=first_new)
