@@ -21,6 +21,7 @@ from daemon.jsonread import JSONReadError, loads
 from eventstore.recorder import Recorder
 from projections.query import ViewQuery, query_view
 from projections.startup import rebuild_views
+from schemas.values import format_utc
 
 __all__ = ["emit", "health", "rebuild", "show", "tail", "verify"]
 
@@ -129,7 +130,7 @@ def print_view(answer: dict[str, Any], console: Console | None = None,
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return format_utc(datetime.now(UTC))
 
 
 def emit(args: argparse.Namespace, config: Config) -> int:

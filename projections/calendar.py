@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from schemas.values import format_time
+from schemas.values import format_utc
 
 __all__ = ["to_utc_text", "trading_day", "utc_datetime"]
 
@@ -30,6 +30,4 @@ def trading_day(time: str, timezone: str) -> str:
 @lru_cache(maxsize=65536)
 def to_utc_text(time: str) -> str:
     """An event time re-expressed in UTC (``...Z``), as the views store times."""
-    from datetime import UTC
-
-    return format_time(utc_datetime(time).astimezone(UTC))
+    return format_utc(utc_datetime(time))

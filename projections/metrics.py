@@ -39,7 +39,7 @@ from projections.metrics_stats import (
     trade_stats,
 )
 from projections.query import as_of_seq
-from schemas.values import DECIMAL_CONTEXT, parse_time
+from schemas.values import DECIMAL_CONTEXT, format_time, parse_time
 
 __all__ = ["PAGE", "Window", "compute_metrics", "default_annualization"]
 
@@ -226,7 +226,7 @@ def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | No
     return {
         "account": sampler.account,
         "as_of_seq": last,
-        "now": now.isoformat().replace("+00:00", "Z"),
+        "now": format_time(now),
         "today": today.isoformat(),
         "timezone": account.timezone,
         "filters": {"since": since, "until": until, "symbol": symbol, "strategy": strategy},

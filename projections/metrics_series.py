@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, localcontext
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from eventstore.record import StoredEvent
 from projections.fold import apply
 from projections.state import AccountState, State, TradeRow
-from schemas.values import DECIMAL_CONTEXT
+from schemas.values import DECIMAL_CONTEXT, format_utc
 
 __all__ = ["TRANSFER_KINDS", "DayEnd", "Realized", "Sample", "Sampler", "Trade"]
 
@@ -165,7 +165,7 @@ def _zone(name: str) -> ZoneInfo:
 
 def _utc_text(moment: datetime) -> str:
     """A time in UTC as the views write it (``...Z``)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_utc(moment)
 
 
 def _equity(account: AccountState) -> Decimal:

@@ -8,7 +8,7 @@ instead; pydantic puts the field path in front of it.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import (
     ROUND_HALF_EVEN,
     Context,
@@ -34,6 +34,7 @@ __all__ = [
     "Symbol",
     "format_decimal",
     "format_time",
+    "format_utc",
     "parse_decimal",
     "parse_time",
 ]
@@ -142,6 +143,11 @@ def parse_time(value: Any) -> datetime:
     if offset is None or abs(offset) >= timedelta(hours=24):
         raise ValueError("the UTC offset must be between -23:59 and +23:59")
     return parsed
+
+
+def format_utc(value: datetime) -> str:
+    """An aware time re-expressed in UTC, in the canonical text (``...Z``)."""
+    return format_time(value.astimezone(UTC))
 
 
 def format_time(value: datetime) -> str:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from daemon.jsonread import JSONReadError, loads
 from schemas import EventValidationError, parse_event
+from schemas.values import format_utc
 
 __all__ = ["FORMATS", "ImportProblem", "ImportRow", "ReadResult", "detect_format", "read_file"]
 
@@ -102,10 +104,8 @@ def _time(row: dict[str, str], name: str, timezone: str) -> str:
     except ValueError:
         raise _RowError(f"{name} {text[:30]!r} is not a date and time") from None
     if moment.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_utc(moment)
 
 
 def _event(kind: str, event_id: str, source: str, time: str, account: str,
@@ -269,10 +269,7 @@ def _daily_record(record: Any, account: str, source: str, timezone: str,
     positions = record.get("positions")
     if not isinstance(positions, list):
         raise _RowError("positions must be a list")
-    from zoneinfo import ZoneInfo
-
-    at = day.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-    opened = at.isoformat().replace("+00:00", "Z")
+    opened = format_utc(day.replace(tzinfo=ZoneInfo(timezone)))
     rows: list[ImportRow] = []
     for index, position in enumerate(positions):
         if not isinstance(position, dict):
