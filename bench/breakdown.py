@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from daemon.jsonread import dumps, loads
     from daemon.params import append_params
     from eventstore.record import AppendRequest, NewEvent
-    from eventstore.recorder import Recorder, _append_in_transaction, open_sqlite
+    from eventstore.recorder import Recorder, open_sqlite
+    from eventstore.writes import append_in_transaction
     from projections.fold import fold
     from schemas import parse_events
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                    busy_timeout_s=5)
                 started = time.perf_counter()
                 for start in range(0, count, group):
-                    _append_in_transaction(
+                    append_in_transaction(
                         conn, [AppendRequest([e]) for e in news[start:start + group]], None)
                 samples.append((time.perf_counter() - started) / count * 1e6)
                 conn.close()

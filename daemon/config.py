@@ -90,6 +90,10 @@ class Config(BaseModel):
         None, ge=1, description="cap on the database's size in pages (SQLite "
         "max_page_count) applied to the writer at start; appends past it fail with -32001 "
         "like a full disk. None: no cap beyond SQLite's own")
+    writer_process: bool = Field(
+        True, description="commit in a second process (daemon/writer.py) so that request "
+        "handling and commits use two cores; false: commit on a thread of the daemon's "
+        "own process (one core)")
 
 
 def default_paths(env: dict[str, str] | None = None) -> tuple[Path, Path]:

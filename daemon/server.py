@@ -27,6 +27,7 @@ from daemon.inbox import Inbox
 from daemon.lockfile import acquire
 from daemon.logs import get_logger
 from daemon.service import Service
+from daemon.writer import LocalWriter, Writer, WriterProcess
 from eventstore.errors import DatabaseFileError, TradelogError
 from eventstore.recorder import Recorder
 from projections.startup import open_views
@@ -58,21 +59,40 @@ def _listen(path: Path, mode: int) -> socket.socket:
     return sock
 
 
-async def _apply_storage_limits(recorder: Recorder, config: Config) -> None:
-    """Cap the database's size on the writer connection (``max_page_count``).
+async def _open_storage(config: Config) -> tuple[Recorder, Writer, int]:
+    """Open the log for reads and its writer (a second process unless
+    ``config.writer_process`` is false), the views brought up to date; returns the
+    recorder, the writer and the number of events folded to catch up.
 
-    The recorder has no public hook for writer PRAGMAs yet, so this runs on its writer
-    thread through ``Recorder._on_writer``.
+    The writer goes first: it creates or migrates the file that the reader then opens.
+    With a cap (``max_page_count``), it applies to the writer's connection.
     """
-    if config.max_page_count is None:
-        return
-    pages = config.max_page_count
+    if config.writer_process:
+        process = await WriterProcess.start(
+            config.db, max_page_count=config.max_page_count,
+            log_format=config.log_format, log_level=config.log_level)
+        try:
+            recorder = await Recorder.open(config.db, readonly=True)
+        except BaseException:
+            await process.close()
+            raise
+        if process.page_cap is not None:
+            log.info("storage_capped", max_page_count=process.page_cap)
+        return recorder, process, process.folded
+    recorder = await Recorder.open(config.db)
+    try:
+        runner, folded = await open_views(recorder)
+        if config.max_page_count is not None:
+            pages = config.max_page_count
 
-    def cap(conn: sqlite3.Connection) -> int:
-        return int(conn.execute(f"PRAGMA max_page_count = {pages:d}").fetchone()[0])
+            def cap(conn: sqlite3.Connection) -> int:
+                return int(conn.execute(f"PRAGMA max_page_count = {pages:d}").fetchone()[0])
 
-    applied = await recorder._on_writer(cap)
-    log.info("storage_capped", max_page_count=applied)
+            log.info("storage_capped", max_page_count=await recorder._on_writer(cap))
+    except BaseException:
+        await recorder.close()
+        raise
+    return recorder, LocalWriter(recorder, runner), folded
 
 
 async def _watchdog(interval: float, service: Service) -> None:
@@ -92,21 +112,20 @@ async def serve(config: Config, config_file: Path | None = None,
     """
     lock = acquire(config.db)
     started = time.perf_counter()
-    systemd.notify("STATUS=opening the event log")
-    recorder = await Recorder.open(config.db)
-    server: asyncio.Server | None = None
-    owned_socket: Path | None = None
     loop = asyncio.get_running_loop()
     stop = shutdown_trigger or asyncio.Event()
+    server: asyncio.Server | None = None
+    owned_socket: Path | None = None
+    recorder: Recorder | None = None
+    writer: Writer | None = None
     # Before anything can connect: a SIGTERM right after start must drain, not kill.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        systemd.notify("STATUS=bringing the views up to date")
-        runner, folded = await open_views(recorder)
-        await _apply_storage_limits(recorder, config)
+        systemd.notify("STATUS=opening the event log and bringing the views up to date")
+        recorder, writer, folded = await _open_storage(config)
         last_seq = await recorder.last_seq()
-        service = Service(config, recorder, runner, last_seq)
+        service = Service(config, recorder, writer, last_seq)
         service.start()
         activated = systemd.listen_sockets()
         if activated:
@@ -136,7 +155,8 @@ async def serve(config: Config, config_file: Path | None = None,
             inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
         log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,
-                 projection_seq=runner.position, caught_up_events=folded,
+                 projection_seq=writer.position, caught_up_events=folded,
+                 writer_pid=getattr(writer, "pid", os.getpid()),
                  startup_ms=round((time.perf_counter() - started) * 1000, 1), pid=os.getpid())
         systemd.notify("READY=1", f"STATUS=serving; last seq {last_seq}",
                        f"MAINPID={os.getpid()}")
@@ -173,8 +193,13 @@ async def serve(config: Config, config_file: Path | None = None,
         if owned_socket is not None:
             with contextlib.suppress(OSError):
                 owned_socket.unlink()
-        await recorder.close()
-        lock.close()
+        try:
+            if recorder is not None:
+                await recorder.close()
+        finally:
+            if writer is not None:
+                await writer.close()
+            lock.close()
 
 
 async def _drain(service: Service, server: asyncio.Server, timeout_s: float) -> None:

@@ -35,11 +35,11 @@ from eventstore.record import AppendOutcome, AppendRequest, NewEvent
 from eventstore.recorder import Recorder
 from projections.metrics import compute_metrics
 from projections.query import ViewQuery, query_view
-from projections.runner import ViewRunner
 from schemas import EVENT_TYPES, EventValidationError, parse_events
 
 if TYPE_CHECKING:
     from daemon.connection import Connection
+    from daemon.writer import Writer
 
 __all__ = ["FatalStorageError", "Service", "Subscription"]
 
@@ -76,13 +76,17 @@ _STOP = object()
 
 
 class Service:
-    """Everything a connection asks of the daemon. Create, ``start()``, ``drain()``."""
+    """Everything a connection asks of the daemon. Create, ``start()``, ``drain()``.
 
-    def __init__(self, config: Config, recorder: Recorder, runner: ViewRunner,
+    ``recorder`` serves reads; ``writer`` makes the group commits (a ``WriterProcess``
+    or, in one process, a ``LocalWriter`` on the same recorder).
+    """
+
+    def __init__(self, config: Config, recorder: Recorder, writer: Writer,
                  last_seq: int) -> None:
         self.config = config
         self.recorder = recorder
-        self.runner = runner
+        self.writer = writer
         self.access = Access(config.access)
         self.last_seq = last_seq
         self.started = time.monotonic()
@@ -158,7 +162,7 @@ class Service:
     async def _commit(self, group: list[_Pending]) -> None:
         started = time.perf_counter()
         try:
-            outcomes = await self.recorder.append_groups([p.request for p in group])
+            outcomes = await self.writer.append_groups([p.request for p in group])
         except StorageUnavailableError as exc:
             log.warning("batch_failed", requests=len(group), error=str(exc))
             for pending in group:
@@ -277,7 +281,7 @@ class Service:
             "status": "ok",
             "version": VERSION,
             "last_seq": self.last_seq,
-            "projection_seq": self.runner.position,
+            "projection_seq": self.writer.position,
             "uptime_s": round(time.monotonic() - self.started, 3),
             "connections": len(self.connections),
         }

@@ -45,6 +45,9 @@ class ValidationError(TradelogError):
         super().__init__(message)
         self.problems = problems or []
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.problems))
+
 
 class NotPermittedError(TradelogError):
     """The peer may not write or read that account (PROTOCOL.md -32004)."""
@@ -69,6 +72,9 @@ class IdempotencyConflictError(EventStoreError):
         self.event_id = event_id
         self.seq = seq
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.source, self.event_id, self.seq))
+
 
 class VersionConflictError(EventStoreError):
     """``expected_version`` did not match the account's event count (-32003)."""
@@ -81,6 +87,9 @@ class VersionConflictError(EventStoreError):
         self.account = account
         self.expected = expected
         self.version = actual
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.account, self.expected, self.version))
 
 
 class StorageUnavailableError(EventStoreError):
