@@ -70,7 +70,8 @@ async def _open_storage(config: Config) -> tuple[Recorder, Writer, int]:
     if config.writer_process:
         process = await WriterProcess.start(
             config.db, max_page_count=config.max_page_count,
-            log_format=config.log_format, log_level=config.log_level)
+            log_format=config.log_format, log_level=config.log_level,
+            max_group_events=config.limits.max_group_events)
         try:
             recorder = await Recorder.open(config.db, readonly=True)
         except BaseException:

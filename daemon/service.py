@@ -73,6 +73,8 @@ class Subscription:
 
 
 _STOP = object()
+_IN_FLIGHT = 4
+"""Groups handed to the writer and not yet answered, at most."""
 
 
 class Service:
@@ -142,8 +144,12 @@ class Service:
                 "last_seq": outcome.last_seq}
 
     async def _write_loop(self) -> None:
+        """Take what is queued as one group and hand it to the writer without waiting for
+        its commit, up to ``_IN_FLIGHT`` groups ahead: the writer process commits the
+        groups waiting for it together, while this loop keeps reading requests."""
         limit = self.config.limits.max_group_events
         stopping = False
+        in_flight: set[asyncio.Task[None]] = set()
         while not stopping:
             first = await self._queue.get()
             if first is _STOP:
@@ -157,7 +163,11 @@ class Service:
                     break
                 group.append(item)
                 size += len(item.request.events)
-            await self._commit(group)
+            in_flight.add(asyncio.create_task(self._commit(group)))
+            if len(in_flight) >= _IN_FLIGHT:
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        if in_flight:
+            await asyncio.wait(in_flight)
 
     async def _commit(self, group: list[_Pending]) -> None:
         started = time.perf_counter()
@@ -243,15 +253,28 @@ class Service:
         """
         checked = check_params(QueryParams, params)
         self.access.check(peer, "read", checked.account)
+        await self._views_current()
         return await query_view(self.recorder, ViewQuery(**checked.model_dump()))
 
     async def metrics(self, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
         """The ``metrics`` method: performance figures of one account (docs/METRICS.md)."""
         checked = check_params(MetricsParams, params)
         self.access.check(peer, "read", checked.account)
+        await self._views_current()
         values = checked.model_dump()
         account = values.pop("account")
         return await compute_metrics(self.recorder, account, **values)
+
+    async def _views_current(self) -> None:
+        """Have the writer write the views' rows it holds back, so that a query sees every
+        event acknowledged before it arrived. If that write fails (disk full), the query
+        reads the tables as they are: its ``as_of_seq`` says how far they go."""
+        if self.writer.flushed >= self.last_seq:
+            return
+        try:
+            await self.writer.flush_views()
+        except StorageUnavailableError as exc:
+            log.warning("views_not_written", error=str(exc))
 
     async def read(self, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
         """The ``read`` method: ``{"events": [stored, ...], "next_seq": N}`` (PROTOCOL.md).

@@ -2,33 +2,37 @@
 
 The daemon's event loop reads sockets, decodes and validates requests and answers
 them; the group commits (hash chain, ``INSERT``, the views' fold and row writes,
-``COMMIT``) run in this second process, so the two use both cores and never wait
-for each other's interpreter lock. They talk over a socketpair with pickled messages
-(each framed by its length), one request and one answer per group:
+``COMMIT``) run in a second process (``daemon.writer_child``), so the two use both
+cores and never wait for each other's interpreter lock. They talk over a socketpair
+with pickled messages, each framed by its length:
 
-    parent -> child   {"db", "busy_timeout_s", "max_page_count", "log_format", "log_level"}
+    parent -> child   {"db", "busy_timeout_s", "max_page_count", "log_format",
+                       "log_level", "max_group_events", "defer_view_events", "idle_flush_s"}
     child  -> parent  ("ready", views_position, last_seq, folded, applied_page_cap)
                       or ("error", exception) and exit
-    parent -> child   ("append", [AppendRequest, ...])
-    child  -> parent  ("ok", [AppendOutcome, ...], views_position) or ("error", exception)
-    parent -> child   ("close",): the child closes the file (checkpointing the WAL) and exits
+    parent -> child   ("append", [AppendRequest, ...])   any number ahead of the answers
+    parent -> child   ("flush",)                         write the views' rows now
+    child  -> parent  ("ok", [AppendOutcome, ...], views_position, views_flushed)
+                      or ("error", exception): one answer per message, in order
+    parent -> child   ("close",): the child writes the views, closes the file and exits
 
-The child ignores SIGINT/SIGTERM/SIGHUP (the daemon decides when to stop) and exits when
-the parent goes: at once with ``PR_SET_PDEATHSIG`` on Linux, else at the next read.
+The child commits every "append" waiting for it in one transaction (group commit across
+the parent's groups) and writes the views' rows once per ``defer_view_events`` events,
+when idle for ``idle_flush_s``, before it closes, and when asked (``flush_views``, which
+the daemon does before a query reads the tables).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import pickle
-import signal
 import socket
 import struct
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,10 +44,7 @@ if TYPE_CHECKING:
     from eventstore.recorder import Recorder
     from projections.runner import ViewRunner
 
-__all__ = ["LocalWriter", "Writer", "WriterProcess", "main"]
-
-_PR_SET_PDEATHSIG = 1
-
+__all__ = ["LocalWriter", "Pipe", "Writer", "WriterProcess"]
 
 class Writer(Protocol):
     """What the service needs of its writer: group commits and the views' position."""
@@ -53,8 +54,17 @@ class Writer(Protocol):
         """The seq of the last event folded into the views (as of the last commit)."""
         ...
 
+    @property
+    def flushed(self) -> int:
+        """The seq up to which the views' tables are written (as of the last answer)."""
+        ...
+
     async def append_groups(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         """Commit the requests in one transaction (``Recorder.append_groups``)."""
+        ...
+
+    async def flush_views(self) -> None:
+        """Write the views' rows held back so far (``Recorder.flush_views``)."""
         ...
 
     async def close(self) -> None:
@@ -74,9 +84,18 @@ class LocalWriter:
         """The runner's position: the seq of the last event folded into the views."""
         return self.runner.position
 
+    @property
+    def flushed(self) -> int:
+        """The runner's last written position (it holds nothing back unless deferring)."""
+        return self.runner.flushed
+
     async def append_groups(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         """``Recorder.append_groups`` (same outcomes and errors)."""
         return await self.recorder.append_groups(requests)
+
+    async def flush_views(self) -> None:
+        """``Recorder.flush_views``."""
+        await self.recorder.flush_views()
 
     async def close(self) -> None:
         """Nothing to release: the recorder is closed by its owner."""
@@ -92,17 +111,40 @@ class WriterProcess:
     lock between a group's answer and the next group.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], pipe: _Pipe, ready: tuple[Any, ...]
+    def __init__(self, proc: subprocess.Popen[bytes], pipe: Pipe, ready: tuple[Any, ...]
                  ) -> None:
         self._proc = proc
         self._pipe = pipe
         _, self.position, self.last_seq, self.folded, self.page_cap = ready
+        self.flushed = self.position
         self._closed = False
+        self._waiting: deque[asyncio.Future[tuple[Any, ...]]] = deque()
+        self._replies = asyncio.create_task(self._read_replies(), name="writer-replies")
+
+    async def _read_replies(self) -> None:
+        """Hand each reply to the oldest waiting group (the child answers in order)."""
+        try:
+            while True:
+                reply = await self._pipe.recv()
+                if self._waiting:
+                    future = self._waiting.popleft()
+                    if not future.done():
+                        future.set_result(reply)
+        except (EOFError, OSError, asyncio.IncompleteReadError, pickle.PickleError) as exc:
+            gone = StorageCorruptError(
+                f"the writer process is gone ({exc!r}); the outcome of the groups it "
+                "had not answered is unknown")
+            while self._waiting:
+                future = self._waiting.popleft()
+                if not future.done():
+                    future.set_exception(gone)
 
     @classmethod
     async def start(cls, db: Path, *, busy_timeout_s: float = 5.0,
                     max_page_count: int | None = None, log_format: str = "auto",
-                    log_level: str = "info") -> WriterProcess:
+                    log_level: str = "info", max_group_events: int = 20_000,
+                    defer_view_events: int = 4096, idle_flush_s: float = 0.05
+                    ) -> WriterProcess:
         """Start the child, let it open (create, migrate) ``db`` and bring the views up
         to date (a rebuild if the projection version changed), and wait until it is ready.
 
@@ -114,7 +156,8 @@ class WriterProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon.writer", str(theirs.fileno()), str(os.getpid())],
+                [sys.executable, "-m", "daemon.writer_child", str(theirs.fileno()),
+                 str(os.getpid())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         except BaseException:
             ours.close()
@@ -122,11 +165,13 @@ class WriterProcess:
         finally:
             theirs.close()
         loop = asyncio.get_running_loop()
-        pipe = await _Pipe.open(ours)
+        pipe = await Pipe.open(ours)
         try:
             await pipe.send({"db": str(db), "busy_timeout_s": busy_timeout_s,
                              "max_page_count": max_page_count, "log_format": log_format,
-                             "log_level": log_level})
+                             "log_level": log_level, "max_group_events": max_group_events,
+                             "defer_view_events": defer_view_events,
+                             "idle_flush_s": idle_flush_s})
             reply = await pipe.recv()
         except (EOFError, OSError, asyncio.IncompleteReadError) as exc:
             pipe.close()
@@ -160,19 +205,34 @@ class WriterProcess:
                 outcome of this group is unknown (the daemon must stop).
             Other errors the child raised, re-raised here (outcome unknown).
         """
+        reply = await self._ask(("append", list(requests)))
+        outcomes: list[AppendOutcome] = reply[1]
+        return outcomes
+
+    async def flush_views(self) -> None:
+        """Have the child write the views' rows it holds back, in a transaction of its own.
+
+        Raises what ``append_groups`` raises (StorageUnavailableError: not written now).
+        """
+        await self._ask(("flush",))
+
+    async def _ask(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
         if self._closed:
             raise StorageUnavailableError("the writer process is closed; nothing was stored")
+        if self._replies.done():
+            raise StorageCorruptError("the writer process is gone; nothing more can be stored")
+        future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)  # before sending: replies come in the order of sends
         try:
-            await self._pipe.send(("append", list(requests)))
-            reply = await self._pipe.recv()
-        except (EOFError, OSError, asyncio.IncompleteReadError, pickle.PickleError) as exc:
+            await self._pipe.send(message)
+        except (OSError, pickle.PickleError) as exc:
             raise StorageCorruptError(
-                f"the writer process is gone ({exc!r}); the last group's outcome is unknown"
-            ) from exc
+                f"the writer process is gone ({exc!r}); the outcome is unknown") from exc
+        reply = await future
         if reply[0] == "ok":
-            outcomes: list[AppendOutcome] = reply[1]
-            self.position = reply[2]
-            return outcomes
+            self.position = max(self.position, reply[2])
+            self.flushed = max(self.flushed, reply[3])
+            return reply
         if reply[0] == "error" and isinstance(reply[1], BaseException):
             raise reply[1]
         raise StorageCorruptError(f"the writer process answered {reply[0]!r}")
@@ -192,120 +252,37 @@ class WriterProcess:
             await loop.run_in_executor(None, self._proc.wait)
         finally:
             self._pipe.close()
+            self._replies.cancel()
 
 
-class _Pipe:
-    """Pickled messages over a stream socket, each framed by its 8-byte length."""
+class Pipe:
+    """Pickled messages over a stream socket, each framed by its 8-byte length (both
+    ends are tradelog's own processes: nothing from a client is unpickled)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
 
     @classmethod
-    async def open(cls, sock: socket.socket) -> _Pipe:
+    async def open(cls, sock: socket.socket) -> Pipe:
+        """Wrap a connected stream socket in the running loop's streams."""
         reader, writer = await asyncio.open_unix_connection(sock=sock)
         return cls(reader, writer)
 
     async def send(self, message: Any) -> None:
+        """Pickle and write one message (queued in order before the first await)."""
         payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         self.writer.write(_LENGTH.pack(len(payload)) + payload)
         await self.writer.drain()
 
     async def recv(self) -> Any:
+        """The next message. Raises ``asyncio.IncompleteReadError`` at end of stream."""
         header = await self.reader.readexactly(_LENGTH.size)
         return pickle.loads(await self.reader.readexactly(_LENGTH.unpack(header)[0]))
 
     def close(self) -> None:
+        """Close the socket."""
         self.writer.close()
 
 
 _LENGTH = struct.Struct("!Q")
-
-
-# ---------------------------------------------------------------- the child
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL us when the parent exits (best effort; a no-op elsewhere)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _sendable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling, else a ``StorageCorruptError`` naming it."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return StorageCorruptError(f"the writer process failed: {exc!r}")
-    return exc
-
-
-async def _open(settings: dict[str, Any]) -> tuple[Any, Any, tuple[Any, ...]]:
-    from eventstore.recorder import Recorder
-    from projections.startup import open_views
-
-    recorder = await Recorder.open(settings["db"], busy_timeout_s=settings["busy_timeout_s"])
-    try:
-        runner, folded = await open_views(recorder)
-        pages = settings["max_page_count"]
-        applied = None
-        if pages is not None:
-            def cap(conn: Any) -> int:
-                return int(conn.execute(f"PRAGMA max_page_count = {int(pages):d}").fetchone()[0])
-
-            applied = await recorder._on_writer(cap)
-        last_seq = await recorder.last_seq()
-    except BaseException:
-        await recorder.close()
-        raise
-    return recorder, runner, ("ready", runner.position, last_seq, folded, applied)
-
-
-async def _serve(fd: int) -> int:
-    pipe = await _Pipe.open(socket.socket(fileno=fd))
-    try:
-        settings: dict[str, Any] = await pipe.recv()
-        from daemon.logs import configure_logging
-
-        configure_logging(settings["log_format"], settings["log_level"])
-        try:
-            recorder, runner, ready = await _open(settings)
-        except Exception as exc:
-            await pipe.send(("error", _sendable(exc)))
-            return 1
-        await pipe.send(ready)
-        try:
-            while True:
-                try:
-                    message = await pipe.recv()
-                except (EOFError, OSError, asyncio.IncompleteReadError):
-                    return 0  # the daemon is gone: close the file and go
-                if message[0] != "append":
-                    return 0
-                try:
-                    outcomes = await recorder.append_groups(message[1])
-                except Exception as exc:
-                    await pipe.send(("error", _sendable(exc)))
-                else:
-                    await pipe.send(("ok", outcomes, runner.position))
-        finally:
-            await recorder.close()
-    finally:
-        pipe.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The child's entry point: ``python -m daemon.writer FD PARENT_PID`` (FD: its end of
-    the socketpair)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
-    _die_with_parent()
-    if len(args) > 1 and os.getppid() != int(args[1]):
-        return 0  # the parent died before we could ask to follow it
-    return asyncio.run(_serve(int(args[0])))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -210,6 +210,23 @@ class Recorder:
 
         return await self._retrying(work, on_writer=True)
 
+    async def flush_views(self) -> None:
+        """Write what the views hold back (``ViewUpdater.flush``) in a transaction of its
+        own; a no-op without views or when their tables are current."""
+        views = self.views
+        if views is None:
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            def body() -> None:
+                if views.needs_load():
+                    catch_up(conn, views)
+                run_statements(conn, views.flush())
+
+            in_transaction(conn, views, "writing views", body)
+
+        await self._retrying(work, on_writer=True)
+
     async def rebuild_views(self, views: ViewUpdater) -> int:
         """Rebuild every view from the whole log into new tables, swapped in when complete.
 

@@ -80,6 +80,10 @@ class ViewUpdater(Protocol):
         """Fold stored events (in seq order); return the row writes and checkpoint to run."""
         ...
 
+    def flush(self) -> list[Statement]:
+        """The row writes and checkpoint held back since the last write (``[]``: none)."""
+        ...
+
     def discard(self) -> None:
         """Forget the in-memory state after a rollback, so it is reloaded next time."""
         ...
@@ -168,27 +172,25 @@ def in_transaction(conn: sqlite3.Connection, views: ViewUpdater | None, doing: s
     return result
 
 
-_LOOKUP_CHUNK = 500
+_LOOKUP_CHUNK = 1000
+"""source+id pairs looked up per statement (2 parameters each, far below SQLite's cap)."""
 
 
 def _already_stored(conn: sqlite3.Connection, requests: Sequence[AppendRequest]
                     ) -> dict[tuple[str, str], tuple[bytes, int]]:
     """Canonical bytes and seq of every event of the group whose source+id is stored:
-    one indexed query per source and 500 ids, not one per event."""
-    by_source: dict[str, set[str]] = {}
-    for request in requests:
-        for event in request.events:
-            by_source.setdefault(event.source, set()).add(event.event_id)
+    one statement per 1000 pairs (a VALUES list joined to the unique index), not one
+    per event or per source."""
+    keys = sorted({(e.source, e.event_id) for request in requests for e in request.events})
+    columns = ", ".join(f"e.{name.strip()}" for name in ddl.EVENT_COLUMNS.split(","))
     found: dict[tuple[str, str], tuple[bytes, int]] = {}
-    for source, ids in by_source.items():
-        wanted = sorted(ids)
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[start:start + _LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            for row in conn.execute(
-                    f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE source = ? AND id IN ({marks})",
-                    (source, *chunk)):
-                found[(row[1], row[2])] = (stored_canonical(row), row[0])
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start:start + _LOOKUP_CHUNK]
+        values = ", ".join(["(?, ?)"] * len(chunk))
+        sql = (f"WITH wanted(source, id) AS (VALUES {values}) SELECT {columns} FROM wanted "
+               "CROSS JOIN events AS e ON e.source = wanted.source AND e.id = wanted.id")
+        for row in conn.execute(sql, [part for key in chunk for part in key]):
+            found[(row[1], row[2])] = (stored_canonical(row), row[0])
     return found
 
 

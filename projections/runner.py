@@ -133,6 +133,12 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
     return statements
 
 
+def _dirty(state: State) -> bool:
+    return bool(state.trades or state.journal or state.dirty_positions
+                or state.dirty_accounts or state.dirty_marks or state.dirty_daily
+                or state.dirty_signals or state.dirty_orders)
+
+
 def mark_all_dirty(state: State) -> None:
     """Mark every row of ``state`` for writing (to dump a whole state into empty tables)."""
     state.dirty_accounts.update(state.accounts)
@@ -163,6 +169,8 @@ class ViewRunner:
         self.lookup: Lookup | None = None
         self.gap_from: int | None = None
         self.recent: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
+        self.defer_events = 0
+        self.flushed = 0
 
     def attach(self, lookup: Lookup) -> None:
         """Keep only recently used signals and orders in memory (``CACHE_ROWS`` each) and
@@ -173,6 +181,16 @@ class ViewRunner:
     def position(self) -> int:
         """The ``seq`` of the last event folded (0 while no state is loaded)."""
         return self.state.position if self.state is not None else 0
+
+    def defer(self, events: int) -> None:
+        """Write the views' rows and checkpoint once per ``events`` folded events (and on
+        ``flush``) instead of with every fold; 0 writes with every fold (the default).
+
+        A row touched by many events of a stretch is then written once. The tables
+        (and the checkpoint) may trail the log by up to ``events`` events; what they
+        miss is folded again from the log after a crash, as any catch-up.
+        """
+        self.defer_events = events
 
     def needs_load(self) -> bool:
         """True while no state is loaded (at start, and after ``discard``)."""
@@ -244,6 +262,7 @@ class ViewRunner:
             order = t.order_from(row)
             state.orders[(order.account, order.order_id)] = order
         self.state = state
+        self.flushed = state.position
 
     def _reload_if_behind(self, state: State) -> State:
         """The state, reloaded from the tables when another writer's views are ahead of it
@@ -284,9 +303,10 @@ class ViewRunner:
             events = [event for event in events if event.seq > state.position]
         if isinstance(state.signals, RowCache) and isinstance(state.orders, RowCache):
             # Rows are loaded on the writer's connection, which sees this transaction's
-            # writes: any row not changed by the previous fold may be dropped.
-            state.signals.trim(self.recent[0])
-            state.orders.trim(self.recent[1])
+            # writes: any row written by the previous flush, and not changed since (not
+            # dirty: its table row is current), may be dropped.
+            state.signals.trim(self.recent[0] | state.dirty_signals)
+            state.orders.trim(self.recent[1] | state.dirty_orders)
         for event in events:
             state = apply(state, event)
         self.state = state
@@ -295,13 +315,28 @@ class ViewRunner:
         if not events:
             return []
         self.pending.add(state)
+        if self.suffix:
+            # A rebuild writes the keyed views' rows once, in ``rebuild_end``.
+            statements = drain(state, self.suffix, keyed=False)
+            if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
+                statements.extend(self._snapshot(state))
+            return statements
+        if state.position - self.flushed < self.defer_events:
+            return []
+        return self.flush()
+
+    def flush(self) -> list[Statement]:
+        """The writes of every row folded since the last flush, any snapshot due, and
+        the checkpoint; ``[]`` when the tables are current. Run them before ``COMMIT``."""
+        state = self.state
+        if state is None or (state.position <= self.flushed and not _dirty(state)):
+            return []
         self.recent = (set(state.dirty_signals), set(state.dirty_orders))
-        # A rebuild writes the keyed views' rows once, in ``rebuild_end``.
-        statements = drain(state, self.suffix, keyed=not self.suffix)
+        statements = drain(state)
         if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
             statements.extend(self._snapshot(state))
-        if not self.suffix:
-            statements.append(checkpoint_statement(state.position))
+        statements.append(checkpoint_statement(state.position))
+        self.flushed = state.position
         return statements
 
     def _snapshot(self, state: State) -> list[Statement]:
@@ -395,5 +430,6 @@ class ViewRunner:
         statements.append((CHECKPOINT_DDL, [()]))
         statements.append(checkpoint_statement(self.state.position))
         self.suffix = ""
+        self.flushed = self.state.position
         self.stored_version = PROJECTION_VERSION
         return statements
