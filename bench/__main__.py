@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--events", type=int, default=1_000_000,
                         help="size of the big log for rebuild/restart/asof/query")
+    parser.add_argument("--writer", choices=["process", "thread", "both"], default="process",
+                        help="ingest/latency: the daemon's writer in its own process (the "
+                        "default), on a thread of the daemon (writer_process=false), or "
+                        "both, side by side (ingest)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.repeats is None:

@@ -85,30 +85,55 @@ class Daemon(ServeProcess):
     def log_tail(self) -> str:
         return self.tail(3000)
 
-    def sample_rss(self) -> int:
+    def _processes(self) -> list[psutil.Process]:
+        """The daemon and its writer process (the figures are for both together)."""
         if self.ps is None:
-            return 0
+            return []
         try:
-            rss = int(self.ps.memory_info().rss)
+            return [self.ps, *self.ps.children()]
         except psutil.Error:
-            return 0
-        self.peak_rss = max(self.peak_rss, rss)
-        return rss
+            return [self.ps]
+
+    def sample_rss(self) -> int:
+        """Resident set of the daemon and its writer process now (also kept as the peak)."""
+        total = 0
+        for process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                total += int(process.memory_info().rss)
+        self.peak_rss = max(self.peak_rss, total)
+        return total
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds of the daemon so far (all its threads)."""
-        assert self.ps is not None
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
+        """User + system CPU seconds of the daemon and its writer process so far."""
+        total = 0.0
+        for process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += float(times.user + times.system)
+        return total
+
+    def cpu_split(self) -> tuple[float, float]:
+        """CPU seconds so far of the daemon's own process and of its writer process."""
+        own = children = 0.0
+        for process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                if process is self.ps:
+                    own += float(times.user + times.system)
+                else:
+                    children += float(times.user + times.system)
+        return own, children
 
     def hwm_rss(self) -> int:
-        """The kernel's peak resident set (VmHWM) of the daemon, in bytes."""
-        assert self.proc is not None
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return self.peak_rss
+        """The kernel's peak resident set (VmHWM) of the daemon plus that of its writer
+        process, in bytes (an upper bound of their peak together)."""
+        total = 0
+        for process in self._processes():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) * 1024
+        return total or self.peak_rss
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
         """SIGTERM and wait (SIGKILL after ``timeout_s``); the exit code, or 0 if not running."""

@@ -28,17 +28,25 @@ def _lines(wires: list[dict[str, Any]], clients: int, per_line: int) -> list[lis
     return per_client
 
 
-def _one(wires: list[dict[str, Any]], clients: int, per_line: int) -> dict[str, float]:
-    with temp_dir() as directory, Daemon(directory / "t.db", directory) as daemon:
+def writer_env(writer: str) -> dict[str, str]:
+    """The daemon's environment for ``--writer process`` (the default) or ``thread``."""
+    return {"TRADELOG_WRITER_PROCESS": "true" if writer == "process" else "false"}
+
+
+def _one(wires: list[dict[str, Any]], clients: int, per_line: int, writer: str
+         ) -> dict[str, float]:
+    with temp_dir() as directory, \
+            Daemon(directory / "t.db", directory, env=writer_env(writer)) as daemon:
         lines = _lines(wires, clients, per_line)
-        cpu0 = daemon.cpu_s()
+        own0, child0 = daemon.cpu_split()
         stats = closed_loop(daemon.socket, lines, per_line)
-        daemon_cpu = daemon.cpu_s() - cpu0
+        own1, child1 = daemon.cpu_split()
         if stats.errors:
             raise RuntimeError(f"{stats.errors} error answers: {daemon.log_tail()}")
         rss = daemon.hwm_rss()
     return {"rate": stats.rate, "gen_cpu": stats.gen_cpu_s / stats.wall_s,
-            "daemon_cpu": daemon_cpu / stats.wall_s, "rss": rss}
+            "daemon_cpu": (own1 - own0) / stats.wall_s,
+            "writer_cpu": (child1 - child0) / stats.wall_s, "rss": rss}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,23 +72,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           flush=True)
     results: dict[str, Any] = {"ceiling": ceiling, "fsync_p50_ms": fsync_p50,
                                "fsync_p99_ms": fsync_p99, "runs": []}
-    print(f"{'clients':>7} {'ev/append':>9} {'events/s':>10} {'ratio':>6} "
-          f"{'gen CPU':>8} {'daemon CPU':>10} {'peak RSS':>9}")
+    writers = ["process", "thread"] if args.writer == "both" else [args.writer]
+    print(f"{'writer':>7} {'clients':>7} {'ev/append':>9} {'events/s':>10} {'ratio':>6} "
+          f"{'gen CPU':>8} {'daemon CPU':>10} {'writer CPU':>10} {'peak RSS':>9}")
     for clients, per_line, count in plans:
-        samples = []
-        for repeat in range(repeats):
-            wires = events(count, seed=100 + repeat, prefix=f"r{repeat}")
-            samples.append(_one(wires, clients, per_line))
-        rate = median([s["rate"] for s in samples])
-        row = {"clients": clients, "per_append": per_line, "events": count, "rate": rate,
-               "ratio": rate / ceiling,
-               "gen_cpu": median([s["gen_cpu"] for s in samples]),
-               "daemon_cpu": median([s["daemon_cpu"] for s in samples]),
-               "rss": max(s["rss"] for s in samples)}
-        results["runs"].append(row)
-        print(f"{clients:>7} {per_line:>9} {rate:>10,.0f} {rate / ceiling:>6.2f} "
-              f"{row['gen_cpu']:>7.0%} {row['daemon_cpu']:>9.0%} "
-              f"{row['rss'] / 2**20:>7.1f}MB", flush=True)
+        for writer in writers:
+            samples = []
+            for repeat in range(repeats):
+                wires = events(count, seed=100 + repeat, prefix=f"r{repeat}")
+                samples.append(_one(wires, clients, per_line, writer))
+            rate = median([s["rate"] for s in samples])
+            row = {"writer": writer, "clients": clients, "per_append": per_line,
+                   "events": count, "rate": rate, "ratio": rate / ceiling,
+                   "gen_cpu": median([s["gen_cpu"] for s in samples]),
+                   "daemon_cpu": median([s["daemon_cpu"] for s in samples]),
+                   "writer_cpu": median([s["writer_cpu"] for s in samples]),
+                   "rss": max(s["rss"] for s in samples)}
+            results["runs"].append(row)
+            print(f"{writer:>7} {clients:>7} {per_line:>9} {rate:>10,.0f} "
+                  f"{rate / ceiling:>6.2f} {row['gen_cpu']:>7.0%} {row['daemon_cpu']:>9.0%} "
+                  f"{row['writer_cpu']:>9.0%} {row['rss'] / 2**20:>7.1f}MB", flush=True)
     return results
 
 
@@ -121,7 +132,8 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
           f"{out['baseline']['p999']:.3f} ms", flush=True)
     for repeat in range(args.repeats):
         wires = events(count, seed=200 + repeat, prefix=f"l{repeat}")
-        with temp_dir() as directory, Daemon(directory / "t.db", directory) as daemon:
+        with temp_dir() as directory, \
+                Daemon(directory / "t.db", directory, env=writer_env(args.writer)) as daemon:
             lines = _lines(wires, clients, 1)
             cpu0 = daemon.cpu_s()
             stats = open_loop(daemon.socket, lines, rate / clients)
