@@ -114,6 +114,7 @@ class _Batch:
         self.stored_counts: dict[str, int] = {}
         self.pending_counts: dict[str, int] = {}
         self.stored_before: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.metadata_texts: dict[tuple[Any, ...], str] = {}
 
     def version(self, conn: sqlite3.Connection, account: str) -> int:
         """The account's event count as this group would leave it so far."""
@@ -122,6 +123,19 @@ class _Batch:
                                (account,)).fetchone()
             self.stored_counts[account] = int(row[0]) if row else 0
         return self.stored_counts[account] + self.pending_counts.get(account, 0)
+
+
+def _metadata_json(metadata: dict[str, Any], seen: dict[tuple[Any, ...], str]) -> str:
+    """The stored text of an event's metadata; one writer's metadata repeats across a
+    group, so each distinct one is serialised once."""
+    try:
+        key = tuple(sorted(metadata.items()))
+        text = seen.get(key)
+    except TypeError:  # an unhashable value: serialise it every time
+        return json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+    if text is None:
+        text = seen[key] = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+    return text
 
 
 def rollback(conn: sqlite3.Connection, views: ViewUpdater | None) -> None:
@@ -259,7 +273,7 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
             for event in verdict[1]:
                 batch.last_seq += 1
                 batch.last_hash = chain_hash(batch.last_hash, event.canonical)
-                metadata = json.dumps(event.metadata, sort_keys=True, separators=(",", ":"))
+                metadata = _metadata_json(event.metadata, batch.metadata_texts)
                 batch.rows.append((
                     batch.last_seq, event.source, event.event_id, event.event_type, event.time,
                     event.account, event.specversion, event.datacontenttype, event.data_json,

@@ -17,6 +17,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
@@ -95,10 +96,13 @@ def parse_decimal(value: Any) -> Decimal:
     return number
 
 
+@lru_cache(maxsize=65536)
 def format_decimal(value: Decimal) -> str:
     """The canonical text of a decimal: plain notation, no exponent, no trailing zeros.
 
     ``Decimal("1.500")`` -> ``"1.5"``, ``Decimal("1E+2")`` -> ``"100"``, ``-0`` -> ``"0"``.
+    Cached: equal decimals have the same canonical text, and view rows repeat prices,
+    quantities and multipliers.
     """
     if not value:
         return "0"
