@@ -131,11 +131,15 @@ def _config(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.command == "serve":
+        # The writer process imports what it needs while this one imports the daemon.
+        from daemon.writer_launch import launch
+
+        launched = launch() if config.writer_process else None
         from daemon.logs import configure_logging
         from daemon.server import serve
 
         configure_logging(config.log_format, config.log_level)
-        return asyncio.run(serve(config, args.config))
+        return asyncio.run(serve(config, args.config, launched=launched))
     from daemon import commands
 
     if args.command == "import":

@@ -28,6 +28,7 @@ from daemon.lockfile import acquire
 from daemon.logs import get_logger
 from daemon.service import Service
 from daemon.writer import LocalWriter, Writer, WriterProcess
+from daemon.writer_launch import Launched
 from eventstore.errors import DatabaseFileError, TradelogError
 from eventstore.recorder import Recorder
 from projections.startup import open_views
@@ -59,7 +60,8 @@ def _listen(path: Path, mode: int) -> socket.socket:
     return sock
 
 
-async def _open_storage(config: Config) -> tuple[Recorder, Writer, int]:
+async def _open_storage(config: Config, launched: Launched | None
+                        ) -> tuple[Recorder, Writer, int]:
     """Open the log for reads and its writer (a second process unless
     ``config.writer_process`` is false), the views brought up to date; returns the
     recorder, the writer and the number of events folded to catch up.
@@ -71,7 +73,7 @@ async def _open_storage(config: Config) -> tuple[Recorder, Writer, int]:
         process = await WriterProcess.start(
             config.db, max_page_count=config.max_page_count,
             log_format=config.log_format, log_level=config.log_level,
-            max_group_events=config.limits.max_group_events)
+            max_group_events=config.limits.max_group_events, launched=launched)
         try:
             recorder = await Recorder.open(config.db, readonly=True)
         except BaseException:
@@ -80,6 +82,8 @@ async def _open_storage(config: Config) -> tuple[Recorder, Writer, int]:
         if process.page_cap is not None:
             log.info("storage_capped", max_page_count=process.page_cap)
         return recorder, process, process.folded
+    if launched is not None:
+        launched.kill()
     recorder = await Recorder.open(config.db)
     try:
         runner, folded = await open_views(recorder)
@@ -105,13 +109,22 @@ async def _watchdog(interval: float, service: Service) -> None:
 
 async def serve(config: Config, config_file: Path | None = None,
                 shutdown_trigger: asyncio.Event | None = None,
-                reload: Callable[[], Config] | None = None) -> int:
+                reload: Callable[[], Config] | None = None,
+                launched: Launched | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT (or ``shutdown_trigger``); return the exit code.
+
+    ``launched``: a writer process started early (``daemon.writer_launch``), used instead
+    of starting one here.
 
     Raises:
         TradelogError: the database or socket cannot be opened (nothing served).
     """
-    lock = acquire(config.db)
+    try:
+        lock = acquire(config.db)
+    except BaseException:
+        if launched is not None:
+            launched.kill()
+        raise
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     stop = shutdown_trigger or asyncio.Event()
@@ -124,7 +137,7 @@ async def serve(config: Config, config_file: Path | None = None,
         loop.add_signal_handler(signum, stop.set)
     try:
         systemd.notify("STATUS=opening the event log and bringing the views up to date")
-        recorder, writer, folded = await _open_storage(config)
+        recorder, writer, folded = await _open_storage(config, launched)
         last_seq = await recorder.last_seq()
         service = Service(config, recorder, writer, last_seq)
         service.start()

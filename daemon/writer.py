@@ -26,21 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import pickle
 import socket
 import struct
 import subprocess
-import sys
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from daemon.writer_launch import Launched, launch
 from eventstore.errors import StorageCorruptError, StorageUnavailableError
-from eventstore.record import AppendOutcome, AppendRequest
 
 if TYPE_CHECKING:
+    from eventstore.record import AppendOutcome, AppendRequest
     from eventstore.recorder import Recorder
     from projections.runner import ViewRunner
 
@@ -143,29 +142,21 @@ class WriterProcess:
     async def start(cls, db: Path, *, busy_timeout_s: float = 5.0,
                     max_page_count: int | None = None, log_format: str = "auto",
                     log_level: str = "info", max_group_events: int = 20_000,
-                    defer_view_events: int = 4096, idle_flush_s: float = 0.05
-                    ) -> WriterProcess:
-        """Start the child, let it open (create, migrate) ``db`` and bring the views up
-        to date (a rebuild if the projection version changed), and wait until it is ready.
+                    defer_view_events: int = 4096, idle_flush_s: float = 0.05,
+                    launched: Launched | None = None) -> WriterProcess:
+        """Start the child (or take one ``launched`` earlier), let it open (create,
+        migrate) ``db`` and bring the views up to date (a rebuild if the projection
+        version changed), and wait until it is ready.
 
         Raises:
             DatabaseFileError, StorageUnavailableError: what opening the file raised in
                 the child (which has exited); StorageUnavailableError also if the child
                 died before it was ready.
         """
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon.writer_child", str(theirs.fileno()),
-                 str(os.getpid())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
+        started = launched or launch()
+        proc = started.proc
         loop = asyncio.get_running_loop()
-        pipe = await Pipe.open(ours)
+        pipe = await Pipe.open(started.sock)
         try:
             await pipe.send({"db": str(db), "busy_timeout_s": busy_timeout_s,
                              "max_page_count": max_page_count, "log_format": log_format,

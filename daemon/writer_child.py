@@ -1,5 +1,8 @@
 """The writer process's side (``python -m daemon.writer_child FD PARENT_PID``).
 
+Everything it needs is imported as it starts, while the daemon finishes its own
+imports (``daemon.writer_launch``), before the daemon sends the settings.
+
 It opens the log (creating or migrating it), brings the views up to date, then serves
 the daemon's messages (``daemon.writer`` describes them) until the daemon closes the
 pipe or goes away. It ignores SIGINT/SIGTERM/SIGHUP (the daemon decides when to stop)
@@ -22,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 from daemon.logs import configure_logging, get_logger
 from daemon.writer import Pipe
 from eventstore.errors import StorageCorruptError, StorageUnavailableError
-from eventstore.record import AppendRequest
+from eventstore.recorder import Recorder
+from projections.startup import open_views
 
 if TYPE_CHECKING:
-    from eventstore.recorder import Recorder
+    from eventstore.record import AppendRequest
     from projections.runner import ViewRunner
 
 __all__ = ["main"]
@@ -51,9 +55,6 @@ def _sendable(exc: BaseException) -> BaseException:
 
 
 async def _open(settings: dict[str, Any]) -> tuple[Recorder, ViewRunner, tuple[Any, ...]]:
-    from eventstore.recorder import Recorder
-    from projections.startup import open_views
-
     recorder = await Recorder.open(settings["db"], busy_timeout_s=settings["busy_timeout_s"])
     try:
         runner, folded = await open_views(recorder)
@@ -161,7 +162,10 @@ class _Server:
 async def _serve(fd: int) -> int:
     pipe = await Pipe.open(socket.socket(fileno=fd))
     try:
-        settings: dict[str, Any] = await pipe.recv()
+        try:
+            settings: dict[str, Any] = await pipe.recv()
+        except (EOFError, OSError, asyncio.IncompleteReadError):
+            return 0  # the daemon did not go on (e.g. another one holds the file)
         configure_logging(settings["log_format"], settings["log_level"])
         try:
             recorder, runner, ready = await _open(settings)

@@ -36,7 +36,7 @@ __all__ = [
     "snapshot_payload",
 ]
 
-SNAPSHOT_EVERY = 25_000
+SNAPSHOT_EVERY = 10_000
 """Events between two snapshots: an ``as_of`` folds at most about this many."""
 
 FORMAT = 2

@@ -96,7 +96,7 @@ def parse_decimal(value: Any) -> Decimal:
     return number
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def format_decimal(value: Decimal) -> str:
     """The canonical text of a decimal: plain notation, no exponent, no trailing zeros.
 
