@@ -90,6 +90,10 @@ class Config(BaseModel):
         None, ge=1, description="cap on the database's size in pages (SQLite "
         "max_page_count) applied to the writer at start; appends past it fail with -32001 "
         "like a full disk. None: no cap beyond SQLite's own")
+    views_flush_events: int = Field(
+        4096, ge=1, description="with writer_process: the writer writes the views' changed "
+        "rows once per this many events (and after 50 ms without appends, and before any "
+        "query); smaller: shorter pauses, more row writes")
     writer_process: bool = Field(
         True, description="commit in a second process (daemon/writer.py) so that request "
         "handling and commits use two cores; false: commit on a thread of the daemon's "

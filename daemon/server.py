@@ -73,7 +73,8 @@ async def _open_storage(config: Config, launched: Launched | None
         process = await WriterProcess.start(
             config.db, max_page_count=config.max_page_count,
             log_format=config.log_format, log_level=config.log_level,
-            max_group_events=config.limits.max_group_events, launched=launched)
+            max_group_events=config.limits.max_group_events,
+            defer_view_events=config.views_flush_events, launched=launched)
         try:
             recorder = await Recorder.open(config.db, readonly=True)
         except BaseException:

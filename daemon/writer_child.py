@@ -19,6 +19,7 @@ import pickle
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _PR_SET_PDEATHSIG = 1
+_SLOW_MS = 50.0
+"""A commit taking this long is logged (``slow_commit``), with whether it wrote the views."""
 log = get_logger("tradelog.writer")
 
 
@@ -146,6 +149,8 @@ class _Server:
                 break
             groups.append(message[1])
             size += sum(len(r.events) for r in message[1])
+        flushed_before = self.runner.flushed
+        started = time.perf_counter()
         try:
             outcomes = await self.recorder.append_groups([r for g in groups for r in g])
         except Exception as exc:
@@ -153,6 +158,11 @@ class _Server:
             for _ in groups:
                 await self.pipe.send(failed)
             return
+        took_ms = (time.perf_counter() - started) * 1000
+        if took_ms >= _SLOW_MS:
+            log.info("slow_commit", events=size, groups=len(groups), duration_ms=round(took_ms, 1),
+                     views_written=self.runner.flushed != flushed_before,
+                     snapshot_seq=self.runner.snapshot_seq)
         start = 0
         for group in groups:
             await self.pipe.send(self._ok(outcomes[start:start + len(group)]))
