@@ -168,3 +168,21 @@ def test_a_query_writes_the_held_back_rows_to_the_file(tmp_path: Path) -> None:
         finally:
             conn.close()
         assert 1 == last
+
+
+def test_one_process_writer_still_serves(tmp_path: Path) -> None:
+    """``writer_process = false``: no child process; appends, queries and a restart work
+    as with the writer process, and the views are written with every commit."""
+    env = {"TRADELOG_WRITER_PROCESS": "false"}
+    with DaemonProcess(tmp_path, env=env) as proc, Client(proc.socket) as client:
+        assert proc.proc is not None
+        assert [] == _children(proc.proc.pid)
+        client.append([fill("buy", "2", "100", event_id="a"),
+                       fill("sell", "1", "110", event_id="b")])
+        assert 2 == checkpoint(tmp_path / "tradelog.db")[0]
+        [position] = client.call("query", {"view": "positions"})["rows"]
+        assert "1" == position["quantity"]
+        assert 0 == proc.stop()
+        proc.start()
+        assert 2 == health(proc.socket)["last_seq"]
+        assert 0 == proc.stop()
