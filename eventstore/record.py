@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventstore.canonical import canonical_data, canonical_event
-from schemas import SCHEMA_VERSIONS, Event
+from schemas.versions import SCHEMA_VERSIONS
+
+if TYPE_CHECKING:
+    from schemas.events import Event
 
 __all__ = ["AppendOutcome", "AppendRequest", "EventResult", "NewEvent", "StoredEvent"]
 

@@ -14,9 +14,9 @@ from decimal import localcontext
 from eventstore.record import StoredEvent
 from projections import balances, daily, journal, orders, positions, signals
 from projections.state import Effect, State
-from schemas.events import SCHEMA_VERSIONS
 from schemas.upcasters import upcast
 from schemas.values import DECIMAL_CONTEXT
+from schemas.versions import SCHEMA_VERSIONS
 
 __all__ = ["PROJECTION_VERSION", "apply", "fold"]
 

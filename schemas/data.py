@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from schemas.values import AwareTime, Ident, Money, NonNegative, Positive, Ratio, Symbol
+from schemas.types import AwareTime, Ident, Money, NonNegative, Positive, Ratio, Symbol
 
 __all__ = [
     "CashData",

@@ -24,7 +24,8 @@ from schemas.data import (
     SignalData,
     StatusData,
 )
-from schemas.values import Account, AwareTime
+from schemas.types import Account, AwareTime
+from schemas.versions import EVENT_TYPES, SCHEMA_VERSIONS
 
 __all__ = [
     "EVENT_TYPES",
@@ -125,9 +126,8 @@ _BY_TYPE: dict[str, type[_Envelope]] = {
     "mark": MarkEvent,
     "limits": LimitsEvent,
 }
-EVENT_TYPES: tuple[str, ...] = tuple(_BY_TYPE)
-SCHEMA_VERSIONS: dict[str, int] = dict.fromkeys(EVENT_TYPES, 1)
-"""The current ``schema_version`` of each event type's ``data``."""
+if tuple(_BY_TYPE) != EVENT_TYPES:  # pragma: no cover - a mistake in this module
+    raise RuntimeError("schemas.events models and schemas.versions.EVENT_TYPES differ")
 
 WireEvent = Annotated[
     Annotated[SignalEvent, Tag("signal")]

@@ -1,8 +1,9 @@
-"""Value types shared by every event: exact decimals, RFC 3339 times, names.
+"""Values shared by every event: exact decimals and RFC 3339 times, read and written.
 
-Pure: no I/O. Each type is an ``Annotated`` alias whose validator turns wire input
-into a Python value or raises ``ValueError`` with a message that says what to send
-instead; pydantic puts the field path in front of it.
+Pure and free of pydantic (the writer process and the views import it without the
+schemas): no I/O. ``parse_*`` turn wire input into a Python value or raise
+``ValueError`` with a message that says what to send instead; ``format_*`` give the
+canonical text. The pydantic field types built on them are in ``schemas.types``.
 """
 
 from __future__ import annotations
@@ -18,21 +19,11 @@ from decimal import (
     Overflow,
 )
 from functools import lru_cache
-from typing import Annotated, Any
-
-from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from typing import Any
 
 __all__ = [
     "ACCOUNT_PATTERN",
     "DECIMAL_CONTEXT",
-    "Account",
-    "AwareTime",
-    "Money",
-    "NonNegative",
-    "Positive",
-    "Ratio",
-    "Ident",
-    "Symbol",
     "format_decimal",
     "format_time",
     "format_utc",
@@ -160,36 +151,3 @@ def format_time(value: datetime) -> str:
     if text.endswith("+00:00"):
         text = text[:-6] + "Z"
     return text
-
-
-_DECIMAL_SCHEMA = WithJsonSchema(
-    {
-        "anyOf": [
-            {"type": "string", "pattern": r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"},
-            {"type": "number"},
-        ],
-        "description": "exact decimal; a string is safest (JSON numbers are read exactly)",
-    }
-)
-_decimal_out = PlainSerializer(format_decimal, return_type=str)
-_time_out = PlainSerializer(format_time, return_type=str)
-
-Money = Annotated[Decimal, BeforeValidator(parse_decimal), _decimal_out, _DECIMAL_SCHEMA]
-Positive = Annotated[
-    Decimal, BeforeValidator(parse_decimal), Field(gt=0), _decimal_out, _DECIMAL_SCHEMA
-]
-NonNegative = Annotated[
-    Decimal, BeforeValidator(parse_decimal), Field(ge=0), _decimal_out, _DECIMAL_SCHEMA
-]
-Ratio = Annotated[
-    Decimal, BeforeValidator(parse_decimal), Field(ge=0, le=1), _decimal_out, _DECIMAL_SCHEMA
-]
-AwareTime = Annotated[
-    datetime,
-    BeforeValidator(parse_time),
-    _time_out,
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
-Account = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
-Symbol = Annotated[str, Field(min_length=1, max_length=64)]
-Ident = Annotated[str, Field(min_length=1, max_length=128)]

@@ -9,6 +9,8 @@ import os
 import pickle
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -186,3 +188,13 @@ def test_one_process_writer_still_serves(tmp_path: Path) -> None:
         proc.start()
         assert 2 == health(proc.socket)["last_seq"]
         assert 0 == proc.stop()
+
+
+def test_the_writer_process_does_without_pydantic() -> None:
+    """The writer process imports neither pydantic nor the event schemas (it takes
+    validated events), which keeps its own memory small."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, daemon.writer_child, projections.startup; "
+         "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'schemas.'))))"],
+        capture_output=True, text=True, check=True)
+    assert "['schemas.upcasters', 'schemas.values', 'schemas.versions']" == probe.stdout.strip()
