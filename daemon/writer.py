@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalWriter", "Pipe", "Writer", "WriterProcess"]
 
+
 class Writer(Protocol):
     """What the service needs of its writer: group commits and the views' position."""
 

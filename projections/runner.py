@@ -3,10 +3,12 @@
 ``ViewRunner`` implements ``eventstore.ViewUpdater``: the recorder hands it each group of
 newly stored events inside the write transaction; it folds them into its in-memory
 state and returns the row writes plus the checkpoint (last folded ``seq``) as SQL
-statements, which the recorder executes before ``COMMIT``. A crash at any point leaves
-views and log consistent: either both the events and their rows are committed, or
-neither. On start it loads the state from the tables and folds only what the log holds
-past the checkpoint.
+statements, which the recorder executes before ``COMMIT``. With ``defer(N)`` (the
+daemon's writer process) the rows and checkpoint are returned once per N events and on
+``flush`` instead: the tables then trail the log by less than N events. Either way the
+checkpoint is written with the rows it describes, so a crash at any point leaves the
+tables consistent with their checkpoint; on start the runner loads the state from the
+tables and folds only what the log holds past the checkpoint.
 """
 
 from __future__ import annotations
