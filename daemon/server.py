@@ -15,7 +15,6 @@ import contextlib
 import os
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -89,12 +88,8 @@ async def _open_storage(config: Config, launched: Launched | None
     try:
         runner, folded = await open_views(recorder)
         if config.max_page_count is not None:
-            pages = config.max_page_count
-
-            def cap(conn: sqlite3.Connection) -> int:
-                return int(conn.execute(f"PRAGMA max_page_count = {pages:d}").fetchone()[0])
-
-            log.info("storage_capped", max_page_count=await recorder._on_writer(cap))
+            log.info("storage_capped",
+                     max_page_count=await recorder.cap_pages(config.max_page_count))
     except BaseException:
         await recorder.close()
         raise

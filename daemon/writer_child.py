@@ -63,12 +63,7 @@ async def _open(settings: dict[str, Any]) -> tuple[Recorder, ViewRunner, tuple[A
         runner, folded = await open_views(recorder)
         runner.defer(settings["defer_view_events"])
         pages = settings["max_page_count"]
-        applied = None
-        if pages is not None:
-            def cap(conn: Any) -> int:
-                return int(conn.execute(f"PRAGMA max_page_count = {int(pages):d}").fetchone()[0])
-
-            applied = await recorder._on_writer(cap)
+        applied = None if pages is None else await recorder.cap_pages(pages)
         last_seq = await recorder.last_seq()
     except BaseException:
         await recorder.close()

@@ -210,6 +210,17 @@ class Recorder:
 
         return await self._retrying(work, on_writer=True)
 
+    async def cap_pages(self, pages: int) -> int:
+        """Cap the file at ``pages`` pages on the writer connection (SQLite
+        ``max_page_count``); appends past it fail with ``StorageUnavailableError`` like a
+        full disk. Returns the cap SQLite applied (never below the file's current size).
+        """
+
+        def cap(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"PRAGMA max_page_count = {int(pages):d}").fetchone()[0])
+
+        return await self._on_writer(cap)
+
     async def flush_views(self) -> None:
         """Write what the views hold back (``ViewUpdater.flush``) in a transaction of its
         own; a no-op without views or when their tables are current."""
