@@ -319,10 +319,7 @@ class ViewRunner:
         self.pending.add(state)
         if self.suffix:
             # A rebuild writes the keyed views' rows once, in ``rebuild_end``.
-            statements = drain(state, self.suffix, keyed=False)
-            if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
-                statements.extend(self._snapshot(state))
-            return statements
+            return [*drain(state, self.suffix, keyed=False), *self._snapshot_if_due(state)]
         if state.position - self.flushed < self.defer_events:
             return []
         return self.flush()
@@ -334,12 +331,17 @@ class ViewRunner:
         if state is None or (state.position <= self.flushed and not _dirty(state)):
             return []
         self.recent = (set(state.dirty_signals), set(state.dirty_orders))
-        statements = drain(state)
-        if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
-            statements.extend(self._snapshot(state))
-        statements.append(checkpoint_statement(state.position))
+        statements = [*drain(state), *self._snapshot_if_due(state),
+                      checkpoint_statement(state.position)]
         self.flushed = state.position
         return statements
+
+    def _snapshot_if_due(self, state: State) -> list[Statement]:
+        """The snapshot statements when ``SNAPSHOT_EVERY`` events have been folded since
+        the last one, else ``[]``."""
+        if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
+            return self._snapshot(state)
+        return []
 
     def _snapshot(self, state: State) -> list[Statement]:
         """The snapshot rows for the state now (``snapshots`` module). They run after the
