@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import resource
 import selectors
 import shutil
@@ -24,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from bench.host import machine
 from daemon.process import ServeProcess
 
 __all__ = [
@@ -37,18 +37,6 @@ __all__ = [
 ]
 
 CACHE = Path(os.environ.get("TRADELOG_BENCH_CACHE", "/tmp/tradelog-bench"))
-
-
-def machine() -> str:
-    """One line naming the machine: CPU, cores, Python, SQLite, load."""
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}, load {os.getloadavg()[0]:.2f}")
 
 
 def median(values: Sequence[float]) -> float:
@@ -105,12 +93,7 @@ class Daemon(ServeProcess):
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the daemon and its writer process so far."""
-        total = 0.0
-        for process in self._processes():
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                total += float(times.user + times.system)
-        return total
+        return sum(self.cpu_split())
 
     def cpu_split(self) -> tuple[float, float]:
         """CPU seconds so far of the daemon's own process and of its writer process."""

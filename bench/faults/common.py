@@ -10,8 +10,6 @@ import asyncio
 import collections
 import contextlib
 import json
-import os
-import platform
 import random
 import re
 import shutil
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.host import machine
 from daemon.process import ServeProcess
 
 __all__ = [
@@ -52,18 +51,6 @@ VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journ
 KNOWN_CODES = frozenset({-32700, -32600, -32601, -32602, -32001, -32002, -32003, -32004})
 Key = tuple[str, str]
 """An event's idempotency key: (source, id)."""
-
-
-def machine() -> str:
-    """A one-line description of this machine, for the recorded results."""
-    model = ""
-    with contextlib.suppress(OSError):
-        for text in Path("/proc/cpuinfo").read_text().splitlines():
-            if text.startswith("model name"):
-                model = text.split(":", 1)[1].strip()
-                break
-    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs {model}, "
-            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
 
 
 def cli(*args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[bytes]:
