@@ -10,6 +10,7 @@
     tradelog health  [--socket PATH]
     tradelog report  [--account A] [--json] [--html FILE] [--db PATH]
     tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
+    tradelog --version
 
 Exit codes: 0 success, 1 a check failed (verify) or the daemon refused, 2 bad usage,
 70 the daemon stopped on a storage fault.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import load_config
+from daemon.version import VERSION
 from eventstore.errors import TradelogError
 
 __all__ = ["main"]
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradelog", description=(
         "Event-sourced persistence for trading bots: an append-only SQLite event log "
         "with views, served over a Unix socket."))
+    parser.add_argument("--version", action="version", version=f"tradelog {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the daemon")
     _add_paths(serve)

@@ -30,6 +30,7 @@ from daemon.params import (
     check_params,
 )
 from daemon.rpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
+from daemon.version import VERSION
 from eventstore.errors import StorageUnavailableError, ValidationError
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent
 from eventstore.recorder import Recorder
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FatalStorageError", "Service", "Subscription"]
 
-VERSION = "0.1.0"
 log = get_logger("tradelog.service")
 
 
