@@ -51,7 +51,8 @@ log = get_logger("tradelog.connection")
 
 FLOW_HIGH = 256 << 10
 """Bytes waiting in a connection's transport above which subscription pumps wait (and
-the write timeout runs) until it drains below ``FLOW_LOW``."""
+the write timeout runs) until it drains below ``FLOW_LOW`` (both at most a quarter of
+``max_answer_bytes``)."""
 FLOW_LOW = 64 << 10
 TURN_LINES = 64
 """Lines handled in one go before the loop serves other connections."""
@@ -128,7 +129,9 @@ class Connection(asyncio.Protocol):
         """Take the peer's credentials and count the connection, or refuse it past a limit."""
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.set_write_buffer_limits(high=FLOW_HIGH, low=FLOW_LOW)
+        # Pumps pause well before the answer budget: on their own they never pass it.
+        high = min(FLOW_HIGH, self.limits.max_answer_bytes // 4)
+        transport.set_write_buffer_limits(high=high, low=min(FLOW_LOW, high // 4))
         self.peer = peer_credentials(transport.get_extra_info("socket"))
         limits = self.limits
         service = self.service
@@ -624,12 +627,12 @@ class Connection(asyncio.Protocol):
         its waiting answers are within budget, in one of the service's slots; ``work``
         gets the bytes its answer may take. Returns the encoded answer (no line end)."""
         limit = self.limits.max_answer_bytes
+        batch_full = RpcError(
+            INVALID_REQUEST, f"not answered: this batch's answers reached {limit} bytes "
+            "(limits.max_answer_bytes); send it again in a smaller batch or on its own")
         async with self._reads:
             if batch is not None and batch.remaining <= 0:
-                return self._encoded(self._error(request, RpcError(
-                    INVALID_REQUEST, f"not run: this batch's answers reached {limit} bytes "
-                    "(limits.max_answer_bytes); send it again in a smaller batch or on its "
-                    "own")))
+                return self._encoded(self._error(request, batch_full))
             await self._room.wait()
             if self.closed:
                 return None
@@ -641,10 +644,11 @@ class Connection(asyncio.Protocol):
                     answer = self._error(request, exc)
                 data = self._encoded(answer)
             if data is not None and len(data) > room:
-                data = self._encoded(self._error(request, RpcError(
+                data = self._encoded(self._error(request, batch_full if batch is not None
+                                                 else RpcError(
                     INVALID_PARAMS, f"the answer would take {len(data)} bytes, more than "
-                    f"the {room} left of limits.max_answer_bytes ({limit}); ask for fewer "
-                    "rows (limit, offset)")))
+                    f"limits.max_answer_bytes ({limit}); ask for fewer rows (limit, "
+                    "offset)")))
             if batch is not None and data is not None:
                 batch.used += len(data)
             return data

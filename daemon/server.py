@@ -272,15 +272,15 @@ def _left(deadline: float) -> float:
 
 
 async def _drain(service: Service, server: asyncio.Server, deadline: float) -> None:
-    """Stop by ``deadline`` (monotonic): take no more requests, end subscriptions (each
-    told where to resume), cancel reads, commit and answer the appends accepted, flush
-    answers to clients that read them; then cut off whoever is left."""
+    """Stop by ``deadline`` (monotonic): take no more requests, end subscriptions (their
+    clients resubscribe from the last event they got), cancel reads, commit and answer
+    the appends accepted, flush answers to clients that read them; then cut off whoever
+    is left."""
     systemd.notify("STOPPING=1", "STATUS=draining: committing accepted appends")
     log.info("daemon_draining", connections=len(service.connections))
     server.close()
     for conn in list(service.connections):
         conn.stop_reading()
-        service.close_subscriptions(conn, "the daemon is stopping")
         conn.cancel_reads()
     for sid in list(service.subscriptions):
         service.drop_subscription(sid)
