@@ -323,8 +323,9 @@ class Connection(asyncio.Protocol):
             self._arm_write_timer()
             return
         timeout = self.limits.write_timeout_s
-        log.warning("client_not_reading", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
-                    timeout_s=timeout)
+        self.service.throttle("client_not_reading").log(
+            log, "warning", "client_not_reading", peer_pid=self.peer.pid,
+            peer_uid=self.peer.uid, timeout_s=timeout)
         if self.subscriptions:
             self.service.close_subscriptions(
                 self, f"subscriber too slow: took none of its notifications for {timeout} s "
@@ -438,8 +439,9 @@ class Connection(asyncio.Protocol):
 
     def _partial_expired(self) -> None:
         self._partial_timer = None
-        log.warning("partial_line_timeout", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
-                    buffered_bytes=len(self.buffer))
+        self.service.throttle("partial_line_timeout").log(
+            log, "warning", "partial_line_timeout", peer_pid=self.peer.pid,
+            peer_uid=self.peer.uid, buffered_bytes=len(self.buffer))
         self.send(error_answer(None, INVALID_REQUEST, "a request line was left unfinished "
                                "for too long (limits.partial_line_timeout_s); end each "
                                "request with \\n"))
@@ -447,8 +449,9 @@ class Connection(asyncio.Protocol):
         self.close_soon()
 
     def _oversized(self, limit: int) -> None:
-        log.warning("line_too_long", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
-                    limit_bytes=limit)
+        self.service.throttle("line_too_long").log(
+            log, "warning", "line_too_long", peer_pid=self.peer.pid, peer_uid=self.peer.uid,
+            limit_bytes=limit)
         self.send(error_answer(None, INVALID_REQUEST,
                                f"request line longer than {limit} bytes "
                                "(limits.max_line_bytes); the connection is closed. Split "
@@ -568,9 +571,16 @@ class Connection(asyncio.Protocol):
                       method: str | None = None) -> None:
         """Log a refused request: at most one record per ``refusals_log_interval_s`` per
         connection, with the count of those held back."""
-        self.refusals.log(log, "info", "request_refused", method=(method or "")[:64] or None,
-                          request_id=request_id, peer_pid=self.peer.pid,
-                          peer_uid=self.peer.uid, code=code, error=message[:200])
+        held = self.refusals.allow()
+        if held is None:
+            return
+        overall = self.service.throttle("request_refused")
+        if overall.allow() is None:
+            self.refusals.held_back += held + 1
+            return
+        log.info("request_refused", method=(method or "")[:64] or None,
+                 request_id=request_id, peer_pid=self.peer.pid, peer_uid=self.peer.uid,
+                 code=code, error=message[:200], held_back=held)
 
     def _error(self, request: Request, exc: BaseException) -> dict[str, Any] | None:
         error = error_from_exception(exc)

@@ -46,27 +46,33 @@ def get_logger(name: str) -> Any:
 
 
 class Throttle:
-    """At most one log record per ``interval_s`` for a kind of event that a client can
-    cause at will (a refused request, a refused connection): the records held back in
-    between are counted, and the next record says how many (``held_back``).
+    """At most ``burst`` log records per ``interval_s`` for a kind of event that clients
+    can cause at will (a refused request, a refused connection): the records held back
+    meanwhile are counted, and the next record logged says how many (``held_back``).
 
     ``clock`` returns seconds (monotonic); tests may pass their own.
     """
 
-    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, interval_s: float, burst: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.interval_s = interval_s
+        self.burst = burst
         self.held_back = 0
         self._clock = clock
-        self._next = float("-inf")
+        self._window_end = float("-inf")
+        self._logged = 0
 
     def allow(self) -> int | None:
         """None: hold this record back (it is counted). Otherwise log it now, with the
         returned count of records held back since the last one logged."""
         now = self._clock()
-        if now < self._next:
+        if now >= self._window_end:
+            self._window_end = now + self.interval_s
+            self._logged = 0
+        if self._logged >= self.burst:
             self.held_back += 1
             return None
-        self._next = now + self.interval_s
+        self._logged += 1
         held, self.held_back = self.held_back, 0
         return held
 

@@ -108,6 +108,16 @@ class Service:
         self.connection_cap = config.limits.max_connections
         """Connections the open-file limit leaves room for (set by the server at start)."""
         self.refused_connections = Throttle(config.limits.refusals_log_interval_s)
+        self._log_throttles: dict[str, Throttle] = {}
+
+    def throttle(self, event: str) -> Throttle:
+        """The daemon-wide rate limit for log records of ``event`` that clients cause
+        (20 per ``refusals_log_interval_s``), whichever connections they come from."""
+        found = self._log_throttles.get(event)
+        if found is None:
+            found = Throttle(self.config.limits.refusals_log_interval_s, burst=20)
+            self._log_throttles[event] = found
+        return found
 
     def start(self) -> None:
         """Start the group-commit writer task; call once, inside the running loop."""
@@ -468,8 +478,9 @@ class Service:
 
     def _close_subscription(self, sub: Subscription, why: str) -> None:
         reason = f"{why}. Subscribe again with from_seq={sub.next_seq} to resume"
-        log.warning("subscriber_disconnected", subscription=sub.sid, reason=reason,
-                    peer_pid=sub.connection.peer.pid)
+        self.throttle("subscriber_disconnected").log(
+            log, "warning", "subscriber_disconnected", subscription=sub.sid, reason=reason,
+            peer_pid=sub.connection.peer.pid)
         sub.connection.send({"jsonrpc": "2.0", "method": "subscription_closed",
                              "params": {"subscription": sub.sid, "reason": reason,
                                         "next_seq": sub.next_seq}}, force=True)
