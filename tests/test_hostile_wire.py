@@ -450,3 +450,19 @@ def test_sigterm_stops_within_the_timeout_with_stuck_clients(tmp_path: Path) -> 
                 closing.close()
     with running(tmp_path) as proc:
         assert 201 == health(proc.socket)["last_seq"]
+
+
+def test_every_limit_is_documented_with_its_default() -> None:
+    """docs/CONFIG.md lists every `[limits]` key, and shutdown_timeout_s, with the default
+    the code has."""
+    from daemon.config import Config, Limits
+
+    text = (Path(__file__).parent.parent / "docs" / "CONFIG.md").read_text()
+    rows = {cells[1].strip("` "): [c.strip() for c in cells[2:]] for cells in
+            (row.split("|") for row in text.splitlines() if row.startswith("| `"))}
+    for name, field in Limits.model_fields.items():
+        default = float(field.default)
+        shown = str(int(default)) if default == int(default) else str(default)
+        assert shown == rows[name][0], name
+    assert 10 == Config.model_fields["shutdown_timeout_s"].default
+    assert "10" == rows["shutdown_timeout_s"][1]
