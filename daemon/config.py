@@ -47,9 +47,10 @@ class Limits(BaseModel):
     max_connections: int = Field(1024, ge=1, description="connections in all (kept below "
                                  "the open-file limit less reserved_fds)")
     max_connections_per_uid: int = Field(256, ge=1)
-    reserved_fds: int = Field(64, ge=16, description="file descriptors kept free for the "
-                              "database, the writer's pipes, the inbox and logs: connections "
-                              "are capped at the open-file limit less this")
+    reserved_fds: int = Field(128, ge=16, description="file descriptors kept free for "
+                              "the database, the writer's pipes, the inbox, logs and the "
+                              "connections accepted at once only to be refused (up to 100): "
+                              "connections are capped at the open-file limit less this")
     max_inflight_per_connection: int = Field(256, ge=1, description="requests read but not "
                                              "yet answered, batch members one each")
     max_answer_bytes: int = Field(16 << 20, ge=64 << 10, description="answer bytes waiting "

@@ -110,7 +110,9 @@ class Connection(asyncio.Protocol):
         self._reads = asyncio.Lock()
         self._partial_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
-        self._waiting_bytes = 0
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self._written = 0
+        self._sent_mark = 0
         self._scanned = 0
         self._backlog = False
         self._turn: asyncio.Handle | None = None
@@ -164,7 +166,7 @@ class Connection(asyncio.Protocol):
         self._writable.set()
         self._room.set()
         self.buffer = bytearray()
-        for timer in (self._partial_timer, self._write_timer, self._turn):
+        for timer in (self._partial_timer, self._write_timer, self._turn, self._abort_timer):
             if timer is not None:
                 timer.cancel()
         if self._counted:
@@ -192,7 +194,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if grace_s is None:
             grace_s = self.limits.write_timeout_s
-        asyncio.get_running_loop().call_later(grace_s, transport.abort)
+        self._abort_timer = asyncio.get_running_loop().call_later(grace_s, transport.abort)
 
     def stop_reading(self) -> None:
         """Take no new requests (used while draining)."""
@@ -256,6 +258,7 @@ class Connection(asyncio.Protocol):
             return
         if isinstance(message, bytes):
             self.transport.write(message)
+            self._written += len(message)
             line = b"\n"
         else:
             try:
@@ -265,6 +268,7 @@ class Connection(asyncio.Protocol):
                 line = encode(error_answer(answer_id(message), INTERNAL_ERROR,
                                            "internal error; the daemon logged it")) + b"\n"
         self.transport.write(line)
+        self._written += len(line)
         if (not self.over_budget and not force
                 and self.transport.get_write_buffer_size() > self.limits.max_answer_bytes):
             self._passed_budget()
@@ -295,7 +299,7 @@ class Connection(asyncio.Protocol):
     def _arm_write_timer(self) -> None:
         if self._write_timer is not None:
             self._write_timer.cancel()
-        self._waiting_bytes = self.waiting_bytes()
+        self._sent_mark = self._written - self.waiting_bytes()
         timeout = self.limits.write_timeout_s
         self._write_timer = asyncio.get_running_loop().call_later(timeout, self._write_check)
 
@@ -319,8 +323,8 @@ class Connection(asyncio.Protocol):
         self._write_timer = None
         if self.closed or not self.write_paused:
             return
-        if self.waiting_bytes() < self._waiting_bytes:
-            self._arm_write_timer()
+        if self._written - self.waiting_bytes() > self._sent_mark:
+            self._arm_write_timer()  # the client took some: slow, not stuck
             return
         timeout = self.limits.write_timeout_s
         self.service.throttle("client_not_reading").log(

@@ -341,8 +341,8 @@ def test_subscriber_past_the_answer_budget_is_told_where_to_resume(
 
 def test_connections_stay_below_the_open_file_limit(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """With an open-file limit of 160 (soft and hard), connections are capped at 160 less
-    reserved_fds: those past it get -32600 and are closed (never left hanging), the
+    """With an open-file limit of 160 (soft and hard) and reserved_fds 64, connections are
+    capped at 96: those past it get -32600 and are closed (never left hanging), the
     accepted ones are served, and the log takes no flood of errors."""
     wrapper = tmp_path / "python-160"
     wrapper.write_text(f"#!{sys.executable}\nimport os, resource, sys\n"
