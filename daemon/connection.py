@@ -277,6 +277,10 @@ class Connection(asyncio.Protocol):
         """Answer bytes written and not yet taken by the client."""
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
+    def taken(self) -> int:
+        """Answer bytes the client has taken so far (written less those still waiting)."""
+        return self._written - self.waiting_bytes()
+
     def _passed_budget(self) -> None:
         """More than ``max_answer_bytes`` wait to be sent: stop reading until the client
         takes them (``resume_writing``), and end this connection's subscriptions."""
@@ -299,7 +303,7 @@ class Connection(asyncio.Protocol):
     def _arm_write_timer(self) -> None:
         if self._write_timer is not None:
             self._write_timer.cancel()
-        self._sent_mark = self._written - self.waiting_bytes()
+        self._sent_mark = self.taken()
         timeout = self.limits.write_timeout_s
         self._write_timer = asyncio.get_running_loop().call_later(timeout, self._write_check)
 
@@ -323,7 +327,7 @@ class Connection(asyncio.Protocol):
         self._write_timer = None
         if self.closed or not self.write_paused:
             return
-        if self._written - self.waiting_bytes() > self._sent_mark:
+        if self.taken() > self._sent_mark:
             self._arm_write_timer()  # the client took some: slow, not stuck
             return
         timeout = self.limits.write_timeout_s

@@ -271,6 +271,24 @@ def _left(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.0)
 
 
+async def _flush(service: Service, deadline: float, stall_s: float = 1.0) -> None:
+    """Wait until every answer written is taken, the deadline, or ``stall_s`` in which
+    no client took anything (those left are not reading: waiting longer helps no one)."""
+    progress = time.monotonic()
+    taken = 0
+    while _left(deadline):
+        waiting = [c for c in service.connections if c.transport is not None
+                   and not c.transport.is_closing() and c.waiting_bytes()]
+        if not waiting:
+            return
+        now_taken = sum(c.taken() for c in service.connections)
+        if now_taken != taken:
+            taken, progress = now_taken, time.monotonic()
+        elif time.monotonic() - progress > stall_s:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def _drain(service: Service, server: asyncio.Server, deadline: float) -> None:
     """Stop by ``deadline`` (monotonic): take no more requests, end subscriptions (their
     clients resubscribe from the last event they got), cancel reads, commit and answer
@@ -292,10 +310,7 @@ async def _drain(service: Service, server: asyncio.Server, deadline: float) -> N
     pending = [t for conn in service.connections for t in conn.tasks]
     if pending and _left(deadline):
         await asyncio.wait(pending, timeout=_left(deadline))
-    while _left(deadline) and any(
-            c.transport is not None and not c.transport.is_closing()
-            and c.transport.get_write_buffer_size() for c in service.connections):
-        await asyncio.sleep(0.01)
+    await _flush(service, deadline)
     for conn in list(service.connections):
         if conn.transport is not None:
             if conn.transport.get_write_buffer_size():
