@@ -17,10 +17,11 @@ lines is handled before the loop runs other connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -670,6 +671,13 @@ class Connection(asyncio.Protocol):
             if batch is not None and data is not None:
                 batch.used += len(data)
             return data
+
+    @contextlib.asynccontextmanager
+    async def read_turn(self) -> AsyncIterator[None]:
+        """This connection's turn to read the log (for a subscription's pump): after its
+        earlier reads, in one of the service's slots, as requests get theirs."""
+        async with self._reads, self.service.reads_running:
+            yield
 
     @staticmethod
     def _encoded(answer: dict[str, Any] | None) -> bytes | None:

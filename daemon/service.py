@@ -76,7 +76,7 @@ class Subscription:
 _STOP = object()
 _IN_FLIGHT = 4
 """Groups handed to the writer and not yet answered, at most."""
-_PUMP_BYTES = 256 << 10
+_PUMP_BYTES = 64 << 10
 """Bytes of events a subscription's pump reads from the log at a time, at most."""
 
 
@@ -402,17 +402,18 @@ class Service:
 
     async def _pump(self, sub: Subscription) -> None:
         """Send the subscription's events in seq order: a page from the log at a time
-        (bounded in bytes), then wait for a commit. Sending stops while the client's
-        socket is full (``conn.write_paused``), so a slow reader costs no memory beyond
-        a page; while it is not reading, watch how far it falls behind and close the
-        subscription past ``subscriber_max_lag``."""
+        (bounded in bytes, read in the connection's turn), then wait for a commit.
+        Sending stops while the client's socket is full (``conn.write_paused``), so a
+        slow reader costs no memory beyond a page; while it is not reading, watch how
+        far it falls behind and close the subscription past ``subscriber_max_lag``."""
         page = 1000
         conn = sub.connection
         try:
             while sub.sid in self.subscriptions and not conn.closed:
                 sub.wake.clear()
-                events, next_seq = await self._read_bounded(
-                    sub.next_seq, page, sub.account, sub.types, _PUMP_BYTES)
+                async with conn.read_turn():
+                    events, next_seq = await self._read_bounded(
+                        sub.next_seq, page, sub.account, sub.types, _PUMP_BYTES)
                 if sub.sid not in self.subscriptions or conn.closed:
                     return
                 for event in events:
@@ -423,6 +424,7 @@ class Service:
                         break
                 else:
                     sub.next_seq = max(sub.next_seq, next_seq)
+                events.clear()  # not held while waiting: a paused pump costs no memory
                 if sub.sid not in self.subscriptions:
                     return  # closed by the sends (answers past the connection's budget)
                 if conn.write_paused:
