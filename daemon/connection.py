@@ -181,8 +181,10 @@ class Connection(asyncio.Protocol):
             self.service.drop_subscription(sid)
         for task in [*self.tasks, *self._reading_tasks]:
             task.cancel()
-        self.refusals.flush(log, "requests_refused", peer_pid=self.peer.pid,
-                            peer_uid=self.peer.uid)
+        if self.refusals.held_back:
+            self.service.throttle("requests_refused").log(
+                log, "info", "requests_refused", peer_pid=self.peer.pid,
+                peer_uid=self.peer.uid, refused=self.refusals.held_back)
 
     def close_soon(self, grace_s: float | None = None) -> None:
         """Close after flushing what is written; abort if the peer does not read it within

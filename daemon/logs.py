@@ -81,9 +81,3 @@ class Throttle:
         held = self.allow()
         if held is not None:
             getattr(logger, level)(event, **fields, held_back=held)
-
-    def flush(self, logger: Any, event: str, **fields: Any) -> None:
-        """Log how many records are held back, if any (e.g. when a connection ends)."""
-        if self.held_back:
-            logger.info(event, **fields, held_back=self.held_back)
-            self.held_back = 0
