@@ -417,9 +417,11 @@ class Service:
                 if sub.sid not in self.subscriptions or conn.closed:
                     return
                 for event in events:
+                    # Counted as sent first: the send may end the subscription (answers
+                    # past the budget), and its notice must name the seq after this one.
+                    sub.next_seq = event["seq"] + 1
                     conn.send({"jsonrpc": "2.0", "method": "event",
                                "params": {"subscription": sub.sid, "event": event}})
-                    sub.next_seq = event["seq"] + 1
                     if conn.write_paused or sub.sid not in self.subscriptions:
                         break
                 else:
