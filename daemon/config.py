@@ -18,7 +18,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from eventstore.errors import ValidationError as ConfigError
 
@@ -28,23 +35,50 @@ _ACCOUNT_OR_ALL = r"^(\*|[A-Za-z0-9._-]{1,64})$"
 
 
 class Limits(BaseModel):
-    """What one client may ask of the daemon; every bound has a clear error when passed."""
+    """What one client may ask of the daemon (PROTOCOL.md, "Limits"); every bound has a
+    clear error, or back-pressure, when passed. Sizes in bytes, times in seconds."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_line_bytes: int = Field(1 << 20, ge=1024, description="longest request line")
+    max_batch_requests: int = Field(1000, ge=1,
+                                    description="requests in one batch array (-32600 past it)")
     max_events_per_append: int = Field(10_000, ge=1)
-    max_connections: int = Field(1024, ge=1)
+    max_connections: int = Field(1024, ge=1, description="connections in all (kept below "
+                                 "the open-file limit less reserved_fds)")
     max_connections_per_uid: int = Field(256, ge=1)
-    max_inflight_per_connection: int = Field(1024, ge=1,
-                                             description="requests read but not yet answered")
+    reserved_fds: int = Field(128, ge=16, description="file descriptors kept free for "
+                              "the database, the writer's pipes, the inbox, logs and the "
+                              "connections accepted at once only to be refused (up to 100): "
+                              "connections are capped at the open-file limit less this")
+    max_inflight_per_connection: int = Field(256, ge=1, description="requests read but not "
+                                             "yet answered, batch members one each")
+    max_answer_bytes: int = Field(16 << 20, ge=64 << 10, description="answer bytes waiting "
+                                  "to be sent to one connection; also the most one answer "
+                                  "(or one batch's answers) may hold")
+    max_subscriptions_per_connection: int = Field(16, ge=1)
+    max_reads_running: int = Field(2, ge=1, description="read, query and metrics requests "
+                                   "running at once over all connections (each connection "
+                                   "runs its own one at a time, in order)")
     partial_line_timeout_s: float = Field(10.0, gt=0,
                                           description="deadline for a half-sent line")
-    write_timeout_s: float = Field(10.0, gt=0,
-                                   description="how long a client may leave answers unread")
+    write_timeout_s: float = Field(10.0, gt=0, description="how long a client may leave "
+                                   "answers unread (its socket full, nothing taken)")
     subscriber_max_lag: int = Field(100_000, ge=1,
                                     description="events a subscriber may fall behind")
     max_group_events: int = Field(20_000, ge=1, description="events per group commit")
+    refusals_log_interval_s: float = Field(10.0, gt=0, description="refused requests are "
+                                           "logged per connection at most once per this, "
+                                           "as a count")
+
+    @model_validator(mode="after")
+    def _answers_hold_a_line(self) -> Limits:
+        # A stored event is about as large as the line that brought it: a read of one
+        # must always fit in an answer.
+        if self.max_answer_bytes < 2 * self.max_line_bytes:
+            raise ValueError(f"max_answer_bytes ({self.max_answer_bytes}) must be at least "
+                             f"twice max_line_bytes ({self.max_line_bytes})")
+        return self
 
 
 class AccessRule(BaseModel):
@@ -78,7 +112,9 @@ class Config(BaseModel):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     socket_mode: int = 0o660
-    shutdown_timeout_s: float = Field(20.0, gt=0)
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="SIGTERM: the whole stop, answers drained included, within "
+        "this; clients still connected then are cut off")
     limits: Limits = Field(default_factory=Limits)
     access: list[AccessRule] = Field(default_factory=list)
     inbox: Path | None = None

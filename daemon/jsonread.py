@@ -1,7 +1,11 @@
 """Strict JSON reading for the wire (PROTOCOL.md, "Transport").
 
 Non-integer numbers become ``Decimal`` (never a binary float); NaN and infinities,
-duplicate keys, invalid UTF-8 and nesting deeper than 64 are refused.
+duplicate keys, invalid UTF-8 and nesting deeper than 64 are refused. So is a number of
+more than ``MAX_NUMBER_CHARS`` characters or with an exponent beyond
+``MAX_NUMBER_EXPONENT``, before it is converted: no number costs work out of proportion to
+its length (``int()`` of a long digit string is quadratic, and ``1e1000000`` is cheap to
+read but not to use).
 """
 
 from __future__ import annotations
@@ -11,9 +15,14 @@ import re
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JSONReadError", "dumps", "loads"]
+__all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "MAX_NUMBER_EXPONENT", "JSONReadError", "dumps",
+           "encode", "loads"]
 
 MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 40
+"""Longest JSON number read, sign, point and exponent included (PROTOCOL.md, "Transport")."""
+MAX_NUMBER_EXPONENT = 40
+"""Largest exponent, either sign, a JSON number may carry as written (``1e40``, ``1e-40``)."""
 
 
 class JSONReadError(ValueError):
@@ -74,8 +83,36 @@ def _has_lone_surrogate(value: Any) -> bool:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+def _shown(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}...{text[-8:]} ({len(text)} characters)"
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise JSONReadError(f"a number of more than {MAX_NUMBER_CHARS} characters "
+                            f"({_shown(text)}); no price, quantity or id needs that many")
+
+
+def _integer(text: str) -> int:
+    """``parse_int`` hook: called with the number's text, before any conversion."""
+    _check_length(text)
+    return int(text)
+
+
+def _decimal(text: str) -> Decimal:
+    """``parse_float`` hook: the text is checked for length and exponent, then read exactly."""
+    _check_length(text)
+    mark = max(text.find("e"), text.find("E"))
+    if mark >= 0 and abs(int(text[mark + 1:])) > MAX_NUMBER_EXPONENT:
+        raise JSONReadError(f"a number with an exponent beyond +-{MAX_NUMBER_EXPONENT} "
+                            f"({_shown(text)}); write it with an exponent of at most "
+                            f"{MAX_NUMBER_EXPONENT} either way")
+    return Decimal(text)
+
+
 _decoder = json.JSONDecoder(
-    parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_pairs, strict=True
+    parse_float=_decimal, parse_int=_integer, parse_constant=_constant,
+    object_pairs_hook=_pairs, strict=True
 )
 
 
@@ -84,8 +121,8 @@ def loads(raw: bytes) -> Any:
 
     Raises:
         JSONReadError: invalid UTF-8 (including a ``\\u`` escape of a lone surrogate),
-            invalid JSON, NaN/Infinity, duplicate keys, numbers too long, or nesting
-            deeper than 64.
+            invalid JSON, NaN/Infinity, duplicate keys, a number of more than 40
+            characters or with an exponent beyond +-40, or nesting deeper than 64.
     """
     try:
         text = raw.decode("utf-8")
@@ -101,9 +138,6 @@ def loads(raw: bytes) -> Any:
         raise JSONReadError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
                             ) from None
     except ValueError as exc:
-        if "integer string conversion" in str(exc):
-            raise JSONReadError("a number has more than 4300 digits; no price, quantity "
-                                "or id needs that many") from None
         raise JSONReadError(f"invalid JSON: {exc}") from None
     # Nesting needs an opening bracket per level: fewer than MAX_DEPTH in all is safe.
     if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and not _depth_ok(value):
@@ -122,6 +156,15 @@ def _default(value: Any) -> Any:
 _encoder = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
 )
+
+
+def encode(value: Any) -> bytes:
+    """``value`` as compact JSON in UTF-8, without a line end.
+
+    Raises:
+        TypeError, ValueError: the value holds something JSON cannot carry.
+    """
+    return _encoder.encode(value).encode()
 
 
 def dumps(value: Any) -> bytes:

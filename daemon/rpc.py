@@ -6,7 +6,6 @@ No I/O here: the server feeds decoded values in and writes out what comes back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from eventstore.errors import (
@@ -23,6 +22,8 @@ __all__ = [
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "IDEMPOTENCY_CONFLICT",
+    "MAX_ID_CHARS",
+    "MAX_ID_DIGITS",
     "METHOD_NOT_FOUND",
     "NOT_PERMITTED",
     "PARSE_ERROR",
@@ -30,6 +31,7 @@ __all__ = [
     "VERSION_CONFLICT",
     "Request",
     "RpcError",
+    "answer_id",
     "error_answer",
     "error_from_exception",
     "parse_request",
@@ -45,6 +47,11 @@ STORAGE_UNAVAILABLE = -32001
 IDEMPOTENCY_CONFLICT = -32002
 VERSION_CONFLICT = -32003
 NOT_PERMITTED = -32004
+
+MAX_ID_CHARS = 128
+"""Longest string ``id`` (PROTOCOL.md, "Transport"), in characters."""
+MAX_ID_DIGITS = 19
+"""Most digits of an integer ``id``, its sign not counted."""
 
 
 class RpcError(Exception):
@@ -67,18 +74,50 @@ class Request:
     has_id: bool
 
 
-def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, str | int | Decimal) and not isinstance(value, bool))
+_ID_RULE = (f'"id" must be a string of at most {MAX_ID_CHARS} characters, an integer of at '
+            f"most {MAX_ID_DIGITS} digits, or null")
+
+
+def _id_problem(value: Any) -> str | None:
+    """Why ``value`` is not a valid JSON-RPC id under PROTOCOL.md 1.1; None when it is."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return f"{_ID_RULE}, not a boolean"
+    if isinstance(value, str):
+        return None if len(value) <= MAX_ID_CHARS else f"{_ID_RULE}; this one has {len(value)}"
+    if isinstance(value, int):
+        # Ints reach here only from JSON, at most 40 characters: str() is cheap.
+        digits = len(str(abs(value)))
+        return None if digits <= MAX_ID_DIGITS else f"{_ID_RULE}; this one has {digits}"
+    if isinstance(value, dict | list):
+        return f"{_ID_RULE}, not {'an object' if isinstance(value, dict) else 'an array'}"
+    return f"{_ID_RULE}; a number with a fraction or an exponent is not an id"
+
+
+def answer_id(message: Any) -> Any:
+    """The id to answer ``message`` with: its ``id`` when that is valid, else None (also
+    for a message that is not an object)."""
+    if not isinstance(message, dict):
+        return None
+    value = message.get("id")
+    return value if _id_problem(value) is None else None
 
 
 def parse_request(message: Any) -> Request:
     """Check one JSON-RPC request object (jsonrpc.org/specification, section 4).
 
     Raises:
-        RpcError: -32600 for a malformed request, -32602 for params that are not an object.
+        RpcError: -32600 for a malformed request (an invalid ``id`` included: answer it
+            with ``answer_id``, which gives None then), -32602 for params that are not an
+            object.
     """
     if not isinstance(message, dict):
         raise RpcError(INVALID_REQUEST, "a request must be a JSON object")
+    has_id = "id" in message
+    problem = _id_problem(message["id"]) if has_id else None
+    if problem is not None:
+        raise RpcError(INVALID_REQUEST, problem)
     if message.get("jsonrpc") != "2.0":
         raise RpcError(INVALID_REQUEST, 'a request must carry "jsonrpc": "2.0"')
     method = message.get("method")
@@ -87,9 +126,6 @@ def parse_request(message: Any) -> Request:
     extra = set(message) - {"jsonrpc", "method", "params", "id"}
     if extra:
         raise RpcError(INVALID_REQUEST, f"unknown request members: {', '.join(sorted(extra))}")
-    has_id = "id" in message
-    if has_id and not _valid_id(message["id"]):
-        raise RpcError(INVALID_REQUEST, '"id" must be a string, a number or null')
     params = message.get("params", {})
     if isinstance(params, list):
         if params:
@@ -100,17 +136,9 @@ def parse_request(message: Any) -> Request:
     return Request(method, params, message.get("id"), has_id)
 
 
-def _echo_id(request_id: Any) -> Any:
-    """The id as it came: a fractional number (read as ``Decimal``) goes back as a number."""
-    if isinstance(request_id, Decimal):
-        return int(request_id) if request_id == request_id.to_integral_value() else float(
-            request_id)
-    return request_id
-
-
 def result_answer(request_id: Any, result: Any) -> dict[str, Any]:
     """A JSON-RPC success response: ``{"jsonrpc": "2.0", "id", "result"}``, id echoed as sent."""
-    return {"jsonrpc": "2.0", "id": _echo_id(request_id), "result": result}
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
 def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -118,7 +146,7 @@ def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> 
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
-    return {"jsonrpc": "2.0", "id": _echo_id(request_id), "error": error}
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
 def error_from_exception(exc: BaseException) -> RpcError:

@@ -1,9 +1,11 @@
 """``tradelog serve``: the daemon's lifecycle around the service.
 
-Start: open the log (refusing a second daemon on the same file), bring the views up to
-date, listen (socket activation or our own 0660 socket), then READY=1. SIGTERM/SIGINT:
-stop accepting, stop reading requests, commit and answer what was accepted, close,
-exit 0 (a repeated signal while exiting is ignored, so it cannot change that). SIGHUP:
+Start: raise the soft open-file limit to the hard one and cap connections below it, open
+the log (refusing a second daemon on the same file), bring the views up to date, listen
+(socket activation or our own 0660 socket), then READY=1. SIGTERM/SIGINT: stop
+accepting, stop reading requests, commit and answer what was accepted, close, exit 0,
+all within ``shutdown_timeout_s`` (a repeated signal while exiting is ignored, so it
+cannot change that). SIGHUP:
 reload the config file. A storage fault that leaves the file in doubt:
 log it and exit 70 so systemd restarts the daemon.
 """
@@ -13,18 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from daemon import systemd
 from daemon.config import Config, load_config
 from daemon.connection import Connection
 from daemon.inbox import Inbox
 from daemon.lockfile import acquire
-from daemon.logs import get_logger
+from daemon.logs import Throttle, get_logger
 from daemon.service import Service
 from daemon.writer import LocalWriter, Writer, WriterProcess
 from daemon.writer_launch import Launched
@@ -57,6 +61,44 @@ def _listen(path: Path, mode: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+def raise_open_files() -> int:
+    """Raise the soft open-file limit (RLIMIT_NOFILE) to the hard one (to 2**20 where the
+    hard one is unlimited); returns the soft limit now in force (unchanged where raising
+    is refused)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return target if soft == resource.RLIM_INFINITY else int(soft)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open_files_not_raised", soft=soft, hard=hard, error=str(exc))
+        return int(soft)
+    return int(target)
+
+
+def connection_cap(open_files: int, config: Config) -> int:
+    """Connections the daemon takes at most: ``limits.max_connections``, kept
+    ``limits.reserved_fds`` below the open-file limit (the database, the writer's pipes,
+    the inbox and logs need theirs, and a refused client needs one for its answer)."""
+    return max(1, min(config.limits.max_connections, open_files - config.limits.reserved_fds))
+
+
+def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, interval_s: float) -> None:
+    """Log the event loop's own errors (e.g. accept failing for want of file descriptors)
+    at most once per ``interval_s`` per kind, with a count, never a flood of tracebacks."""
+    throttles: dict[str, Throttle] = {}
+
+    def handle(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", "event loop error"))
+        throttle = throttles.setdefault(message[:80], Throttle(interval_s))
+        exc = context.get("exception")
+        throttle.log(log, "error", "event_loop_error", message=message[:200],
+                     error=repr(exc)[:300] if exc is not None else None)
+
+    loop.set_exception_handler(handle)
 
 
 async def _open_storage(config: Config, launched: Launched | None
@@ -122,6 +164,7 @@ async def serve(config: Config, config_file: Path | None = None,
             launched.kill()
         raise
     started = time.perf_counter()
+    open_files = raise_open_files()
     loop = asyncio.get_running_loop()
     stop = shutdown_trigger or asyncio.Event()
     server: asyncio.Server | None = None
@@ -136,6 +179,13 @@ async def serve(config: Config, config_file: Path | None = None,
         recorder, writer, folded = await _open_storage(config, launched)
         last_seq = await recorder.last_seq()
         service = Service(config, recorder, writer, last_seq)
+        service.connection_cap = connection_cap(open_files, config)
+        if service.connection_cap < config.limits.max_connections:
+            log.warning("connections_capped", open_files=open_files,
+                        cap=service.connection_cap,
+                        advice="raise the hard open-file limit (LimitNOFILE=) to allow "
+                        "limits.max_connections")
+        _quiet_loop_errors(loop, config.limits.refusals_log_interval_s)
         service.start()
         activated = systemd.listen_sockets()
         if activated:
@@ -173,13 +223,18 @@ async def serve(config: Config, config_file: Path | None = None,
         fatal = asyncio.ensure_future(service.fatal.wait())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([fatal, stopping], return_when=asyncio.FIRST_COMPLETED)
+        # The whole stop fits in shutdown_timeout_s: most of it for draining, the rest
+        # for closing the log and the writer.
+        deadline = time.monotonic() + config.shutdown_timeout_s * 0.8
         fatal.cancel()
         stopping.cancel()
         if dog is not None:
             dog.cancel()
+        server.close()
         if inbox is not None:
             inbox_stop.set()
-            await asyncio.wait([inbox], timeout=config.shutdown_timeout_s)
+            await asyncio.wait([inbox], timeout=_left(deadline) / 2)
+            inbox.cancel()
         if service.fatal.is_set():
             log.critical("daemon_exiting", reason=service.fatal_reason,
                          advice="the database may be in doubt; run `tradelog verify`")
@@ -188,7 +243,7 @@ async def serve(config: Config, config_file: Path | None = None,
                 if conn.transport is not None:
                     conn.transport.abort()
             return EXIT_IN_DOUBT
-        await _drain(service, server, config.shutdown_timeout_s)
+        await _drain(service, server, deadline)
         return 0
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -212,25 +267,55 @@ async def serve(config: Config, config_file: Path | None = None,
             lock.close()
 
 
-async def _drain(service: Service, server: asyncio.Server, timeout_s: float) -> None:
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
+
+
+async def _flush(service: Service, deadline: float, stall_s: float = 1.0) -> None:
+    """Wait until every answer written is taken, the deadline, or ``stall_s`` in which
+    no client took anything (those left are not reading: waiting longer helps no one)."""
+    progress = time.monotonic()
+    taken = 0
+    while _left(deadline):
+        waiting = [c for c in service.connections if c.transport is not None
+                   and not c.transport.is_closing() and c.waiting_bytes()]
+        if not waiting:
+            return
+        now_taken = sum(c.taken() for c in service.connections)
+        if now_taken != taken:
+            taken, progress = now_taken, time.monotonic()
+        elif time.monotonic() - progress > stall_s:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def _drain(service: Service, server: asyncio.Server, deadline: float) -> None:
+    """Stop by ``deadline`` (monotonic): take no more requests, end subscriptions (their
+    clients resubscribe from the last event they got), cancel reads, commit and answer
+    the appends accepted, flush answers to clients that read them; then cut off whoever
+    is left."""
     systemd.notify("STOPPING=1", "STATUS=draining: committing accepted appends")
     log.info("daemon_draining", connections=len(service.connections))
     server.close()
     for conn in list(service.connections):
         conn.stop_reading()
+        conn.cancel_reads()
     for sid in list(service.subscriptions):
         service.drop_subscription(sid)
-    await service.stop_writer()
+    writer = asyncio.ensure_future(service.stop_writer())
+    await asyncio.wait([writer], timeout=_left(deadline))
+    if not writer.done():
+        log.warning("drain_timed_out", stage="commit",
+                    advice="appends not answered were not acknowledged; clients resend them")
     pending = [t for conn in service.connections for t in conn.tasks]
-    if pending:
-        await asyncio.wait(pending, timeout=timeout_s)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(
-            c.transport is not None and not c.transport.is_closing()
-            and c.transport.get_write_buffer_size() for c in service.connections):
-        await asyncio.sleep(0.01)
+    if pending and _left(deadline):
+        await asyncio.wait(pending, timeout=_left(deadline))
+    await _flush(service, deadline)
     for conn in list(service.connections):
         if conn.transport is not None:
-            conn.transport.close()
+            if conn.transport.get_write_buffer_size():
+                conn.transport.abort()
+            else:
+                conn.transport.close()
     await asyncio.sleep(0)
     log.info("daemon_stopped", last_seq=service.last_seq)

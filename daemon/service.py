@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.access import Access, Peer
 from daemon.config import Config
-from daemon.logs import get_logger
+from daemon.jsonread import encode
+from daemon.logs import Throttle, get_logger
 from daemon.params import (
     MetricsParams,
     QueryParams,
@@ -75,6 +76,8 @@ class Subscription:
 _STOP = object()
 _IN_FLIGHT = 4
 """Groups handed to the writer and not yet answered, at most."""
+_PUMP_BYTES = 64 << 10
+"""Bytes of events a subscription's pump reads from the log at a time, at most."""
 
 
 class Service:
@@ -101,6 +104,20 @@ class Service:
         self._stopping = False
         self.fatal: asyncio.Event = asyncio.Event()
         self.fatal_reason = ""
+        self.reads_running = asyncio.Semaphore(config.limits.max_reads_running)
+        self.connection_cap = config.limits.max_connections
+        """Connections the open-file limit leaves room for (set by the server at start)."""
+        self.refused_connections = Throttle(config.limits.refusals_log_interval_s)
+        self._log_throttles: dict[str, Throttle] = {}
+
+    def throttle(self, event: str) -> Throttle:
+        """The daemon-wide rate limit for log records of ``event`` that clients cause
+        (20 per ``refusals_log_interval_s``), whichever connections they come from."""
+        found = self._log_throttles.get(event)
+        if found is None:
+            found = Throttle(self.config.limits.refusals_log_interval_s, burst=20)
+            self._log_throttles[event] = found
+        return found
 
     def start(self) -> None:
         """Start the group-commit writer task; call once, inside the running loop."""
@@ -190,10 +207,7 @@ class Service:
         stored = duplicates = rejected = 0
         for pending, outcome in zip(group, outcomes, strict=True):
             if outcome.error is not None:
-                rejected += 1
-                log.info("append_rejected", request_id=pending.request_id,
-                         peer_pid=pending.peer.pid, peer_uid=pending.peer.uid,
-                         error=str(outcome.error))
+                rejected += 1  # logged by its connection, at a bounded rate
             for result in outcome.results:
                 if result.duplicate:
                     duplicates += 1
@@ -276,8 +290,13 @@ class Service:
         except StorageUnavailableError as exc:
             log.warning("views_not_written", error=str(exc))
 
-    async def read(self, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    async def read(self, params: dict[str, Any], peer: Peer,
+                   max_bytes: int | None = None) -> dict[str, Any]:
         """The ``read`` method: ``{"events": [stored, ...], "next_seq": N}`` (PROTOCOL.md).
+
+        ``max_bytes``: the most the events may take encoded (None: the connection's answer
+        limit); the page ends early there, always with at least one event, and
+        ``next_seq`` follows the last event returned.
 
         Raises:
             ValidationError, RpcError (-32602, unknown types), NotPermittedError (-32004),
@@ -286,13 +305,38 @@ class Service:
         checked = check_params(ReadParams, params)
         self.access.check(peer, "read", checked.account)
         _check_types(checked.types)
-        events, last = await self.recorder.read_page(
-            checked.from_seq, checked.limit, checked.account, checked.types)
-        if len(events) == checked.limit:
-            next_seq = events[-1].seq + 1
-        else:
-            next_seq = max(checked.from_seq, last + 1)
-        return {"events": [e.to_wire() for e in events], "next_seq": next_seq}
+        events, next_seq = await self._read_bounded(
+            checked.from_seq, checked.limit, checked.account, checked.types,
+            self.config.limits.max_answer_bytes if max_bytes is None else max_bytes)
+        return {"events": events, "next_seq": next_seq}
+
+    async def _read_bounded(self, from_seq: int, limit: int, account: str | None,
+                            types: list[str] | None, max_bytes: int
+                            ) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` stored events in wire form from ``from_seq`` on, and the seq to
+        read next, taking at most ``max_bytes`` encoded (at least one event). The log is
+        read in chunks sized from the events seen so far, so neither many events nor
+        large ones are held beyond about ``max_bytes`` at a time."""
+        out: list[dict[str, Any]] = []
+        size = 0
+        seq = from_seq
+        chunk = min(limit, 64)
+        while True:
+            events, last = await self.recorder.read_page(seq, chunk, account, types)
+            for event in events:
+                wire = event.to_wire()
+                cost = len(encode(wire)) + 1
+                if out and size + cost > max_bytes:
+                    return out, event.seq
+                out.append(wire)
+                size += cost
+                seq = event.seq + 1
+                if len(out) == limit:
+                    return out, seq
+            if len(events) < chunk:
+                return out, max(seq, last + 1)
+            average = max(size // max(len(out), 1), 1)
+            chunk = max(1, min(limit - len(out), 1000, (max_bytes - size) // average + 1))
 
     def health(self) -> dict[str, Any]:
         """The ``health`` method's result (PROTOCOL.md); never raises.
@@ -319,6 +363,12 @@ class Service:
         checked = check_params(SubscribeParams, params)
         self.access.check(peer, "read", checked.account)
         _check_types(checked.types)
+        most = self.config.limits.max_subscriptions_per_connection
+        if len(connection.subscriptions) >= most:
+            raise RpcError(INVALID_PARAMS, f"this connection already has {most} "
+                           "subscriptions, the most allowed "
+                           "(limits.max_subscriptions_per_connection); unsubscribe one, or "
+                           "use one subscription with fewer filters")
         sub = Subscription(f"sub-{next(self._ids)}", connection, checked.from_seq,
                            checked.account, checked.types)
         self.subscriptions[sub.sid] = sub
@@ -351,34 +401,46 @@ class Service:
             sub.task.cancel()
 
     async def _pump(self, sub: Subscription) -> None:
-        """Send the subscription's events in seq order: a page from the log at a time,
-        then wait for a commit. While the client is not reading, watch how far it falls
-        behind and close the subscription past ``subscriber_max_lag``."""
+        """Send the subscription's events in seq order: a page from the log at a time
+        (bounded in bytes, read in the connection's turn), then wait for a commit.
+        Sending stops while the client's socket is full (``conn.write_paused``), so a
+        slow reader costs no memory beyond a page; while it is not reading, watch how
+        far it falls behind and close the subscription past ``subscriber_max_lag``."""
         page = 1000
         conn = sub.connection
         try:
             while sub.sid in self.subscriptions and not conn.closed:
                 sub.wake.clear()
-                events, last = await self.recorder.read_page(
-                    sub.next_seq, page, sub.account, sub.types)
+                async with conn.read_turn():
+                    events, next_seq = await self._read_bounded(
+                        sub.next_seq, page, sub.account, sub.types, _PUMP_BYTES)
                 if sub.sid not in self.subscriptions or conn.closed:
                     return
                 for event in events:
+                    # Counted as sent first: the send may end the subscription (answers
+                    # past the budget), and its notice must name the seq after this one.
+                    sub.next_seq = event["seq"] + 1
                     conn.send({"jsonrpc": "2.0", "method": "event",
-                               "params": {"subscription": sub.sid, "event": event.to_wire()}})
-                sub.next_seq = events[-1].seq + 1 if len(events) == page else max(
-                    sub.next_seq, last + 1)
+                               "params": {"subscription": sub.sid, "event": event}})
+                    if conn.write_paused or sub.sid not in self.subscriptions:
+                        break
+                else:
+                    sub.next_seq = max(sub.next_seq, next_seq)
+                events.clear()  # not held while waiting: a paused pump costs no memory
+                if sub.sid not in self.subscriptions:
+                    return  # closed by the sends (answers past the connection's budget)
                 if conn.write_paused:
                     if not await self._until_writable(sub):
                         return
                     continue  # commits may have come while we waited: read again
-                if len(events) < page:
+                if sub.next_seq > self.last_seq:
                     await sub.wake.wait()
         except asyncio.CancelledError:
             raise
         except StorageUnavailableError as exc:
             conn.send({"jsonrpc": "2.0", "method": "subscription_closed",
-                       "params": {"subscription": sub.sid, "reason": str(exc)}})
+                       "params": {"subscription": sub.sid, "reason": str(exc),
+                                  "next_seq": sub.next_seq}})
             self.drop_subscription(sub.sid)
 
     async def _until_writable(self, sub: Subscription) -> bool:
@@ -388,7 +450,8 @@ class Service:
         while conn.write_paused and not conn.closed and sub.sid in self.subscriptions:
             behind = self.last_seq - (sub.next_seq - 1)
             if behind > self.config.limits.subscriber_max_lag:
-                self._too_slow(sub, f"fell {behind} events behind")
+                self._too_slow(sub, f"fell {behind} events behind "
+                               "(limits.subscriber_max_lag)")
                 return False
             sub.wake.clear()
             waiters = [asyncio.ensure_future(conn.wait_writable()),
@@ -399,22 +462,33 @@ class Service:
                 for waiter in waiters:
                     waiter.cancel()
         if sub.sid not in self.subscriptions:
-            return False  # unsubscribed or disconnected meanwhile
+            return False  # unsubscribed, told it was closed, or disconnected meanwhile
         if conn.closed:
-            self._too_slow(sub, "did not read its notifications in time")
+            self.drop_subscription(sub.sid)
             return False
         return True
 
     def _too_slow(self, sub: Subscription, why: str) -> None:
-        reason = (f"subscriber too slow: {why}; disconnected. Reconnect and subscribe "
-                  f"with from_seq={sub.next_seq} to resume")
-        log.warning("subscriber_disconnected", subscription=sub.sid, reason=reason,
-                    peer_pid=sub.connection.peer.pid)
+        self._close_subscription(sub, f"subscriber too slow: {why}; disconnected")
+        sub.connection.close_soon()
+
+    def close_subscriptions(self, connection: Connection, why: str) -> None:
+        """End every subscription of ``connection``, each told so with
+        ``subscription_closed`` (``why`` and where to resume); the connection stays."""
+        for sid in sorted(connection.subscriptions):
+            sub = self.subscriptions.get(sid)
+            if sub is not None:
+                self._close_subscription(sub, why)
+
+    def _close_subscription(self, sub: Subscription, why: str) -> None:
+        reason = f"{why}. Subscribe again with from_seq={sub.next_seq} to resume"
+        self.throttle("subscriber_disconnected").log(
+            log, "warning", "subscriber_disconnected", subscription=sub.sid, reason=reason,
+            peer_pid=sub.connection.peer.pid)
         sub.connection.send({"jsonrpc": "2.0", "method": "subscription_closed",
                              "params": {"subscription": sub.sid, "reason": reason,
                                         "next_seq": sub.next_seq}}, force=True)
         self.drop_subscription(sub.sid)
-        sub.connection.close_soon()
 
     def method_not_found(self, method: str) -> RpcError:
         """The -32601 error for an unknown ``method``, listing the methods there are."""
