@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from daemon.access import Peer
+from daemon.access import Peer, peer_groups
 from daemon.jsonread import JSONReadError, dumps, loads
 from daemon.logs import get_logger
 from daemon.rpc import (
@@ -39,7 +39,8 @@ log = get_logger("tradelog.connection")
 
 
 def peer_credentials(sock: socket.socket | None) -> Peer:
-    """pid/uid/gid of the peer of a Unix socket (SO_PEERCRED); Nones when unavailable."""
+    """pid/uid/gid of the peer of a Unix socket (SO_PEERCRED) and its supplementary
+    groups (``peer_groups``); Nones when unavailable."""
     if sock is None or not hasattr(socket, "SO_PEERCRED"):
         return Peer(None, None, None)
     try:
@@ -47,7 +48,7 @@ def peer_credentials(sock: socket.socket | None) -> Peer:
     except OSError:
         return Peer(None, None, None)
     pid, uid, gid = struct.unpack("3i", raw)
-    return Peer(pid, uid, gid)
+    return Peer(pid, uid, gid, peer_groups(sock, pid, uid, gid))
 
 
 class Connection(asyncio.Protocol):

@@ -110,10 +110,10 @@ class _Batch:
         self.recorded_at = max(_utc_now(), last_recorded)
         self.rows: list[tuple[Any, ...]] = []
         self.stored: list[StoredEvent] = []
-        self.seen: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.seen: dict[tuple[str, str], tuple[bytes, int, str]] = {}
         self.stored_counts: dict[str, int] = {}
         self.pending_counts: dict[str, int] = {}
-        self.stored_before: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.stored_before: dict[tuple[str, str], tuple[bytes, int, str]] = {}
         self.metadata_texts: dict[tuple[Any, ...], str] = {}
 
     def version(self, conn: sqlite3.Connection, account: str) -> int:
@@ -191,20 +191,21 @@ _LOOKUP_CHUNK = 1000
 
 
 def _already_stored(conn: sqlite3.Connection, requests: Sequence[AppendRequest]
-                    ) -> dict[tuple[str, str], tuple[bytes, int]]:
-    """Canonical bytes and seq of every event of the group whose source+id is stored:
+                    ) -> dict[tuple[str, str], tuple[bytes, int, str]]:
+    """Canonical bytes, seq and account of every event of the group whose source+id is
+    stored:
     one statement per 1000 pairs (a VALUES list joined to the unique index), not one
     per event or per source."""
     keys = sorted({(e.source, e.event_id) for request in requests for e in request.events})
     columns = ", ".join(f"e.{name.strip()}" for name in ddl.EVENT_COLUMNS.split(","))
-    found: dict[tuple[str, str], tuple[bytes, int]] = {}
+    found: dict[tuple[str, str], tuple[bytes, int, str]] = {}
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start:start + _LOOKUP_CHUNK]
         values = ", ".join(["(?, ?)"] * len(chunk))
         sql = (f"WITH wanted(source, id) AS (VALUES {values}) SELECT {columns} FROM wanted "
                "CROSS JOIN events AS e ON e.source = wanted.source AND e.id = wanted.id")
         for row in conn.execute(sql, [part for key in chunk for part in key]):
-            found[(row[1], row[2])] = (stored_canonical(row), row[0])
+            found[(row[1], row[2])] = (stored_canonical(row), row[0], row[5])
     return found
 
 
@@ -218,7 +219,7 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
             return VersionConflictError(account, request.expected_version, current)
     results: list[EventResult] = []
     fresh: list[NewEvent] = []
-    local: dict[tuple[str, str], tuple[bytes, int]] = {}
+    local: dict[tuple[str, str], tuple[bytes, int, str]] = {}
     first_index: dict[tuple[str, str], int] = {}
     next_seq = batch.last_seq + 1
     for index, event in enumerate(request.events):
@@ -236,10 +237,15 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
         known = local.get(key) or batch.seen.get(key) or batch.stored_before.get(key)
         if known is not None:
             if known[0] != event.canonical:
-                return IdempotencyConflictError(event.source, event.event_id, known[1])
+                # The stored event's account goes with the conflict: the daemon
+                # answers -32004 instead where the peer may not read that account.
+                return IdempotencyConflictError(event.source, event.event_id, known[1],
+                                                known[2])
+            # Same canonical bytes, so the same account: one the peer was allowed to
+            # write (and so read) before the request reached the writer.
             results.append(EventResult(event.event_id, event.source, known[1], True))
             continue
-        local[key] = (event.canonical, next_seq)
+        local[key] = (event.canonical, next_seq, event.account)
         results.append(EventResult(event.event_id, event.source, next_seq, False))
         fresh.append(event)
         next_seq += 1
