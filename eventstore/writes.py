@@ -20,12 +20,13 @@ from eventstore.errors import (
     EventStoreError,
     IdempotencyConflictError,
     StorageCorruptError,
+    StorageDamagedError,
     ValidationError,
     VersionConflictError,
     map_sqlite_error,
 )
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
-from eventstore.verify import stored_canonical
+from eventstore.verify import stored_canonical, unreadable_reason
 
 T = TypeVar("T")
 
@@ -114,6 +115,7 @@ class _Batch:
         self.stored_counts: dict[str, int] = {}
         self.pending_counts: dict[str, int] = {}
         self.stored_before: dict[tuple[str, str], tuple[bytes, int, str]] = {}
+        self.damaged: dict[tuple[str, str], StorageDamagedError] = {}
         self.metadata_texts: dict[tuple[Any, ...], str] = {}
 
     def version(self, conn: sqlite3.Connection, account: str) -> int:
@@ -190,13 +192,15 @@ _LOOKUP_CHUNK = 1000
 """source+id pairs looked up per statement (2 parameters each, far below SQLite's cap)."""
 
 
-def _already_stored(conn: sqlite3.Connection, requests: Sequence[AppendRequest]
+def _already_stored(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
+                    damaged: dict[tuple[str, str], StorageDamagedError]
                     ) -> dict[tuple[str, str], tuple[bytes, int, str]]:
     """Canonical bytes, seq and account of every event of the group whose source+id is
-    stored:
+    stored (keys already in ``damaged`` are skipped; rows that cannot be read go there):
     one statement per 1000 pairs (a VALUES list joined to the unique index), not one
     per event or per source."""
-    keys = sorted({(e.source, e.event_id) for request in requests for e in request.events})
+    keys = sorted({(e.source, e.event_id) for request in requests for e in request.events}
+                  - set(damaged))
     columns = ", ".join(f"e.{name.strip()}" for name in ddl.EVENT_COLUMNS.split(","))
     found: dict[tuple[str, str], tuple[bytes, int, str]] = {}
     for start in range(0, len(keys), _LOOKUP_CHUNK):
@@ -204,9 +208,36 @@ def _already_stored(conn: sqlite3.Connection, requests: Sequence[AppendRequest]
         values = ", ".join(["(?, ?)"] * len(chunk))
         sql = (f"WITH wanted(source, id) AS (VALUES {values}) SELECT {columns} FROM wanted "
                "CROSS JOIN events AS e ON e.source = wanted.source AND e.id = wanted.id")
-        for row in conn.execute(sql, [part for key in chunk for part in key]):
-            found[(row[1], row[2])] = (stored_canonical(row), row[0], row[5])
+        try:
+            rows = conn.execute(sql, [part for key in chunk for part in key]).fetchall()
+            found.update({(row[1], row[2]): (stored_canonical(row), row[0], row[5])
+                          for row in rows})
+        except (sqlite3.Error, TypeError, ValueError):
+            # A stored row that cannot be read: look the keys up one at a time, so that
+            # only the requests naming a damaged event fail (``damaged``).
+            for key in chunk:
+                _lookup_one(conn, key, found, damaged)
     return found
+
+
+def _lookup_one(conn: sqlite3.Connection, key: tuple[str, str],
+                found: dict[tuple[str, str], tuple[bytes, int, str]],
+                damaged: dict[tuple[str, str], StorageDamagedError]) -> None:
+    """Look one source+id up into ``found``; a stored row that cannot be read goes into
+    ``damaged`` with its seq (read from the unique index alone, None if even that fails)."""
+    try:
+        row = conn.execute(f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE source = ? "
+                           "AND id = ?", key).fetchone()
+        if row is not None:
+            found[key] = (stored_canonical(row), row[0], row[5])
+    except (sqlite3.Error, TypeError, ValueError) as exc:
+        try:
+            seq_row = conn.execute("SELECT seq FROM events WHERE source = ? AND id = ?",
+                                   key).fetchone()
+            seq = int(seq_row[0]) if seq_row else None
+        except (sqlite3.Error, TypeError, ValueError):
+            seq = None
+        damaged[key] = StorageDamagedError(seq, unreadable_reason(exc))
 
 
 def _check_request(conn: sqlite3.Connection, request: AppendRequest,
@@ -234,6 +265,8 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
                              "batch with different content"}],
             )
         first_index.setdefault(key, index)
+        if key in batch.damaged:
+            return batch.damaged[key]
         known = local.get(key) or batch.seen.get(key) or batch.stored_before.get(key)
         if known is not None:
             if known[0] != event.canonical:
@@ -269,7 +302,18 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
         last = conn.execute(
             "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         batch = _Batch(*(last if last else (0, GENESIS_HASH, "")))
-        batch.stored_before = _already_stored(conn, requests)
+        batch.stored_before = _already_stored(conn, requests, batch.damaged)
+        if batch.damaged:
+            # Having met a damaged page, SQLite may fail this transaction's inserts: start
+            # again without looking those keys up (their requests fail on their own).
+            damaged = batch.damaged
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            last = conn.execute(
+                "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            batch = _Batch(*(last if last else (0, GENESIS_HASH, "")))
+            batch.damaged = damaged
+            batch.stored_before = _already_stored(conn, requests, batch.damaged)
         decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
         for request in requests:
             verdict = _check_request(conn, request, batch)

@@ -317,7 +317,8 @@ def test_read_and_subscribe_report_damage_and_the_daemon_keeps_serving(
     """With event 17 of 400 damaged (outside the tail checked at start): `read` over it
     answers -32603 with `{"storage": "corrupt", "seq": 17}` (not -32001, "retry"), a
     read past it works, a catching-up subscriber gets events 1-16 then
-    `subscription_closed` naming seq 17 (never a hang), and appends go on."""
+    `subscription_closed` naming seq 17 (never a hang), re-sending event 17's
+    source+id gets the same -32603 (not a daemon exit), and other appends go on."""
     db = _make_log(tmp_path, 400)
     _break_utf8_of(db, 17)
     with DaemonProcess(tmp_path) as proc, RawConnection(proc.socket) as conn:
@@ -335,6 +336,9 @@ def test_read_and_subscribe_report_damage_and_the_daemon_keeps_serving(
             closed["method"], closed["params"]["subscription"],
             closed["params"]["storage"], closed["params"]["seq"])
         assert "storage corrupt at seq 17" in closed["params"]["reason"]
+        resent = conn.call("append", {"events": [_journal(17)]})
+        assert (-32603, {"storage": "corrupt", "seq": 17}) == (
+            resent["error"]["code"], resent["error"]["data"])
         appended = conn.result("append", {"events": [fill("buy", "1", "1.1")]})
         assert 401 == appended["last_seq"]
 

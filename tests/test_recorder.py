@@ -510,6 +510,38 @@ async def test_verify_tail_checks_only_the_last_events(recorder: Recorder) -> No
                                           (inside.ok, inside.bad_seq, inside.checked))
 
 
+@pytest.mark.parametrize("damage", ["text", "page"])
+async def test_append_naming_a_damaged_event_fails_alone(tmp_path: Path, damage: str) -> None:
+    """A request re-using the source+id of an event whose stored row cannot be read (its
+    text not UTF-8, or its page's header overwritten in the file) gets
+    ``StorageDamagedError`` naming that seq; the other requests of its group commit."""
+    path = tmp_path / "log.db"
+    rec = await Recorder.open(path)
+    try:
+        await rec.append([new(wire_event("journal", {"text": f"note-{i:03d}" + "x" * 300},
+                                         event_id=f"j{i}")) for i in range(40)])
+    finally:
+        await rec.close()
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b'{"text":"note-020')
+    if damage == "text":
+        raw[at + 9:at + 12] = b"\xff\xfe\xff"
+    else:
+        raw[at // 4096 * 4096:at // 4096 * 4096 + 12] = b"\xff" * 12
+    path.write_bytes(bytes(raw))
+    rec = await Recorder.open(path)
+    try:
+        again = new(wire_event("journal", {"text": "note-020" + "x" * 300}, event_id="j20"))
+        outcomes = await rec.append_groups([
+            AppendRequest([again]), AppendRequest(fills("fresh", 2))])
+    finally:
+        await rec.close()
+    error = outcomes[0].error
+    assert isinstance(error, StorageDamagedError)
+    assert 21 == error.seq  # from the source+id index, even when the row is unreadable
+    assert ([], [41, 42]) == (outcomes[0].results, [r.seq for r in outcomes[1].results])
+
+
 async def test_conflict_names_the_stored_events_account(recorder: Recorder) -> None:
     """The -32002 conflict carries the account of the stored event (for the daemon's
     access check), not the account of the event that collided with it."""
