@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import struct
@@ -78,22 +77,21 @@ def peer_groups(sock: socket.socket, pid: int | None, uid: int | None,
 
     First ``SO_PEERGROUPS``: the kernel's copy taken when the peer connected, so neither
     a later ``setgroups`` nor the reuse of its pid can change it. Where that is missing
-    (Linux before 4.13), the ``Groups:`` line of ``/proc/<pid>/status``, used only when
-    the ``Uid:`` and ``Gid:`` lines there still show the ``uid``/``gid`` from
+    (Linux before 4.13) or the peer is in more than 256 groups, the ``Groups:`` line of
+    ``/proc/<pid>/status``, used only when the ``Uid:`` and ``Gid:`` lines there still
+    show the ``uid``/``gid`` from
     ``SO_PEERCRED`` (a pid reused by another user's process gives nothing). The user
     database (``getgrouplist``) is never asked: it says which groups a user may have, not
     which ones the connecting process has. Empty when nothing can be read.
     """
-    for size in (256, 65536):
-        try:
-            raw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4 * size)
-        except OSError as exc:
-            if exc.errno == errno.ERANGE:
-                continue
-            break
-        count = len(raw) // 4
-        return frozenset(struct.unpack(f"{count}I", raw[:count * 4]))
-    return _proc_groups(pid, uid, gid)
+    try:
+        # 1024 bytes (256 groups) is the most Python's getsockopt takes; a peer in more
+        # groups gets ERANGE and is read from /proc.
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 1024)
+    except OSError:
+        return _proc_groups(pid, uid, gid)
+    count = len(raw) // 4
+    return frozenset(struct.unpack(f"{count}I", raw[:count * 4]))
 
 
 def _proc_groups(pid: int | None, uid: int | None, gid: int | None) -> frozenset[int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from daemon.access import _proc_groups
 from daemon.process import ServeProcess
 from eventstore.ddl import EVENT_TRIGGERS
 from tests.daemon_support import RawConnection, health, log_records, tradelog
@@ -195,6 +196,15 @@ def test_gid_rule_matches_a_supplementary_group(tmp_path: Path, open_dir: Path) 
         assert ([None, None], [-32004, -32004]) == (_codes(member), _codes(outsider))
         assert 1 == health(proc.socket)["last_seq"]
         assert 0 == proc.stop()
+
+
+def test_proc_groups_fallback_trusts_only_a_process_with_the_same_credentials() -> None:
+    """Where SO_PEERGROUPS is missing, /proc/<pid>/status gives the groups only while
+    that pid still has the uid and gid the socket reported (a reused pid gives none)."""
+    pid, uid, gid = os.getpid(), os.geteuid(), os.getegid()
+    assert (frozenset(os.getgroups()), frozenset(), frozenset()) == (
+        _proc_groups(pid, uid, gid), _proc_groups(pid, uid + 1, gid),
+        _proc_groups(pid, uid, gid + 1))
 
 
 _SPLIT_RULES = """
