@@ -416,8 +416,8 @@ class Service:
             if exc.seq is not None and exc.seq > sub.next_seq:
                 try:
                     events, _ = await self.recorder.read_page(
-                        sub.next_seq, exc.seq - sub.next_seq, sub.account, sub.types,
-                        before_seq=exc.seq)
+                        sub.next_seq, min(exc.seq - sub.next_seq, 1000), sub.account,
+                        sub.types, before_seq=exc.seq)
                 except StorageDamagedError:
                     events = []
                 for event in events:
