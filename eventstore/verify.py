@@ -8,8 +8,10 @@ from typing import Any
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, canonical_event, chain_hash
+from eventstore.errors import StorageDamagedError
 
-__all__ = ["VerifyReport", "first_seq_after", "stored_canonical", "unreadable_reason",
+__all__ = ["VerifyReport", "first_seq_after", "rows_after", "stored_canonical",
+           "unreadable_reason",
            "verify_chain", "verify_tail"]
 
 class VerifyReport:
@@ -39,15 +41,6 @@ def _squeezed(sql: str) -> str:
     return " ".join(sql.split())
 
 
-class _UnreadableError(Exception):
-    """A stored row that could not be read: ``seq`` (best known) and why."""
-
-    def __init__(self, seq: int, why: str) -> None:
-        super().__init__(why)
-        self.seq = seq
-        self.why = why
-
-
 def unreadable_reason(exc: BaseException) -> str:
     """How a failed read of a stored row is described: the driver's words (without the
     damaged text it may quote, control characters escaped), or the exception's."""
@@ -69,16 +62,23 @@ def first_seq_after(conn: sqlite3.Connection, after: int) -> int:
     return int(row[0]) if row and isinstance(row[0], int) else after + 1
 
 
-def _rows_after(conn: sqlite3.Connection, after: int) -> Iterator[tuple[Any, ...]]:
-    """Every stored row with ``seq > after`` in seq order, 4096 at a time. Once the
-    driver fails (a damaged page, text that is not UTF-8), the rest is read one row at a
-    time, so that every readable row before the damage is still given; then
-    ``_UnreadableError`` names the first row that cannot be read."""
+def rows_after(conn: sqlite3.Connection, after: int, before: int | None = None
+               ) -> Iterator[tuple[Any, ...]]:
+    """Every stored row (``ddl.EVENT_COLUMNS``) with ``after < seq`` (and ``< before``)
+    in seq order, read 4096 at a time. Once the driver fails (a damaged page, text that
+    is not UTF-8), the rest is read one row at a time, so that every readable row before
+    the damage is still given.
+
+    Raises:
+        StorageDamagedError: the first row that cannot be read, by its seq.
+    """
     last = after
+    bound = "" if before is None else " AND seq < ?"
+    extra: tuple[int, ...] = () if before is None else (before,)
     cursor = conn.cursor()
     try:
-        cursor.execute(
-            f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq", (after,))
+        cursor.execute(f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ?{bound} "
+                       "ORDER BY seq", (after, *extra))
         while rows := cursor.fetchmany(4096):
             yield from rows
             last = rows[-1][0]
@@ -88,13 +88,14 @@ def _rows_after(conn: sqlite3.Connection, after: int) -> Iterator[tuple[Any, ...
         return
     finally:
         cursor.close()  # a failed statement left open fails the read's COMMIT
-    one = f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 1"
+    one = (f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ?{bound} "
+           "ORDER BY seq LIMIT 1")
     while True:
         try:
-            row = conn.execute(one, (last,)).fetchone()
+            row = conn.execute(one, (last, *extra)).fetchone()
         except sqlite3.Error as exc:
-            raise _UnreadableError(first_seq_after(conn, last),
-                                   unreadable_reason(exc)) from exc
+            raise StorageDamagedError(first_seq_after(conn, last),
+                                      unreadable_reason(exc)) from exc
         if row is None:
             return
         yield row
@@ -122,7 +123,7 @@ def _check_rows(rows: Iterator[tuple[Any, ...]], previous: str, expected_seq: in
             previous = digest
             expected_seq += 1
             checked += 1
-    except _UnreadableError as exc:
+    except StorageDamagedError as exc:
         return checked, previous, exc.seq, exc.why
     return checked, previous, None, ""
 
@@ -145,7 +146,7 @@ def verify_chain(conn: sqlite3.Connection) -> VerifyReport:
         name for name, sql in ddl.EVENT_TRIGGERS.items()
         if _squeezed(present.get(name) or "") != _squeezed(sql)
     )
-    checked, previous, bad_seq, reason = _check_rows(_rows_after(conn, 0), GENESIS_HASH, 1)
+    checked, previous, bad_seq, reason = _check_rows(rows_after(conn, 0), GENESIS_HASH, 1)
     if bad_seq is not None:
         return VerifyReport(checked, previous, bad_seq, reason)
     if missing:
@@ -185,7 +186,7 @@ def verify_tail(conn: sqlite3.Connection, count: int) -> VerifyReport:
                                 f"seq {first - 1} is missing or its hash unreadable")
         previous = row[0]
     checked, previous, bad_seq, reason = _check_rows(
-        _rows_after(conn, first - 1), previous, first)
+        rows_after(conn, first - 1), previous, first)
     return VerifyReport(checked, previous, bad_seq, reason)
 
 

@@ -8,6 +8,7 @@ or none of it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from eventstore.errors import (
     map_sqlite_error,
 )
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
-from eventstore.verify import stored_canonical, unreadable_reason
+from eventstore.verify import rows_after, stored_canonical, unreadable_reason
 
 T = TypeVar("T")
 
@@ -159,15 +160,22 @@ def catch_up(conn: sqlite3.Connection, views: ViewUpdater, before: int | None = 
     (and before seq ``before``, when given); returns the number of events folded."""
     if views.needs_load():
         views.restore([list(conn.execute(q)) for q in views.load_queries()])
-    bound = "" if before is None else " AND seq < ?"
-    params = (views.position,) if before is None else (views.position, before)
     folded = 0
-    cursor = conn.execute(
-        f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ?{bound} ORDER BY seq", params)
-    while rows := cursor.fetchmany(2048):
-        run_statements(conn, views.fold([StoredEvent.from_row(row) for row in rows]))
-        folded += len(rows)
+    # Read through ``rows_after``: a row of the log that cannot be read is damage
+    # (StorageDamagedError naming its seq), not a fault of the views.
+    rows = rows_after(conn, views.position, before)
+    while batch := list(itertools.islice(rows, 2048)):
+        run_statements(conn, views.fold([_stored(row) for row in batch]))
+        folded += len(batch)
     return folded
+
+
+def _stored(row: tuple[Any, ...]) -> StoredEvent:
+    """``StoredEvent.from_row``; a payload that is not JSON is damage at that seq."""
+    try:
+        return StoredEvent.from_row(row)
+    except (TypeError, ValueError) as exc:
+        raise StorageDamagedError(row[0], unreadable_reason(exc)) from exc
 
 
 def in_transaction(conn: sqlite3.Connection, views: ViewUpdater | None, doing: str,

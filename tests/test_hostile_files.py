@@ -380,6 +380,21 @@ def test_serve_refuses_to_start_on_a_damaged_tail(tmp_path: Path) -> None:
     assert "storage corrupt at seq 299: the row cannot be read" in err
 
 
+def test_serve_names_damage_met_while_rebuilding_the_views(tmp_path: Path) -> None:
+    """Damage far from the tail (event 17 of 400) that the start must fold anyway (the
+    views are rebuilt because their version differs): `serve` exits 1 saying "storage
+    corrupt at seq 17", not a traceback."""
+    db = _make_log(tmp_path, 400)
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("UPDATE projection_checkpoint SET version = version + 1000")
+    _break_utf8_of(db, 17)
+    done = tradelog("serve", "--db", str(db), "--socket", str(tmp_path / "s.sock"))
+    err = done.stderr.decode()
+    assert 1 == done.returncode, err
+    assert "tradelog: storage corrupt at seq 17: the row cannot be read" in err
+    assert "Traceback" not in err
+
+
 # ---------------------------------------------------------------- stored text on a terminal
 
 
