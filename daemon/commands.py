@@ -7,11 +7,13 @@ import asyncio
 import json
 import sys
 import time
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,11 +25,13 @@ from projections.query import ViewQuery, query_view
 from projections.startup import rebuild_views
 from schemas.values import format_utc
 
-__all__ = ["emit", "health", "rebuild", "show", "tail", "verify"]
+__all__ = ["emit", "health", "print_view", "rebuild", "show", "tail", "terminal_safe",
+           "verify"]
 
 
 def verify(args: argparse.Namespace, config: Config) -> int:
-    """Exit 0 with a summary when the chain holds; 1 naming the first bad event."""
+    """Exit 0 with a summary when the chain holds; 1 naming the first bad event ("storage
+    corrupt at seq N": altered, missing, or a row that cannot be read at all)."""
 
     async def run() -> int:
         recorder = await Recorder.open(config.db, readonly=True)
@@ -39,9 +43,12 @@ def verify(args: argparse.Namespace, config: Config) -> int:
             print(f"verify: ok: {report.checked} events, chain intact, last hash "
                   f"{report.last_hash[:16]}…, append-only triggers in place ({config.db})")
             return 0
-        where = f"seq {report.bad_seq}: " if report.bad_seq is not None else ""
-        print(f"verify: FAILED at {where}{report.reason} ({report.checked} events good before "
-              f"it; {config.db})")
+        if report.bad_seq is not None:
+            print(f"verify: FAILED: storage corrupt at seq {report.bad_seq}: {report.reason} "
+                  f"({report.checked} events good before it; {config.db})")
+        else:
+            print(f"verify: FAILED: {report.reason} ({report.checked} events checked; "
+                  f"{config.db})")
         return 1
 
     return asyncio.run(run())
@@ -115,18 +122,41 @@ def show(args: argparse.Namespace, config: Config) -> int:
 
 def print_view(answer: dict[str, Any], console: Console | None = None,
                columns: list[str] | None = None) -> None:
-    """A view answer as a readable table (all fields, or ``columns``)."""
+    """A view answer as a readable table (all fields, or ``columns``).
+
+    Every text is shown through ``terminal_safe``: a stored text's control characters
+    and rich markup are printed visibly, never acted on by the terminal or by rich.
+    """
     rows = answer["rows"]
-    table = Table(title=f"{answer['view']} (as of seq {answer['as_of_seq']})")
+    table = Table(title=terminal_safe(f"{answer['view']} (as of seq {answer['as_of_seq']})"))
     if columns is None:
         columns = list(rows[0]) if rows else []
     if not rows:
         columns = ["(no rows)"]
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(terminal_safe(name), overflow="fold")
     for row in rows:
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+        table.add_row(*("" if row[c] is None else terminal_safe(str(row[c])) for c in columns))
     (console or Console()).print(table)
+
+
+_BIDI = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
+                  "\u2066\u2067\u2068\u2069")
+"""Characters that reorder or break the lines around them on a terminal."""
+
+
+def _visible(char: str) -> str:
+    if unicodedata.category(char) == "Cc" or char in _BIDI:
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return char
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` fit for a terminal through rich: control characters (C0, DEL, C1, tab
+    and newline included) and bidirectional controls written as visible escapes
+    (ESC as ``\\x1b``, U+202E as ``\\u202e``), then rich markup escaped."""
+    return escape("".join(_visible(c) for c in text))
 
 
 def _now() -> str:

@@ -112,6 +112,10 @@ class Config(BaseModel):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     socket_mode: int = 0o660
+    group: int | None = Field(
+        None, ge=0, description="a group (name or gid; a gid once loaded) given read "
+        "access to the files the daemon creates: then files are 0640 and directories "
+        "0750, owned by that group; None: files 0600, directories 0700")
     shutdown_timeout_s: float = Field(
         10.0, gt=0, description="SIGTERM: the whole stop, answers drained included, within "
         "this; clients still connected then are cut off")
@@ -134,6 +138,20 @@ class Config(BaseModel):
         True, description="commit in a second process (daemon/writer.py) so that request "
         "handling and commits use two cores; false: commit on a thread of the daemon's "
         "own process (one core)")
+
+    @field_validator("group", mode="before")
+    @classmethod
+    def _group(cls, value: Any) -> Any:
+        """A group name becomes its gid; a name the system does not know is refused."""
+        import grp
+
+        if isinstance(value, str) and not value.strip().isdigit():
+            try:
+                return grp.getgrnam(value).gr_gid
+            except KeyError:
+                raise ValueError(f"no group named {value!r} on this system; give an "
+                                 "existing group's name or gid") from None
+        return value
 
 
 def default_paths(env: dict[str, str] | None = None) -> tuple[Path, Path]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from daemon.access import Peer
+from daemon.access import Peer, peer_groups
 from daemon.config import Limits
 from daemon.jsonread import JSONReadError, encode, loads
 from daemon.logs import Throttle, get_logger
@@ -61,7 +61,8 @@ TURN_BYTES = 1 << 20
 
 
 def peer_credentials(sock: socket.socket | None) -> Peer:
-    """pid/uid/gid of the peer of a Unix socket (SO_PEERCRED); Nones when unavailable."""
+    """pid/uid/gid of the peer of a Unix socket (SO_PEERCRED) and its supplementary
+    groups (``peer_groups``); Nones when unavailable."""
     if sock is None or not hasattr(socket, "SO_PEERCRED"):
         return Peer(None, None, None)
     try:
@@ -69,7 +70,7 @@ def peer_credentials(sock: socket.socket | None) -> Peer:
     except OSError:
         return Peer(None, None, None)
     pid, uid, gid = struct.unpack("3i", raw)
-    return Peer(pid, uid, gid)
+    return Peer(pid, uid, gid, peer_groups(sock, pid, uid, gid))
 
 
 @dataclass(eq=False)

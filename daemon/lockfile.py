@@ -13,19 +13,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from daemon.filemodes import file_mode, make_dirs
 from eventstore.errors import DatabaseFileError
 
 __all__ = ["acquire", "hold_lock"]
 
 
-def acquire(db: Path) -> IO[str]:
+def acquire(db: Path, group: int | None = None) -> IO[str]:
     """Take the lock (it is released when the returned file is closed).
 
+    A missing folder for ``db`` is created 0700 (0750 and given to ``group`` with one);
+    the lock file is created 0600 (0640). A symlink in the lock's place is refused.
+
     Raises:
-        DatabaseFileError: another process holds it (its pid is named).
+        DatabaseFileError: another process holds it (its pid is named), or the lock's
+            path is a symlink.
     """
-    db.parent.mkdir(parents=True, exist_ok=True)
-    handle = (db.parent / (db.name + ".lock")).open("a+")
+    make_dirs(db.parent, group)
+    path = db.parent / (db.name + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, file_mode(group))
+    except OSError:
+        if path.is_symlink():
+            raise DatabaseFileError(
+                f"{path} is a symlink; remove it (tradelog makes its own lock file)") from None
+        raise
+    handle = os.fdopen(fd, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -11,6 +11,8 @@ from typing import Any
 from eventstore.errors import (
     IdempotencyConflictError,
     NotPermittedError,
+    StorageCorruptError,
+    StorageDamagedError,
     StorageUnavailableError,
     TradelogError,
     ValidationError,
@@ -150,7 +152,12 @@ def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> 
 
 
 def error_from_exception(exc: BaseException) -> RpcError:
-    """Map our error tree to PROTOCOL.md codes; anything unexpected is -32603."""
+    """Map our error tree to PROTOCOL.md codes; anything unexpected is -32603.
+
+    Damaged or corrupt storage is -32603 with ``error.data`` ``{"storage": "corrupt",
+    "seq": N or null}`` (docs/PROTOCOL-NOTES.md, "Damage"): never -32001, which says
+    "retry later".
+    """
     if isinstance(exc, RpcError):
         return exc
     if isinstance(exc, ValidationError):
@@ -158,6 +165,12 @@ def error_from_exception(exc: BaseException) -> RpcError:
                         {"errors": exc.problems} if exc.problems else None)
     if isinstance(exc, StorageUnavailableError):
         return RpcError(STORAGE_UNAVAILABLE, str(exc))
+    if isinstance(exc, StorageDamagedError):
+        # Damage is not "retry later" (-32001): -32603, marked so a client can tell it
+        # from a bug, with the first damaged seq (null when unknown).
+        return RpcError(INTERNAL_ERROR, str(exc), {"storage": "corrupt", "seq": exc.seq})
+    if isinstance(exc, StorageCorruptError):
+        return RpcError(INTERNAL_ERROR, str(exc), {"storage": "corrupt", "seq": None})
     if isinstance(exc, IdempotencyConflictError):
         return RpcError(IDEMPOTENCY_CONFLICT, str(exc),
                         {"source": exc.source, "id": exc.event_id, "seq": exc.seq})

@@ -26,14 +26,15 @@ from typing import Any
 from daemon import systemd
 from daemon.config import Config, load_config
 from daemon.connection import Connection
+from daemon.filemodes import make_dirs, prepare_db, secure_db_files, set_umask, share
 from daemon.inbox import Inbox
 from daemon.lockfile import acquire
 from daemon.logs import Throttle, get_logger
 from daemon.service import Service
 from daemon.writer import LocalWriter, Writer, WriterProcess
 from daemon.writer_launch import Launched
-from eventstore.errors import DatabaseFileError, TradelogError
-from eventstore.recorder import Recorder
+from eventstore.errors import DatabaseFileError, StorageDamagedError, TradelogError
+from eventstore.recorder import TAIL_CHECK_EVENTS, Recorder, check_tail
 from projections.startup import open_views
 
 __all__ = ["EXIT_IN_DOUBT", "serve"]
@@ -42,9 +43,11 @@ EXIT_IN_DOUBT = 70
 log = get_logger("tradelog.server")
 
 
-def _listen(path: Path, mode: int) -> socket.socket:
-    """Our own listening socket at ``path`` (a stale one is replaced, a live one refused)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _listen(path: Path, mode: int, group: int | None) -> socket.socket:
+    """Our own listening socket at ``path`` (a stale one is replaced, a live one refused);
+    a missing folder is made as ``daemon.filemodes.make_dirs`` says, the socket given to
+    ``group``."""
+    make_dirs(path.parent, group)
     if path.exists() or path.is_symlink():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -58,6 +61,7 @@ def _listen(path: Path, mode: int) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     os.chmod(path, mode)
+    share(path, group)
     sock.listen(512)
     sock.setblocking(False)
     return sock
@@ -138,6 +142,21 @@ async def _open_storage(config: Config, launched: Launched | None
     return recorder, LocalWriter(recorder, runner), folded
 
 
+async def _check_tail(config: Config) -> int:
+    """Re-hash the last ``TAIL_CHECK_EVENTS`` events before serving; returns how many.
+
+    Raises:
+        StorageDamagedError: logged (``storage_corrupt``) with the seq and advice first.
+    """
+    try:
+        return await check_tail(config.db, TAIL_CHECK_EVENTS)
+    except StorageDamagedError as exc:
+        log.critical("storage_corrupt", seq=exc.seq, error=str(exc),
+                     advice=f"run `tradelog verify --db {config.db}`; the daemon does not "
+                     "start on a damaged log")
+        raise
+
+
 async def _watchdog(interval: float, service: Service) -> None:
     while True:
         await asyncio.sleep(interval / 2)
@@ -157,8 +176,12 @@ async def serve(config: Config, config_file: Path | None = None,
     Raises:
         TradelogError: the database or socket cannot be opened (nothing served).
     """
+    # Before anything is created: files 0600 / folders 0700 (0640 / 0750 with a group).
+    set_umask(config.group)
     try:
-        lock = acquire(config.db)
+        lock = acquire(config.db, config.group)
+        narrowed = prepare_db(config.db, config.group)
+        checked = await _check_tail(config)
     except BaseException:
         if launched is not None:
             launched.kill()
@@ -177,6 +200,7 @@ async def serve(config: Config, config_file: Path | None = None,
     try:
         systemd.notify("STATUS=opening the event log and bringing the views up to date")
         recorder, writer, folded = await _open_storage(config, launched)
+        narrowed += secure_db_files(config.db, config.group)
         last_seq = await recorder.last_seq()
         service = Service(config, recorder, writer, last_seq)
         service.connection_cap = connection_cap(open_files, config)
@@ -191,7 +215,7 @@ async def serve(config: Config, config_file: Path | None = None,
         if activated:
             sock = activated[0]
         else:
-            sock = _listen(config.socket, config.socket_mode)
+            sock = _listen(config.socket, config.socket_mode, config.group)
             owned_socket = config.socket
         server = await loop.create_unix_server(lambda: Connection(service), sock=sock)
 
@@ -216,6 +240,7 @@ async def serve(config: Config, config_file: Path | None = None,
         log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,
                  projection_seq=writer.position, caught_up_events=folded,
+                 tail_checked_events=checked, file_modes_changed=narrowed,
                  writer_pid=getattr(writer, "pid", os.getpid()),
                  startup_ms=round((time.perf_counter() - started) * 1000, 1), pid=os.getpid())
         systemd.notify("READY=1", f"STATUS=serving; last seq {last_seq}",

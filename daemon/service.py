@@ -32,7 +32,13 @@ from daemon.params import (
 )
 from daemon.rpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 from daemon.version import VERSION
-from eventstore.errors import StorageUnavailableError, ValidationError
+from eventstore.errors import (
+    IdempotencyConflictError,
+    NotPermittedError,
+    StorageDamagedError,
+    StorageUnavailableError,
+    ValidationError,
+)
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent
 from eventstore.recorder import Recorder
 from projections.metrics import compute_metrics
@@ -214,7 +220,7 @@ class Service:
                 else:
                     stored += 1
             if not pending.future.done():
-                pending.future.set_result(outcome)
+                pending.future.set_result(self._hide_foreign(outcome, pending.peer))
         if outcomes:
             self.last_seq = max(self.last_seq, outcomes[-1].last_seq)
         log.info("batch_committed", requests=len(group), events=stored, duplicates=duplicates,
@@ -223,6 +229,23 @@ class Service:
         if stored:
             for sub in self.subscriptions.values():
                 sub.wake.set()
+
+    def _hide_foreign(self, outcome: AppendOutcome, peer: Peer) -> AppendOutcome:
+        """``outcome`` as ``peer`` may see it: a conflict with a stored event of an account
+        it may not read becomes -32004, telling nothing of that event (PROTOCOL.md
+        ``append``). Nothing of such a request was stored. (A duplicate has the same
+        canonical bytes, so the same account, which the peer was allowed to write.)"""
+        error = outcome.error
+        if not isinstance(error, IdempotencyConflictError) or error.account is None:
+            return outcome
+        try:
+            self.access.check(peer, "read", error.account)
+        except NotPermittedError:
+            return AppendOutcome([], outcome.last_seq, NotPermittedError(
+                f"event id {error.event_id!r} from source {error.source!r} is already "
+                f"used by an event uid {peer.uid} may not read; nothing was stored: send "
+                "a new id"))
+        return outcome
 
     async def stop_writer(self) -> None:
         """Commit everything queued so far, then end the writer task."""
@@ -300,7 +323,8 @@ class Service:
 
         Raises:
             ValidationError, RpcError (-32602, unknown types), NotPermittedError (-32004),
-            StorageUnavailableError (-32001).
+            StorageUnavailableError (-32001), StorageDamagedError (-32603 with
+            ``{"storage": "corrupt", "seq": N}``: a stored event cannot be read).
         """
         checked = check_params(ReadParams, params)
         self.access.check(peer, "read", checked.account)
@@ -437,11 +461,36 @@ class Service:
                     await sub.wake.wait()
         except asyncio.CancelledError:
             raise
-        except StorageUnavailableError as exc:
-            conn.send({"jsonrpc": "2.0", "method": "subscription_closed",
-                       "params": {"subscription": sub.sid, "reason": str(exc),
-                                  "next_seq": sub.next_seq}})
-            self.drop_subscription(sub.sid)
+        except Exception as exc:
+            await self._close_failed(sub, exc)
+
+    async def _close_failed(self, sub: Subscription, exc: Exception) -> None:
+        """End a subscription whose pump failed, never silently (the client would wait
+        for ever): on damage at seq N, first send the events before N (they read
+        fine), then ``subscription_closed`` with the reason (and ``"storage":
+        "corrupt"``, ``"seq": N`` for damage)."""
+        conn = sub.connection
+        closed: dict[str, Any] = {"subscription": sub.sid, "reason": str(exc)}
+        if isinstance(exc, StorageDamagedError):
+            closed.update(storage="corrupt", seq=exc.seq)
+            log.error("subscription_damaged", subscription=sub.sid, seq=exc.seq)
+            if exc.seq is not None and exc.seq > sub.next_seq:
+                try:
+                    events, _ = await self.recorder.read_page(
+                        sub.next_seq, min(exc.seq - sub.next_seq, 1000), sub.account,
+                        sub.types, before_seq=exc.seq)
+                except StorageDamagedError:
+                    events = []
+                for event in events:
+                    sub.next_seq = event.seq + 1
+                    conn.send({"jsonrpc": "2.0", "method": "event",
+                               "params": {"subscription": sub.sid, "event": event.to_wire()}})
+        elif not isinstance(exc, StorageUnavailableError):
+            log.error("subscription_failed", subscription=sub.sid, error=repr(exc))
+            closed["reason"] = f"the subscription failed: {exc}"
+        closed["next_seq"] = sub.next_seq
+        conn.send({"jsonrpc": "2.0", "method": "subscription_closed", "params": closed})
+        self.drop_subscription(sub.sid)
 
     async def _until_writable(self, sub: Subscription) -> bool:
         """Wait until the client reads again; False (subscription closed) if it falls more

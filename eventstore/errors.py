@@ -9,6 +9,9 @@
         ├── StorageUnavailableError   disk full, read-only, locked too long: retry later
         │                             (nothing of the batch was stored)
         ├── StorageCorruptError       the file is in doubt: stop, restart, run verify
+        ├── StorageDamagedError       a stored event cannot be read or fails its hash
+        │                             ("storage corrupt at seq N"): never retry, run verify,
+        │                             restore from a backup; other events still serve
         └── DatabaseFileError         not a tradelog file, or from a newer tradelog
 
 ``map_sqlite_error`` is the one place where driver errors become ours.
@@ -26,6 +29,7 @@ __all__ = [
     "NotPermittedError",
     "StorageBusyError",
     "StorageCorruptError",
+    "StorageDamagedError",
     "StorageUnavailableError",
     "TradelogError",
     "ValidationError",
@@ -60,10 +64,14 @@ class EventStoreError(TradelogError):
 class IdempotencyConflictError(EventStoreError):
     """``source``+``id`` is already stored with different content (-32002).
 
-    Attributes: ``source``, ``event_id``, ``seq`` (the stored event's position).
+    Attributes: ``source``, ``event_id``, ``seq`` (the stored event's position) and
+    ``account`` (the stored event's account; None when not known). The daemon answers
+    -32004 instead, telling nothing of the stored event, when the peer may not read
+    ``account``.
     """
 
-    def __init__(self, source: str, event_id: str, seq: int) -> None:
+    def __init__(self, source: str, event_id: str, seq: int,
+                 account: str | None = None) -> None:
         super().__init__(
             f"event id {event_id!r} from source {source!r} is already stored at seq {seq} "
             "with different content; send a new id for a new event"
@@ -71,9 +79,10 @@ class IdempotencyConflictError(EventStoreError):
         self.source = source
         self.event_id = event_id
         self.seq = seq
+        self.account = account
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.source, self.event_id, self.seq))
+        return (type(self), (self.source, self.event_id, self.seq, self.account))
 
 
 class VersionConflictError(EventStoreError):
@@ -105,6 +114,27 @@ class StorageBusyError(StorageUnavailableError):
 
 class StorageCorruptError(EventStoreError):
     """The database is in doubt (corrupt, or a rollback failed): the process must stop."""
+
+
+class StorageDamagedError(EventStoreError):
+    """Damage found in the stored log: ``seq`` is the first event that could not be read
+    or whose hash does not match (None when even its position could not be read).
+
+    Not retryable, and not a reason to stop serving: the other events still read. The
+    message says "storage corrupt at seq N", why, and to run ``tradelog verify``.
+    """
+
+    def __init__(self, seq: int | None, why: str) -> None:
+        where = f"at seq {seq}" if seq is not None else "(position unknown)"
+        super().__init__(
+            f"storage corrupt {where}: {why}; this is damage to the database file, not "
+            "a passing fault: do not retry, run `tradelog verify` and restore the file "
+            "from a backup")
+        self.seq = seq
+        self.why = why
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.seq, self.why))
 
 
 class DatabaseFileError(EventStoreError):

@@ -9,6 +9,7 @@ reads so that a query never waits behind a commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -25,13 +26,21 @@ from tenacity import (
 
 from eventstore import ddl
 from eventstore.errors import (
+    DatabaseFileError,
     StorageBusyError,
+    StorageDamagedError,
     StorageUnavailableError,
     map_sqlite_error,
 )
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
 from eventstore.sqlitefile import open_sqlite
-from eventstore.verify import VerifyReport, stored_canonical, verify_chain
+from eventstore.verify import (
+    VerifyReport,
+    stored_canonical,
+    unreadable_reason,
+    verify_chain,
+    verify_tail,
+)
 from eventstore.writes import (
     Statement,
     ViewUpdater,
@@ -41,8 +50,11 @@ from eventstore.writes import (
     run_statements,
 )
 
-__all__ = ["Recorder", "Statement", "VerifyReport", "ViewUpdater", "open_sqlite",
-           "run_statements", "stored_canonical"]
+__all__ = ["TAIL_CHECK_EVENTS", "Recorder", "Statement", "VerifyReport", "ViewUpdater",
+           "check_tail", "open_sqlite", "run_statements", "stored_canonical"]
+
+TAIL_CHECK_EVENTS = 256
+"""Events at the end of the log that ``check_tail`` re-hashes (``serve`` at start)."""
 
 T = TypeVar("T")
 
@@ -265,22 +277,31 @@ class Recorder:
         """Stored events with ``seq >= from_seq``, in seq order, at most ``limit``.
 
         ``account``/``types`` filter; ``None`` means all.
+
+        Raises:
+            StorageDamagedError: a stored row cannot be read or decoded (its seq named).
         """
-        sql, params = _read_sql(from_seq, limit, account, types)
 
         def work(conn: sqlite3.Connection) -> list[StoredEvent]:
-            return [StoredEvent.from_row(row) for row in conn.execute(sql, params)]
+            return _read_events(conn, from_seq, limit, account, types)
 
-        return await self._retrying(work, on_writer=False)
+        return await self._read_with(work)
 
     async def read_page(self, from_seq: int = 1, limit: int = 1000, account: str | None = None,
-                        types: Sequence[str] | None = None) -> tuple[list[StoredEvent], int]:
-        """Like ``read``, and the log's last seq from the same snapshot: ``(events, last_seq)``."""
-        sql, params = _read_sql(from_seq, limit, account, types)
+                        types: Sequence[str] | None = None, before_seq: int | None = None
+                        ) -> tuple[list[StoredEvent], int]:
+        """Like ``read``, and the log's last seq from the same snapshot: ``(events, last_seq)``.
+
+        ``before_seq``: only events with a lower seq (None: no bound).
+
+        Raises:
+            StorageDamagedError: a stored row cannot be read or decoded (its seq named).
+        """
 
         def work(conn: sqlite3.Connection) -> tuple[list[StoredEvent], int]:
             last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-            return [StoredEvent.from_row(row) for row in conn.execute(sql, params)], int(last)
+            return (_read_events(conn, from_seq, limit, account, types, before_seq),
+                    int(last))
 
         return await self._read_with(work)
 
@@ -312,9 +333,21 @@ class Recorder:
             try:
                 conn.execute("BEGIN")
                 try:
-                    return fn(conn)
-                finally:
+                    result = fn(conn)
+                except BaseException:
+                    # What ``fn`` raised is the news (e.g. damage it found): ending the
+                    # read may fail the same way and must not replace it.
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                try:
                     conn.execute("COMMIT")
+                except sqlite3.Error:
+                    # A read has nothing to commit: after a damaged page was met, SQLite
+                    # fails the COMMIT with the same error but ends the transaction.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                return result
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "reading") from exc
 
@@ -334,11 +367,94 @@ class Recorder:
         """
         return await self._read_with(verify_chain)
 
+    async def verify_tail(self, count: int = TAIL_CHECK_EVENTS) -> VerifyReport:
+        """Re-hash the last ``count`` events against their stored hashes
+        (``eventstore.verify.verify_tail``)."""
+
+        def work(conn: sqlite3.Connection) -> VerifyReport:
+            return verify_tail(conn, count)
+
+        return await self._read_with(work)
+
+
+async def check_tail(path: str | Path, count: int = TAIL_CHECK_EVENTS) -> int:
+    """Re-hash the last ``count`` events of the log at ``path``, read-only; returns how
+    many were checked (0 for a missing or empty file, or one this tradelog cannot read
+    as is: the writer reports those when it opens the file).
+
+    Raises:
+        StorageDamagedError: an event of the tail is unreadable or fails its hash (the
+            message names its seq and says to run ``tradelog verify``).
+    """
+    target = Path(path)
+    if not target.exists() or target.stat().st_size == 0:
+        return 0
+    try:
+        recorder = await Recorder.open(target, readonly=True)
+    except DatabaseFileError:
+        return 0
+    try:
+        report = await recorder.verify_tail(count)
+    finally:
+        await recorder.close()
+    if report.bad_seq is not None or report.reason:
+        raise StorageDamagedError(report.bad_seq, report.reason)
+    return report.checked
+
+
+def _read_events(conn: sqlite3.Connection, from_seq: int, limit: int, account: str | None,
+                 types: Sequence[str] | None, before_seq: int | None = None
+                 ) -> list[StoredEvent]:
+    """The rows of ``_read_sql`` as stored events. A row that cannot be read (a damaged
+    page) or decoded raises ``StorageDamagedError`` naming its seq: found by reading the
+    matching rows one at a time, then the seq column alone."""
+    sql, params = _read_sql(from_seq, limit, account, types, before_seq=before_seq)
+    events: list[StoredEvent] = []
+    cursor = conn.cursor()
+    try:
+        for row in cursor.execute(sql, params):
+            try:
+                events.append(StoredEvent.from_row(row))
+            except (TypeError, ValueError) as exc:
+                raise StorageDamagedError(row[0], unreadable_reason(exc)) from exc
+    except sqlite3.Error as exc:
+        cursor.close()
+        after = events[-1].seq if events else from_seq - 1
+        raise StorageDamagedError(_damaged_seq(conn, after, account, types),
+                                  unreadable_reason(exc)) from exc
+    return events
+
+
+def _damaged_seq(conn: sqlite3.Connection, after: int, account: str | None,
+                 types: Sequence[str] | None) -> int:
+    """The seq of the first row past ``after`` (matching the filters) that cannot be read:
+    each matching row read alone until one fails, then its seq from the seq column alone
+    (``after + 1`` when even that fails). Bounded: 1000 rows, the most one page holds."""
+    for _ in range(1000):
+        sql, params = _read_sql(after + 1, 1, account, types)
+        try:
+            row = conn.execute(sql, params).fetchone()
+        except sqlite3.Error:
+            break
+        if row is None:
+            break
+        after = row[0]
+    sql, params = _read_sql(after + 1, 1, account, types, columns="seq")
+    try:
+        found = conn.execute(sql, params).fetchone()
+    except sqlite3.Error:
+        return after + 1
+    return int(found[0]) if found and isinstance(found[0], int) else after + 1
+
 
 def _read_sql(from_seq: int, limit: int, account: str | None,
-              types: Sequence[str] | None) -> tuple[str, list[Any]]:
+              types: Sequence[str] | None, columns: str = ddl.EVENT_COLUMNS,
+              before_seq: int | None = None) -> tuple[str, list[Any]]:
     where = ["seq >= ?"]
     params: list[Any] = [from_seq]
+    if before_seq is not None:
+        where.append("seq < ?")
+        params.append(before_seq)
     if account is not None:
         where.append("account = ?")
         params.append(account)
@@ -346,6 +462,6 @@ def _read_sql(from_seq: int, limit: int, account: str | None,
         where.append(f"type IN ({','.join('?' * len(types))})")
         params.extend(types)
     params.append(limit)
-    return (f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+    return (f"SELECT {columns} FROM events WHERE {' AND '.join(where)} "
             "ORDER BY seq LIMIT ?", params)
 

@@ -6,6 +6,7 @@ file, or one written by a newer tradelog, is refused and never written.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -55,6 +56,7 @@ def _open_once(target: Path, *, readonly: bool, busy_timeout_s: float) -> sqlite
                 check_same_thread=False, timeout=busy_timeout_s,
             )
         else:
+            _create_private(target)
             conn = sqlite3.connect(
                 target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
             )
@@ -66,6 +68,21 @@ def _open_once(target: Path, *, readonly: bool, busy_timeout_s: float) -> sqlite
         conn.close()
         raise
     return conn
+
+
+def _create_private(target: Path) -> None:
+    """Create a missing database file empty and 0600 (SQLite takes an empty file as a
+    new database and gives its -wal and -shm the file's mode); an existing one is left
+    as it is."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StorageUnavailableError(
+            f"cannot create {target}: {exc.strerror}; check the folder exists and is "
+            "writable") from None
+    os.close(fd)
 
 
 # One statement, so the three values come from one snapshot even while another process

@@ -8,6 +8,7 @@ or none of it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -20,12 +21,13 @@ from eventstore.errors import (
     EventStoreError,
     IdempotencyConflictError,
     StorageCorruptError,
+    StorageDamagedError,
     ValidationError,
     VersionConflictError,
     map_sqlite_error,
 )
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
-from eventstore.verify import stored_canonical
+from eventstore.verify import rows_after, stored_canonical, unreadable_reason
 
 T = TypeVar("T")
 
@@ -110,10 +112,11 @@ class _Batch:
         self.recorded_at = max(_utc_now(), last_recorded)
         self.rows: list[tuple[Any, ...]] = []
         self.stored: list[StoredEvent] = []
-        self.seen: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.seen: dict[tuple[str, str], tuple[bytes, int, str]] = {}
         self.stored_counts: dict[str, int] = {}
         self.pending_counts: dict[str, int] = {}
-        self.stored_before: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self.stored_before: dict[tuple[str, str], tuple[bytes, int, str]] = {}
+        self.damaged: dict[tuple[str, str], StorageDamagedError] = {}
         self.metadata_texts: dict[tuple[Any, ...], str] = {}
 
     def version(self, conn: sqlite3.Connection, account: str) -> int:
@@ -157,15 +160,22 @@ def catch_up(conn: sqlite3.Connection, views: ViewUpdater, before: int | None = 
     (and before seq ``before``, when given); returns the number of events folded."""
     if views.needs_load():
         views.restore([list(conn.execute(q)) for q in views.load_queries()])
-    bound = "" if before is None else " AND seq < ?"
-    params = (views.position,) if before is None else (views.position, before)
     folded = 0
-    cursor = conn.execute(
-        f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > ?{bound} ORDER BY seq", params)
-    while rows := cursor.fetchmany(2048):
-        run_statements(conn, views.fold([StoredEvent.from_row(row) for row in rows]))
-        folded += len(rows)
+    # Read through ``rows_after``: a row of the log that cannot be read is damage
+    # (StorageDamagedError naming its seq), not a fault of the views.
+    rows = rows_after(conn, views.position, before)
+    while batch := list(itertools.islice(rows, 2048)):
+        run_statements(conn, views.fold([_stored(row) for row in batch]))
+        folded += len(batch)
     return folded
+
+
+def _stored(row: tuple[Any, ...]) -> StoredEvent:
+    """``StoredEvent.from_row``; a payload that is not JSON is damage at that seq."""
+    try:
+        return StoredEvent.from_row(row)
+    except (TypeError, ValueError) as exc:
+        raise StorageDamagedError(row[0], unreadable_reason(exc)) from exc
 
 
 def in_transaction(conn: sqlite3.Connection, views: ViewUpdater | None, doing: str,
@@ -190,22 +200,52 @@ _LOOKUP_CHUNK = 1000
 """source+id pairs looked up per statement (2 parameters each, far below SQLite's cap)."""
 
 
-def _already_stored(conn: sqlite3.Connection, requests: Sequence[AppendRequest]
-                    ) -> dict[tuple[str, str], tuple[bytes, int]]:
-    """Canonical bytes and seq of every event of the group whose source+id is stored:
+def _already_stored(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
+                    damaged: dict[tuple[str, str], StorageDamagedError]
+                    ) -> dict[tuple[str, str], tuple[bytes, int, str]]:
+    """Canonical bytes, seq and account of every event of the group whose source+id is
+    stored (keys already in ``damaged`` are skipped; rows that cannot be read go there):
     one statement per 1000 pairs (a VALUES list joined to the unique index), not one
     per event or per source."""
-    keys = sorted({(e.source, e.event_id) for request in requests for e in request.events})
+    keys = sorted({(e.source, e.event_id) for request in requests for e in request.events}
+                  - set(damaged))
     columns = ", ".join(f"e.{name.strip()}" for name in ddl.EVENT_COLUMNS.split(","))
-    found: dict[tuple[str, str], tuple[bytes, int]] = {}
+    found: dict[tuple[str, str], tuple[bytes, int, str]] = {}
     for start in range(0, len(keys), _LOOKUP_CHUNK):
         chunk = keys[start:start + _LOOKUP_CHUNK]
         values = ", ".join(["(?, ?)"] * len(chunk))
         sql = (f"WITH wanted(source, id) AS (VALUES {values}) SELECT {columns} FROM wanted "
                "CROSS JOIN events AS e ON e.source = wanted.source AND e.id = wanted.id")
-        for row in conn.execute(sql, [part for key in chunk for part in key]):
-            found[(row[1], row[2])] = (stored_canonical(row), row[0])
+        try:
+            rows = conn.execute(sql, [part for key in chunk for part in key]).fetchall()
+            found.update({(row[1], row[2]): (stored_canonical(row), row[0], row[5])
+                          for row in rows})
+        except (sqlite3.Error, TypeError, ValueError):
+            # A stored row that cannot be read: look the keys up one at a time, so that
+            # only the requests naming a damaged event fail (``damaged``).
+            for key in chunk:
+                _lookup_one(conn, key, found, damaged)
     return found
+
+
+def _lookup_one(conn: sqlite3.Connection, key: tuple[str, str],
+                found: dict[tuple[str, str], tuple[bytes, int, str]],
+                damaged: dict[tuple[str, str], StorageDamagedError]) -> None:
+    """Look one source+id up into ``found``; a stored row that cannot be read goes into
+    ``damaged`` with its seq (read from the unique index alone, None if even that fails)."""
+    try:
+        row = conn.execute(f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE source = ? "
+                           "AND id = ?", key).fetchone()
+        if row is not None:
+            found[key] = (stored_canonical(row), row[0], row[5])
+    except (sqlite3.Error, TypeError, ValueError) as exc:
+        try:
+            seq_row = conn.execute("SELECT seq FROM events WHERE source = ? AND id = ?",
+                                   key).fetchone()
+            seq = int(seq_row[0]) if seq_row else None
+        except (sqlite3.Error, TypeError, ValueError):
+            seq = None
+        damaged[key] = StorageDamagedError(seq, unreadable_reason(exc))
 
 
 def _check_request(conn: sqlite3.Connection, request: AppendRequest,
@@ -218,7 +258,7 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
             return VersionConflictError(account, request.expected_version, current)
     results: list[EventResult] = []
     fresh: list[NewEvent] = []
-    local: dict[tuple[str, str], tuple[bytes, int]] = {}
+    local: dict[tuple[str, str], tuple[bytes, int, str]] = {}
     first_index: dict[tuple[str, str], int] = {}
     next_seq = batch.last_seq + 1
     for index, event in enumerate(request.events):
@@ -233,13 +273,20 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
                              "batch with different content"}],
             )
         first_index.setdefault(key, index)
+        if key in batch.damaged:
+            return batch.damaged[key]
         known = local.get(key) or batch.seen.get(key) or batch.stored_before.get(key)
         if known is not None:
             if known[0] != event.canonical:
-                return IdempotencyConflictError(event.source, event.event_id, known[1])
+                # The stored event's account goes with the conflict: the daemon
+                # answers -32004 instead where the peer may not read that account.
+                return IdempotencyConflictError(event.source, event.event_id, known[1],
+                                                known[2])
+            # Same canonical bytes, so the same account: one the peer was allowed to
+            # write (and so read) before the request reached the writer.
             results.append(EventResult(event.event_id, event.source, known[1], True))
             continue
-        local[key] = (event.canonical, next_seq)
+        local[key] = (event.canonical, next_seq, event.account)
         results.append(EventResult(event.event_id, event.source, next_seq, False))
         fresh.append(event)
         next_seq += 1
@@ -263,7 +310,18 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
         last = conn.execute(
             "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         batch = _Batch(*(last if last else (0, GENESIS_HASH, "")))
-        batch.stored_before = _already_stored(conn, requests)
+        batch.stored_before = _already_stored(conn, requests, batch.damaged)
+        if batch.damaged:
+            # Having met a damaged page, SQLite may fail this transaction's inserts: start
+            # again without looking those keys up (their requests fail on their own).
+            damaged = batch.damaged
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            last = conn.execute(
+                "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            batch = _Batch(*(last if last else (0, GENESIS_HASH, "")))
+            batch.damaged = damaged
+            batch.stored_before = _already_stored(conn, requests, batch.damaged)
         decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
         for request in requests:
             verdict = _check_request(conn, request, batch)

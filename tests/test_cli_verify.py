@@ -103,3 +103,23 @@ def test_verify_reports_an_altered_account_count(tmp_path: Path) -> None:
     done = _verify(db)
     assert 1 == done.returncode
     assert "account 'acct-1' holds 3 events but the accounts table says 8" in done.stdout
+
+
+def test_verify_damaged_bytes_exit_1_saying_storage_corrupt_at_that_seq(
+        tmp_path: Path) -> None:
+    """Bytes of event 31's stored payload overwritten in the file (not through SQL):
+    ``verify`` exits 1 with "storage corrupt at seq 31" and 30 events good before it,
+    instead of a decode error without a seq."""
+    db = tmp_path / "damaged.db"
+    _make_log(db, 60)
+    raw = bytearray(db.read_bytes())
+    at = raw.find(b'"price":"1.31"')
+    assert at > 0
+    assert -1 == raw.find(b'"price":"1.31"', at + 1)
+    raw[at + 9:at + 12] = b"\xff\xfe\xff"
+    db.write_bytes(bytes(raw))
+    done = _verify(db)
+    assert 1 == done.returncode, done.stdout + done.stderr
+    assert done.stdout.startswith("verify: FAILED: storage corrupt at seq 31: ")
+    assert "(30 events good before it;" in done.stdout
+    assert "" == done.stderr

@@ -30,6 +30,7 @@ from eventstore import (
     chain_hash,
 )
 from eventstore.ddl import APPLICATION_ID, EVENT_TRIGGERS
+from eventstore.errors import StorageDamagedError
 from eventstore.recorder import stored_canonical
 from schemas import parse_event
 from tests.support import fill, wire_event
@@ -455,6 +456,115 @@ async def test_verify_of_a_good_log(recorder: Recorder) -> None:
     last = (await recorder.read())[-1]
     assert (True, 4, last.hash, None, "") == (report.ok, report.checked, report.last_hash,
                                               report.bad_seq, report.reason)
+
+
+async def test_read_names_the_seq_of_a_row_it_cannot_read_or_decode(recorder: Recorder
+                                                                    ) -> None:
+    """A payload whose bytes are not UTF-8 (seq 4) or not JSON (seq 7): ``read`` raises
+    ``StorageDamagedError`` naming that seq, with and without filters, and reads that
+    stay clear of it still work."""
+    await recorder.append(fills("a", 9))
+    tamper(recorder.path,
+           "UPDATE events SET data = CAST(x'7b22ff' AS TEXT) WHERE seq = 4",
+           "UPDATE events SET data = '{\"side\": ' WHERE seq = 7")
+    failures = []
+    for start, account in ((1, None), (1, "acct-1"), (5, None)):
+        with pytest.raises(StorageDamagedError) as caught:
+            await recorder.read(from_seq=start, account=account)
+        failures.append(caught.value.seq)
+    assert [4, 4, 7] == failures
+    assert "storage corrupt at seq 4" in str(
+        await _damage_of(recorder.read_page(1, 100)))
+    assert [5, 6] == [e.seq for e in await recorder.read(from_seq=5, limit=2)]
+    assert [8, 9] == [e.seq for e in await recorder.read(from_seq=8)]
+
+
+async def _damage_of(reading: Any) -> StorageDamagedError:
+    try:
+        await reading
+    except StorageDamagedError as exc:
+        return exc
+    raise AssertionError("no StorageDamagedError")
+
+
+async def test_verify_reports_an_unreadable_row_as_its_seq(recorder: Recorder) -> None:
+    """A row whose text is not UTF-8 makes ``verify`` report that seq (never raise),
+    with every event before it checked."""
+    await recorder.append(fills("a", 6))
+    tamper(recorder.path, "UPDATE events SET source = CAST(x'ff' AS TEXT) WHERE seq = 5")
+    report = await recorder.verify()
+    assert (False, 5, 4) == (report.ok, report.bad_seq, report.checked)
+    assert report.reason.startswith("the row cannot be read")
+
+
+async def test_verify_tail_checks_only_the_last_events(recorder: Recorder) -> None:
+    """``verify_tail(3)`` on 10 events: an alteration at seq 5 is outside it (ok, 3
+    checked); one at seq 9 is named."""
+    await recorder.append(fills("a", 10))
+    tamper(recorder.path, "UPDATE events SET data = replace(data, '1.5', '9.5') WHERE seq = 5")
+    outside = await recorder.verify_tail(3)
+    with raw_sqlite(recorder.path) as conn:
+        conn.execute("UPDATE events SET data = replace(data, '1.9', '9.9') WHERE seq = 9")
+    inside = await recorder.verify_tail(3)
+    assert ((True, 3), (False, 9, 1)) == ((outside.ok, outside.checked),
+                                          (inside.ok, inside.bad_seq, inside.checked))
+
+
+@pytest.mark.parametrize("damage", ["text", "page"])
+async def test_append_naming_a_damaged_event_fails_alone(tmp_path: Path, damage: str) -> None:
+    """A request re-using the source+id of an event whose stored row cannot be read (its
+    text not UTF-8, or its page's header overwritten in the file) gets
+    ``StorageDamagedError`` naming that seq; the other requests of its group commit."""
+    path = tmp_path / "log.db"
+    rec = await Recorder.open(path)
+    try:
+        await rec.append([new(wire_event("journal", {"text": f"note-{i:03d}" + "x" * 300},
+                                         event_id=f"j{i}")) for i in range(40)])
+    finally:
+        await rec.close()
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b'{"text":"note-020')
+    if damage == "text":
+        raw[at + 9:at + 12] = b"\xff\xfe\xff"
+    else:
+        raw[at // 4096 * 4096:at // 4096 * 4096 + 12] = b"\xff" * 12
+    path.write_bytes(bytes(raw))
+    rec = await Recorder.open(path)
+    try:
+        again = new(wire_event("journal", {"text": "note-020" + "x" * 300}, event_id="j20"))
+        outcomes = await rec.append_groups([
+            AppendRequest([again]), AppendRequest(fills("fresh", 2))])
+    finally:
+        await rec.close()
+    error = outcomes[0].error
+    assert isinstance(error, StorageDamagedError)
+    assert 21 == error.seq  # from the source+id index, even when the row is unreadable
+    assert ([], [41, 42]) == (outcomes[0].results, [r.seq for r in outcomes[1].results])
+
+
+async def test_conflict_names_the_stored_events_account(recorder: Recorder) -> None:
+    """The -32002 conflict carries the account of the stored event (for the daemon's
+    access check), not the account of the event that collided with it."""
+    await recorder.append([new(fill("buy", "1", "1", event_id="x", account="acct-a"))])
+    with pytest.raises(IdempotencyConflictError) as caught:
+        await recorder.append([new(fill("buy", "1", "1", event_id="x", account="acct-b"))])
+    assert ("acct-a", 1) == (caught.value.account, caught.value.seq)
+
+
+async def test_new_file_and_its_wal_are_owner_only(tmp_path: Path) -> None:
+    """A database the recorder creates, and SQLite's -wal and -shm beside it, are 0600
+    even under a permissive umask."""
+    old = os.umask(0o002)
+    try:
+        rec = await Recorder.open(tmp_path / "new.db")
+        try:
+            await rec.append(fills("a", 1))
+            modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        finally:
+            await rec.close()
+    finally:
+        os.umask(old)
+    assert {"new.db": 0o600, "new.db-wal": 0o600, "new.db-shm": 0o600} == modes
 
 
 # ------------------------------------------------------------------ storage faults
