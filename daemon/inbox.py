@@ -72,8 +72,8 @@ MAX_TRACKED = 10_000
 """Files watched for settling at once; more wait for the next scans."""
 BATCH_EVENTS = 1000
 """Events per append (below the 10,000 a request may hold)."""
-BATCH_CHARS = 4 << 20
-"""About this many characters of the file per append, whatever its events' sizes."""
+BATCH_CHARS = 1 << 20
+"""About this many characters of the file per append (1 MiB), whatever its events' sizes."""
 RETRY_S = 5.0
 """Wait before trying again a file whose import the storage could not take."""
 

@@ -143,3 +143,43 @@ def test_daemon_killed_mid_file_then_restarted_stores_every_event_once(tmp_path:
     ids = stored_ids(tmp_path / "tradelog.db")
     assert len(ids) == len(set(ids))
     assert sorted(f"mk-{i}" for i in range(6000)) == sorted(ids)
+
+
+def test_csv_without_quantities_is_refused_unless_inbox_quantity_is_set(
+        tmp_path: Path) -> None:
+    """With no inbox_quantity configured, a trades CSV without a quantity column is
+    refused to failed/ saying what to add, instead of taking quantity 1; nothing stored."""
+    inbox = tmp_path / "inbox"
+    (inbox / "acct").mkdir(parents=True)
+    env = {"TRADELOG_INBOX_SETTLE_S": "0.3"}
+    with DaemonProcess(tmp_path, ["--inbox", str(inbox)], env=env) as daemon:
+        shutil.copy(DATA / "trades.csv", inbox / "acct" / "trades.csv")
+        note = inbox / "failed" / "acct" / "trades.csv.error.txt"
+        wait_for(note.exists)
+        with Client(daemon.socket) as client:
+            assert 0 == client.health()["last_seq"]
+    assert "line 1: the file has no quantity column; add one" in note.read_text()
+
+
+def test_overlong_lines_and_records_are_refused_whole(tmp_path: Path) -> None:
+    """A JSONL with one line over 1 MiB and a daily P&L JSON with one record over 1 MiB
+    are refused (the line or record named), and none of their other rows are stored."""
+    inbox = tmp_path / "inbox"
+    (inbox / "acct").mkdir(parents=True)
+    events_jsonl(tmp_path / "long.jsonl", 3)
+    with (tmp_path / "long.jsonl").open("a") as handle:
+        handle.write('{"id": "' + "x" * (1 << 20) + '"}\n')
+    document = json.loads((DATA / "daily_pnl.json").read_text())
+    document["records"][1]["padding"] = "y" * (1 << 20)
+    with inbox_daemon(tmp_path) as daemon:
+        wait_for((inbox / "failed").exists)
+        shutil.move(str(tmp_path / "long.jsonl"), str(inbox / "long.jsonl"))
+        (tmp_path / "daily.json").write_text(json.dumps(document))
+        shutil.move(str(tmp_path / "daily.json"), str(inbox / "acct" / "daily.json"))
+        wait_for(lambda: len(list((inbox / "failed").rglob("*.error.txt"))) == 2)
+        with Client(daemon.socket) as client:
+            assert 0 == client.health()["last_seq"]
+    assert "line 4: longer than 1048576 bytes" in (
+        inbox / "failed" / "long.jsonl.error.txt").read_text()
+    assert "record 1 is longer than 1048576 characters" in (
+        inbox / "failed" / "acct" / "daily.json.error.txt").read_text()
