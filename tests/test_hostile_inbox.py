@@ -34,7 +34,8 @@ def daemon_with(tmp_path: Path, config: str = "", env: dict[str, str] | None = N
 
 def stored(daemon: DaemonProcess, account: str | None = None) -> list[dict[str, Any]]:
     with Client(daemon.socket) as client:
-        return client.read(1, 10_000, account=account)["events"]
+        events: list[dict[str, Any]] = client.read(1, 10_000, account=account)["events"]
+    return events
 
 
 def metadata(db: Path) -> list[dict[str, Any]]:
