@@ -32,10 +32,11 @@ import re
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from daemon.access import Access, Peer
 from daemon.config import Config
@@ -65,6 +66,7 @@ from eventstore.errors import NotPermittedError, StorageUnavailableError
 __all__ = ["BATCH_CHARS", "BATCH_EVENTS", "Inbox", "InboxService", "owner_peer"]
 
 log = get_logger("tradelog.inbox")
+_T = TypeVar("_T")
 SUFFIXES = (".jsonl", ".csv", ".json")
 SKIP_ENDINGS = (".part", ".tmp", "~", ".swp", ".error.txt")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -233,6 +235,18 @@ class Inbox:
 
     # ------------------------------------------------------------------ one file
 
+    async def _in_thread(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``func`` on a worker thread. If the caller is cancelled, the thread is told to
+        stop and waited for (it stops within one read) before the cancellation goes on,
+        so that no descriptor it uses is closed under it."""
+        task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._stop.set()
+            await asyncio.wait([task])
+            raise
+
     def _where(self, account: str | None, name: str) -> str:
         return _shown(f"{account}/{name}" if account else name)
 
@@ -320,7 +334,7 @@ class Inbox:
             quantity = config.inbox_quantity
             spool = make_spool(self._fd)
             try:
-                checked = await asyncio.to_thread(
+                checked = await self._in_thread(
                     check_file, fd, spool, fmt, name, account, quantity=quantity, timezone="UTC",
                     limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop)
             except TooLargeError:
@@ -377,7 +391,7 @@ class Inbox:
         while True:
             if self._stop.is_set():
                 raise StoppedError
-            batch = await asyncio.to_thread(next, batches, None)
+            batch = await self._in_thread(next, batches, None)
             if batch is None:
                 return stored, duplicates
             try:
