@@ -44,10 +44,26 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--timezone", default="UTC",
                         help="IANA zone of times written without an offset (default UTC)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show, store nothing")
-    parser.add_argument("--chunk", type=int, default=500, help="events per append")
+    parser.add_argument("--chunk", type=_chunk, default=500,
+                        help=f"events per append (1 to {MAX_CHUNK})")
     parser.add_argument("--db", type=Path, help="write the file directly (no daemon running)")
     parser.add_argument("--socket", type=Path, help="the daemon's socket")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
+
+
+MAX_CHUNK = 10_000
+"""Events in one ``append``, at most (PROTOCOL.md, "Limits")."""
+
+
+def _chunk(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number") from None
+    if not 1 <= value <= MAX_CHUNK:
+        raise argparse.ArgumentTypeError(
+            f"{value} events per append; give 1 to {MAX_CHUNK} (the daemon's limit)")
+    return value
 
 
 def _realized(rows: list[dict[str, Any]]) -> Decimal:

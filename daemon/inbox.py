@@ -45,7 +45,6 @@ from daemon.importers.safedir import (
     FILE_FLAGS,
     FileChangedError,
     Snapshot,
-    UnsafeFolderError,
     folder_mode,
     move,
     open_subdir,
@@ -151,17 +150,28 @@ class Inbox:
         return float(self.service.config.inbox_settle_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process what is there, then keep polling until ``stop`` is set."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        """Process what is there, then keep polling until ``stop`` is set. An inbox that
+        cannot be opened is logged (``inbox_unavailable``) and left; the daemon serves on."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            log.error("inbox_unavailable", folder=str(self.directory), error=str(exc))
+            return
         self._mode = folder_mode(os.fstat(self._fd))
         stopper = asyncio.create_task(self._relay(stop))
         try:
             for name in ("done", "failed"):
-                with contextlib.suppress(UnsafeFolderError):
+                try:
                     os.close(safe_folder(self._fd, name, self._mode))
+                except OSError as exc:
+                    log.error("inbox_folder_unusable", folder=name, error=str(exc))
             while not stop.is_set():
-                ready = await asyncio.to_thread(self._scan)
+                try:
+                    ready = await asyncio.to_thread(self._scan)
+                except OSError as exc:
+                    log.warning("inbox_scan_failed", error=str(exc))
+                    ready = []
                 for account, name in ready:
                     if stop.is_set():
                         break
@@ -186,7 +196,8 @@ class Inbox:
             for entry in entries:
                 if len(found) >= MAX_TRACKED:
                     break
-                if entry.name in ("done", "failed") or entry.name.startswith("."):
+                if (entry.name in ("done", "failed") or entry.name.startswith(".")
+                        or ".moved-aside." in entry.name):
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     if _ACCOUNT.match(entry.name):
@@ -266,6 +277,12 @@ class Inbox:
         except StorageUnavailableError as exc:
             self._skip[(account, name)] = time.monotonic() + RETRY_S
             log.warning("inbox_retry_later", file=self._where(account, name), error=str(exc))
+        except Exception:
+            # A fault of the daemon's own: left where it is until it changes, the rest go on.
+            with contextlib.suppress(OSError):
+                self._skip[(account, name)] = snapshot(
+                    os.stat(name, dir_fd=folder, follow_symlinks=False))
+            log.exception("inbox_error", file=self._where(account, name))
         finally:
             os.close(folder)
 
