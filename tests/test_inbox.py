@@ -183,3 +183,32 @@ def test_overlong_lines_and_records_are_refused_whole(tmp_path: Path) -> None:
         inbox / "failed" / "long.jsonl.error.txt").read_text()
     assert "record 1 is longer than 1048576 characters" in (
         inbox / "failed" / "acct" / "daily.json.error.txt").read_text()
+
+
+def test_csv_values_beyond_any_real_size_are_refused_by_line(tmp_path: Path) -> None:
+    """Dates at the edge of the calendar and numbers of huge exponent or length in a
+    trades CSV are each named by line in the .error.txt; nothing is stored and the
+    daemon goes on importing the next file."""
+    inbox = tmp_path / "inbox"
+    (inbox / "acct").mkdir(parents=True)
+    header = "trade_id,symbol,entry_date,entry_price,trade_type,status,quantity\n"
+    rows = ["T1,EURUSD,0001-01-01T00:00:00+01:00,1.1,LONG,OPEN,1",
+            "T2,EURUSD,2020-01-01T00:00:00,1e999999999,LONG,OPEN,1",
+            "T3,EURUSD,2020-01-01T00:00:00," + "1" * 50 + ",LONG,OPEN,1",
+            "T4,EURUSD,9999-12-31T23:59:59-01:00,1.1,LONG,OPEN,1"]
+    with inbox_daemon(tmp_path) as daemon:
+        wait_for((inbox / "failed").exists)
+        (tmp_path / "edge.csv").write_text(header + "\n".join(rows) + "\n")
+        shutil.move(str(tmp_path / "edge.csv"), str(inbox / "acct" / "edge.csv"))
+        note = inbox / "failed" / "acct" / "edge.csv.error.txt"
+        wait_for(note.exists)
+        events_jsonl(inbox / "after.jsonl", 1)
+        wait_for((inbox / "done" / "after.jsonl").exists)
+        with Client(daemon.socket) as client:
+            assert 1 == client.health()["last_seq"]
+    assert ["edge.csv was not imported:",
+            "line 2: entry_date '0001-01-01T00:00:00+01:00' is out of the range of dates",
+            "line 3: entry_price '1e999999999' is beyond 10^\u00b140",
+            "line 4: entry_price has 50 characters; a number has at most 40",
+            "line 5: entry_date '9999-12-31T23:59:59-01:00' is out of the range of dates",
+            "nothing was stored"] == note.read_text().splitlines()

@@ -81,6 +81,12 @@ class _RowError(ValueError):
     pass
 
 
+MAX_NUMBER_CHARS = 40
+MAX_EXPONENT = 40
+"""A number in a file is refused past these before any arithmetic (PROTOCOL.md bounds
+numbers the same way); the events' own bounds (EVENTS.md) are checked after."""
+
+
 def _optional(row: dict[str, str], name: str) -> Decimal | None:
     if not (row.get(name) or "").strip():
         return None
@@ -91,13 +97,25 @@ def _decimal(row: dict[str, str], name: str) -> Decimal:
     text = (row.get(name) or "").strip()
     if not text:
         raise _RowError(f"{name} is empty")
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _RowError(f"{name} has {len(text)} characters; a number has at most "
+                        f"{MAX_NUMBER_CHARS}")
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise _RowError(f"{name} {text[:30]!r} is not a number") from None
     if not value.is_finite():
         raise _RowError(f"{name} {text[:30]!r} is not a finite number")
+    if value and abs(value.adjusted()) > MAX_EXPONENT:
+        raise _RowError(f"{name} {text!r} is beyond 10^\u00b1{MAX_EXPONENT}")
     return value
+
+
+def _utc(moment: datetime, what: str) -> str:
+    try:
+        return format_utc(moment)
+    except (OverflowError, ValueError):
+        raise _RowError(f"{what} is out of the range of dates") from None
 
 
 def _time(row: dict[str, str], name: str, timezone: str) -> str:
@@ -110,7 +128,7 @@ def _time(row: dict[str, str], name: str, timezone: str) -> str:
         raise _RowError(f"{name} {text[:30]!r} is not a date and time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
-    return format_utc(moment)
+    return _utc(moment, f"{name} {text[:30]!r}")
 
 
 def _event(kind: str, event_id: str, source: str, time: str, account: str,
@@ -309,7 +327,7 @@ def _daily_record(record: Any, account: str, source: str, timezone: str,
     positions = record.get("positions")
     if not isinstance(positions, list):
         raise _RowError("positions must be a list")
-    opened = format_utc(day.replace(tzinfo=ZoneInfo(timezone)))
+    opened = _utc(day.replace(tzinfo=ZoneInfo(timezone)), f"date {date!r}")
     rows: list[ImportRow] = []
     for index, position in enumerate(positions):
         if not isinstance(position, dict):
@@ -370,6 +388,9 @@ def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
         except EventValidationError as exc:
             detail = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
             yield ImportProblem(line, detail)
+            continue
+        except (ValueError, ArithmeticError) as exc:
+            yield ImportProblem(line, f"a value is out of range: {exc}")
             continue
         if account is not None and event["account"] != account:
             yield ImportProblem(line, f"account {str(event['account'])[:64]!r} is not "
@@ -455,4 +476,6 @@ def _validate(events: list[dict[str, Any]]) -> str | None:
             parse_event(event)
         except EventValidationError as exc:
             return "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+        except (ValueError, ArithmeticError) as exc:
+            return f"a value is out of range: {exc}"
     return None
