@@ -47,6 +47,7 @@ from daemon.importers.safedir import (
     Snapshot,
     folder_mode,
     move,
+    note_name,
     open_subdir,
     safe_folder,
     snapshot,
@@ -437,7 +438,7 @@ class Inbox:
                 os.close(failed)
             try:
                 target = move(folder, name, target_dir)
-                write_note(target_dir, target + ".error.txt",
+                write_note(target_dir, note_name(target),
                            f"{_shown(name)} was not imported:\n{reason}\n", like)
             finally:
                 os.close(target_dir)

@@ -350,3 +350,21 @@ def test_large_file_imports_with_bounded_memory(tmp_path: Path) -> None:
             assert count == client.health()["last_seq"]
     assert size > 45_000_000
     assert growth < 32 << 20, f"peak memory grew by {growth} bytes for a {size}-byte file"
+
+
+def test_name_with_control_characters_and_no_room_for_a_note_suffix(tmp_path: Path) -> None:
+    """A bad file whose name has an escape sequence and is too long to take
+    `.error.txt` after it still goes to failed/ with a note (a shorter name), whose
+    first line names the file with the escape shown, not raw."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    name = "\x1b[31m" + "x" * 240 + ".jsonl"
+    with daemon_with(tmp_path):
+        wait_for((inbox / "failed").exists)
+        (inbox / name).write_text("not json\n")
+        wait_for(lambda: len(files_under(inbox / "failed")) == 2)
+    notes = list((inbox / "failed").glob("*.error.txt"))
+    assert (inbox / "failed" / name).exists()
+    assert 1 == len(notes)
+    first = notes[0].read_text().splitlines()[0]
+    assert "\\x1b[31m" + "x" * 240 + ".jsonl was not imported:" == first

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 from datetime import UTC, datetime
 
 from daemon.logs import get_logger
 
-__all__ = ["DIR_FLAGS", "FILE_FLAGS", "Snapshot", "UnsafeFolderError", "folder_mode",
-           "free_name", "move", "open_subdir", "safe_folder", "snapshot", "write_note"]
+__all__ = ["DIR_FLAGS", "FILE_FLAGS", "FileChangedError", "Snapshot", "UnsafeFolderError",
+           "folder_mode", "free_name", "move", "note_name", "open_subdir", "safe_folder",
+           "snapshot", "write_note"]
 
 log = get_logger("tradelog.inbox")
 
@@ -26,6 +28,7 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 """Opening a file to import: no link followed, no wait on a FIFO, no controlling tty."""
 
+_NAME_MAX = 255
 Snapshot = tuple[int, int, int, int, int]
 """(device, inode, size in bytes, mtime_ns, ctime_ns): a file's identity and content
 version. A user can set mtime back but never ctime: any write changes the snapshot."""
@@ -111,10 +114,22 @@ def _exists(folder: int, name: str) -> bool:
     return True
 
 
+def note_name(name: str) -> str:
+    """The name of the note about file ``name``: ``<name>.error.txt``, or, where that
+    would be longer than a file name may be, ``<first bytes of name>-<hash>.error.txt``
+    (the note's first line names the file)."""
+    note = name + ".error.txt"
+    if len(note.encode("utf-8", "surrogateescape")) <= _NAME_MAX:
+        return note
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    head = name.encode("utf-8", "surrogateescape")[:160].decode("utf-8", "ignore")
+    return f"{head}-{digest}.error.txt"
+
+
 def free_name(folder: int, name: str) -> str:
-    """``name``, or ``<stem>.<UTC stamp><suffix>`` when it (or its ``.error.txt``) is taken
-    in ``folder``."""
-    if not _exists(folder, name) and not _exists(folder, name + ".error.txt"):
+    """``name``, or ``<stem>.<UTC stamp><suffix>`` when it (or its note) is taken in
+    ``folder``."""
+    if not _exists(folder, name) and not _exists(folder, note_name(name)):
         return name
     stem, dot, suffix = name.rpartition(".")
     if not stem:
