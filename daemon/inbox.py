@@ -298,10 +298,10 @@ class Inbox:
                 like = None
             if exc.errno == errno.ELOOP:
                 raise _RefusedError("it is a symbolic link; links are never followed: put the "
-                               "file itself in the inbox", like) from None
+                                    "file itself in the inbox", like) from None
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise _RefusedError(f"the daemon (uid {os.getuid()}) may not read it: make it "
-                               "readable by the daemon's user or group", like) from None
+                                    "readable by the daemon's user or group", like) from None
             raise _RefusedError(f"it cannot be opened: {exc.strerror}", like) from None
         st = os.fstat(fd)
         refusal = self._refusal(st)
@@ -343,11 +343,11 @@ class Inbox:
             fmt = format_of(name, os.pread(fd, 4096, 0))
             if fmt is None:
                 raise _RefusedError("unknown format: expected *.jsonl events, a trades *.csv "
-                               "with a trade_id column, or a daily P&L *.json with "
-                               "\"records\"", st)
+                                    "with a trade_id column, or a daily P&L *.json with "
+                                    "\"records\"", st)
             if fmt != "events-jsonl" and account is None:
                 raise _RefusedError(f"put {fmt} files in a subfolder named after the account: "
-                               f"{self.directory}/<account>/{_shown(name)}", st)
+                                    f"{self.directory}/<account>/{_shown(name)}", st)
             config = self.service.config
             quantity = config.inbox_quantity
             spool = make_spool(self._fd)
@@ -357,11 +357,11 @@ class Inbox:
                     limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop)
             except TooLargeError:
                 raise _RefusedError(f"it grew past inbox_max_bytes ({config.inbox_max_bytes}) "
-                               "while it was read; nothing was stored", st) from None
+                                    "while it was read; nothing was stored", st) from None
             if snapshot(os.fstat(fd)) != snapshot(st) or checked.copied != st.st_size:
                 raise _RefusedError("it changed while it was read; nothing was stored. Write "
-                               "files under another name (e.g. ending in .part) and rename "
-                               "them into the inbox when complete", st)
+                                    "files under another name (e.g. ending in .part) and rename "
+                                    "them into the inbox when complete", st)
             if checked.problems:
                 raise _RefusedError(checked.reason() + "\nnothing was stored", st)
             os.close(fd)
@@ -373,20 +373,12 @@ class Inbox:
                 if handle >= 0:
                     os.close(handle)
         try:
-            done = safe_folder(self._fd, "done", self._mode)
-            try:
-                target_dir = safe_folder(done, account, self._mode) if account else os.dup(done)
-            finally:
-                os.close(done)
-            try:
-                target = move(folder, name, target_dir, expect=snapshot(st))
-            finally:
-                os.close(target_dir)
+            target = self._to_done(folder, account, name, st)
         except FileChangedError:
             raise _RefusedError(f"it changed after it was read: the {checked.events} events read "
-                           f"were stored ({stored} new), later changes were not. Put the "
-                           "file back to store the rest (what is stored is skipped)",
-                           st) from None
+                                f"were stored ({stored} new), later changes were not. Put the "
+                                "file back to store the rest (what is stored is skipped)",
+                                st) from None
         except OSError as exc:
             self._skip[(account, name)] = snapshot(st)
             log.error("inbox_not_moved", file=where, error=str(exc),
@@ -396,6 +388,24 @@ class Inbox:
                  events=checked.events, stored=stored, duplicates=duplicates,
                  realized=f"{checked.realized:f}",
                  moved_to=f"done/{self._where(account, target)}")
+
+    def _to_done(self, folder: int, account: str | None, name: str,
+                 st: os.stat_result) -> str:
+        """Move the imported file to done/ if it is still the one read; its new name.
+
+        Raises:
+            FileChangedError: it changed after it was read (it stays where it is).
+            OSError: done/ is unusable or the rename failed.
+        """
+        done = safe_folder(self._fd, "done", self._mode)
+        try:
+            target_dir = safe_folder(done, account, self._mode) if account else os.dup(done)
+        finally:
+            os.close(done)
+        try:
+            return move(folder, name, target_dir, expect=snapshot(st))
+        finally:
+            os.close(target_dir)
 
     async def _append(self, spool: int, fmt: str, name: str, account: str | None,
                       quantity: Decimal | None, peer: Peer, where: str,
@@ -418,8 +428,8 @@ class Inbox:
                 raise
             except Exception as exc:
                 raise _RefusedError(f"refused by the daemon after {stored} new events were stored: "
-                               f"{exc}. Fix it and put the file back (what is stored is "
-                               "skipped)", st) from None
+                                    f"{exc}. Fix it and put the file back (what is stored is "
+                                    "skipped)", st) from None
             for result in answer["results"]:
                 if result["duplicate"]:
                     duplicates += 1
