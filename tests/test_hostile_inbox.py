@@ -368,3 +368,33 @@ def test_name_with_control_characters_and_no_room_for_a_note_suffix(tmp_path: Pa
     assert 1 == len(notes)
     first = notes[0].read_text().splitlines()[0]
     assert "\\x1b[31m" + "x" * 240 + ".jsonl was not imported:" == first
+
+
+def test_file_changed_after_it_was_read_is_not_moved_to_done(tmp_path: Path) -> None:
+    """A file appended to after the daemon read it whole (its descriptor closed) but
+    while the events read are still being stored: every event read is stored, the line
+    added later is not, and the file goes to failed/ saying so (not to done/, which
+    would lose that line silently)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    events_jsonl(tmp_path / "big.jsonl", 30_000)
+    target = inbox / "big.jsonl"
+    with daemon_with(tmp_path) as daemon:
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        wait_for((inbox / "failed").exists)
+        os.rename(tmp_path / "big.jsonl", target)
+        wait_for(lambda: _read_position(pid, target) is not None, timeout_s=60)
+        wait_for(lambda: _read_position(pid, target) is None, timeout_s=60)
+        with target.open("a") as handle:
+            handle.write(json.dumps({"id": "late", "source": "bot/files", "type": "mark",
+                                     "time": "2024-01-01T00:00:00Z", "account": "jsonl-acct",
+                                     "data": {"prices": {"EURUSD": "1.5"}}}) + "\n")
+        note = inbox / "failed" / "big.jsonl.error.txt"
+        wait_for(note.exists, timeout_s=60)
+        with Client(daemon.socket) as client:
+            last = client.health()["last_seq"]
+    assert 30_000 == last
+    assert not (inbox / "done" / "big.jsonl").exists()
+    assert ("it changed after it was read: the 30000 events read were stored (30000 new)"
+            in note.read_text())
