@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from daemon.access import Peer
 from daemon.client import Client
+from daemon.inbox import owner_peer
 from tests.support import DaemonProcess
 from tests.test_inbox import SETTLE, events_jsonl, wait_for
 
@@ -398,3 +400,16 @@ def test_file_changed_after_it_was_read_is_not_moved_to_done(tmp_path: Path) -> 
     assert not (inbox / "done" / "big.jsonl").exists()
     assert ("it changed after it was read: the 30000 events read were stored (30000 new)"
             in note.read_text())
+
+
+def _stat(uid: int, gid: int) -> os.stat_result:
+    return os.stat_result((0o100644, 1, 1, 1, uid, gid, 10, 0, 0, 0))
+
+
+def test_owner_group_counts_only_when_the_owner_belongs_to_it() -> None:
+    """A file imports as its owner's uid; its group is used only when the owner is a
+    member of it (root's own group 0: yes; a group root is not in, as a setgid folder
+    would give: no; a uid with no user entry: never)."""
+    assert Peer(None, 0, 0) == owner_peer(_stat(0, 0))
+    assert Peer(None, 0, None) == owner_peer(_stat(0, 54329))
+    assert Peer(None, ALICE_UID, None) == owner_peer(_stat(ALICE_UID, ALICE_UID))
