@@ -416,25 +416,29 @@ class Inbox:
                                 max_chars=BATCH_CHARS)
         metadata = {"inbox_file": where}
         stored = duplicates = 0
-        while True:
-            if self._stop.is_set():
-                raise StoppedError
-            batch = await self._in_thread(next, batches, None)
-            if batch is None:
-                return stored, duplicates
-            try:
-                answer = await self.service.append_internal(batch, peer, metadata)
-            except StorageUnavailableError:
-                raise
-            except Exception as exc:
-                raise _RefusedError(f"refused by the daemon after {stored} new events were stored: "
-                                    f"{exc}. Fix it and put the file back (what is stored is "
-                                    "skipped)", st) from None
-            for result in answer["results"]:
-                if result["duplicate"]:
-                    duplicates += 1
-                else:
-                    stored += 1
+        try:
+            while True:
+                if self._stop.is_set():
+                    raise StoppedError
+                batch = await self._in_thread(next, batches, None)
+                if batch is None:
+                    return stored, duplicates
+                try:
+                    answer = await self.service.append_internal(batch, peer, metadata)
+                except StorageUnavailableError:
+                    raise
+                except Exception as exc:
+                    raise _RefusedError(
+                        f"refused by the daemon after {stored} new events were stored: {exc}. "
+                        "Fix it and put the file back (what is stored is skipped)",
+                        st) from None
+                for result in answer["results"]:
+                    if result["duplicate"]:
+                        duplicates += 1
+                    else:
+                        stored += 1
+        finally:
+            batches.close()
 
     def _refuse(self, folder: int, account: str | None, name: str, reason: str,
                 like: os.stat_result | None) -> None:

@@ -16,7 +16,7 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -159,7 +159,7 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
 
 def spool_batches(spool: int, fmt: str, name: str, account: str | None, *,
                   quantity: Decimal | None, timezone: str, max_events: int,
-                  max_chars: int) -> Iterator[list[dict[str, Any]]]:
+                  max_chars: int) -> Generator[list[dict[str, Any]], None, None]:
     """Pass 2: the events of the spool (already checked) in batches of at most
     ``max_events`` events and about ``max_chars`` characters of the file, never
     splitting one row's events. Blocking: call ``next`` on a thread.
