@@ -360,11 +360,12 @@ def _daily_record(record: Any, account: str, source: str, timezone: str,
 
 
 def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
-                      quantity: Decimal | None = None,
-                      timezone: str = "UTC") -> Iterator[Item]:
-    """CloudEvents, one per line, validated as the daemon would; ``account`` (when given)
-    must match each event's own. A line longer than ``MAX_LINE_CHARS`` bytes is a
-    problem and is skipped without being held in memory."""
+                      quantity: Decimal | None = None, timezone: str = "UTC", *,
+                      check: bool = True) -> Iterator[Item]:
+    """CloudEvents, one per line, validated as the daemon would (unless ``check`` is
+    False: lines already validated); ``account`` (when given) must match each event's
+    own. A line longer than ``MAX_LINE_CHARS`` bytes is a problem and is skipped without
+    being held in memory."""
     del quantity, timezone, name
     line = 0
     while True:
@@ -381,7 +382,8 @@ def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
             continue
         try:
             event = loads(raw)
-            parse_event(event)
+            if check:
+                parse_event(event)
         except JSONReadError as exc:
             yield ImportProblem(line, str(exc))
             continue
@@ -442,7 +444,10 @@ def iter_rows(stream: BinaryIO, fmt: str, name: str, account: str | None,
         KeyError: an unknown format name.
     """
     checks = validate and fmt != "events-jsonl"  # that reader validates as it parses
-    for item in FORMATS[fmt](stream, name, account, quantity, timezone):
+    items = (iter_events_jsonl(stream, name, account, check=False)
+             if fmt == "events-jsonl" and not validate
+             else FORMATS[fmt](stream, name, account, quantity, timezone))
+    for item in items:
         if checks and isinstance(item, ImportRow):
             bad = _validate(item.events)
             if bad:
