@@ -16,6 +16,7 @@ import io
 import os
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,6 +29,8 @@ __all__ = ["MAX_PROBLEMS", "Checked", "StoppedError", "TooLargeError", "check_fi
 
 MAX_PROBLEMS = 50
 """Problems kept for the report; the others are only counted."""
+MAX_ACCOUNTS = 1000
+SAMPLE = 5
 _READ = 1 << 20
 
 
@@ -51,6 +54,10 @@ class Checked:
     problems: list[ImportProblem] = field(default_factory=list)
     more_problems: int = 0
     copied: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    accounts: set[str] | None = field(default_factory=set)
+    """The accounts written (None past ``MAX_ACCOUNTS``); ``sample``: the first events."""
 
     def add(self, problem: ImportProblem) -> None:
         """Keep ``problem`` (or count it past ``MAX_PROBLEMS``)."""
@@ -152,6 +159,14 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
         checked.events += len(item.events)
         if item.realized is not None:
             checked.realized += item.realized
+        for event in item.events:
+            checked.kinds[event["type"]] += 1
+            if len(checked.sample) < SAMPLE:
+                checked.sample.append(event)
+            if checked.accounts is not None:
+                checked.accounts.add(event["account"])
+                if len(checked.accounts) > MAX_ACCOUNTS:
+                    checked.accounts = None
     tee.drain()
     checked.copied = tee.copied
     return checked
