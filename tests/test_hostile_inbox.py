@@ -95,8 +95,8 @@ def test_file_imports_as_its_owner_and_is_refused_where_the_owner_may_not_write(
     assert ["mk-0", "mk-1", "mk-2"] == [e["id"] for e in alice]
     assert [] == bob
     assert 3 == len(everything)
-    assert [{"uid": ALICE_UID, "inbox_file": "alice/a.jsonl"}] * 3 == metadata(
-        tmp_path / "tradelog.db")
+    assert [(ALICE_UID, "alice/a.jsonl")] * 3 == [
+        (m["uid"], m["inbox_file"]) for m in metadata(tmp_path / "tradelog.db")]
     assert ["alice/a.jsonl"] == files_under(inbox / "done")
     assert ["bob/b.jsonl", "bob/b.jsonl.error.txt", "mixed.jsonl",
             "mixed.jsonl.error.txt"] == files_under(inbox / "failed")
