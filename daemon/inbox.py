@@ -144,6 +144,7 @@ class Inbox:
         self._seen: dict[tuple[str | None, str], _Seen] = {}
         self._skip: dict[tuple[str | None, str], Snapshot | float] = {}
         self._stop = threading.Event()
+        self._crowded = False
 
     @property
     def settle_s(self) -> float:
@@ -168,17 +169,22 @@ class Inbox:
                 except OSError as exc:
                     log.error("inbox_folder_unusable", folder=name, error=str(exc))
             while not stop.is_set():
+                started = time.monotonic()
                 try:
                     ready = await asyncio.to_thread(self._scan)
                 except OSError as exc:
                     log.warning("inbox_scan_failed", error=str(exc))
                     ready = []
+                # A folder crowded with subfolders makes a scan slow: wait twice as long
+                # as it took, so that scanning never takes more than a third of a core.
+                pause = max(min(1.0, max(0.05, self.settle_s / 3)),
+                            2 * (time.monotonic() - started))
                 for account, name in ready:
                     if stop.is_set():
                         break
                     await self._process(account, name)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), min(1.0, max(0.05, self.settle_s / 3)))
+                    await asyncio.wait_for(stop.wait(), pause)
         finally:
             stopper.cancel()
             os.close(self._fd)
@@ -196,6 +202,10 @@ class Inbox:
         with os.scandir(self._fd) as entries:
             for entry in entries:
                 if len(found) >= MAX_TRACKED:
+                    if not self._crowded:
+                        self._crowded = True
+                        log.warning("inbox_crowded", max_files=MAX_TRACKED,
+                                    advice="the others are taken as these go")
                     break
                 if (entry.name in ("done", "failed") or entry.name.startswith(".")
                         or ".moved-aside." in entry.name):
