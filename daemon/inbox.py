@@ -360,11 +360,14 @@ class Inbox:
                                     f"{self.directory}/<account>/{_shown(name)}", st)
             config = self.service.config
             quantity = config.inbox_quantity
-            spool = make_spool(self._fd)
             try:
+                spool = make_spool(self._fd)
                 checked = await self._in_thread(
                     check_file, fd, spool, fmt, name, account, quantity=quantity, timezone="UTC",
                     limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop)
+            except OSError as exc:  # e.g. no room for the private copy: try again later
+                raise StorageUnavailableError(f"cannot read it into a private copy: {exc}"
+                                              ) from None
             except TooLargeError:
                 raise _RefusedError(f"it grew past inbox_max_bytes ({config.inbox_max_bytes}) "
                                     "while it was read; nothing was stored", st) from None
