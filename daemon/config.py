@@ -124,8 +124,12 @@ class Config(BaseModel):
     inbox: Path | None = None
     inbox_settle_s: float = Field(1.0, gt=0,
                                   description="how long an inbox file must stay unchanged")
-    inbox_quantity: Decimal = Field(Decimal(1), gt=0,
-                                    description="quantity for trades-CSV rows without one")
+    inbox_quantity: Decimal | None = Field(
+        None, gt=0, description="quantity for trades-CSV rows without one; None: a trades "
+        "CSV without a quantity column is refused")
+    inbox_max_bytes: int = Field(
+        64 << 20, ge=1, description="largest file the inbox imports (its apparent size: a "
+        "sparse file counts whole); larger ones go to failed/")
     max_page_count: int | None = Field(
         None, ge=1, description="cap on the database's size in pages (SQLite "
         "max_page_count) applied to the writer at start; appends past it fail with -32001 "

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from collections import Counter
+import threading
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from daemon.client import AsyncClient
 from daemon.config import Config
-from daemon.importers import FORMATS, read_file
-from daemon.importers.run import ImportReport, append_rows
+from daemon.importers import FORMATS
+from daemon.importers.run import ImportReport, append_batches
+from daemon.importers.safedir import snapshot
+from daemon.importers.twopass import (
+    Checked,
+    check_file,
+    make_spool,
+    spool_batches,
+)
 from daemon.lockfile import hold_lock
 from eventstore.record import NewEvent
 from eventstore.recorder import Recorder
@@ -44,28 +53,50 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--timezone", default="UTC",
                         help="IANA zone of times written without an offset (default UTC)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show, store nothing")
-    parser.add_argument("--chunk", type=int, default=500, help="events per append")
+    parser.add_argument("--chunk", type=_chunk, default=500,
+                        help=f"events per append (1 to {MAX_CHUNK})")
     parser.add_argument("--db", type=Path, help="write the file directly (no daemon running)")
     parser.add_argument("--socket", type=Path, help="the daemon's socket")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
 
 
-def _realized(rows: list[dict[str, Any]]) -> Decimal:
-    return sum((Decimal(r["realized_pnl"]) for r in rows), Decimal(0))
+BATCH_CHARS = 4 << 20
+"""About this many characters of the file per append, whatever ``--chunk`` says."""
+MAX_CHUNK = 10_000
+"""Events in one ``append``, at most (PROTOCOL.md, "Limits")."""
 
 
-async def _through_daemon(socket: Path, read: Any, account: str | None, chunk: int,
-                          progress: Any) -> ImportReport:
+def _chunk(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number") from None
+    if not 1 <= value <= MAX_CHUNK:
+        raise argparse.ArgumentTypeError(
+            f"{value} events per append; give 1 to {MAX_CHUNK} (the daemon's limit)")
+    return value
+
+
+def _realized(rows: list[dict[str, Any]], accounts: set[str] | None) -> Decimal | None:
+    if accounts is None:
+        return None  # too many accounts in one file to reconcile
+    return sum((Decimal(r["realized_pnl"]) for r in rows if r["account"] in accounts),
+               Decimal(0))
+
+
+Batches = Iterable[list[dict[str, Any]]]
+
+
+async def _through_daemon(socket: Path, batches: Batches, report: ImportReport,
+                          checked: Checked, account: str | None, progress: Any) -> None:
     async with AsyncClient(socket) as client:
-        report = await append_rows(read, client.append, chunk, progress)
+        await append_batches(batches, client.append, report, progress)
         answer = await client.query("balances", **({"account": account} if account else {}))
-    accounts = {e["account"] for e in read.events}
-    report.views_realized = _realized([r for r in answer["rows"] if r["account"] in accounts])
-    return report
+    report.views_realized = _realized(answer["rows"], checked.accounts)
 
 
-async def _into_file(db: Path, read: Any, chunk: int, progress: Any) -> ImportReport:
-
+async def _into_file(db: Path, batches: Batches, report: ImportReport, checked: Checked,
+                     progress: Any) -> None:
     with hold_lock(db):
         recorder = await Recorder.open(db)
         try:
@@ -77,47 +108,79 @@ async def _into_file(db: Path, read: Any, chunk: int, progress: Any) -> ImportRe
                      for e in batch])
                 return {"results": [r.to_wire() for r in outcome.results]}
 
-            report = await append_rows(read, append, chunk, progress)
+            await append_batches(batches, append, report, progress)
             answer = await query_view(recorder, ViewQuery("balances"))
         finally:
             await recorder.close()
-    accounts = {e["account"] for e in read.events}
-    report.views_realized = _realized([r for r in answer["rows"] if r["account"] in accounts])
-    return report
+    report.views_realized = _realized(answer["rows"], checked.accounts)
+
+
+def _check(args: argparse.Namespace, spool: int) -> Checked | str:
+    """Pass 1 over the file into ``spool``; the result, or why the file cannot be read."""
+    try:
+        fd = os.open(args.file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"cannot read {args.file}: {exc.strerror}"
+    try:
+        before = snapshot(os.fstat(fd))
+        checked = check_file(fd, spool, args.format, args.file.name, args.account,
+                             quantity=args.quantity, timezone=args.timezone,
+                             limit=1 << 62, may_write=lambda _: None,
+                             stop=threading.Event())
+        if snapshot(os.fstat(fd)) != before or checked.copied != before[2]:
+            return f"{args.file} changed while it was read; nothing was stored"
+    finally:
+        os.close(fd)
+    return checked
 
 
 def run_import(args: argparse.Namespace, config: Config) -> int:
-    """Validate the whole file, then store it; exit 1 listing every bad row."""
+    """Validate the whole file, then store it; exit 1 listing the bad rows (the first
+    50, then their count). The file is read once, one row at a time, into
+    a private copy that the appends then read: memory does not grow with the file, and
+    what is stored is what was checked."""
     console = Console(stderr=True)
     if args.format != "events-jsonl" and not args.account:
         print("tradelog import: --account is required for this format", file=sys.stderr)
         return 2
-    read = read_file(args.file, args.format, args.account, args.quantity, args.timezone)
-    if read.problems:
-        print(f"import: {args.file}: {len(read.problems)} bad rows; nothing was stored:",
-              file=sys.stderr)
-        for problem in read.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    if args.dry_run:
-        kinds = Counter(e["type"] for e in read.events)
-        print(f"dry run: {len(read.rows)} rows -> {len(read.events)} events "
-              f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}); "
-              f"realized P&L in file {read.realized:f}; nothing stored")
-        for event in read.events[:5]:
-            print("  " + json.dumps(event))
-        return 0
-    with Progress(TextColumn(f"importing {args.file.name}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("import", total=len(read.events))
+    spool = make_spool(None)
+    try:
+        checked = _check(args, spool)
+        if isinstance(checked, str):
+            print(f"import: {checked}", file=sys.stderr)
+            return 1
+        if checked.problems:
+            count = len(checked.problems) + checked.more_problems
+            print(f"import: {args.file}: {count} bad rows; nothing was stored:",
+                  file=sys.stderr)
+            for line in checked.reason().splitlines():
+                print(f"  {line}", file=sys.stderr)
+            return 1
+        if args.dry_run:
+            print(f"dry run: {checked.rows} rows -> {checked.events} events "
+                  f"({', '.join(f'{n} {k}' for k, n in sorted(checked.kinds.items()))}); "
+                  f"realized P&L in file {checked.realized:f}; nothing stored")
+            for event in checked.sample:
+                print("  " + json.dumps(event, default=str))
+            return 0
+        batches = spool_batches(spool, args.format, args.file.name, args.account,
+                                quantity=args.quantity, timezone=args.timezone,
+                                max_events=args.chunk, max_chars=BATCH_CHARS)
+        report = ImportReport(rows=checked.rows, events=checked.events,
+                              file_realized=checked.realized)
+        with Progress(TextColumn(f"importing {args.file.name}"), BarColumn(),
+                      MofNCompleteColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("import", total=checked.events)
 
-        def advance(n: int) -> None:
-            bar.advance(task, n)
+            def advance(n: int) -> None:
+                bar.advance(task, n)
 
-        if args.db is not None:
-            report = asyncio.run(_into_file(args.db, read, args.chunk, advance))
-        else:
-            report = asyncio.run(_through_daemon(args.socket or config.socket, read,
-                                                 args.account, args.chunk, advance))
+            if args.db is not None:
+                asyncio.run(_into_file(args.db, batches, report, checked, advance))
+            else:
+                asyncio.run(_through_daemon(args.socket or config.socket, batches, report,
+                                            checked, args.account, advance))
+    finally:
+        os.close(spool)
     print(report.reconciliation())
     return 0

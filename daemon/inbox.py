@@ -1,174 +1,482 @@
-"""The watched inbox: ``tradelog serve --inbox DIR`` imports files that bots drop there.
+"""The watched inbox: ``tradelog serve --inbox DIR`` imports files that users drop there.
 
-A ``*.jsonl``, ``*.csv`` or ``*.json`` file that appears under DIR (renamed in, or written
-and closed) is imported once it has stopped changing, then moved to ``DIR/done/``, or to
-``DIR/failed/`` with ``<name>.error.txt`` beside it. The format comes from the extension
-and the header; the account from the first subfolder (``DIR/ACCOUNT/file.csv``), or from
-the events themselves for JSONL. Files already there at start (e.g. one half-processed
-when the daemon died) are processed again: their event ids make that idempotent. The
-folder is also rescanned every few seconds, so a file the watcher missed is still taken.
-Hidden files and names ending in ``.part``, ``.tmp`` or ``~`` are left alone.
+A ``*.jsonl``, ``*.csv`` or ``*.json`` file under DIR is imported once it has stopped
+changing for ``inbox_settle_s``, then moved to ``DIR/done/``, or to ``DIR/failed/`` with
+``<name>.error.txt`` beside it saying why. The format comes from the extension and the
+header; the account from the first subfolder (``DIR/ACCOUNT/file.csv``), or from the
+events themselves for JSONL. The folder is polled a few times a second (no link is ever
+followed, so a link to a large tree costs nothing). Hidden files and names ending in
+``.part``, ``.tmp`` or ``~`` are left alone: write there, then rename.
+
+Under the same access rules as the socket: a file is imported as the uid that owns it
+(``fstat`` of the opened descriptor), with its group when that uid is a member of it;
+events it may not write are refused and the whole file goes to ``failed/``. Stored
+events carry that uid in their metadata, as a socket peer's pid/uid/gid.
+
+Whole or nothing: a file is read once into a private copy while every row is checked
+(``daemon.importers.twopass``), refused if it changed meanwhile, then stored from the
+copy in batches. Files over ``inbox_max_bytes``, links, hard-linked files and anything
+but a regular file are refused without being read. Files already there at start (e.g.
+one half-stored when the daemon died) are processed again: their event ids make that
+idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
-import shutil
+import pwd
+import re
+import stat
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from watchfiles import awatch
-
-from daemon.importers import detect_format, read_file
-from daemon.importers.run import append_rows
+from daemon.access import Access, Peer
+from daemon.config import Config
+from daemon.importers.formats import format_of
+from daemon.importers.safedir import (
+    FILE_FLAGS,
+    FileChangedError,
+    Snapshot,
+    folder_mode,
+    move,
+    note_name,
+    open_subdir,
+    safe_folder,
+    snapshot,
+    write_note,
+)
+from daemon.importers.twopass import (
+    StoppedError,
+    TooLargeError,
+    check_file,
+    make_spool,
+    spool_batches,
+)
 from daemon.logs import get_logger
-from eventstore.errors import StorageUnavailableError
+from eventstore.errors import NotPermittedError, StorageUnavailableError
 
-__all__ = ["Inbox"]
+__all__ = ["BATCH_CHARS", "BATCH_EVENTS", "Inbox", "InboxService", "owner_peer"]
 
 log = get_logger("tradelog.inbox")
-SUFFIXES = {".jsonl", ".csv", ".json"}
+_T = TypeVar("_T")
+SUFFIXES = (".jsonl", ".csv", ".json")
 SKIP_ENDINGS = (".part", ".tmp", "~", ".swp", ".error.txt")
+_ACCOUNT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_TRACKED = 10_000
+"""Files watched for settling at once; more wait for the next scans."""
+BATCH_EVENTS = 1000
+"""Events per append (below the 10,000 a request may hold)."""
+BATCH_CHARS = 1 << 20
+"""About this many characters of the file per append (1 MiB), whatever its events' sizes."""
+RETRY_S = 5.0
+"""Wait before trying again a file whose import the storage could not take."""
 
-Append = Callable[[list[dict[str, Any]]], Awaitable[dict[str, Any]]]
+
+class InboxService(Protocol):
+    """What the inbox needs of the daemon's ``Service`` (read at each use, so a reload
+    of the config or the access rules applies to the next file)."""
+
+    config: Config
+    access: Access
+
+    async def append_internal(self, events: list[dict[str, Any]], peer: Peer,
+                              metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        ...
+
+
+def owner_peer(st: os.stat_result) -> Peer:
+    """The identity a file imports as: its owner's uid, and its group only when the
+    owner is a member of that group (a file in a setgid folder takes the folder's group
+    whoever wrote it). No pid."""
+    gid: int | None = None
+    try:
+        entry = pwd.getpwuid(st.st_uid)
+    except KeyError:
+        entry = None
+    if entry is not None and (st.st_gid == entry.pw_gid
+                              or st.st_gid in os.getgrouplist(entry.pw_name, entry.pw_gid)):
+        gid = st.st_gid
+    return Peer(pid=None, uid=st.st_uid, gid=gid)
+
+
+def _shown(name: str) -> str:
+    """``name`` with control characters escaped, for notes and logs."""
+    return name.encode("unicode_escape", "backslashreplace").decode("ascii") if (
+        not name.isprintable()) else name
+
+
+@dataclass
+class _Seen:
+    state: Snapshot
+    since: float
+
+
+class _RefusedError(Exception):
+    """The file goes to failed/ with this reason."""
+
+    def __init__(self, reason: str, like: os.stat_result | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.like = like
 
 
 class Inbox:
-    """Watches ``directory`` and imports through ``append`` (the daemon's writer).
+    """Watches ``directory`` and imports through ``service`` (see the module docstring).
 
-    ``settle_s``: how long a file must stay unchanged before it is read.
-    ``quantity``: the quantity for trades-CSV rows without one.
+    Settings come from ``service.config`` at each file: ``inbox_settle_s``,
+    ``inbox_max_bytes`` and ``inbox_quantity`` (None: a trades CSV needs a quantity
+    column). Times without an offset are read as UTC.
     """
 
-    def __init__(self, directory: Path, append: Append, settle_s: float = 1.0,
-                 quantity: Decimal = Decimal(1)) -> None:
+    def __init__(self, directory: Path, service: InboxService) -> None:
         self.directory = directory
-        self.append = append
-        self.settle_s = settle_s
-        self.quantity = quantity
-        self.done = directory / "done"
-        self.failed = directory / "failed"
-        self._busy: set[Path] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.service = service
+        self._fd = -1
+        self._mode = 0o700
+        self._seen: dict[tuple[str | None, str], _Seen] = {}
+        self._skip: dict[tuple[str | None, str], Snapshot | float] = {}
+        self._stop = threading.Event()
+        self._crowded = False
 
-    def wanted(self, path: Path) -> bool:
-        """Whether ``path`` is a file the inbox should import."""
-        try:
-            relative = path.relative_to(self.directory)
-        except ValueError:
-            return False
-        parts = relative.parts
-        if not parts or parts[0] in ("done", "failed") or len(parts) > 2:
-            return False
-        name = parts[-1]
-        return (not name.startswith(".") and not name.endswith(SKIP_ENDINGS)
-                and path.suffix.lower() in SUFFIXES and path.is_file())
+    @property
+    def settle_s(self) -> float:
+        """Seconds a file must stay unchanged before it is read."""
+        return float(self.service.config.inbox_settle_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process what is there, then watch until ``stop`` is set."""
-        for folder in (self.directory, self.done, self.failed):
-            folder.mkdir(parents=True, exist_ok=True)
-        # A file that lands between a scan and the watch starting (or while the watcher
-        # is overwhelmed) is never announced: rescanning now and then catches it.
-        rescans = asyncio.create_task(self._rescan(stop))
-        async for changes in awatch(self.directory, stop_event=stop, recursive=True,
-                                    debounce=200, step=50):
-            for _, name in changes:
-                self._schedule(Path(name))
-        rescans.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rescans
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _rescan(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            for path in sorted(self.directory.rglob("*")):
-                self._schedule(path)
-            await asyncio.sleep(max(1.0, 2 * self.settle_s))
-
-    def _schedule(self, path: Path) -> None:
-        if path in self._busy or not self.wanted(path):
-            return
-        self._busy.add(path)
-        task = asyncio.create_task(self._process(path))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _settled(self, path: Path) -> bool:
-        """Wait until the file has not changed for ``settle_s``; False if it went away."""
-        last: tuple[int, int] | None = None
-        while True:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                return False
-            now = (stat.st_size, stat.st_mtime_ns)
-            quiet = time.time() - stat.st_mtime >= self.settle_s
-            if now == last and quiet:
-                return True
-            last = now
-            await asyncio.sleep(self.settle_s / 4)
-
-    async def _process(self, path: Path) -> None:
+        """Process what is there, then keep polling until ``stop`` is set. An inbox that
+        cannot be opened is logged (``inbox_unavailable``) and left; the daemon serves on."""
         try:
-            if not await self._settled(path):
-                return
-            await self._import(path)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            log.error("inbox_unavailable", folder=str(self.directory), error=str(exc))
+            return
+        self._mode = folder_mode(os.fstat(self._fd))
+        stopper = asyncio.create_task(self._relay(stop))
+        try:
+            for name in ("done", "failed"):
+                try:
+                    os.close(safe_folder(self._fd, name, self._mode))
+                except OSError as exc:
+                    log.error("inbox_folder_unusable", folder=name, error=str(exc))
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    ready = await asyncio.to_thread(self._scan)
+                except OSError as exc:
+                    log.warning("inbox_scan_failed", error=str(exc))
+                    ready = []
+                # A folder crowded with subfolders makes a scan slow: wait twice as long
+                # as it took, so that scanning never takes more than a third of a core.
+                pause = max(min(1.0, max(0.05, self.settle_s / 3)),
+                            2 * (time.monotonic() - started))
+                for account, name in ready:
+                    if stop.is_set():
+                        break
+                    await self._process(account, name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
         finally:
-            self._busy.discard(path)
+            stopper.cancel()
+            os.close(self._fd)
 
-    async def _import(self, path: Path) -> None:
-        relative = path.relative_to(self.directory)
-        account = relative.parts[0] if len(relative.parts) == 2 else None
-        fmt = detect_format(path)
-        if fmt is None:
-            self._fail(path, "unknown format: expected *.jsonl events, a trades *.csv with "
-                             "a trade_id column, or a daily P&L *.json with \"records\"")
-            return
-        if fmt != "events-jsonl" and account is None:
-            self._fail(path, f"put {fmt} files in a subfolder named after the account: "
-                             f"{self.directory}/<account>/{path.name}")
-            return
-        read = await asyncio.to_thread(read_file, path, fmt, account, self.quantity)
-        if read.problems:
-            self._fail(path, "\n".join(str(p) for p in read.problems))
+    async def _relay(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stop.set()
+
+    # ------------------------------------------------------------------ scanning
+
+    def _scan(self) -> list[tuple[str | None, str]]:
+        """The files that have not changed for ``settle_s``; remembers the others."""
+        now = time.monotonic()
+        found: dict[tuple[str | None, str], Snapshot] = {}
+        with os.scandir(self._fd) as entries:
+            for entry in entries:
+                if len(found) >= MAX_TRACKED:
+                    if not self._crowded:
+                        self._crowded = True
+                        log.warning("inbox_crowded", max_files=MAX_TRACKED,
+                                    advice="the others are taken as these go")
+                    break
+                if (entry.name in ("done", "failed") or entry.name.startswith(".")
+                        or ".moved-aside." in entry.name):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if _ACCOUNT.match(entry.name):
+                        self._scan_account(entry.name, found)
+                elif self._wanted(entry.name):
+                    with contextlib.suppress(OSError):
+                        found[(None, entry.name)] = snapshot(entry.stat(follow_symlinks=False))
+        ready = []
+        for key, state in found.items():
+            skip = self._skip.get(key)
+            if skip == state or (isinstance(skip, float) and skip > now):
+                continue
+            self._skip.pop(key, None)
+            seen = self._seen.get(key)
+            if seen is None or seen.state != state:
+                self._seen[key] = _Seen(state, now)
+            elif now - seen.since >= self.settle_s:
+                ready.append(key)
+        for key in [k for k in self._seen if k not in found]:
+            del self._seen[key]
+        for key in [k for k in self._skip if k not in found]:
+            del self._skip[key]
+        return ready
+
+    def _scan_account(self, account: str, found: dict[tuple[str | None, str], Snapshot]) -> None:
+        try:
+            fd = open_subdir(self._fd, account)
+        except OSError:
             return
         try:
-            report = await append_rows(read, self.append)
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if len(found) >= MAX_TRACKED:
+                        return
+                    if self._wanted(entry.name) and not entry.is_dir(follow_symlinks=False):
+                        with contextlib.suppress(OSError):
+                            found[(account, entry.name)] = snapshot(
+                                entry.stat(follow_symlinks=False))
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _wanted(name: str) -> bool:
+        return (not name.startswith(".") and not name.endswith(SKIP_ENDINGS)
+                and name.lower().endswith(SUFFIXES))
+
+    # ------------------------------------------------------------------ one file
+
+    async def _in_thread(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``func`` on a worker thread. If the caller is cancelled, the thread is told to
+        stop and waited for (it stops within one read) before the cancellation goes on,
+        so that no descriptor it uses is closed under it."""
+        task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._stop.set()
+            await asyncio.wait([task])
+            raise
+
+    def _where(self, account: str | None, name: str) -> str:
+        return _shown(f"{account}/{name}" if account else name)
+
+    async def _process(self, account: str | None, name: str) -> None:
+        self._seen.pop((account, name), None)
+        try:
+            folder = open_subdir(self._fd, account) if account else os.dup(self._fd)
+        except OSError:
+            return  # the folder went away or was replaced by a link: nothing to take
+        try:
+            await self._import(folder, account, name)
+        except _RefusedError as refused:
+            self._refuse(folder, account, name, refused.reason, refused.like)
+        except StoppedError:
+            log.info("inbox_interrupted", file=self._where(account, name),
+                     advice="the file is taken again at the next start")
         except StorageUnavailableError as exc:
-            log.warning("inbox_retry_later", file=str(relative), error=str(exc))
-            return
-        except Exception as exc:
-            self._fail(path, f"refused by the daemon: {exc}")
-            return
-        target = self._move(path, self.done)
-        log.info("inbox_imported", file=str(relative), format=fmt, rows=report.rows,
-                 stored=report.stored, duplicates=report.duplicates, moved_to=str(target))
+            self._skip[(account, name)] = time.monotonic() + RETRY_S
+            log.warning("inbox_retry_later", file=self._where(account, name), error=str(exc))
+        except Exception:
+            # A fault of the daemon's own: left where it is until it changes, the rest go on.
+            with contextlib.suppress(OSError):
+                self._skip[(account, name)] = snapshot(
+                    os.stat(name, dir_fd=folder, follow_symlinks=False))
+            log.exception("inbox_error", file=self._where(account, name))
+        finally:
+            os.close(folder)
 
-    def _move(self, path: Path, folder: Path) -> Path:
-        relative = path.relative_to(self.directory)
-        target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            target = target.with_name(f"{target.stem}.{stamp}{target.suffix}")
-        shutil.move(str(path), str(target))
-        return target
+    def _open(self, folder: int, name: str) -> tuple[int, os.stat_result]:
+        try:
+            fd = os.open(name, FILE_FLAGS, dir_fd=folder)
+        except OSError as exc:
+            try:
+                like: os.stat_result | None = os.stat(name, dir_fd=folder,
+                                                      follow_symlinks=False)
+            except OSError:
+                like = None
+            if exc.errno == errno.ELOOP:
+                raise _RefusedError("it is a symbolic link; links are never followed: put the "
+                                    "file itself in the inbox", like) from None
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise _RefusedError(f"the daemon (uid {os.getuid()}) may not read it: make it "
+                                    "readable by the daemon's user or group", like) from None
+            raise _RefusedError(f"it cannot be opened: {exc.strerror}", like) from None
+        st = os.fstat(fd)
+        refusal = self._refusal(st)
+        if refusal:
+            os.close(fd)
+            raise _RefusedError(refusal, st)
+        return fd, st
 
-    def _fail(self, path: Path, reason: str) -> None:
-        target = self._move(path, self.failed)
-        note = target.with_name(target.name + ".error.txt")
-        note.write_text(f"{path.name} was not imported:\n{reason}\n")
-        os.chmod(note, 0o640)
-        log.warning("inbox_failed", file=str(path.relative_to(self.directory)),
-                    moved_to=str(target), reason=reason.splitlines()[0][:200])
+    def _refusal(self, st: os.stat_result) -> str | None:
+        """Why a file cannot be imported from what ``fstat`` says, before reading it."""
+        if not stat.S_ISREG(st.st_mode):
+            return "it is not a regular file"
+        if st.st_nlink != 1:
+            return (f"it has {st.st_nlink} hard links: put a copy of the file (not a link "
+                    "to it) in the inbox")
+        limit = self.service.config.inbox_max_bytes
+        if st.st_size > limit:
+            return (f"it is {st.st_size} bytes, more than inbox_max_bytes ({limit}): split "
+                    "it, or import it with `tradelog import`")
+        return None
+
+    async def _import(self, folder: int, account: str | None, name: str) -> None:
+        where = self._where(account, name)
+        fd, st = self._open(folder, name)
+        spool = -1
+        try:
+            peer = owner_peer(st)
+            access = self.service.access
+
+            def may_write(target: str) -> str | None:
+                try:
+                    access.check(peer, "write", target)
+                except NotPermittedError as exc:
+                    return str(exc)
+                return None
+
+            if account is not None and (refusal := may_write(account)):
+                raise _RefusedError(f"{refusal} (the owner of the file)", st)
+            fmt = format_of(name, os.pread(fd, 4096, 0))
+            if fmt is None:
+                raise _RefusedError("unknown format: expected *.jsonl events, a trades *.csv "
+                                    "with a trade_id column, or a daily P&L *.json with "
+                                    "\"records\"", st)
+            if fmt != "events-jsonl" and account is None:
+                raise _RefusedError(f"put {fmt} files in a subfolder named after the account: "
+                                    f"{self.directory}/<account>/{_shown(name)}", st)
+            config = self.service.config
+            quantity = config.inbox_quantity
+            try:
+                spool = make_spool(self._fd)
+                checked = await self._in_thread(
+                    check_file, fd, spool, fmt, name, account, quantity=quantity, timezone="UTC",
+                    limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop)
+            except OSError as exc:  # e.g. no room for the private copy: try again later
+                raise StorageUnavailableError(f"cannot read it into a private copy: {exc}"
+                                              ) from None
+            except TooLargeError:
+                raise _RefusedError(f"it grew past inbox_max_bytes ({config.inbox_max_bytes}) "
+                                    "while it was read; nothing was stored", st) from None
+            if snapshot(os.fstat(fd)) != snapshot(st) or checked.copied != st.st_size:
+                raise _RefusedError("it changed while it was read; nothing was stored. Write "
+                                    "files under another name (e.g. ending in .part) and rename "
+                                    "them into the inbox when complete", st)
+            if checked.problems:
+                raise _RefusedError(checked.reason() + "\nnothing was stored", st)
+            os.close(fd)
+            fd = -1
+            stored, duplicates = await self._append(spool, fmt, name, account, quantity,
+                                                    peer, where, st)
+        finally:
+            for handle in (fd, spool):
+                if handle >= 0:
+                    os.close(handle)
+        try:
+            target = self._to_done(folder, account, name, st)
+        except FileChangedError:
+            raise _RefusedError(f"it changed after it was read: the {checked.events} events read "
+                                f"were stored ({stored} new), later changes were not. Put the "
+                                "file back to store the rest (what is stored is skipped)",
+                                st) from None
+        except OSError as exc:
+            self._skip[(account, name)] = snapshot(st)
+            log.error("inbox_not_moved", file=where, error=str(exc),
+                      advice="the file was imported; move it out of the inbox")
+            return
+        log.info("inbox_imported", file=where, format=fmt, uid=peer.uid, rows=checked.rows,
+                 events=checked.events, stored=stored, duplicates=duplicates,
+                 realized=f"{checked.realized:f}",
+                 moved_to=f"done/{self._where(account, target)}")
+
+    def _to_done(self, folder: int, account: str | None, name: str,
+                 st: os.stat_result) -> str:
+        """Move the imported file to done/ if it is still the one read; its new name.
+
+        Raises:
+            FileChangedError: it changed after it was read (it stays where it is).
+            OSError: done/ is unusable or the rename failed.
+        """
+        done = safe_folder(self._fd, "done", self._mode)
+        try:
+            target_dir = safe_folder(done, account, self._mode) if account else os.dup(done)
+        finally:
+            os.close(done)
+        try:
+            return move(folder, name, target_dir, expect=snapshot(st))
+        finally:
+            os.close(target_dir)
+
+    async def _append(self, spool: int, fmt: str, name: str, account: str | None,
+                      quantity: Decimal | None, peer: Peer, where: str,
+                      st: os.stat_result) -> tuple[int, int]:
+        batches = spool_batches(spool, fmt, name, account, quantity=quantity, timezone="UTC",
+                                max_events=min(BATCH_EVENTS,
+                                               self.service.config.limits.max_events_per_append),
+                                max_chars=BATCH_CHARS)
+        metadata = {"inbox_file": where}
+        stored = duplicates = 0
+        try:
+            while True:
+                if self._stop.is_set():
+                    raise StoppedError
+                batch = await self._in_thread(next, batches, None)
+                if batch is None:
+                    return stored, duplicates
+                try:
+                    answer = await self.service.append_internal(batch, peer, metadata)
+                except StorageUnavailableError:
+                    raise
+                except Exception as exc:
+                    raise _RefusedError(
+                        f"refused by the daemon after {stored} new events were stored: {exc}. "
+                        "Fix it and put the file back (what is stored is skipped)",
+                        st) from None
+                for result in answer["results"]:
+                    if result["duplicate"]:
+                        duplicates += 1
+                    else:
+                        stored += 1
+        finally:
+            batches.close()
+
+    def _refuse(self, folder: int, account: str | None, name: str, reason: str,
+                like: os.stat_result | None) -> None:
+        where = self._where(account, name)
+        try:
+            failed = safe_folder(self._fd, "failed", self._mode)
+            try:
+                target_dir = safe_folder(failed, account, self._mode) if account else os.dup(
+                    failed)
+            finally:
+                os.close(failed)
+            try:
+                target = move(folder, name, target_dir)
+                write_note(target_dir, note_name(target),
+                           f"{_shown(name)} was not imported:\n{reason}\n", like)
+            finally:
+                os.close(target_dir)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._skip[(account, name)] = snapshot(
+                    os.stat(name, dir_fd=folder, follow_symlinks=False))
+            log.error("inbox_not_moved", file=where, error=str(exc), reason=reason[:200],
+                      advice="the file was not imported; move it out of the inbox")
+            return
+        log.warning("inbox_failed", file=where, moved_to=f"failed/{self._where(account, target)}",
+                    uid=None if like is None else like.st_uid,
+                    reason=reason.splitlines()[0][:200])
+

@@ -234,8 +234,7 @@ async def serve(config: Config, config_file: Path | None = None,
         inbox_stop = asyncio.Event()
         inbox = None
         if config.inbox is not None:
-            watcher = Inbox(config.inbox, service.append_internal,
-                            settle_s=config.inbox_settle_s, quantity=config.inbox_quantity)
+            watcher = Inbox(config.inbox, service)
             inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
         log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,15 +151,21 @@ class Service:
         self._queue.put_nowait(_Pending(request, future, peer, request_id))
         return future
 
-    async def append_internal(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        """Append wire events from inside the daemon (the inbox), as ``append`` would.
+    async def append_internal(self, events: list[dict[str, Any]], peer: Peer,
+                              metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Append wire events from inside the daemon (the inbox) on behalf of ``peer`` (the
+        owner of the file), checked by the access rules exactly as that peer's ``append``
+        over the socket. ``metadata`` is added to the peer's in each stored event's
+        metadata (e.g. the inbox file's name).
 
-        Returns the ``append`` result. Raises ``ValidationError``, the outcome's conflict
-        error, or ``StorageUnavailableError``.
+        Returns the ``append`` result. Raises ``ValidationError``, ``NotPermittedError``,
+        the outcome's conflict error, or ``StorageUnavailableError``.
         """
-        own = Peer(os.getpid(), os.getuid(), os.getgid())
-        request = self.prepare_append({"events": events}, own)
-        outcome = await self.submit(request, own, "inbox")
+        request = self.prepare_append({"events": events}, peer)
+        if metadata:
+            for event in request.events:
+                event.metadata.update(metadata)
+        outcome = await self.submit(request, peer, "inbox")
         if outcome.error is not None:
             raise outcome.error
         return {"results": [r.to_wire() for r in outcome.results],

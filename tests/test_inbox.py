@@ -143,3 +143,72 @@ def test_daemon_killed_mid_file_then_restarted_stores_every_event_once(tmp_path:
     ids = stored_ids(tmp_path / "tradelog.db")
     assert len(ids) == len(set(ids))
     assert sorted(f"mk-{i}" for i in range(6000)) == sorted(ids)
+
+
+def test_csv_without_quantities_is_refused_unless_inbox_quantity_is_set(
+        tmp_path: Path) -> None:
+    """With no inbox_quantity configured, a trades CSV without a quantity column is
+    refused to failed/ saying what to add, instead of taking quantity 1; nothing stored."""
+    inbox = tmp_path / "inbox"
+    (inbox / "acct").mkdir(parents=True)
+    env = {"TRADELOG_INBOX_SETTLE_S": "0.3"}
+    with DaemonProcess(tmp_path, ["--inbox", str(inbox)], env=env) as daemon:
+        shutil.copy(DATA / "trades.csv", inbox / "acct" / "trades.csv")
+        note = inbox / "failed" / "acct" / "trades.csv.error.txt"
+        wait_for(note.exists)
+        with Client(daemon.socket) as client:
+            assert 0 == client.health()["last_seq"]
+    assert "line 1: the file has no quantity column; add one" in note.read_text()
+
+
+def test_overlong_lines_and_records_are_refused_whole(tmp_path: Path) -> None:
+    """A JSONL with one line over 1 MiB and a daily P&L JSON with one record over 1 MiB
+    are refused (the line or record named), and none of their other rows are stored."""
+    inbox = tmp_path / "inbox"
+    (inbox / "acct").mkdir(parents=True)
+    events_jsonl(tmp_path / "long.jsonl", 3)
+    with (tmp_path / "long.jsonl").open("a") as handle:
+        handle.write('{"id": "' + "x" * (1 << 20) + '"}\n')
+    document = json.loads((DATA / "daily_pnl.json").read_text())
+    document["records"][1]["padding"] = "y" * (1 << 20)
+    with inbox_daemon(tmp_path) as daemon:
+        wait_for((inbox / "failed").exists)
+        shutil.move(str(tmp_path / "long.jsonl"), str(inbox / "long.jsonl"))
+        (tmp_path / "daily.json").write_text(json.dumps(document))
+        shutil.move(str(tmp_path / "daily.json"), str(inbox / "acct" / "daily.json"))
+        wait_for(lambda: len(list((inbox / "failed").rglob("*.error.txt"))) == 2)
+        with Client(daemon.socket) as client:
+            assert 0 == client.health()["last_seq"]
+    assert "line 4: longer than 1048576 bytes" in (
+        inbox / "failed" / "long.jsonl.error.txt").read_text()
+    assert "record 1 is longer than 1048576 characters" in (
+        inbox / "failed" / "acct" / "daily.json.error.txt").read_text()
+
+
+def test_csv_values_beyond_any_real_size_are_refused_by_line(tmp_path: Path) -> None:
+    """Dates at the edge of the calendar and numbers of huge exponent or length in a
+    trades CSV are each named by line in the .error.txt; nothing is stored and the
+    daemon goes on importing the next file."""
+    inbox = tmp_path / "inbox"
+    (inbox / "acct").mkdir(parents=True)
+    header = "trade_id,symbol,entry_date,entry_price,trade_type,status,quantity\n"
+    rows = ["T1,EURUSD,0001-01-01T00:00:00+01:00,1.1,LONG,OPEN,1",
+            "T2,EURUSD,2020-01-01T00:00:00,1e999999999,LONG,OPEN,1",
+            "T3,EURUSD,2020-01-01T00:00:00," + "1" * 50 + ",LONG,OPEN,1",
+            "T4,EURUSD,9999-12-31T23:59:59-01:00,1.1,LONG,OPEN,1"]
+    with inbox_daemon(tmp_path) as daemon:
+        wait_for((inbox / "failed").exists)
+        (tmp_path / "edge.csv").write_text(header + "\n".join(rows) + "\n")
+        shutil.move(str(tmp_path / "edge.csv"), str(inbox / "acct" / "edge.csv"))
+        note = inbox / "failed" / "acct" / "edge.csv.error.txt"
+        wait_for(note.exists)
+        events_jsonl(inbox / "after.jsonl", 1)
+        wait_for((inbox / "done" / "after.jsonl").exists)
+        with Client(daemon.socket) as client:
+            assert 1 == client.health()["last_seq"]
+    assert ["edge.csv was not imported:",
+            "line 2: entry_date '0001-01-01T00:00:00+01:00' is out of the range of dates",
+            "line 3: entry_price '1e999999999' is beyond 10^\u00b140",
+            "line 4: entry_price has 50 characters; a number has at most 40",
+            "line 5: entry_date '9999-12-31T23:59:59-01:00' is out of the range of dates",
+            "nothing was stored"] == note.read_text().splitlines()

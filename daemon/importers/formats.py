@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo
 
+from daemon.importers.jsonstream import JSONRecordError, json_records
 from daemon.jsonread import JSONReadError, loads
 from schemas import EventValidationError, parse_event
 from schemas.values import format_utc
 
-__all__ = ["FORMATS", "ImportProblem", "ImportRow", "ReadResult", "detect_format", "read_file"]
+__all__ = ["FORMATS", "MAX_LINE_CHARS", "ImportProblem", "ImportRow", "Item", "ReadResult",
+           "detect_format", "format_of", "iter_rows", "read_file"]
 
 TRADES_COLUMNS = (
     "trade_id", "symbol", "entry_date", "entry_price", "stop_loss_price", "target_price",
@@ -52,6 +55,8 @@ class ImportRow:
     line: int
     events: list[dict[str, Any]]
     realized: Decimal | None = None
+    size: int = 0
+    """Characters of the file the row came from (bounds the bytes of one append)."""
 
 
 @dataclass
@@ -76,6 +81,12 @@ class _RowError(ValueError):
     pass
 
 
+MAX_NUMBER_CHARS = 40
+MAX_EXPONENT = 40
+"""A number in a file is refused past these before any arithmetic (PROTOCOL.md bounds
+numbers the same way); the events' own bounds (EVENTS.md) are checked after."""
+
+
 def _optional(row: dict[str, str], name: str) -> Decimal | None:
     if not (row.get(name) or "").strip():
         return None
@@ -86,13 +97,25 @@ def _decimal(row: dict[str, str], name: str) -> Decimal:
     text = (row.get(name) or "").strip()
     if not text:
         raise _RowError(f"{name} is empty")
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _RowError(f"{name} has {len(text)} characters; a number has at most "
+                        f"{MAX_NUMBER_CHARS}")
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise _RowError(f"{name} {text[:30]!r} is not a number") from None
     if not value.is_finite():
         raise _RowError(f"{name} {text[:30]!r} is not a finite number")
+    if value and abs(value.adjusted()) > MAX_EXPONENT:
+        raise _RowError(f"{name} {text!r} is beyond 10^\u00b1{MAX_EXPONENT}")
     return value
+
+
+def _utc(moment: datetime, what: str) -> str:
+    try:
+        return format_utc(moment)
+    except (OverflowError, ValueError):
+        raise _RowError(f"{what} is out of the range of dates") from None
 
 
 def _time(row: dict[str, str], name: str, timezone: str) -> str:
@@ -105,7 +128,7 @@ def _time(row: dict[str, str], name: str, timezone: str) -> str:
         raise _RowError(f"{name} {text[:30]!r} is not a date and time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
-    return format_utc(moment)
+    return _utc(moment, f"{name} {text[:30]!r}")
 
 
 def _event(kind: str, event_id: str, source: str, time: str, account: str,
@@ -192,69 +215,104 @@ def _trade_row(row: dict[str, str], account: str, quantity: Decimal, source: str
     return ImportRow(0, events, realized)
 
 
-def read_trades_csv(path: Path, account: str, quantity: Decimal | None = None,
-                    timezone: str = "UTC") -> ReadResult:
+Item = ImportRow | ImportProblem
+"""What a reader yields: a row ready to append, or why a line cannot be imported."""
+
+MAX_LINE_CHARS = 1 << 20
+"""Longest line (JSONL, CSV) or JSON record a reader takes; longer is a problem."""
+
+
+class _LineTooLongError(ValueError):
+    pass
+
+
+def _bounded_lines(text: TextIO) -> Iterator[str]:
+    """The lines of ``text``, raising ``_LineTooLongError`` for one of more than
+    ``MAX_LINE_CHARS`` characters instead of holding it in memory."""
+    while True:
+        line = text.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS:
+            raise _LineTooLongError(f"a line longer than {MAX_LINE_CHARS} characters")
+        yield line
+
+
+def iter_trades_csv(stream: BinaryIO, name: str, account: str | None,
+                    quantity: Decimal | None = None, timezone: str = "UTC") -> Iterator[Item]:
     """The trades CSV (one row per trade, P&L per unit; ``quantity`` column optional).
 
     Times without an offset are read in ``timezone``. Each row becomes: a ``signal`` when
     ``source_signal_date`` is set, the opening ``fill``, the closing ``fill`` with its
     exit reason when CLOSED (else a ``mark`` at ``current_price``), and a ``journal``
     entry for ``notes``. Each trade is its own position (``position_id`` = trade_id).
+    ``quantity`` (None: the file must have a quantity column) is used for rows without one.
+    A line over ``MAX_LINE_CHARS``, text that is not UTF-8 or a malformed CSV stops the
+    reading with one last problem.
     """
-    result = ReadResult()
-    source = f"import/trades-csv/{path.name}"
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+    if account is None:
+        yield ImportProblem(1, "a trades CSV needs an account")
+        return
+    source = f"import/trades-csv/{name}"
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(_bounded_lines(text))
+    try:
         header = reader.fieldnames or []
         missing = [c for c in ("trade_id", "symbol", "entry_date", "entry_price",
                                "trade_type", "status") if c not in header]
         if missing:
-            result.problems.append(ImportProblem(1, f"missing columns: {', '.join(missing)}"))
-            return result
+            yield ImportProblem(1, f"missing columns: {', '.join(missing)}")
+            return
         if "quantity" not in header and quantity is None:
-            result.problems.append(ImportProblem(
-                1, "the file has no quantity column; give --quantity"))
-            return result
+            yield ImportProblem(1, "the file has no quantity column; add one, or give the "
+                                   "quantity of every row (--quantity, inbox_quantity)")
+            return
         for row in reader:
             line = reader.line_num
             try:
                 found = _trade_row(row, account, quantity or Decimal(0), source, timezone)
             except _RowError as exc:
-                result.problems.append(ImportProblem(line, str(exc)))
+                yield ImportProblem(line, str(exc))
                 continue
             found.line = line
-            result.rows.append(found)
-    return result
+            found.size = sum(len(v) for v in row.values() if isinstance(v, str))
+            yield found
+    except (_LineTooLongError, csv.Error) as exc:
+        yield ImportProblem(reader.line_num + 1, f"{exc}; the rest was not read")
+    except UnicodeDecodeError:
+        yield ImportProblem(reader.line_num + 1, "not UTF-8 text; the rest was not read")
+    finally:
+        text.detach()
 
 
-def read_daily_pnl_json(path: Path, account: str, quantity: Decimal | None = None,
-                        timezone: str = "UTC") -> ReadResult:
+def iter_daily_pnl_json(stream: BinaryIO, name: str, account: str | None,
+                        quantity: Decimal | None = None,
+                        timezone: str = "UTC") -> Iterator[Item]:
     """The daily P&L JSON: each record's positions are round trips closed that day.
 
     A position with signed ``quantity`` q, ``average_price`` a and ``last_price`` l
     becomes an opening fill of |q| at a and a closing fill at l on that date (00:00 in
     ``timezone``), keyed ``position_id`` = ``<date>-<n>``; its ``pnl`` is what the file
-    says it realized.
+    says it realized. The document is read one record at a time (``json_records``).
     """
     del quantity
-    result = ReadResult()
-    source = f"import/daily-pnl-json/{path.name}"
-    try:
-        document = loads(path.read_bytes())
-    except JSONReadError as exc:
-        result.problems.append(ImportProblem(1, f"not valid JSON: {exc}"))
-        return result
-    records = document.get("records") if isinstance(document, dict) else None
-    if not isinstance(records, list):
-        result.problems.append(ImportProblem(1, 'expected {"records": [...]}'))
-        return result
-    for number, record in enumerate(records):
+    if account is None:
+        yield ImportProblem(1, "a daily P&L JSON needs an account")
+        return
+    source = f"import/daily-pnl-json/{name}"
+    for number, record in enumerate(json_records(stream, "records", MAX_LINE_CHARS)):
         where = number + 1
+        if isinstance(record, JSONRecordError):
+            yield ImportProblem(where, str(record))
+            return
         try:
-            result.rows.extend(_daily_record(record, account, source, timezone, where))
+            rows = _daily_record(record.value, account, source, timezone, where)
         except _RowError as exc:
-            result.problems.append(ImportProblem(where, f"record {number}: {exc}"))
-    return result
+            yield ImportProblem(where, f"record {number}: {exc}")
+            continue
+        for row in rows:
+            row.size = record.size // max(1, len(rows))
+            yield row
 
 
 def _daily_record(record: Any, account: str, source: str, timezone: str,
@@ -269,7 +327,7 @@ def _daily_record(record: Any, account: str, source: str, timezone: str,
     positions = record.get("positions")
     if not isinstance(positions, list):
         raise _RowError("positions must be a list")
-    opened = format_utc(day.replace(tzinfo=ZoneInfo(timezone)))
+    opened = _utc(day.replace(tzinfo=ZoneInfo(timezone)), f"date {date!r}")
     rows: list[ImportRow] = []
     for index, position in enumerate(positions):
         if not isinstance(position, dict):
@@ -301,50 +359,60 @@ def _daily_record(record: Any, account: str, source: str, timezone: str,
     return rows
 
 
-def read_events_jsonl(path: Path, account: str | None, quantity: Decimal | None = None,
-                      timezone: str = "UTC") -> ReadResult:
-    """CloudEvents, one per line, validated as the daemon would; ``account`` (when given)
-    must match each event's own."""
-    del quantity, timezone
-    result = ReadResult()
-    with path.open("rb") as handle:
-        for line, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                event = loads(raw)
+def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
+                      quantity: Decimal | None = None, timezone: str = "UTC", *,
+                      check: bool = True) -> Iterator[Item]:
+    """CloudEvents, one per line, validated as the daemon would (unless ``check`` is
+    False: lines already validated); ``account`` (when given) must match each event's
+    own. A line longer than ``MAX_LINE_CHARS`` bytes is a problem and is skipped without
+    being held in memory."""
+    del quantity, timezone, name
+    line = 0
+    while True:
+        raw = stream.readline(MAX_LINE_CHARS + 1)
+        if not raw:
+            return
+        line += 1
+        if len(raw) > MAX_LINE_CHARS and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(MAX_LINE_CHARS)
+            yield ImportProblem(line, f"longer than {MAX_LINE_CHARS} bytes")
+            continue
+        if not raw.strip():
+            continue
+        try:
+            event = loads(raw)
+            if check:
                 parse_event(event)
-            except JSONReadError as exc:
-                result.problems.append(ImportProblem(line, str(exc)))
-                continue
-            except EventValidationError as exc:
-                detail = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
-                result.problems.append(ImportProblem(line, detail))
-                continue
-            if account is not None and event["account"] != account:
-                result.problems.append(ImportProblem(
-                    line, f"account {event['account']!r} is not {account!r}"))
-                continue
-            result.rows.append(ImportRow(line, [event]))
-    return result
+        except JSONReadError as exc:
+            yield ImportProblem(line, str(exc))
+            continue
+        except EventValidationError as exc:
+            detail = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+            yield ImportProblem(line, detail)
+            continue
+        except (ValueError, ArithmeticError) as exc:
+            yield ImportProblem(line, f"a value is out of range: {exc}")
+            continue
+        if account is not None and event["account"] != account:
+            yield ImportProblem(line, f"account {str(event['account'])[:64]!r} is not "
+                                      f"{account!r}, the folder it is in")
+            continue
+        yield ImportRow(line, [event], size=len(raw))
 
 
-Reader = Callable[[Path, Any, Decimal | None, str], ReadResult]
+Reader = Callable[[BinaryIO, str, Any, Decimal | None, str], Iterator[Item]]
 FORMATS: dict[str, Reader] = {
-    "trades-csv": read_trades_csv,
-    "daily-pnl-json": read_daily_pnl_json,
-    "events-jsonl": read_events_jsonl,
+    "trades-csv": iter_trades_csv,
+    "daily-pnl-json": iter_daily_pnl_json,
+    "events-jsonl": iter_events_jsonl,
 }
 
 
-def detect_format(path: Path) -> str | None:
-    """The format of a file from its extension and header, or None if unknown."""
-    suffix = path.suffix.lower()
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return None
+def format_of(name: str, head: bytes) -> str | None:
+    """The format of a file named ``name`` whose first bytes are ``head`` (4 KiB is
+    enough), or None if unknown."""
+    suffix = Path(name).suffix.lower()
     if suffix == ".jsonl":
         return "events-jsonl"
     if suffix == ".csv" and b"trade_id" in head.split(b"\n", 1)[0]:
@@ -354,21 +422,55 @@ def detect_format(path: Path) -> str | None:
     return None
 
 
-def read_file(path: Path, fmt: str, account: str | None, quantity: Decimal | None = None,
-              timezone: str = "UTC") -> ReadResult:
-    """Read ``path`` in format ``fmt``; every event is validated, problems carry lines.
+def detect_format(path: Path) -> str | None:
+    """The format of a file from its extension and header, or None if unknown."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    return format_of(path.name, head)
+
+
+def iter_rows(stream: BinaryIO, fmt: str, name: str, account: str | None,
+              quantity: Decimal | None = None, timezone: str = "UTC",
+              validate: bool = True) -> Iterator[Item]:
+    """The rows of ``stream`` in format ``fmt`` (``name`` is the file's name, part of the
+    events' ``source``), one at a time: memory stays bounded whatever the file's size.
+    With ``validate`` every event is checked as the daemon would (a row with a bad event
+    becomes a problem naming its line).
 
     Raises:
         KeyError: an unknown format name.
     """
-    result = FORMATS[fmt](path, account, quantity, timezone)
-    checked = ReadResult(problems=list(result.problems))
-    for row in result.rows:
-        bad = _validate(row.events)
-        if bad:
-            checked.problems.append(ImportProblem(row.line, bad))
-        else:
-            checked.rows.append(row)
+    checks = validate and fmt != "events-jsonl"  # that reader validates as it parses
+    items = (iter_events_jsonl(stream, name, account, check=False)
+             if fmt == "events-jsonl" and not validate
+             else FORMATS[fmt](stream, name, account, quantity, timezone))
+    for item in items:
+        if checks and isinstance(item, ImportRow):
+            bad = _validate(item.events)
+            if bad:
+                yield ImportProblem(item.line, bad)
+                continue
+        yield item
+
+
+def read_file(path: Path, fmt: str, account: str | None, quantity: Decimal | None = None,
+              timezone: str = "UTC") -> ReadResult:
+    """Read the whole of ``path`` in format ``fmt`` (``tradelog import``); every event is
+    validated, problems carry lines.
+
+    Raises:
+        KeyError: an unknown format name.
+    """
+    checked = ReadResult()
+    with path.open("rb") as handle:
+        for item in iter_rows(handle, fmt, path.name, account, quantity, timezone):
+            if isinstance(item, ImportRow):
+                checked.rows.append(item)
+            else:
+                checked.problems.append(item)
     checked.problems.sort(key=lambda p: p.line)
     return checked
 
@@ -379,4 +481,6 @@ def _validate(events: list[dict[str, Any]]) -> str | None:
             parse_event(event)
         except EventValidationError as exc:
             return "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+        except (ValueError, ArithmeticError) as exc:
+            return f"a value is out of range: {exc}"
     return None

@@ -6,14 +6,14 @@ id comes from the file's own keys, so what was stored already comes back as dupl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from daemon.importers.formats import ImportProblem, ImportRow, ReadResult
 
-__all__ = ["Appender", "ImportReport", "append_rows", "chunks"]
+__all__ = ["Appender", "ImportReport", "append_batches", "append_rows", "chunks"]
 
 Appender = Callable[[list[dict[str, Any]]], Awaitable[dict[str, Any]]]
 """Appends one batch atomically, answering as PROTOCOL.md's ``append`` result."""
@@ -65,6 +65,26 @@ async def append_rows(read: ReadResult, append: Appender, size: int = 500,
     report = ImportReport(rows=len(read.rows), events=len(read.events),
                           file_realized=read.realized)
     for batch in chunks(read.rows, size):
+        answer = await append(batch)
+        for result in answer["results"]:
+            if result["duplicate"]:
+                report.duplicates += 1
+            else:
+                report.stored += 1
+        if progress is not None:
+            progress(len(batch))
+    return report
+
+
+async def append_batches(batches: Iterable[list[dict[str, Any]]], append: Appender,
+                         report: ImportReport,
+                         progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Append each batch (already validated) in turn, counting in ``report`` what was new
+    and what was a duplicate; returns ``report``.
+
+    Raises whatever ``append`` raises (what was appended before stays; re-run to resume).
+    """
+    for batch in batches:
         answer = await append(batch)
         for result in answer["results"]:
             if result["duplicate"]:
