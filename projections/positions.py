@@ -19,7 +19,9 @@ Rules (EVENTS.md, "Position accounting"; the average-cost method as in NautilusT
 
 Computed amounts (average prices, gross P&L, fee shares, unrealized P&L, a trade's
 average entry and exit) are rounded half-even to 20 decimal places, so that every sum
-of them is exact and a rebuild gives the same digits.
+of them is exact and a rebuild gives the same digits. They are quantized in
+``WIDE_CONTEXT``: within the bounds on values no amount reaches 10^80, so ``quantize``
+never fails (docs/ACCOUNTING.md, "Why a fold cannot overflow").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from decimal import Decimal
 from eventstore.record import StoredEvent
 from projections.calendar import to_utc_text, utc_datetime
 from projections.state import AccountState, Effect, Position, State, TradeRow
+from schemas.values import WIDE_CONTEXT
 
 __all__ = ["QUANTUM", "apply", "refresh_unrealized"]
 
@@ -37,7 +40,7 @@ ZERO = Decimal(0)
 
 
 def _q(value: Decimal) -> Decimal:
-    return value.quantize(QUANTUM)
+    return value.quantize(QUANTUM, context=WIDE_CONTEXT)
 
 
 def refresh_unrealized(state: State, account: AccountState, position: Position) -> None:
