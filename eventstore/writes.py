@@ -95,9 +95,10 @@ class ViewUpdater(Protocol):
         """Rebuild the in-memory state from the rows of each of ``load_queries``, in order."""
         ...
 
-    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]:
+    def fold(self, events: Sequence[StoredEvent], fresh: bool = False) -> list[Statement]:
         """Fold stored events (in seq order); return the row writes and checkpoint to run.
 
+        ``fresh``: the events are this append's, just validated (values within bounds).
         Raises ``FoldError`` naming the first event it could not fold."""
         ...
 
@@ -396,7 +397,7 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
         if views is not None:
             catch_up_before(conn, views, batch)
             try:
-                statements = views.fold(batch.stored)
+                statements = views.fold(batch.stored, fresh=True)
             except FoldError as exc:
                 exc.where = _where(decided, exc.seq)
                 raise

@@ -65,7 +65,22 @@ def _decimal(value: Any) -> Decimal:
     return parse_decimal(value)
 
 
+_SIGNED = {"pos": (False, False), "nonneg": (False, True), "nonzero": (True, False)}
+"""rule -> (a negative value passes, zero passes), for the fast path over plain text."""
+
+
 def _check(rule: str, value: Any) -> None:
+    signed = _SIGNED.get(rule)
+    if signed is not None and type(value) is str and _plain(value):
+        negative_ok, zero_ok = signed
+        if not value.strip("-0."):
+            if not zero_ok:
+                raise ValueError("must not be 0" if rule == "nonzero" else
+                                 "must be greater than 0")
+        elif value[0] == "-" and not negative_ok:
+            raise ValueError("must be greater than 0" if rule == "pos" else
+                             "must be at least 0")
+        return
     if rule == "time":
         parse_time(value)
         return

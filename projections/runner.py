@@ -296,8 +296,12 @@ class ViewRunner:
             f"{t.ORDERS.select_sql()} WHERE account = ? AND order_id = ?", key)
         return t.order_from(found[0]) if found else None
 
-    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]:
+    def fold(self, events: Sequence[StoredEvent], fresh: bool = False) -> list[Statement]:
         """Fold events into the state; return the row writes, any snapshot, and the checkpoint.
+
+        ``fresh=True``: the events were just validated by the 1.1 schemas (an append), so
+        the check for values to leave out is skipped. Raises ``FoldError`` naming the
+        first event whose fold raised (the state is then half changed: discard it).
 
         With a lookup, the state is first reloaded if the committed views are ahead, and
         events already folded are skipped. A rebuild writes only append-only rows here (no
@@ -322,7 +326,7 @@ class ViewRunner:
                 state.position = event.seq
                 continue
             try:
-                state = apply(state, event)
+                state = apply(state, event, fresh)
             except Exception as exc:
                 self.state = state
                 self._take_left_out(state)
