@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventstore.errors import ValidationError
+from projections.query import ViewQuery
 from schemas import EventValidationError, parse_event
 from schemas.values import (
     check_decimal,
@@ -273,3 +275,15 @@ def test_max_open_positions_is_below_1e15() -> None:
     assert 10**15 - 1 == _stored(base)["data"]["max_open_positions"]
     assert ["data.max_open_positions"] == _refused_paths(
         _with("data.max_open_positions", 10**15, base))
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("since", "0001-01-01"), ("until", "9999-12-31"),
+    ("since", "0001-01-01T00:00:00+01:00"), ("until", "9999-12-31T23:59:59-01:00"),
+    ("as_of", "9999-12-31T23:59:59-01:00"),
+])
+def test_query_bounds_outside_the_range_are_refused_naming_them(name: str, value: str) -> None:
+    """A query's date or time bound outside 1900..2199 is refused naming the parameter."""
+    params: dict[str, Any] = {name: value}
+    with pytest.raises(ValidationError, match=f"^{name}: .*1900"):
+        ViewQuery("daily", **params).check()
