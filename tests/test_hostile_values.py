@@ -4,6 +4,7 @@ older version wrote with such values starts, and its bad events are left out."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,16 +174,19 @@ class TestTimeZonesAndTexts:
 class TestLogWrittenByAnOlderVersion:
     """A log holding values 1.1 refuses, written as an older version stored them."""
 
+    @pytest.mark.parametrize("writer_process", ["true", "false"])
     def test_start_leaves_them_out_and_a_mark_does_not_kill_the_daemon(
-            self, tmp_path: Path) -> None:
-        """The daemon starts on the log, logs each bad event once with its seq, keeps
-        them readable, leaves them out of the views, folds a mark of their symbols, and
-        answers the same views after a restart and as_of the last seq."""
+            self, tmp_path: Path, writer_process: str) -> None:
+        """The daemon (with or without its writer process) starts on the log, logs each
+        bad event once with its seq, keeps them readable, leaves them out of the views,
+        folds a mark of their symbols, and answers the same views after a restart and
+        as_of the last seq."""
         bad = [legacy_event(*LEGACY[name]) for name in sorted(LEGACY)]
         write_log(tmp_path / "tradelog.db", bad)
         mark = wire_event("mark", {"prices": {"BIG": "2", "MUL": "2", "ZERO": "2",
                                               "OLD": "2"}})
-        with running(tmp_path) as proc:
+        env = {"TRADELOG_WRITER_PROCESS": writer_process}
+        with running(tmp_path, env) as proc:
             left_out = sorted(r["seq"] for r in log_records(proc)
                               if r.get("event") == "event_left_out")
             assert list(range(1, len(bad) + 1)) == left_out
@@ -195,7 +199,7 @@ class TestLogWrittenByAnOlderVersion:
             assert views["positions"] == as_of["rows"]
             assert len(bad) + 2 == len(read_all(proc.socket))
             assert "ok" == health(proc.socket)["status"]
-        with running(tmp_path) as proc:
+        with running(tmp_path, env) as proc:
             with RawConnection(proc.socket) as conn:
                 conn.result("append", {"events": [wire_event("mark", {"prices": {"BIG": "3"}})]})
                 again = {v: conn.result("query", {"view": v})["rows"]
@@ -205,3 +209,59 @@ class TestLogWrittenByAnOlderVersion:
             # The log file holds both runs: the second logged no event left out again.
             assert left_out == sorted(r["seq"] for r in log_records(proc)
                                       if r.get("event") == "event_left_out")
+
+
+_BOOM = """\
+import sys
+
+import projections.fold  # noqa: F401  (the package exports a function of that name)
+
+_fold = sys.modules["projections.fold"]
+
+
+def _boom(state, event):
+    if event.data.get("symbol") == "BOOM":
+        raise RuntimeError("a fold bug")
+    return state
+
+
+_fold._STEPS = (_boom, *_fold._STEPS)
+"""
+
+
+class TestAFoldThatRaises:
+    """A fold bug injected into the daemon and its writer process (``sitecustomize``):
+    only the append that meets it is refused, and the daemon goes on."""
+
+    @pytest.mark.parametrize("writer_process", ["true", "false"])
+    def test_only_the_append_that_meets_it_is_refused(self, tmp_path: Path,
+                                                      writer_process: str) -> None:
+        """Three pipelined appends, the middle one meeting the bug: it alone gets -32602
+        (index 1, path data), nothing of it is stored; the others are stored with
+        consecutive seqs; the refusal is logged once; the daemon restarts cleanly."""
+        hook = tmp_path / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(_BOOM)
+        env = {"PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [
+            os.environ.get("PYTHONPATH")])]), "TRADELOG_WRITER_PROCESS": writer_process}
+        batches = [[fill("buy", "1", "10")],
+                   [fill("buy", "1", "10", symbol="Y"), fill("buy", "1", "10", symbol="BOOM")],
+                   [fill("sell", "1", "12")]]
+        with running(tmp_path, env) as proc:
+            with RawConnection(proc.socket) as conn:
+                for index, events in enumerate(batches):
+                    conn.send_json({"jsonrpc": "2.0", "id": index, "method": "append",
+                                    "params": {"events": events}})
+                answers = {a["id"]: a for a in (conn.read() for _ in batches)}
+            assert [1, 2] == [answers[i]["result"]["results"][0]["seq"] for i in (0, 2)]
+            error = answers[1]["error"]
+            assert (-32602, [(1, "data")]) == (error["code"], [
+                (p["index"], p["path"]) for p in error["data"]["errors"]])
+            assert ["EURUSD", "EURUSD"] == [e["data"]["symbol"]
+                                            for e in read_all(proc.socket)]
+            refusals = [r for r in log_records(proc)
+                        if r.get("event") == "append_refused_by_views"]
+            assert 1 == len(refusals)
+            assert 0 == proc.stop()
+            proc.start()
+            assert 2 == health(proc.socket)["last_seq"]
