@@ -19,6 +19,8 @@ parse what looks unusual.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +35,17 @@ from schemas.values import (
 __all__ = ["left_out_reason"]
 
 _MAX_INT = 10**15
+_PLAIN = r"[0-9]{1,15}(?:\.[0-9]{1,18})?"
+_ZERO = r"0*(?:\.0*)?$"
+_FAST: dict[str, Callable[[str], object]] = {
+    "pos": re.compile(rf"(?!{_ZERO}){_PLAIN}").fullmatch,
+    "nonneg": re.compile(_PLAIN).fullmatch,
+    "nonzero": re.compile(rf"(?!-?{_ZERO})-?{_PLAIN}").fullmatch,
+    "ratio": re.compile(r"0(?:\.[0-9]{1,18})?|1(?:\.0{1,18})?").fullmatch,
+    "mult": re.compile(rf"(?!{_ZERO})(?:[0-9]{{1,6}}(?:\.[0-9]{{1,18}})?|1000000(?:\.0{{1,18}})?)"
+                       ).fullmatch,
+}
+"""rule -> a match of plain text that certainly keeps the rule (no match: look closer)."""
 # (field, rule) per event type: "pos" > 0, "nonneg" >= 0, "nonzero" != 0, "ratio" 0..1,
 # "mult" 0 < x <= 10^6, "time" a timestamp, "count" an integer 0 <= n < 10^15.
 _RULES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -47,15 +60,9 @@ _RULES: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def _plain(text: str) -> bool:
-    """True for canonical text within the bounds: ``[-]D[.F]`` in ASCII digits with at
-    most 15 digits before the point and 18 after (False: look closer)."""
-    body = text[1:] if text[:1] == "-" else text
-    dot = body.find(".")
-    if dot < 0:
-        return 0 < len(body) <= 15 and body.isascii() and body.isdigit()
-    frac = body[dot + 1:]
-    return (0 < dot <= 15 and 0 < len(frac) <= 18 and body.isascii()
-            and body[:dot].isdigit() and frac.isdigit())
+    """True for plain text within the bounds: ``[-]D[.F]`` in ASCII digits with at most
+    15 digits before the point and 18 after (False: look closer)."""
+    return _FAST["nonzero"](text) is not None or text in ("0", "-0")
 
 
 def _decimal(value: Any) -> Decimal:
@@ -65,22 +72,8 @@ def _decimal(value: Any) -> Decimal:
     return parse_decimal(value)
 
 
-_SIGNED = {"pos": (False, False), "nonneg": (False, True), "nonzero": (True, False)}
-"""rule -> (a negative value passes, zero passes), for the fast path over plain text."""
-
-
 def _check(rule: str, value: Any) -> None:
-    signed = _SIGNED.get(rule)
-    if signed is not None and type(value) is str and _plain(value):
-        negative_ok, zero_ok = signed
-        if not value.strip("-0."):
-            if not zero_ok:
-                raise ValueError("must not be 0" if rule == "nonzero" else
-                                 "must be greater than 0")
-        elif value[0] == "-" and not negative_ok:
-            raise ValueError("must be greater than 0" if rule == "pos" else
-                             "must be at least 0")
-        return
+    """Raise ``ValueError`` unless ``value`` keeps ``rule`` (the slow, exact path)."""
     if rule == "time":
         parse_time(value)
         return
@@ -132,14 +125,16 @@ def left_out_reason(event: StoredEvent) -> str | None:
     try:
         for name, rule in _RULES.get(kind, ()):
             value = data.get(name)
-            if value is not None:
+            if value is not None and (type(value) is not str or _FAST[rule](value) is None):
                 _check(rule, value)
         if kind == "mark":
             name = "prices"
             prices = data.get("prices")
+            fast = _FAST["pos"]
             for symbol, price in _prices(prices).items():
-                name = f"prices.{symbol}"
-                _check("pos", price)
+                if type(price) is not str or fast(price) is None:
+                    name = f"prices.{symbol}"
+                    _check("pos", price)
         elif kind == "limits":
             name = "timezone"
             check_timezone(data.get("timezone", "UTC"))

@@ -24,7 +24,7 @@ from schemas.data import (
     SignalData,
     StatusData,
 )
-from schemas.types import Account, AwareTime, Ident, Text
+from schemas.types import NO_NUL, Account, AwareTime, Ident, Text
 from schemas.versions import EVENT_TYPES, SCHEMA_VERSIONS
 
 __all__ = [
@@ -183,6 +183,8 @@ def _message(error: Any, value: Any) -> str:
     if kind == "less_than":
         return f"must be below {error['ctx']['lt']}"
     if kind == "string_pattern_mismatch":
+        if error.get("ctx", {}).get("pattern") == NO_NUL:
+            return "text must not contain the NUL character (\\u0000)"
         return "must be 1-64 of letters, digits, '.', '_' or '-'"
     if kind in ("string_too_short", "string_too_long"):
         return str(error["msg"]).replace("String should", "must")

@@ -19,7 +19,6 @@ from schemas.values import (
     ACCOUNT_PATTERN,
     MAX_TEXT,
     check_multiplier,
-    check_text,
     check_timezone,
     format_decimal,
     format_time,
@@ -28,8 +27,8 @@ from schemas.values import (
     parse_time,
 )
 
-__all__ = ["Account", "AwareTime", "Day", "Ident", "LongText", "Money", "Multiplier", "Name",
-           "NonNegative", "Note", "Positive", "Ratio", "Symbol", "Text", "TimeZone",
+__all__ = ["NO_NUL", "Account", "AwareTime", "Day", "Ident", "LongText", "Money", "Multiplier",
+           "Name", "NonNegative", "Note", "Positive", "Ratio", "Symbol", "Text", "TimeZone",
            "Timeframe", "at_most"]
 
 
@@ -47,7 +46,9 @@ _DECIMAL_SCHEMA = WithJsonSchema(
 _decimal_out = PlainSerializer(format_decimal, return_type=str)
 _time_out = PlainSerializer(format_time, return_type=str)
 _date_out = PlainSerializer(lambda value: value.isoformat(), return_type=str)
-_no_nul = AfterValidator(check_text)
+NO_NUL = r"^[^\x00]*$"
+"""The pattern of every text field: no NUL character (checked in pydantic's core)."""
+_no_nul = Field(pattern=NO_NUL)
 
 Money = Annotated[Decimal, BeforeValidator(parse_decimal), _decimal_out, _DECIMAL_SCHEMA]
 Positive = Annotated[
