@@ -77,8 +77,10 @@ MAX_TIMEZONE = 64
 DECIMAL_CONTEXT = Context(
     prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
 )
-"""Arithmetic context for money: 60 significant digits, so sums and products of values
-within the bounds (below 10^15, 18 places) are exact (docs/ACCOUNTING.md)."""
+"""Arithmetic context for money: 60 significant digits. A sum or product is exact while
+its result fits 60 digits (a price times a quantity within the bounds has at most 66,
+realistic ones far fewer); past that it rounds once, half-even, and never raises below
+10^999999 (docs/ACCOUNTING.md, "Why a fold cannot overflow")."""
 WIDE_CONTEXT = Context(
     prec=200, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
 )
