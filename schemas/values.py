@@ -187,12 +187,13 @@ def format_decimal(value: Decimal) -> str:
     """The canonical text of a decimal: plain notation, no exponent, no trailing zeros.
 
     ``Decimal("1.500")`` -> ``"1.5"``, ``Decimal("1E+2")`` -> ``"100"``, ``-0`` -> ``"0"``.
-    Cached: equal decimals have the same canonical text, and view rows repeat prices,
-    quantities and multipliers.
+    Never rounds a value of up to 200 digits (``WIDE_CONTEXT``): what the views store is
+    what they computed. Cached: equal decimals have the same canonical text, and view
+    rows repeat prices, quantities and multipliers.
     """
     if not value:
         return "0"
-    return format(value.normalize(DECIMAL_CONTEXT), "f")
+    return format(value.normalize(WIDE_CONTEXT), "f")
 
 
 def _range_error(value: str) -> ValueError:

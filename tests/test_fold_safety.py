@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from eventstore.record import AppendRequest, StoredEvent
@@ -178,3 +178,32 @@ async def test_a_stored_event_whose_fold_raises_is_left_out_at_start(
         assert incremental == dump_tables(log_path)
     finally:
         await recorder.close()
+
+
+bounded = st.builds(
+    lambda whole, places, frac: (Decimal(whole * 10**places + frac).scaleb(-places)),
+    st.integers(0, 10**15 - 1), st.integers(0, 18), st.integers(0, 10**18 - 1),
+).filter(lambda d: 0 < d < 10**15)
+multipliers = bounded.filter(lambda d: d <= 10**6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bounded, bounded, multipliers, bounded)
+@example(Decimal(MAX), Decimal(TINY), Decimal("999999.999999999999999999"),
+         Decimal("987654321098765.432109876543210987"))
+@example(Decimal("123456789012345.678901234567890123"), Decimal(MAX),
+         Decimal("0.123456789012345678"), Decimal(TINY))
+def test_unrealized_and_realized_pnl_are_exact_to_20_places(
+        quantity: Decimal, price: Decimal, multiplier: Decimal, mark: Decimal) -> None:
+    """For any one fill and mark within the bounds, unrealized P&L is the exact
+    (mark - price) * quantity * multiplier rounded once, half-even, to 20 places, and
+    closing at the mark realizes that same figure (EVENTS.md: exact to 20 places)."""
+    exact = Context(prec=500, rounding=ROUND_HALF_EVEN)
+    expected = exact.multiply(exact.multiply(exact.subtract(mark, price), quantity),
+                              multiplier).quantize(Decimal("1e-20"), context=exact)
+    opened = stored([_fill("buy", str(quantity), str(price), multiplier=str(multiplier)),
+                     ev("mark", {"prices": {"X": str(mark)}})])
+    [position] = fold_rows(opened)["positions"]
+    closed = fold_rows([*opened, *stored([_fill("sell", str(quantity), str(mark))], 3)])
+    assert (expected, expected) == (Decimal(position["unrealized_pnl"]),
+                                    Decimal(closed["trades"][0]["gross_pnl"]))
