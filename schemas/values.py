@@ -90,6 +90,8 @@ _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _RFC3339 = re.compile(
     r"^(\d{4})-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
 )
+_PLAIN_IN_BOUNDS = re.compile(r"[+-]?0*[0-9]{1,15}(?:\.[0-9]{0,18})?").fullmatch
+"""Plain decimal text that is certainly within the bounds (read without further checks)."""
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 
@@ -160,6 +162,9 @@ def parse_decimal(value: Any) -> Decimal:
                 f"has {len(value)}); send e.g. \"1.2345\", below 10^{MAX_MAGNITUDE_DIGITS} "
                 f"with at most {MAX_PLACES} digits after the point")
         text = value.strip()
+        if _PLAIN_IN_BOUNDS(text):  # the usual case: no exponent, within the bounds
+            number = Decimal(text)
+            return number if number else Decimal(0)
         if not _DECIMAL_TEXT.match(text):
             raise ValueError(f"{value!r} is not a decimal number; send e.g. \"1.2345\"")
         try:
@@ -205,6 +210,8 @@ def _range_error(value: str) -> ValueError:
 def _in_range(parsed: datetime, text: str) -> datetime:
     """``parsed`` if within EARLIEST..LATEST; its year is checked first, so that the
     conversion to UTC can never overflow."""
+    if 1901 <= parsed.year <= 2198:  # a day's offset from either end: certainly in range
+        return parsed
     if not 1899 <= parsed.year <= 2200 or not EARLIEST <= parsed.astimezone(UTC) <= LATEST:
         raise _range_error(text)
     return parsed
