@@ -295,10 +295,11 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
     conflict or ``ValidationError`` and stores nothing. Raises what ``map_sqlite_error``
     makes of a driver error (e.g. ``StorageUnavailableError``); then nothing is stored.
 
-    When the views cannot fold an event of the group (``FoldError``), the whole
-    transaction is rolled back and the group committed again one request per
-    transaction: the request holding that event is refused with a ``ValidationError``
-    (nothing of it stored), every other request is stored as it would have been.
+    When the views cannot fold a new event of the group (``FoldError``), the whole
+    transaction is rolled back (the views' state discarded) and the group committed
+    again without the request holding that event, which is refused with a
+    ``ViewsRefusedError`` (-32602, nothing of it stored); every other request is stored
+    as it would have been. The fast path folds the group once, as before.
     """
     refused: dict[int, ViewsRefusedError] = {}
     remaining = list(range(len(requests)))
