@@ -56,13 +56,14 @@ def test_stored_value_outside_the_bounds_is_left_out_of_every_view(case: str) ->
     bad = legacy_stored([legacy_event(event_type, data, time)], first_seq=4)
     after = _renumber(stored([ev("mark", {"prices": {"BIG": "12", "MUL": "7", "ZERO": "3",
                                                       "OLD": "2"}}),
-                              _fill("sell", "2", "11", "BIG")]), 5)
+                              _fill("sell", "2", "11", "BIG"), _fill("sell", "1", "3", "ZERO"),
+                              _fill("buy", "1", "3", "ZERO")]), 5)
 
     state = fold([*before, *bad, *after])
 
     assert fold_rows([*before, *after]) == fold_rows([*before, *bad, *after])
     assert [4] == [seq for seq, _ in state.left_out]
-    assert 6 == state.position
+    assert 8 == state.position
 
 
 def test_left_out_reason_names_the_field() -> None:

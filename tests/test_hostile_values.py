@@ -191,13 +191,15 @@ class TestLogWrittenByAnOlderVersion:
                               if r.get("event") == "event_left_out")
             assert list(range(1, len(bad) + 1)) == left_out
             with RawConnection(proc.socket) as conn:
-                conn.result("append", {"events": [mark, fill("buy", "1", "3", symbol="OK")]})
+                conn.result("append", {"events": [mark, fill("buy", "1", "3", symbol="OK"),
+                                                  fill("sell", "1", "3", symbol="ZERO"),
+                                                  fill("buy", "1", "3", symbol="ZERO")]})
                 views = {v: conn.result("query", {"view": v})["rows"]
                          for v in ("positions", "balances", "daily")}
-                as_of = conn.result("query", {"view": "positions", "as_of": len(bad) + 2})
+                as_of = conn.result("query", {"view": "positions", "as_of": len(bad) + 4})
             assert ["OK"] == [p["symbol"] for p in views["positions"]]
             assert views["positions"] == as_of["rows"]
-            assert len(bad) + 2 == len(read_all(proc.socket))
+            assert len(bad) + 4 == len(read_all(proc.socket))
             assert "ok" == health(proc.socket)["status"]
         with running(tmp_path, env) as proc:
             with RawConnection(proc.socket) as conn:
