@@ -208,3 +208,17 @@ def test_unrealized_and_realized_pnl_are_exact_to_20_places(
     closed = fold_rows([*opened, *stored([_fill("sell", str(quantity), str(mark))], 3)])
     assert (expected, expected) == (Decimal(position["unrealized_pnl"]),
                                     Decimal(closed["trades"][0]["gross_pnl"]))
+
+
+@pytest.mark.parametrize(("zone", "time", "day"), [
+    ("Pacific/Kiritimati", "2199-12-31T23:59:59Z", "2200-01-01"),
+    ("Etc/GMT+12", "1900-01-01T00:00:00Z", "1899-12-31"),
+    ("Asia/Tokyo", "2199-12-31T23:59:59+14:00", "2199-12-31"),
+])
+def test_trading_days_at_the_edges_of_the_calendar(zone: str, time: str, day: str) -> None:
+    """Fills at the first and last accepted instants, in zones up to 14 hours from UTC,
+    fold into the trading day of that zone (a day past either end of the range)."""
+    wires = [ev("limits", {"timezone": zone}, time=time), {**_fill("buy", "1", "1"), "time": time},
+             {**_fill("sell", "1", "2"), "time": time}]
+    rows = fold_rows(stored(wires))
+    assert [(day, "1")] == [(d["date"], d["realized_pnl"]) for d in rows["daily"]]
