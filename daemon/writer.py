@@ -35,15 +35,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from daemon.logs import get_logger
 from daemon.writer_launch import Launched, launch
 from eventstore.errors import StorageCorruptError, StorageUnavailableError
+from eventstore.writes import ViewsRefusedError
 
 if TYPE_CHECKING:
     from eventstore.record import AppendOutcome, AppendRequest
     from eventstore.recorder import Recorder
     from projections.runner import ViewRunner
 
-__all__ = ["LocalWriter", "Pipe", "Writer", "WriterProcess"]
+__all__ = ["LocalWriter", "Pipe", "Writer", "WriterProcess", "log_views_refusals"]
+
+log = get_logger("tradelog.writer")
+
+
+def log_views_refusals(outcomes: Sequence[AppendOutcome]) -> None:
+    """Log, once each, the requests refused because the views could not fold one of
+    their events (``ViewsRefusedError``: nothing of them stored, the daemon goes on)."""
+    for outcome in outcomes:
+        if isinstance(outcome.error, ViewsRefusedError):
+            log.error("append_refused_by_views", error=str(outcome.error),
+                      last_seq=outcome.last_seq)
 
 
 class Writer(Protocol):
@@ -90,8 +103,11 @@ class LocalWriter:
         return self.runner.flushed
 
     async def append_groups(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        """``Recorder.append_groups`` (same outcomes and errors)."""
-        return await self.recorder.append_groups(requests)
+        """``Recorder.append_groups`` (same outcomes and errors); a request the views
+        could not fold is refused in its outcome and logged (``log_views_refusals``)."""
+        outcomes = await self.recorder.append_groups(requests)
+        log_views_refusals(outcomes)
+        return outcomes
 
     async def flush_views(self) -> None:
         """``Recorder.flush_views``."""

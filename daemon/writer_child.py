@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from daemon.logs import configure_logging, get_logger
-from daemon.writer import Pipe
+from daemon.writer import Pipe, log_views_refusals
 from eventstore.errors import StorageCorruptError, StorageUnavailableError
 from eventstore.recorder import Recorder
 from projections.startup import open_views
@@ -154,6 +154,7 @@ class _Server:
                 await self.pipe.send(failed)
             return
         took_ms = (time.perf_counter() - started) * 1000
+        log_views_refusals(outcomes)
         if took_ms >= _SLOW_MS:
             log.info("slow_commit", events=size, groups=len(groups), duration_ms=round(took_ms, 1),
                      views_written=self.runner.flushed != flushed_before,

@@ -31,9 +31,8 @@ from eventstore.verify import rows_after, stored_canonical, unreadable_reason
 
 T = TypeVar("T")
 
-__all__ = ["Statement", "ViewUpdater", "append_in_transaction", "catch_up", "in_transaction",
-           "rollback",
-           "run_statements"]
+__all__ = ["FoldError", "Statement", "ViewUpdater", "ViewsRefusedError", "append_in_transaction",
+           "catch_up", "in_transaction", "rollback", "run_statements"]
 
 Statement = tuple[str, Sequence[Sequence[Any]] | None]
 """An SQL statement and the parameter rows to ``executemany`` it with (None: run once)."""
@@ -46,6 +45,26 @@ def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) ->
             conn.execute(sql)
         else:
             conn.executemany(sql, rows)
+
+
+class FoldError(Exception):
+    """The views could not fold the event at ``seq`` (``reason`` says why); the views'
+    in-memory state may be half changed and is discarded or restarted.
+
+    Raised by ``ViewUpdater.fold``. A new event whose fold fails is not stored: its
+    request is refused (``append_in_transaction``); a stored one is left out of the
+    views (``catch_up``, ``ViewUpdater.leave_out``).
+    """
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(f"the views could not fold the event at seq {seq}: {reason}")
+        self.seq = seq
+        self.reason = reason
+        self.where: tuple[int, int] | None = None
+        """(request, event index) in the group being appended, when it is a new event."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.seq, self.reason))
 
 
 class ViewUpdater(Protocol):
@@ -78,8 +97,17 @@ class ViewUpdater(Protocol):
         """Rebuild the in-memory state from the rows of each of ``load_queries``, in order."""
         ...
 
-    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]:
-        """Fold stored events (in seq order); return the row writes and checkpoint to run."""
+    def fold(self, events: Sequence[StoredEvent], fresh: bool = False) -> list[Statement]:
+        """Fold stored events (in seq order); return the row writes and checkpoint to run.
+
+        ``fresh``: the events are this append's, just validated (values within bounds).
+        Raises ``FoldError`` naming the first event it could not fold."""
+        ...
+
+    def leave_out(self, seq: int, reason: str) -> None:
+        """Leave the stored event ``seq`` out of the views from now on, and restart the
+        fold (``needs_load`` again, or an empty state in a rebuild) so that the log is
+        folded again from ``position`` without it."""
         ...
 
     def flush(self) -> list[Statement]:
@@ -157,7 +185,19 @@ def rollback(conn: sqlite3.Connection, views: ViewUpdater | None) -> None:
 
 def catch_up(conn: sqlite3.Connection, views: ViewUpdater, before: int | None = None) -> int:
     """Load the views' state if needed and fold every stored event past their checkpoint
-    (and before seq ``before``, when given); returns the number of events folded."""
+    (and before seq ``before``, when given); returns the number of events folded.
+
+    A stored event the views cannot fold never stops this (nor so the start): it is
+    left out of the views (``ViewUpdater.leave_out``) and the log folded again without it.
+    """
+    while True:
+        try:
+            return _catch_up_once(conn, views, before)
+        except FoldError as exc:
+            views.leave_out(exc.seq, exc.reason)
+
+
+def _catch_up_once(conn: sqlite3.Connection, views: ViewUpdater, before: int | None) -> int:
     if views.needs_load():
         views.restore([list(conn.execute(q)) for q in views.load_queries()])
     folded = 0
@@ -301,7 +341,67 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
     Returns one ``AppendOutcome`` per request, in order; a rejected one carries its
     conflict or ``ValidationError`` and stores nothing. Raises what ``map_sqlite_error``
     makes of a driver error (e.g. ``StorageUnavailableError``); then nothing is stored.
+
+    When the views cannot fold a new event of the group (``FoldError``), the whole
+    transaction is rolled back (the views' state discarded) and the group committed
+    again without the request holding that event, which is refused with a
+    ``ViewsRefusedError`` (-32602, nothing of it stored); every other request is stored
+    as it would have been. The fast path folds the group once, as before.
     """
+    refused: dict[int, ViewsRefusedError] = {}
+    remaining = list(range(len(requests)))
+    while True:
+        try:
+            outcomes = _append_group(conn, [requests[i] for i in remaining], views)
+            break
+        except FoldError as exc:
+            if exc.where is None:
+                raise
+            position, index = exc.where
+            refused[remaining.pop(position)] = ViewsRefusedError.at(index, exc.reason)
+            if not remaining:
+                outcomes = []
+                break
+    if not refused:
+        return outcomes
+    last_seq = outcomes[-1].last_seq if outcomes else _last_seq(conn)
+    stored = iter(outcomes)
+    return [AppendOutcome([], last_seq, refused[i]) if i in refused else next(stored)
+            for i in range(len(requests))]
+
+
+class ViewsRefusedError(ValidationError):
+    """An append refused because the views could not fold one of its events (-32602);
+    nothing of it was stored. Within the bounds on values this does not happen."""
+
+    @classmethod
+    def at(cls, index: int, reason: str) -> ViewsRefusedError:
+        """The error for event ``index`` of the request, with the fold's ``reason``."""
+        message = ("the views could not account for this event, so nothing of the append "
+                   f"was stored ({reason}); check its values")
+        return cls(f"event {index}: {message}",
+                   [{"index": index, "path": "data", "message": message}])
+
+
+def _last_seq(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    return int(row[0])
+
+
+def _where(decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception],
+           seq: int) -> tuple[int, int] | None:
+    """(request, event index) of the new event stored at ``seq`` in this group."""
+    for position, verdict in enumerate(decided):
+        if isinstance(verdict, Exception):
+            continue
+        for index, result in enumerate(verdict[0]):
+            if result.seq == seq and not result.duplicate:
+                return position, index
+    return None
+
+
+def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
+                  views: ViewUpdater | None) -> list[AppendOutcome]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
@@ -355,7 +455,12 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
                 list(batch.pending_counts.items()))
         if views is not None:
             catch_up_before(conn, views, batch)
-            run_statements(conn, views.fold(batch.stored))
+            try:
+                statements = views.fold(batch.stored, fresh=True)
+            except FoldError as exc:
+                exc.where = _where(decided, exc.seq)
+                raise
+            run_statements(conn, statements)
         conn.execute("COMMIT")
     except EventStoreError:
         rollback(conn, views)

@@ -13,6 +13,7 @@ from decimal import localcontext
 
 from eventstore.record import StoredEvent
 from projections import balances, daily, journal, orders, positions, signals
+from projections.admit import left_out_reason
 from projections.state import Effect, State
 from schemas.upcasters import upcast
 from schemas.values import DECIMAL_CONTEXT
@@ -20,13 +21,15 @@ from schemas.versions import SCHEMA_VERSIONS
 
 __all__ = ["PROJECTION_VERSION", "apply", "fold"]
 
-PROJECTION_VERSION = 2
+PROJECTION_VERSION = 3
 """Bumped whenever the fold's rules or the views' tables change; a stored version that
 differs makes the runner rebuild every view from the log on start.
 
 2: rows made in the money context (balance, equity and loss_used were rounded to 28
 digits); a reducing fill uses its position's multiplier; a fill's own position is always
-rewritten."""
+rewritten.
+3: events whose values version 1.1 refuses are left out of every view
+(``projections.admit``); amounts are quantized in a context wide enough never to fail."""
 
 _STEPS = (signals.apply, orders.apply, positions.apply, balances.apply, daily.apply,
           journal.apply)
@@ -42,13 +45,25 @@ def current_shape(event: StoredEvent) -> StoredEvent:
     return dataclasses.replace(event, data=data, schema_version=current)
 
 
-def apply(state: State, event: StoredEvent) -> State:
+def apply(state: State, event: StoredEvent, checked: bool = False) -> State:
     """Fold one stored event (``event.seq`` must follow ``state.position``) into ``state``.
 
     Events stored with an older ``schema_version`` are upcast first, so the folds only
-    ever see the current shape of each type's ``data``.
+    ever see the current shape of each type's ``data``. An event whose values 1.1
+    refuses (``projections.admit``) is left out: only ``state.position`` moves, and
+    ``state.left_out`` notes its seq and why. ``checked=True`` says the event has just
+    passed the 1.1 schemas (a new append), so that check is skipped: it would pass.
+
+    Raises whatever a step raises on an event that breaks the fold's rules (within the
+    bounds none does, docs/ACCOUNTING.md); ``state`` may then be half changed and must
+    be discarded.
     """
     event = current_shape(event)
+    reason = None if checked else left_out_reason(event)
+    if reason is not None:
+        state.note_left_out(event.seq, reason)
+        state.position = event.seq
+        return state
     with localcontext(DECIMAL_CONTEXT):
         state.effect = Effect()
         for step in _STEPS:

@@ -19,7 +19,9 @@ Rules (EVENTS.md, "Position accounting"; the average-cost method as in NautilusT
 
 Computed amounts (average prices, gross P&L, fee shares, unrealized P&L, a trade's
 average entry and exit) are rounded half-even to 20 decimal places, so that every sum
-of them is exact and a rebuild gives the same digits.
+of them is exact and a rebuild gives the same digits. They are quantized in
+``WIDE_CONTEXT``: within the bounds on values no amount reaches 10^80, so ``quantize``
+never fails (docs/ACCOUNTING.md, "Why a fold cannot overflow").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from decimal import Decimal
 from eventstore.record import StoredEvent
 from projections.calendar import to_utc_text, utc_datetime
 from projections.state import AccountState, Effect, Position, State, TradeRow
+from schemas.values import WIDE_CONTEXT
 
 __all__ = ["QUANTUM", "apply", "refresh_unrealized"]
 
@@ -37,7 +40,14 @@ ZERO = Decimal(0)
 
 
 def _q(value: Decimal) -> Decimal:
-    return value.quantize(QUANTUM)
+    return value.quantize(QUANTUM, context=WIDE_CONTEXT)
+
+
+_mul = WIDE_CONTEXT.multiply
+_add = WIDE_CONTEXT.add
+"""Products and the sums of notionals are taken in ``WIDE_CONTEXT``: exact for any
+values within the bounds (at most about 110 digits), and as cheap as in the money
+context when the result is short. Only then is an amount rounded, once, to 20 places."""
 
 
 def refresh_unrealized(state: State, account: AccountState, position: Position) -> None:
@@ -46,7 +56,7 @@ def refresh_unrealized(state: State, account: AccountState, position: Position) 
     if mark is None:
         mark = account.last_fills.get(position.symbol)
     unrealized = ZERO if mark is None else _q(
-        (mark - position.avg_price) * position.quantity * position.multiplier)
+        _mul(_mul(mark - position.avg_price, position.quantity), position.multiplier))
     account.unrealized_pnl += unrealized - position.unrealized_pnl
     position.unrealized_pnl = unrealized
     position.mark_price = mark
@@ -85,7 +95,7 @@ def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: 
         fees=fee,
         max_quantity=quantity,
         open_quantity=quantity,
-        open_notional=quantity * price,
+        open_notional=_mul(quantity, price),
     )
     state.add_position(position)
     return position
@@ -151,24 +161,25 @@ def apply(state: State, event: StoredEvent) -> State:
     elif (position.quantity > 0) == buying:
         size = abs(position.quantity)
         position.avg_price = _q(
-            (size * position.avg_price + quantity * price) / (size + quantity))
+            _add(_mul(size, position.avg_price), _mul(quantity, price)) / (size + quantity))
         position.quantity += quantity if buying else -quantity
         position.fees += fee
         position.max_quantity = max(position.max_quantity, abs(position.quantity))
         position.open_quantity += quantity
-        position.open_notional += quantity * price
+        position.open_notional = _add(position.open_notional, _mul(quantity, price))
         position.last_fill_at = to_utc_text(event.time)
         effect.realized = -fee
     else:
         size = abs(position.quantity)
         closed = min(quantity, size)
         sign = 1 if position.quantity > 0 else -1
-        gross = _q(closed * (price - position.avg_price) * sign * position.multiplier)
-        close_fee = fee if quantity <= size else _q(fee * closed / quantity)
+        gross = _q(_mul(_mul(closed, price - position.avg_price), position.multiplier))
+        gross = gross if sign > 0 else -gross
+        close_fee = fee if quantity <= size else _q(_mul(fee, closed) / quantity)
         position.gross_pnl += gross
         position.fees += close_fee
         position.close_quantity += closed
-        position.close_notional += closed * price
+        position.close_notional = _add(position.close_notional, _mul(closed, price))
         position.quantity -= sign * closed
         position.last_fill_at = to_utc_text(event.time)
         if data.get("exit_reason") is not None:

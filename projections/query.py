@@ -27,7 +27,7 @@ from projections.rowcache import RowCache
 from projections.runner import ViewRunner, clear_marks, drain
 from projections.snapshots import FORMAT, decode, latest_keyed_sql
 from projections.state import State
-from schemas.values import parse_time
+from schemas.values import parse_date, parse_time
 
 __all__ = ["ViewQuery", "as_of_seq", "query_view", "state_at"]
 
@@ -96,9 +96,9 @@ def _time_param(value: str, name: str) -> datetime:
 def _bound(value: str, name: str) -> str:
     if len(value) == 10 and value[4] == "-" and value[7] == "-":
         try:
-            datetime.strptime(value, "%Y-%m-%d")
-        except ValueError:
-            raise ValidationError(f"{name}: {value!r} is not a date YYYY-MM-DD") from None
+            parse_date(value)
+        except ValueError as exc:
+            raise ValidationError(f"{name}: {exc}") from None
         return value
     _time_param(value, name)
     return value

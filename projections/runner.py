@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from eventstore.record import StoredEvent
 from eventstore.recorder import Statement
+from eventstore.writes import FoldError
 from projections import tables as t
 from projections.fold import PROJECTION_VERSION, apply
 from projections.rowcache import RowCache
@@ -33,7 +34,7 @@ from projections.snapshots import (
     snapshot_payload,
     snapshot_tables,
 )
-from projections.state import OrderRow, SignalRow, State
+from projections.state import LEFT_OUT_KEPT, OrderRow, SignalRow, State
 from schemas.values import DECIMAL_CONTEXT
 
 __all__ = ["CHECKPOINT_DDL", "Lookup", "ViewRunner", "checkpoint_statement", "clear_marks",
@@ -173,6 +174,10 @@ class ViewRunner:
         self.recent: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
         self.defer_events = 0
         self.flushed = 0
+        self.failed: dict[int, str] = {}
+        self.left_out: list[tuple[int, str]] = []
+        self.left_out_count = 0
+        self.noted_upto = 0
 
     def attach(self, lookup: Lookup) -> None:
         """Keep only recently used signals and orders in memory (``CACHE_ROWS`` each) and
@@ -263,6 +268,7 @@ class ViewRunner:
         for row in orders:
             order = t.order_from(row)
             state.orders[(order.account, order.order_id)] = order
+        state.noted_upto = self.noted_upto
         self.state = state
         self.flushed = state.position
 
@@ -290,8 +296,12 @@ class ViewRunner:
             f"{t.ORDERS.select_sql()} WHERE account = ? AND order_id = ?", key)
         return t.order_from(found[0]) if found else None
 
-    def fold(self, events: Sequence[StoredEvent]) -> list[Statement]:
+    def fold(self, events: Sequence[StoredEvent], fresh: bool = False) -> list[Statement]:
         """Fold events into the state; return the row writes, any snapshot, and the checkpoint.
+
+        ``fresh=True``: the events were just validated by the 1.1 schemas (an append), so
+        the check for values to leave out is skipped. Raises ``FoldError`` naming the
+        first event whose fold raised (the state is then half changed: discard it).
 
         With a lookup, the state is first reloaded if the committed views are ahead, and
         events already folded are skipped. A rebuild writes only append-only rows here (no
@@ -309,9 +319,22 @@ class ViewRunner:
             # dirty: its table row is current), may be dropped.
             state.signals.trim(self.recent[0] | state.dirty_signals)
             state.orders.trim(self.recent[1] | state.dirty_orders)
+        failed = self.failed
         for event in events:
-            state = apply(state, event)
+            if failed and event.seq in failed:
+                state.note_left_out(event.seq, failed[event.seq])
+                state.position = event.seq
+                continue
+            try:
+                state = apply(state, event, fresh)
+            except Exception as exc:
+                self.state = state
+                self._take_left_out(state)
+                raise FoldError(event.seq, f"{type(exc).__name__}: {exc}"[:500]) from exc
         self.state = state
+        if state.left_out_count:
+            self._take_left_out(state)
+        self.noted_upto = state.noted_upto = max(self.noted_upto, state.position)
         if self.progress is not None and events:
             self.progress(len(events))
         if not events:
@@ -323,6 +346,30 @@ class ViewRunner:
         if state.position - self.flushed < self.defer_events:
             return []
         return self.flush()
+
+    def _take_left_out(self, state: State) -> None:
+        """Move the state's left-out notes to the runner (its first ``LEFT_OUT_KEPT``)."""
+        room = max(0, LEFT_OUT_KEPT - len(self.left_out))
+        self.left_out.extend(state.left_out[:room])
+        self.left_out_count += state.left_out_count
+        state.left_out.clear()
+        state.left_out_count = 0
+
+    def leave_out(self, seq: int, reason: str) -> None:
+        """Leave the stored event ``seq`` out of the views from now on (its fold raised:
+        ``reason``), and start the fold again from a state that never saw it: the
+        tables' (reloaded) or, in a rebuild, an empty one. The caller folds the log
+        again from ``position``; a rebuild that meets the same event leaves it out the
+        same way, so rebuilding gives the same rows."""
+        self.failed[seq] = reason
+        if self.state is not None:
+            self.noted_upto = max(self.noted_upto, self.state.position)
+        if self.suffix:
+            self.state = State(noted_upto=self.noted_upto)
+            self.pending = Pending()
+            self.snapshot_seq = 0
+        else:
+            self.state = None
 
     def flush(self) -> list[Statement]:
         """The writes of every row folded since the last flush, any snapshot due, and

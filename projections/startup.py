@@ -6,11 +6,29 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import structlog
+
 from eventstore.recorder import Recorder
 from projections.fold import PROJECTION_VERSION
 from projections.runner import ViewRunner
 
-__all__ = ["open_views", "rebuild_views"]
+__all__ = ["log_left_out", "open_views", "rebuild_views"]
+
+log = structlog.get_logger(component="tradelog.views")
+
+
+def log_left_out(runner: ViewRunner) -> None:
+    """Log each stored event the views left out while opening (``event_left_out``, with
+    its seq and why; the first ``LEFT_OUT_KEPT``) and their count, then forget them, so
+    that each is logged once per fold of it."""
+    for seq, reason in runner.left_out:
+        log.warning("event_left_out", seq=seq, reason=reason)
+    if runner.left_out_count:
+        log.warning("events_left_out", count=runner.left_out_count,
+                    logged=len(runner.left_out),
+                    hint="values version 1.1 refuses; kept in the log, left out of every view")
+    runner.left_out.clear()
+    runner.left_out_count = 0
 
 
 async def _stored_version(recorder: Recorder) -> int | None:
@@ -70,6 +88,7 @@ async def open_views(recorder: Recorder,
     version = await _stored_version(recorder)
     if version is not None and version != PROJECTION_VERSION:
         runner, folded = await rebuild_views(recorder, progress)
+        log_left_out(runner)
         recorder.views = runner
         # Reloaded from the tables at the next append, signals and orders on demand.
         await _attach(recorder, runner)
@@ -80,4 +99,5 @@ async def open_views(recorder: Recorder,
     runner.progress = progress
     folded = await recorder.prepare_views(runner)
     runner.progress = None
+    log_left_out(runner)
     return runner, folded

@@ -23,6 +23,9 @@ __all__ = [
 ]
 
 ZERO = Decimal(0)
+LEFT_OUT_KEPT = 100
+"""Left-out events whose seq and reason a state keeps until they are taken (the rest are
+only counted)."""
 
 
 @dataclass(slots=True)
@@ -216,7 +219,8 @@ class State:
     ``trades``/``journal`` hold the
     rows added since the last drain (all of them in a scratch fold). ``dirty_*`` name
     the keys whose rows must be written; a dirty position key no longer in
-    ``positions`` is a deleted row.
+    ``positions`` is a deleted row. ``left_out`` and ``left_out_count``: events left
+    out of the views since the runner last took them.
     """
 
     position: int = 0
@@ -235,6 +239,19 @@ class State:
     dirty_signals: set[tuple[str, str]] = field(default_factory=set)
     dirty_orders: set[tuple[str, str]] = field(default_factory=set)
     dirty_marks: set[tuple[str, str]] = field(default_factory=set)
+    left_out: list[tuple[int, str]] = field(default_factory=list)
+    left_out_count: int = 0
+    noted_upto: int = 0
+
+    def note_left_out(self, seq: int, reason: str) -> None:
+        """Count an event left out of the views; the first ``LEFT_OUT_KEPT`` are kept in
+        ``left_out`` as (seq, reason) until the runner takes them. Events at or before
+        ``noted_upto`` (already counted by an earlier fold of the same log) are not."""
+        if seq <= self.noted_upto:
+            return
+        self.left_out_count += 1
+        if len(self.left_out) < LEFT_OUT_KEPT:
+            self.left_out.append((seq, reason))
 
     def add_position(self, position: Position) -> None:
         """Store an open position under its account and key, and index it by symbol."""

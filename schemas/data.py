@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from schemas.types import AwareTime, Ident, Money, NonNegative, Positive, Ratio, Symbol
+from schemas.types import (
+    AwareTime,
+    Ident,
+    LongText,
+    Money,
+    Multiplier,
+    Name,
+    NonNegative,
+    Note,
+    Positive,
+    Ratio,
+    Symbol,
+    Text,
+    Timeframe,
+    TimeZone,
+    at_most,
+)
 
 __all__ = [
     "CashData",
@@ -62,16 +77,16 @@ class SignalData(_Data):
     """A strategy's trade idea; its status starts ``active``."""
 
     signal_id: Ident
-    strategy: Annotated[str, Field(min_length=1, max_length=128)]
+    strategy: Name
     symbol: Symbol
     side: Literal["long", "short"]
     entry_price: Positive | None = None
     stop_loss: Positive | None = None
     take_profit: Positive | None = None
     confidence: Ratio | None = None
-    timeframe: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    timeframe: Timeframe | None = None
     expires_at: AwareTime | None = None
-    note: Annotated[str, Field(max_length=10000)] | None = None
+    note: Note | None = None
 
 
 class OrderData(_Data):
@@ -100,7 +115,7 @@ class FillData(_Data):
     position_id: Ident | None = None
     signal_id: Ident | None = None
     exit_reason: ExitReason | None = None
-    multiplier: Positive = Decimal(1)
+    multiplier: Multiplier = Decimal(1)
 
 
 class StatusData(_Data):
@@ -108,8 +123,8 @@ class StatusData(_Data):
 
     entity: Literal["signal", "order"]
     entity_id: Ident
-    status: str
-    reason: Annotated[str, Field(max_length=1000)] | None = None
+    status: Text
+    reason: Text | None = None
     price: Positive | None = None
 
     @field_validator("status")
@@ -129,8 +144,8 @@ class StatusData(_Data):
 class JournalData(_Data):
     """A trading-journal entry."""
 
-    text: Annotated[str, Field(min_length=1, max_length=10000)]
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
+    text: LongText
+    tags: Annotated[list[Text], at_most(32, "tags")] | None = None
     symbol: Symbol | None = None
     position_id: Ident | None = None
     signal_id: Ident | None = None
@@ -142,7 +157,7 @@ class CashData(_Data):
     # ``kind`` comes first so that ``amount``'s check can see it (and name data.amount).
     kind: Literal["deposit", "withdrawal", "fee", "funding", "interest", "dividend", "adjustment"]
     amount: Money
-    note: Annotated[str, Field(max_length=1000)] | None = None
+    note: Text | None = None
 
     @field_validator("amount")
     @classmethod
@@ -160,7 +175,7 @@ class CashData(_Data):
 class MarkData(_Data):
     """Mark-to-market prices: symbol -> price (> 0)."""
 
-    prices: dict[Symbol, Positive]
+    prices: Annotated[dict[Symbol, Positive], at_most(10_000, "symbols")]
 
     @field_validator("prices")
     @classmethod
@@ -174,18 +189,6 @@ class LimitsData(_Data):
     """Risk settings; ``timezone`` (IANA) sets where the account's trading day starts."""
 
     daily_loss_limit: NonNegative | None = None
-    max_open_positions: Annotated[int, Field(ge=0)] | None = None
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value[:64]!r} is not an IANA time zone; use e.g. UTC, Europe/London, "
-                "Asia/Kolkata"
-            ) from None
-        return value
+    max_open_positions: Annotated[int, Field(ge=0, lt=10**15)] | None = None
+    timezone: TimeZone = "UTC"
 

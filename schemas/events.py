@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from schemas.data import (
@@ -24,7 +24,7 @@ from schemas.data import (
     SignalData,
     StatusData,
 )
-from schemas.types import Account, AwareTime
+from schemas.types import NO_NUL, Account, AwareTime, Ident, Text
 from schemas.versions import EVENT_TYPES, SCHEMA_VERSIONS
 
 __all__ = [
@@ -53,8 +53,8 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: Annotated[str, Field(min_length=1, max_length=128)]
-    source: Annotated[str, Field(min_length=1, max_length=256)]
+    id: Ident
+    source: Text
     time: AwareTime
     account: Account
     datacontenttype: Literal["application/json"] | None = None
@@ -180,7 +180,11 @@ def _message(error: Any, value: Any) -> str:
         return f"must be at least {error['ctx']['ge']}"
     if kind == "less_than_equal":
         return f"must be at most {error['ctx']['le']}"
+    if kind == "less_than":
+        return f"must be below {error['ctx']['lt']}"
     if kind == "string_pattern_mismatch":
+        if error.get("ctx", {}).get("pattern") == NO_NUL:
+            return "text must not contain the NUL character (\\u0000)"
         return "must be 1-64 of letters, digits, '.', '_' or '-'"
     if kind in ("string_too_short", "string_too_long"):
         return str(error["msg"]).replace("String should", "must")

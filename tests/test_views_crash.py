@@ -40,8 +40,8 @@ def die_when_consumed(rows):
 class CrashingRunner(ViewRunner):
     calls = 0
 
-    def fold(self, events):
-        statements = super().fold(events)
+    def fold(self, events, fresh=False):
+        statements = super().fold(events, fresh)
         if events:
             CrashingRunner.calls += 1
             if CrashingRunner.calls == crash_group:
