@@ -454,6 +454,11 @@ class Connection(asyncio.Protocol):
         if method == "metrics":
             return asyncio.ensure_future(self._run(request, service.metrics(
                 request.params, self.peer)))
+        if method == "backup":
+            from daemon.backup import backup_method
+
+            return asyncio.ensure_future(self._run(request, backup_method(
+                service, request.params, self.peer)))
         raise service.method_not_found(method)
 
     def _result(self, request: Request, result: Any) -> dict[str, Any] | None:

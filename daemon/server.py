@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon import systemd
+from daemon.backup import check_backup_config, run_schedule
 from daemon.config import Config, load_config
 from daemon.connection import Connection
 from daemon.inbox import Inbox
@@ -116,6 +117,7 @@ async def serve(config: Config, config_file: Path | None = None,
         TradelogError: the database or socket cannot be opened (nothing served).
     """
     try:
+        check_backup_config(config)
         lock = acquire(config.db)
     except BaseException:
         if launched is not None:
@@ -163,6 +165,7 @@ async def serve(config: Config, config_file: Path | None = None,
             watcher = Inbox(config.inbox, service.append_internal,
                             settle_s=config.inbox_settle_s, quantity=config.inbox_quantity)
             inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
+        backups = asyncio.create_task(run_schedule(service, inbox_stop), name="backups")
         log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,
                  projection_seq=writer.position, caught_up_events=folded,
@@ -177,8 +180,9 @@ async def serve(config: Config, config_file: Path | None = None,
         stopping.cancel()
         if dog is not None:
             dog.cancel()
+        inbox_stop.set()
+        await asyncio.wait([backups], timeout=config.shutdown_timeout_s)
         if inbox is not None:
-            inbox_stop.set()
             await asyncio.wait([inbox], timeout=config.shutdown_timeout_s)
         if service.fatal.is_set():
             log.critical("daemon_exiting", reason=service.fatal_reason,

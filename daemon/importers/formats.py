@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.jsonread import JSONReadError, loads
+from daemon.stored_fields import StoredChain, split_stored
 from schemas import EventValidationError, parse_event
 from schemas.values import format_utc
 
@@ -304,15 +305,17 @@ def _daily_record(record: Any, account: str, source: str, timezone: str,
 def read_events_jsonl(path: Path, account: str | None, quantity: Decimal | None = None,
                       timezone: str = "UTC") -> ReadResult:
     """CloudEvents, one per line, validated as the daemon would; ``account`` (when given)
-    must match each event's own."""
+    must match each event's own. Stored events (an export) are taken too: their stored
+    fields are checked and left out (``daemon.stored_fields``)."""
     del quantity, timezone
     result = ReadResult()
+    chain = StoredChain()  # an export's stored fields: checked, then left to the log
     with path.open("rb") as handle:
         for line, raw in enumerate(handle, 1):
             if not raw.strip():
                 continue
             try:
-                event = loads(raw)
+                event, stored = split_stored(loads(raw))
                 parse_event(event)
             except JSONReadError as exc:
                 result.problems.append(ImportProblem(line, str(exc)))
@@ -320,6 +323,10 @@ def read_events_jsonl(path: Path, account: str | None, quantity: Decimal | None 
             except EventValidationError as exc:
                 detail = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
                 result.problems.append(ImportProblem(line, detail))
+                continue
+            bad = chain.check(event, stored)
+            if bad is not None:
+                result.problems.append(ImportProblem(line, bad))
                 continue
             if account is not None and event["account"] != account:
                 result.problems.append(ImportProblem(
