@@ -124,6 +124,8 @@ def _add_operations(sub: Any) -> None:
     export.add_argument("directory", type=Path, help="a new or empty directory")
     _add_paths(export, sock=False)
     export.add_argument("--to-seq", type=int, help="export as of this seq (default: the last)")
+    export.add_argument("--xlsx", action="store_true",
+                        help="also every view in one views.xlsx (needs tradelog[xlsx])")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,12 +48,14 @@ class ExportReport:
     last_seq: int
     events: int = 0
     views: dict[str, int] = field(default_factory=dict)
+    xlsx: bool = False
 
     def summary(self) -> str:
         """The line ``tradelog export`` prints."""
         views = ", ".join(f"{name}.csv {rows} rows" for name, rows in self.views.items())
+        book = "; views.xlsx (every view)" if self.xlsx else ""
         return (f"export: {self.directory}: events.jsonl {self.events} events (seq 1.."
-                f"{self.last_seq}); {views}")
+                f"{self.last_seq}); {views}{book}")
 
 
 def csv_cell(value: Any) -> str:
@@ -89,11 +91,14 @@ def _csv_text(fields: list[str], rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-async def export(db: Path, directory: Path, to_seq: int | None = None) -> ExportReport:
-    """Write ``events.jsonl`` and one CSV per view of the log at ``db`` (module docstring).
+async def export(db: Path, directory: Path, to_seq: int | None = None,
+                 xlsx: bool = False) -> ExportReport:
+    """Write ``events.jsonl`` and one CSV per view of the log at ``db`` (module docstring),
+    and with ``xlsx`` every view in one workbook ``views.xlsx`` (``daemon.export_xlsx``).
 
     Raises:
-        ValidationError: ``directory`` holds files already, or ``to_seq`` is past the end.
+        ValidationError: ``directory`` holds files already, ``to_seq`` is past the end,
+            or ``xlsx`` without XlsxWriter installed.
         DatabaseFileError: ``db`` is not a tradelog file.
         StorageUnavailableError: a file cannot be written.
     """
@@ -123,11 +128,19 @@ async def export(db: Path, directory: Path, to_seq: int | None = None) -> Export
             os.unlink(temp)
             raise
         publish(temp, directory / "events.jsonl")
+        views: dict[str, list[dict[str, Any]]] = {}
         for name, table in t.VIEWS.items():
             answer = await query_view(recorder, ViewQuery(name, as_of=point))
             text = _csv_text(table.fields, answer["rows"])
             _write_private(directory, f"{name}.csv", [text])
             report.views[name] = len(answer["rows"])
+            if xlsx:
+                views[name] = answer["rows"]
+        if xlsx:
+            from daemon.export_xlsx import write_workbook
+
+            write_workbook(directory, views)
+            report.xlsx = True
         return report
     finally:
         await recorder.close()
@@ -135,7 +148,7 @@ async def export(db: Path, directory: Path, to_seq: int | None = None) -> Export
 
 def export_command(args: argparse.Namespace, config: Config) -> int:
     """``tradelog export``: prints ``ExportReport.summary``."""
-    report = asyncio.run(export(config.db, args.directory, args.to_seq))
+    report = asyncio.run(export(config.db, args.directory, args.to_seq, args.xlsx))
     print(report.summary())
     return 0
 

@@ -154,7 +154,8 @@ async def restore(src: Path, dest: Path, *, to_seq: int | None = None,
     """Restore ``src`` (a backup or any tradelog file) into ``dest`` (module docstring).
 
     Raises:
-        ValidationError: ``src`` and ``dest`` are the same file; both ``to_seq`` and
+        ValidationError: ``src`` and ``dest`` are the same file, or ``dest`` is a
+            symlink (its lock would not be the daemon's); both ``to_seq`` and
             ``to_time``; a bad ``to_seq``/``to_time``; ``dest`` exists without ``force``.
         StorageCorruptError: ``src`` fails verify (below the point asked for), or the
             result does; ``dest`` is untouched.
@@ -165,6 +166,8 @@ async def restore(src: Path, dest: Path, *, to_seq: int | None = None,
     if to_seq is not None and to_time is not None:
         raise ValidationError("give --to-seq or --to-time, not both")
     src, dest = src.absolute(), dest.absolute()
+    if dest.is_symlink():
+        raise ValidationError(f"{dest} is a symlink; give the path of the file itself")
     if dest.exists() and src.exists() and src.samefile(dest):
         raise ValidationError(f"{src} is the file to restore into; give another --db")
     if not src.exists():

@@ -99,3 +99,29 @@ async def test_import_checks_the_exports_chain(source: Path, tmp_path: Path) -> 
     problems = read_file(tmp_path / "bad.jsonl", "events-jsonl", None).problems
     assert [(5, "hash"), (7, "a stored"), (8, "schema_v"), (10, "seq")] == [
         (p.line, p.reason.split(":")[0][:8]) for p in problems]
+
+
+async def test_views_as_one_workbook(source: Path, tmp_path: Path) -> None:
+    """--xlsx writes views.xlsx: a sheet per view with the view's fields as header;
+    decimals of up to 15 digits read back as exactly the decimal, longer ones as their
+    exact text; text that looks like a formula stays text."""
+    from openpyxl import load_workbook
+
+    from daemon.export_xlsx import cell_value
+
+    report = await export(source, tmp_path / "out", xlsx=True)
+    assert report.xlsx
+    book = load_workbook(tmp_path / "out" / "views.xlsx", read_only=True)
+    views = await views_of(source)
+    assert list(t.VIEWS) == book.sheetnames
+    for name, table in t.VIEWS.items():
+        rows = [list(r) for r in book[name].iter_rows(values_only=True)]
+        assert table.fields == rows[0]
+        kinds = dict(table.columns)
+        expected = [[cell_value(kinds[f], r[f]) for f in table.fields] for r in views[name]]
+        assert expected == rows[1:]
+    trades = [list(r) for r in book["trades"].iter_rows(values_only=True)]
+    net = trades[1][trades[0].index("net_pnl")]
+    assert Decimal("765.7") == Decimal(repr(net))
+    assert "1234567890.1234567" == cell_value("dec", "1234567890.1234567")
+    assert "=1+1" == cell_value("text", "=1+1")

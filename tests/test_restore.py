@@ -113,3 +113,15 @@ def test_cli_prints_what_was_restored(source: Path, tmp_path: Path) -> None:
     last_hash = stored_rows(source)[8][12]
     assert f"9 events, last seq 9, last hash {last_hash}" in out
     assert "views rebuilt" in out
+
+
+async def test_a_symlinked_destination_is_refused(source: Path, tmp_path: Path) -> None:
+    """DEST as a symlink (whose lock file would not be the real file's) is refused and
+    the file it points to is untouched."""
+    real = tmp_path / "real.db"
+    await restore(source, real, to_seq=2)
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+    with pytest.raises(ValidationError, match="symlink"):
+        await restore(source, link, force=True)
+    assert 2 == len(stored_rows(real))
