@@ -60,7 +60,7 @@ def backup_command(args: argparse.Namespace, config: Config) -> int:
     dest: Path = args.dest.expanduser().absolute()
     if args.db is None and _in_backup_dir(dest, config) and daemon_answers(config.socket):
         try:
-            with Client(config.socket, retry_for_s=0) as client:
+            with Client(config.socket, retry_for_s=0, timeout_s=3600) as client:
                 result = client.call("backup", {"name": dest.name})
         except RemoteError as exc:
             print(f"tradelog backup: the daemon refused: {exc.message}", file=sys.stderr)

@@ -222,3 +222,16 @@ def test_backup_refuses_an_unwritable_directory(tmp_path: Path) -> None:
     asyncio.run(make_log(db, [every_type_log()[:2]]))
     with pytest.raises(StorageUnavailableError, match="cannot create a file"):
         backup_file(db, tmp_path / "missing" / "x.db")
+
+
+def test_an_interval_needs_a_backup_dir(tmp_path: Path) -> None:
+    """backup_interval without backup_dir is refused at start, naming both settings."""
+    from daemon.backup import check_backup_config
+    from daemon.config import ConfigError, load_config
+
+    config = load_config(env={"TRADELOG_BACKUP_INTERVAL": "60",
+                              "TRADELOG_DB": str(tmp_path / "t.db")})
+    with pytest.raises(ConfigError, match="backup_dir"):
+        check_backup_config(config)
+    check_backup_config(load_config(env={"TRADELOG_BACKUP_INTERVAL": "60",
+                                         "TRADELOG_BACKUP_DIR": str(tmp_path)}))
