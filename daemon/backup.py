@@ -6,7 +6,9 @@ peer can ask for is narrow (docs/OPERATIONS.md, "Who may ask the daemon for a ba
 - the copy goes only into the configured ``backup_dir`` (no ``backup_dir``: the method
   is refused); the peer gives at most a file *name*, never a path: 1-100 characters of
   ``A-Za-z0-9._-``, starting with a letter or digit (so no ``/``, no ``..``, no hidden
-  or temporary name), and an existing file is never overwritten;
+  or temporary name), not ending like SQLite's side files (``-wal``, ``-shm``,
+  ``-journal``) or a lock (``.lock``), and an existing file is never overwritten;
+  ``backup_dir`` may not be the database's own directory;
 - only a peer allowed to read every account may ask (a copy holds them all): with
   ``access`` rules, a uid or gid with ``read = ["*"]`` (or the daemon's own uid, or root).
 
@@ -44,6 +46,9 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SCHEDULED_NAME = re.compile(r"tradelog-\d{8}T\d{12}Z\.db")
 """Names of the backups the daemon names itself (scheduled, or unnamed requests)."""
 
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".lock")
+"""Endings of the files SQLite and the daemon keep beside a database: never a name."""
+
 _locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -53,11 +58,12 @@ def check_name(name: Any) -> str:
     Raises:
         ValidationError: not a string, or not a plain file name; the message says the rule.
     """
-    if not isinstance(name, str) or not NAME.fullmatch(name) or ".." in name:
+    if (not isinstance(name, str) or not NAME.fullmatch(name) or ".." in name
+            or name.endswith(_SQLITE_SIDE_FILES)):
         raise ValidationError(
             "name must be a plain file name: 1-100 characters of A-Za-z0-9._-, starting "
-            "with a letter or digit, without '..'; the copy is written into the daemon's "
-            "backup_dir",
+            "with a letter or digit, without '..', not ending in -wal, -shm, -journal or "
+            ".lock; the copy is written into the daemon's backup_dir",
             [{"index": 0, "path": "name", "message": "not a plain file name"}])
     return name
 
@@ -77,6 +83,13 @@ def check_backup_config(config: Config) -> None:
     if config.backup_interval is not None and config.backup_dir is None:
         raise ConfigError("backup_interval is set but backup_dir is not: set backup_dir to "
                           "the directory scheduled backups go to")
+    if config.backup_dir is not None and _same_directory(config.backup_dir, config.db.parent):
+        raise ConfigError(f"backup_dir {config.backup_dir} is the database's own directory: "
+                          "give backups a directory of their own")
+
+
+def _same_directory(one: Path, other: Path) -> bool:
+    return one.expanduser().absolute().resolve() == other.absolute().resolve()
 
 
 def _directory(config: Config) -> Path:
@@ -85,6 +98,9 @@ def _directory(config: Config) -> Path:
             "this daemon has no backup_dir: set backup_dir in its config to let it write "
             "backups, or run `tradelog backup PATH --db DB` where the database is readable")
     directory = config.backup_dir.expanduser().absolute()
+    if _same_directory(directory, config.db.parent):
+        raise ValidationError(f"backup_dir {directory} is the database's own directory; "
+                              "the daemon writes backups only into a directory of their own")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return directory
 

@@ -84,7 +84,8 @@ def test_backup_while_four_clients_append(tmp_path: Path) -> None:
 
 
 BAD_NAMES: list[Any] = ["../escape.db", "/tmp/abs.db", "a/b.db", "..", ".hidden.db", "x..y",
-                        "", "a" * 101, "nul\x00.db", "sp ace.db", 5, None]
+                        "", "a" * 101, "nul\x00.db", "sp ace.db", "x.db-wal", "x.db-journal",
+                        "tradelog.db.lock", 5, None]
 
 
 def test_backup_method_takes_only_plain_names(tmp_path: Path) -> None:
@@ -225,7 +226,8 @@ def test_backup_refuses_an_unwritable_directory(tmp_path: Path) -> None:
 
 
 def test_an_interval_needs_a_backup_dir(tmp_path: Path) -> None:
-    """backup_interval without backup_dir is refused at start, naming both settings."""
+    """backup_interval without backup_dir, or backup_dir in the database's own
+    directory, is refused at start, naming the setting."""
     from daemon.backup import check_backup_config
     from daemon.config import ConfigError, load_config
 
@@ -233,5 +235,9 @@ def test_an_interval_needs_a_backup_dir(tmp_path: Path) -> None:
                               "TRADELOG_DB": str(tmp_path / "t.db")})
     with pytest.raises(ConfigError, match="backup_dir"):
         check_backup_config(config)
+    with pytest.raises(ConfigError, match="own directory"):
+        check_backup_config(load_config(env={"TRADELOG_DB": str(tmp_path / "t.db"),
+                                             "TRADELOG_BACKUP_DIR": str(tmp_path)}))
     check_backup_config(load_config(env={"TRADELOG_BACKUP_INTERVAL": "60",
-                                         "TRADELOG_BACKUP_DIR": str(tmp_path)}))
+                                         "TRADELOG_DB": str(tmp_path / "t.db"),
+                                         "TRADELOG_BACKUP_DIR": str(tmp_path / "b")}))
