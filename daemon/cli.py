@@ -10,6 +10,9 @@
     tradelog health  [--socket PATH]
     tradelog report  [--account A] [--json] [--html FILE] [--db PATH]
     tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
+    tradelog backup DEST [--db PATH | --socket PATH]   verified copy (docs/OPERATIONS.md)
+    tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]
+    tradelog export DIR [--db PATH] [--to-seq N]     events.jsonl and one CSV per view
     tradelog --version
 
 Exit codes: 0 success, 1 a check failed (verify) or the daemon refused, 2 bad usage,
@@ -100,7 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trading days per year for Sharpe/Sortino (365 or 252)")
     health = sub.add_parser("health", help="ask the daemon how it is")
     _add_paths(health, db=False)
+    _add_operations(sub)
     return parser
+
+
+def _add_operations(sub: Any) -> None:
+    """``backup``, ``restore`` and ``export`` (docs/OPERATIONS.md)."""
+    backup = sub.add_parser("backup", help="a verified, consistent copy of the database")
+    backup.add_argument("dest", type=Path, help="the new file (never overwritten)")
+    _add_paths(backup)
+    restore = sub.add_parser("restore", help="a database from a backup, to a point if asked")
+    restore.add_argument("src", type=Path, help="the backup (or any tradelog file)")
+    _add_paths(restore, sock=False)
+    point = restore.add_mutually_exclusive_group()
+    point.add_argument("--to-seq", type=int, help="keep events 1..N")
+    point.add_argument("--to-time", help="keep the events recorded at or before this time")
+    restore.add_argument("--force", action="store_true",
+                         help="replace an existing --db (never one a daemon serves)")
+    export = sub.add_parser("export", help="events as JSONL and every view as CSV")
+    export.add_argument("directory", type=Path, help="a new or empty directory")
+    _add_paths(export, sock=False)
+    export.add_argument("--to-seq", type=int, help="export as of this seq (default: the last)")
+    export.add_argument("--xlsx", action="store_true",
+                        help="also every view in one views.xlsx (needs tradelog[xlsx])")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,9 +178,25 @@ def _run(args: argparse.Namespace) -> int:
         from daemon.report import report_command
 
         return report_command(args, config)
+    if args.command in ("backup", "restore", "export"):
+        return _operation(args, config)
     handler = getattr(commands, args.command)
     code: int = handler(args, config)
     return code
+
+
+def _operation(args: argparse.Namespace, config: Any) -> int:
+    if args.command == "backup":
+        from daemon.backup_command import backup_command
+
+        return backup_command(args, config)
+    if args.command == "restore":
+        from daemon.restore import restore_command
+
+        return restore_command(args, config)
+    from daemon.export import export_command
+
+    return export_command(args, config)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,13 @@ class Config(BaseModel):
         4096, ge=1, description="with writer_process: the writer writes the views' changed "
         "rows once per this many events (and after 50 ms without appends, and before any "
         "query); smaller: shorter pauses, more row writes")
+    backup_dir: Path | None = Field(
+        None, description="where `backup` (the method) and scheduled backups write; "
+        "None: the daemon writes no backups (docs/OPERATIONS.md)")
+    backup_interval: float | None = Field(
+        None, gt=0, description="seconds between scheduled backups into backup_dir; "
+        "None: none scheduled")
+    backup_keep: int = Field(7, ge=1, description="scheduled backups kept, newest first")
     writer_process: bool = Field(
         True, description="commit in a second process (daemon/writer.py) so that request "
         "handling and commits use two cores; false: commit on a thread of the daemon's "

@@ -634,6 +634,11 @@ class Connection(asyncio.Protocol):
         if method == "metrics":
             return self._read_work(request, batch, lambda _: service.metrics(
                 request.params, self.peer))
+        if method == "backup":
+            from daemon.backup import backup_method
+
+            return self._read_work(request, batch, lambda _: backup_method(
+                service, request.params, self.peer))
         raise service.method_not_found(method)
 
     def _read_work(self, request: Request, batch: _Batch | None,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import systemd
+from daemon.backup import check_backup_config, run_schedule
 from daemon.config import Config, load_config
 from daemon.connection import Connection
 from daemon.filemodes import make_dirs, prepare_db, secure_db_files, set_umask, share
@@ -179,6 +180,7 @@ async def serve(config: Config, config_file: Path | None = None,
     # Before anything is created: files 0600 / folders 0700 (0640 / 0750 with a group).
     set_umask(config.group)
     try:
+        check_backup_config(config)
         lock = acquire(config.db, config.group)
         narrowed = prepare_db(config.db, config.group)
         checked = await _check_tail(config)
@@ -236,6 +238,7 @@ async def serve(config: Config, config_file: Path | None = None,
         if config.inbox is not None:
             watcher = Inbox(config.inbox, service)
             inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
+        backups = asyncio.create_task(run_schedule(service, inbox_stop), name="backups")
         log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,
                  projection_seq=writer.position, caught_up_events=folded,
@@ -255,10 +258,11 @@ async def serve(config: Config, config_file: Path | None = None,
         if dog is not None:
             dog.cancel()
         server.close()
-        if inbox is not None:
-            inbox_stop.set()
-            await asyncio.wait([inbox], timeout=_left(deadline) / 2)
-            inbox.cancel()
+        inbox_stop.set()
+        helpers = [task for task in (inbox, backups) if task is not None]
+        await asyncio.wait(helpers, timeout=_left(deadline) / 2)
+        for task in helpers:
+            task.cancel()
         if service.fatal.is_set():
             log.critical("daemon_exiting", reason=service.fatal_reason,
                          advice="the database may be in doubt; run `tradelog verify`")

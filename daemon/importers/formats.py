@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from daemon.importers.jsonstream import JSONRecordError, json_records
 from daemon.jsonread import JSONReadError, loads
+from daemon.stored_fields import StoredChain, split_stored
 from schemas import EventValidationError, parse_event
 from schemas.values import format_utc
 
@@ -365,8 +366,10 @@ def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
     """CloudEvents, one per line, validated as the daemon would (unless ``check`` is
     False: lines already validated); ``account`` (when given) must match each event's
     own. A line longer than ``MAX_LINE_CHARS`` bytes is a problem and is skipped without
-    being held in memory."""
+    being held in memory. Stored events (an export) are taken too: their stored fields
+    are checked (when ``check``) and left out (``daemon.stored_fields``)."""
     del quantity, timezone, name
+    chain = StoredChain()  # an export's stored fields: checked, then left to the log
     line = 0
     while True:
         raw = stream.readline(MAX_LINE_CHARS + 1)
@@ -381,7 +384,7 @@ def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
         if not raw.strip():
             continue
         try:
-            event = loads(raw)
+            event, stored = split_stored(loads(raw))
             if check:
                 parse_event(event)
         except JSONReadError as exc:
@@ -393,6 +396,10 @@ def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
             continue
         except (ValueError, ArithmeticError) as exc:
             yield ImportProblem(line, f"a value is out of range: {exc}")
+            continue
+        bad = chain.check(event, stored) if check else None
+        if bad is not None:
+            yield ImportProblem(line, bad)
             continue
         if account is not None and event["account"] != account:
             yield ImportProblem(line, f"account {str(event['account'])[:64]!r} is not "
