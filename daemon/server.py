@@ -28,7 +28,7 @@ from daemon.backup import check_backup_config, run_schedule
 from daemon.config import Config, load_config
 from daemon.connection import Connection
 from daemon.filemodes import make_dirs, prepare_db, secure_db_files, set_umask, share
-from daemon.inbox import Inbox
+from daemon.importers.inbox import Inbox
 from daemon.lockfile import acquire
 from daemon.logs import Throttle, get_logger
 from daemon.service import Service

@@ -27,8 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from daemon.cli.commands import print_view
 from daemon.client import Client
-from daemon.commands import print_view
 from daemon.process import ServeProcess
 from examples.sma_bot import ACCOUNT, DATA, read_bars, run
 

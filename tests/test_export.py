@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.export import csv_cell, export
+from daemon.cli.export import csv_cell, export
 from daemon.importers import read_file
 from eventstore.errors import ValidationError
 from projections import tables as t
@@ -107,7 +107,7 @@ async def test_views_as_one_workbook(source: Path, tmp_path: Path) -> None:
     exact text; text that looks like a formula stays text."""
     from openpyxl import load_workbook
 
-    from daemon.export_xlsx import cell_value
+    from daemon.cli.export_xlsx import cell_value
 
     report = await export(source, tmp_path / "out", xlsx=True)
     assert report.xlsx

@@ -17,7 +17,7 @@ import pytest
 
 from daemon.access import Peer
 from daemon.client import Client
-from daemon.inbox import owner_peer
+from daemon.importers.inbox import owner_peer
 from tests.support import DaemonProcess
 from tests.test_inbox import SETTLE, events_jsonl, wait_for
 

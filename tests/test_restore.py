@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli.restore import restore
 from daemon.lockfile import hold_lock
-from daemon.restore import restore
 from eventstore.backup import verify_file
 from eventstore.errors import DatabaseFileError, StorageCorruptError, ValidationError
 from tests.daemon_support import tradelog

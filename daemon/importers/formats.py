@@ -13,8 +13,8 @@ from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo
 
 from daemon.importers.jsonstream import JSONRecordError, json_records
+from daemon.importers.stored_fields import StoredChain, split_stored
 from daemon.jsonread import JSONReadError, loads
-from daemon.stored_fields import StoredChain, split_stored
 from schemas import EventValidationError, parse_event
 from schemas.values import format_utc
 
@@ -367,7 +367,7 @@ def iter_events_jsonl(stream: BinaryIO, name: str, account: str | None,
     False: lines already validated); ``account`` (when given) must match each event's
     own. A line longer than ``MAX_LINE_CHARS`` bytes is a problem and is skipped without
     being held in memory. Stored events (an export) are taken too: their stored fields
-    are checked (when ``check``) and left out (``daemon.stored_fields``)."""
+    are checked (when ``check``) and left out (``daemon.importers.stored_fields``)."""
     del quantity, timezone, name
     chain = StoredChain()  # an export's stored fields: checked, then left to the log
     line = 0

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--account")
     tail.add_argument("--types", help="comma-separated event types")
     tail.add_argument("--count", type=int, help="stop after this many events")
-    from daemon.import_command import add_parser as add_import
+    from daemon.cli.imports import add_parser as add_import
 
     add_import(sub)
     report = sub.add_parser("report", help="performance metrics of an account (or all)")
@@ -168,10 +168,10 @@ def _run(args: argparse.Namespace) -> int:
 
         configure_logging(config.log_format, config.log_level)
         return asyncio.run(serve(config, args.config, launched=launched))
-    from daemon import commands
+    from daemon.cli import commands
 
     if args.command == "import":
-        from daemon.import_command import run_import
+        from daemon.cli.imports import run_import
 
         return run_import(args, config)
     if args.command == "report":
@@ -187,14 +187,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _operation(args: argparse.Namespace, config: Any) -> int:
     if args.command == "backup":
-        from daemon.backup_command import backup_command
+        from daemon.cli.backup import backup_command
 
         return backup_command(args, config)
     if args.command == "restore":
-        from daemon.restore import restore_command
+        from daemon.cli.restore import restore_command
 
         return restore_command(args, config)
-    from daemon.export import export_command
+    from daemon.cli.export import export_command
 
     return export_command(args, config)
 

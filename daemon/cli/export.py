@@ -94,7 +94,7 @@ def _csv_text(fields: list[str], rows: list[dict[str, Any]]) -> str:
 async def export(db: Path, directory: Path, to_seq: int | None = None,
                  xlsx: bool = False) -> ExportReport:
     """Write ``events.jsonl`` and one CSV per view of the log at ``db`` (module docstring),
-    and with ``xlsx`` every view in one workbook ``views.xlsx`` (``daemon.export_xlsx``).
+    and with ``xlsx`` every view in one workbook ``views.xlsx`` (``daemon.cli.export_xlsx``).
 
     Raises:
         ValidationError: ``directory`` holds files already, ``to_seq`` is past the end,
@@ -137,7 +137,7 @@ async def export(db: Path, directory: Path, to_seq: int | None = None,
             if xlsx:
                 views[name] = answer["rows"]
         if xlsx:
-            from daemon.export_xlsx import write_workbook
+            from daemon.cli.export_xlsx import write_workbook
 
             write_workbook(directory, views)
             report.xlsx = True
