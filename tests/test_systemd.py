@@ -360,7 +360,8 @@ def test_service_keeps_required_settings() -> None:
         "RuntimeDirectoryPreserve=yes",
         f"ExecStart={EXEC_START} serve",
         "WatchdogSec=30",
-        "UMask=0007",
+        "UMask=0077",
+        "LimitNOFILE=8192",
     ):
         assert required in settings, required
     assert not any(s.startswith("PrivateUsers=") for s in settings)
