@@ -2,9 +2,11 @@
 time, or ``as_of_time`` an event time.
 
 The params are checked by ``projections.query_params`` and turned into SQL by
-``projections.query_sql``. The same SQL serves every case: now it runs on the database's reader connection; for
-``as_of`` it runs on a scratch copy of the view folded from events 1..N: restored from
-the nearest snapshot at or before N (``projections.snapshots``), then folded up to N.
+``projections.query_sql``. The same SQL serves every case: now it runs on the
+database's reader connection; for ``as_of`` it runs on a scratch copy of the view
+folded from events 1..N: restored from the nearest snapshot at or before N
+(``projections.snapshots``), then folded up to N; for ``as_of_time`` on a scratch copy
+folded from the log (``projections.query_time``).
 ``trades`` and ``journal`` rows never change once written, so ``as_of`` N reads them
 from their tables (rows of seq <= N) when the views are at N or past it.
 """
@@ -13,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,12 @@ from eventstore.recorder import Recorder, open_sqlite
 from eventstore.writes import Statement, run_statements
 from projections import tables as t
 from projections.fold import PROJECTION_VERSION, fold
-from projections.rowcache import RowCache
-from projections.runner import ViewRunner, clear_marks, drain
-from projections.snapshots import FORMAT, decode, latest_keyed_sql
 from projections.query_params import ViewQuery
 from projections.query_sql import SEQ_COLUMN, build_sql, count_sql
 from projections.query_time import state_at_time
+from projections.rowcache import RowCache
+from projections.runner import ViewRunner, clear_marks, drain
+from projections.snapshots import FORMAT, decode, latest_keyed_sql
 from projections.state import State
 from schemas.values import parse_time
 
