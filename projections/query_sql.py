@@ -95,30 +95,15 @@ def filters_of(view: str) -> list[str]:
 
 
 def time_key(column: str) -> str:
-    """The SQL expression that orders a view's RFC 3339 UTC text by time, exactly.
-
-    Stored times are ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (six fraction digits when there
-    is a fraction), so without the ``Z`` they sort as text in time order
-    (``...00`` < ``...00.500000``, where ``...00Z`` > ``...00.500000Z``).
-    """
-    return f"rtrim({column}, 'Z')"
+    """The SQL expression that orders a view's RFC 3339 UTC text by time, exactly
+    (``tables.by_time``: the time indexes are on this very expression)."""
+    return t.by_time(column)
 
 
 def utc_key(moment: datetime) -> str:
     """A time as ``time_key`` puts a stored time: UTC, six fraction digits or none."""
     text = moment.astimezone(UTC).isoformat()
     return text.removesuffix("+00:00")
-
-
-def seconds_floor(moment: datetime) -> str:
-    """The time's UTC second as stored text starts: a lower bound, as text, of every
-    stored time at or after it (lets the time column's index narrow the range)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def seconds_ceiling(moment: datetime) -> str:
-    """An upper bound, as text, of every stored time at or before ``moment``."""
-    return seconds_floor(moment) + "~"
 
 
 def prefix_bounds(prefix: str) -> tuple[str, bytes]:
@@ -192,10 +177,7 @@ def _time_conditions(column: str, kind: str, value: str, name: str,
             time_bound(value, name)  # checked; the date as written is compared
         return [f"{column} {op} ?"], [value[:10]]
     moment = time_bound(value, name, end_of_day=op == "<=")
-    coarse = seconds_floor(moment) if op == ">=" else seconds_ceiling(moment)
-    # The coarse bound on the bare column lets an index on it narrow the range; the
-    # exact test follows.
-    return ([f"{column} {op} ?", f"{time_key(column)} {op} ?"], [coarse, utc_key(moment)])
+    return [f"{time_key(column)} {op} ?"], [utc_key(moment)]
 
 
 def where_sql(q: ViewQuery, max_seq: int | None = None) -> tuple[str, list[Any]]:
