@@ -98,7 +98,8 @@ def matches(view: str, row: dict[str, Any], name: str, value: Any) -> bool:
     if name in ("since", "until"):
         column = TIME_COLUMN[view]
         if column == "date":
-            return row["date"] >= value[:10] if name == "since" else row["date"] <= value[:10]
+            day: str = row["date"]
+            return day >= value[:10] if name == "since" else day <= value[:10]
         moment = parse(row[column])
         bound = day_bound(value, end=name == "until")
         return moment >= bound if name == "since" else moment <= bound

@@ -231,8 +231,9 @@ def test_a_filter_the_view_lacks_is_refused_naming_both(view: str, name: str) ->
 @pytest.mark.parametrize("name", ["since", "until"])
 def test_since_on_a_view_without_time_column_is_refused(name: str) -> None:
     """``since``/``until`` on a view with no time column (balances) are refused."""
+    params: dict[str, Any] = {name: "2024-03-01"}
     with pytest.raises(ValidationError, match=f"'balances' has no time column.*'{name}'"):
-        ViewQuery("balances", **{name: "2024-03-01"}).check()
+        ViewQuery("balances", **params).check()
 
 
 # ---------------------------------------------------------------- the generic path
