@@ -99,7 +99,8 @@ def matches(view: str, row: dict[str, Any], name: str, value: Any) -> bool:
         column = TIME_COLUMN[view]
         if column == "date":
             day: str = row["date"]
-            return day >= value[:10] if name == "since" else day <= value[:10]
+            limit: str = value[:10]
+            return day >= limit if name == "since" else day <= limit
         moment = parse(row[column])
         bound = day_bound(value, end=name == "until")
         return moment >= bound if name == "since" else moment <= bound
