@@ -153,7 +153,7 @@ POSITIONS = Table(
           "trade_id opened_seq:int gross_pnl:dec max_quantity:dec open_quantity:dec "
           "open_notional:dec close_quantity:dec close_notional:dec exit_reason"),
     public=16, key=("account", "position_key"),
-    indexes=(("account", "symbol"), ("account", by_time("opened_at"))))
+    indexes=(("account", "symbol", by_time("opened_at")), ("account", by_time("opened_at"))))
 TRADES = Table(
     "trades",
     _cols("account trade_id position_key symbol side quantity:dec entry_price:dec "

@@ -6,6 +6,7 @@ again in Python (``matches``), independent of the SQL, to check ``query`` agains
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from tests.fold_support import ev
@@ -123,3 +124,26 @@ def same_attr(held: Any, wanted: Any) -> bool:
         return Decimal(str(held)) == Decimal(wanted)
     except ArithmeticError:
         return False
+
+
+def write_history(path: Path, wires: list[dict[str, Any]] | None = None) -> None:
+    """A database at ``path`` holding ``wires`` (default ``history()``) with its views,
+    appended 50 events at a time."""
+    import asyncio
+
+    from eventstore.recorder import Recorder
+    from projections.startup import open_views
+    from tests.fold_support import new_event
+
+    events = history() if wires is None else wires
+
+    async def write() -> None:
+        recorder = await Recorder.open(path)
+        try:
+            await open_views(recorder)
+            for start in range(0, len(events), 50):
+                await recorder.append([new_event(w) for w in events[start:start + 50]])
+        finally:
+            await recorder.close()
+
+    asyncio.run(write())
