@@ -28,7 +28,8 @@ AccountName = Annotated[StrictStr, Field(pattern=ACCOUNT_PATTERN)]
 Seq = Annotated[StrictInt, Field(ge=1)]
 QueryText = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 QueryTime = Annotated[StrictStr, Field(max_length=64)]
-AttrsValue = StrictBool | StrictStr | StrictInt | Decimal | None
+AttrsKey = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+AttrsValue = StrictBool | Annotated[StrictStr, Field(max_length=256)] | StrictInt | Decimal | None
 
 
 class _Params(BaseModel):
@@ -70,7 +71,7 @@ class QueryParams(_Params):
     asset_class: QueryText | None = None
     entity: Literal["signal", "order"] | None = None
     entity_id: QueryText | None = None
-    attrs: Annotated[dict[StrictStr, AttrsValue], Field(min_length=1, max_length=32)] | None = None
+    attrs: Annotated[dict[AttrsKey, AttrsValue], Field(min_length=1, max_length=32)] | None = None
     since: QueryTime | None = None
     until: QueryTime | None = None
     updated_since: QueryTime | None = None

@@ -92,7 +92,7 @@ def matches(view: str, row: dict[str, Any], name: str, value: Any) -> bool:
     if name == "symbol_prefix":
         return isinstance(row["symbol"], str) and row["symbol"].startswith(value)
     if name == "updated_since":
-        return parse(row["updated_at"]) >= parse(value)
+        return parse(row["updated_at"]) >= day_bound(value, end=False)
     if name == "attrs":
         held = row["attrs"] or {}
         return all(key in held and same_attr(held[key], item) for key, item in value.items())
