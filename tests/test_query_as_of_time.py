@@ -5,22 +5,29 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import tempfile
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eventstore.errors import ValidationError
 from eventstore.record import StoredEvent
 from eventstore.recorder import Recorder
+from projections import runner as runner_module
 from projections import tables as t
 from projections.fold import fold
 from projections.query import ViewQuery, query_view
 from projections.query_params import MAX_LIMIT
-from tests.fold_support import rows_of
+from projections.startup import open_views
+from tests.fold_support import new_event, rows_of
 from tests.query_support import write_history
+from tests.test_fold_properties import sequences
 
 MOMENTS = ["2024-03-01T09:00:00Z", "2024-03-02T09:20:00.5Z", "2024-03-03T15:00:00+05:30",
            "2024-03-04T09:31:00Z", "2030-01-01T00:00:00Z", "2000-01-01T00:00:00Z"]
@@ -101,3 +108,39 @@ def test_as_of_time_must_be_an_rfc3339_time_in_range(value: str) -> None:
     """``as_of_time`` is an RFC 3339 time with an offset within the time bounds."""
     with pytest.raises(ValidationError, match="as_of_time"):
         ViewQuery("positions", as_of_time=value).check()
+
+
+async def _as_of_time_with_snapshots(wires: list[dict[str, Any]], every: int,
+                                     picks: list[int], shift_ms: int) -> None:
+    with tempfile.TemporaryDirectory() as directory, mock.patch.object(
+            runner_module, "SNAPSHOT_EVERY", every):
+        path = Path(directory) / "t.db"
+        recorder = await Recorder.open(path)
+        try:
+            await open_views(recorder)
+            for wire in wires:
+                await recorder.append([new_event(wire)])
+            events = await recorder.read(1, 100_000)
+            for pick in picks:
+                base = datetime.fromisoformat(events[pick % len(events)].time)
+                moment = (base + timedelta(milliseconds=shift_ms)).isoformat()
+                expected = expected_at(events, moment)
+                for view in t.VIEWS:
+                    answer = await query_view(recorder, ViewQuery(
+                        view, as_of_time=moment, limit=MAX_LIMIT))
+                    assert expected[view] == answer["rows"], (view, moment)
+        finally:
+            await recorder.close()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequences(max_size=24), st.integers(1, 4), st.lists(st.integers(0, 100), min_size=1,
+                                                             max_size=3),
+       st.sampled_from([-1, 0, 1]))
+def test_as_of_time_from_snapshots_equals_a_fold_of_the_events_up_to_then(
+        wires: list[dict[str, Any]], every: int, picks: list[int], shift_ms: int) -> None:
+    """With a snapshot every 1-4 events and times out of seq order (several offsets),
+    every view ``as_of_time`` T (an event's time, or a millisecond either side) equals
+    a fold of exactly the events whose time is <= T: the snapshot it may start from
+    holds only events that are all in."""
+    asyncio.run(_as_of_time_with_snapshots(wires, every, picks, shift_ms))
