@@ -4,21 +4,22 @@ Event times need not follow ``seq`` (a bot may send yesterday's fill today), so 
 fold reads the log in seq order and applies the events whose ``time`` is at or before T.
 Two things keep that from always meaning "the whole log":
 
-- The events before the first one whose time is after T are all in: their fold is the
-  view ``as_of`` that seq, so a keyed view (not ``trades``/``journal``, which snapshots
-  do not hold) starts from the nearest snapshot at or before it, as ``as_of`` does.
-  Finding that seq is one pass of SQLite over the events' ``time`` (no fold).
+- The events before the first one whose time is after T (of the account, when one is
+  given) are all in: their fold is the view ``as_of`` that seq (for that account), so
+  a keyed view (not ``trades``/``journal``, which snapshots do not hold) starts from
+  the nearest snapshot at or before it, as ``as_of`` does. Finding that seq is one pass
+  of SQLite over the events' ``time`` (no fold).
 - After it, SQLite passes on only the events whose time may be <= T (``julianday``
   with a 2 ms margin for its millisecond rounding); each is then checked exactly in
   Python before it is folded. With an ``account``, only that account's events are read
   (every view row belongs to one account and is folded from its events alone).
 
 Cost: when events arrive in time order, about what ``as_of`` costs at the same point;
-each event sent late (with a time earlier than events before it) pulls the start back
-to before it, up to the whole log (or the account's events) from seq 1 for ``trades``
-and ``journal``. It runs on a worker thread, on its own read-only connection and read
-transaction; memory is the fold state of the accounts read, and the closed trades and
-journal entries only when the query asks for that view.
+an event sent late (with a time earlier than events before it) pulls the start back to
+before the first event later than T; ``trades`` and ``journal`` always fold the log (or
+the account's events) from seq 1. It runs on a worker thread, on its own read-only
+connection and read transaction; memory is the fold state of the accounts read, and
+the closed trades and journal entries only when the query asks for that view.
 """
 
 from __future__ import annotations
@@ -50,11 +51,17 @@ def _julian_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _all_before(conn: sqlite3.Connection, moment: datetime, last: int) -> int:
-    """The last seq S such that every event 1..S surely has a time <= ``moment``."""
-    found = conn.execute(
-        "SELECT seq FROM events WHERE julianday(time) > julianday(?) - ? AND seq <= ? "
-        "ORDER BY seq LIMIT 1", (_julian_text(moment), _MARGIN_DAYS, last)).fetchone()
+def _all_before(conn: sqlite3.Connection, moment: datetime, last: int,
+                account: str | None) -> int:
+    """The last seq S such that every event 1..S (of ``account`` unless None) surely
+    has a time <= ``moment``. The state at S is then exact for that account's rows."""
+    where = "julianday(time) > julianday(?) - ? AND seq <= ?"
+    params: list[Any] = [_julian_text(moment), _MARGIN_DAYS, last]
+    if account is not None:
+        where = "account = ? AND " + where
+        params.insert(0, account)
+    found = conn.execute(f"SELECT seq FROM events WHERE {where} ORDER BY seq LIMIT 1",
+                         params).fetchone()
     return last if found is None else int(found[0]) - 1
 
 
@@ -68,7 +75,7 @@ def _fold_until(path: Path, moment: datetime, account: str | None,
         last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
         state = None
         if view not in SEQ_COLUMN:
-            state = _from_snapshot(conn, _all_before(conn, moment, last), view)
+            state = _from_snapshot(conn, _all_before(conn, moment, last, account), view)
         if state is None:
             state = State()
         where = "seq > ? AND seq <= ? AND julianday(time) <= julianday(?) + ?"

@@ -125,10 +125,15 @@ async def _as_of_time_with_snapshots(wires: list[dict[str, Any]], every: int,
                 base = datetime.fromisoformat(events[pick % len(events)].time)
                 moment = (base + timedelta(milliseconds=shift_ms)).isoformat()
                 expected = expected_at(events, moment)
+                account = events[pick % len(events)].account
                 for view in t.VIEWS:
                     answer = await query_view(recorder, ViewQuery(
                         view, as_of_time=moment, limit=MAX_LIMIT))
                     assert expected[view] == answer["rows"], (view, moment)
+                    mine = await query_view(recorder, ViewQuery(
+                        view, account=account, as_of_time=moment, limit=MAX_LIMIT))
+                    assert [r for r in expected[view] if r["account"] == account] == mine[
+                        "rows"], (view, moment, account)
         finally:
             await recorder.close()
 
@@ -141,6 +146,6 @@ def test_as_of_time_from_snapshots_equals_a_fold_of_the_events_up_to_then(
         wires: list[dict[str, Any]], every: int, picks: list[int], shift_ms: int) -> None:
     """With a snapshot every 1-4 events and times out of seq order (several offsets),
     every view ``as_of_time`` T (an event's time, or a millisecond either side) equals
-    a fold of exactly the events whose time is <= T: the snapshot it may start from
-    holds only events that are all in."""
+    a fold of exactly the events whose time is <= T, and with ``account`` its rows of
+    that account: the snapshot it may start from holds only events that are all in."""
     asyncio.run(_as_of_time_with_snapshots(wires, every, picks, shift_ms))
