@@ -61,7 +61,7 @@ FILTER_COLUMNS: dict[str, str] = {
 @dataclass(frozen=True)
 class ViewOrder:
     """A view's ``time`` column (what ``since``/``until`` bound; None: it has none), its
-    kind (``time`` RFC 3339 UTC text, ``date``, or ``seq``), and ``order``: the columns
+    kind (``time``: RFC 3339 UTC text; ``date``: ``YYYY-MM-DD``), and ``order``: the columns
     of its total order, the time column's key first (a row's place is always the same,
     so pages never repeat or skip a row)."""
 
