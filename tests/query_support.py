@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from schemas import EVENT_TYPES
 from tests.fold_support import ev
 
 SYMBOLS = ["NIFTY", "NIFTY24MAR", "NIFTY24APR", "NIFTX", "NIFTZ1", "nifty", "N%X", "NX",
@@ -39,6 +40,7 @@ def history(steps: int = 60) -> list[dict[str, Any]]:
         symbol = SYMBOLS[i % len(SYMBOLS)]
         strategy = ("sma", "rsi", "breakout")[i % 3]
         at = stamp(i)
+        out += _definitions(i, account, symbol, strategy, at)
         out.append(ev("signal", {"signal_id": f"s{i}", "strategy": strategy, "symbol": symbol,
                                  "side": "long" if i % 2 else "short"},
                       account=account, time=at))
@@ -69,6 +71,24 @@ def history(steps: int = 60) -> list[dict[str, Any]]:
     return out
 
 
+def _definitions(i: int, account: str, symbol: str, strategy: str,
+                 at: str) -> list[dict[str, Any]]:
+    """``instrument``, ``account`` and ``strategy`` events (contract 1.1), where this
+    version's schemas know those types, so that their views have rows to filter."""
+    out: list[dict[str, Any]] = []
+    if "instrument" in EVENT_TYPES and i < 2 * len(SYMBOLS):
+        out.append(ev("instrument", {"symbol": symbol, "venue": ("NSE", "NFO")[i % 2],
+                                     "asset_class": ("equity", "option", "future")[i % 3]},
+                      account=account, time=at))
+    if "account" in EVENT_TYPES and i < 2:
+        out.append(ev("account", {"name": f"account {account}", "kind": "paper"},
+                      account=account, time=at))
+    if "strategy" in EVENT_TYPES and i < 3:
+        out.append(ev("strategy", {"strategy": strategy, "description": f"{strategy} rules"},
+                      account=account, time=at))
+    return out
+
+
 def parse(text: str) -> datetime:
     """A stored or given RFC 3339 time."""
     return datetime.fromisoformat(text)
@@ -83,7 +103,8 @@ def day_bound(text: str, end: bool) -> datetime:
 
 
 TIME_COLUMN = {"positions": "opened_at", "trades": "closed_at", "daily": "date",
-               "signals": "created_at", "orders": "created_at", "journal": "time"}
+               "signals": "created_at", "orders": "created_at", "journal": "time",
+               "history": "time"}
 
 
 def matches(view: str, row: dict[str, Any], name: str, value: Any) -> bool:
