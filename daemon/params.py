@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from decimal import Decimal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from eventstore.errors import ValidationError
@@ -25,6 +26,10 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 AccountName = Annotated[StrictStr, Field(pattern=ACCOUNT_PATTERN)]
 Seq = Annotated[StrictInt, Field(ge=1)]
+QueryText = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+QueryTime = Annotated[StrictStr, Field(max_length=64)]
+AttrsKey = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+AttrsValue = StrictBool | Annotated[StrictStr, Field(max_length=256)] | StrictInt | Decimal | None
 
 
 class _Params(BaseModel):
@@ -46,19 +51,35 @@ class AppendParams(_Params):
 
 
 class QueryParams(_Params):
-    """``query`` params: ``view`` and optional filters; None leaves a filter out.
+    """``query`` params (PROTOCOL.md): ``view`` and optional filters; None leaves one out.
 
-    ``since``/``until`` are a date ``YYYY-MM-DD`` or RFC 3339 time; ``limit`` >= 1;
-    ``as_of`` is a seq (int >= 0) or an RFC 3339 time (checked further by ``ViewQuery``).
+    Types and lengths are checked here; what depends on the view (which filters it has,
+    its time column) and the values' finer bounds are checked by ``ViewQuery.check``.
+    ``since``/``until``/``updated_since`` are a date ``YYYY-MM-DD`` or an RFC 3339 time;
+    ``order`` ``asc``/``desc``; ``offset`` 0..10^7; ``limit`` 1..100,000 (default 1000);
+    ``as_of`` a seq (int >= 0) or an RFC 3339 recorded time; ``as_of_time`` an RFC 3339
+    event time; ``attrs`` an object of at most 32 members (str, number, bool or null).
     """
 
-    view: StrictStr
+    view: Annotated[StrictStr, Field(max_length=64)]
     account: AccountName | None = None
-    symbol: StrictStr | None = None
-    since: StrictStr | None = None
-    until: StrictStr | None = None
-    limit: Annotated[StrictInt, Field(ge=1)] | None = None
-    as_of: Annotated[StrictInt, Field(ge=0)] | StrictStr | None = None
+    symbol: QueryText | None = None
+    symbol_prefix: QueryText | None = None
+    strategy: QueryText | None = None
+    status: QueryText | None = None
+    venue: QueryText | None = None
+    asset_class: QueryText | None = None
+    entity: Literal["signal", "order"] | None = None
+    entity_id: QueryText | None = None
+    attrs: Annotated[dict[AttrsKey, AttrsValue], Field(min_length=1, max_length=32)] | None = None
+    since: QueryTime | None = None
+    until: QueryTime | None = None
+    updated_since: QueryTime | None = None
+    order: Literal["asc", "desc"] | None = None
+    offset: Annotated[StrictInt, Field(ge=0, le=10_000_000)] | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
+    as_of: Annotated[StrictInt, Field(ge=0)] | QueryTime | None = None
+    as_of_time: QueryTime | None = None
 
 
 class MetricsParams(_Params):

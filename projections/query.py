@@ -1,8 +1,12 @@
-"""Reading the views: ``query`` of PROTOCOL.md, now or ``as_of`` a past seq or time.
+"""Reading the views: ``query`` of PROTOCOL.md, now, ``as_of`` a past seq or recorded
+time, or ``as_of_time`` an event time.
 
-The same SQL serves both: now it runs on the database's reader connection; for
-``as_of`` it runs on a scratch copy of the view folded from events 1..N: restored from
-the nearest snapshot at or before N (``projections.snapshots``), then folded up to N.
+The params are checked by ``projections.query_params`` and turned into SQL by
+``projections.query_sql``. The same SQL serves every case: now it runs on the
+database's reader connection; for ``as_of`` it runs on a scratch copy of the view
+folded from events 1..N: restored from the nearest snapshot at or before N
+(``projections.snapshots``), then folded up to N; for ``as_of_time`` on a scratch copy
+folded from the log (``projections.query_time``).
 ``trades`` and ``journal`` rows never change once written, so ``as_of`` N reads them
 from their tables (rows of seq <= N) when the views are at N or past it.
 """
@@ -11,137 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from eventstore import ddl as event_ddl
-from eventstore.errors import ValidationError
 from eventstore.record import StoredEvent
 from eventstore.recorder import Recorder, open_sqlite
-from eventstore.scratch import query_scratch
+from eventstore.writes import Statement, run_statements
 from projections import tables as t
 from projections.fold import PROJECTION_VERSION, fold
+from projections.query_params import ViewQuery
+from projections.query_sql import SEQ_COLUMN, build_sql, count_sql
+from projections.query_time import state_at_time
 from projections.rowcache import RowCache
 from projections.runner import ViewRunner, clear_marks, drain
 from projections.snapshots import FORMAT, decode, latest_keyed_sql
 from projections.state import State
-from schemas.values import parse_date, parse_time
+from schemas.values import parse_time
 
-__all__ = ["ViewQuery", "as_of_seq", "query_view", "state_at"]
-
-_TIME_COLUMN = {
-    "positions": "opened_at",
-    "trades": "closed_at",
-    "daily": "date",
-    "signals": "created_at",
-    "orders": "created_at",
-    "journal": "time",
-}
-_ORDER = {
-    "positions": "account, position_key",
-    "trades": "closed_seq",
-    "balances": "account",
-    "daily": "date, account",
-    # julianday: view times are RFC 3339 text whose fraction is left out when zero, so
-    # "12:00:00.5Z" sorts before "12:00:00Z" as text.
-    "signals": "julianday(created_at), account, signal_id",
-    "orders": "julianday(created_at), account, order_id",
-    "journal": "seq",
-}
-MAX_LIMIT = 100_000
-
-
-@dataclass(frozen=True)
-class ViewQuery:
-    """``query`` params (PROTOCOL.md). ``since``/``until`` bound the view's time column
-    (inclusive; a date ``YYYY-MM-DD`` or RFC 3339 time); ``limit`` keeps the most recent
-    N rows, returned oldest first; ``as_of`` is a seq (int) or a time (RFC 3339)."""
-
-    view: str
-    account: str | None = None
-    symbol: str | None = None
-    since: str | None = None
-    until: str | None = None
-    limit: int | None = None
-    as_of: int | str | None = None
-
-    def check(self) -> None:
-        """Raises ``ValidationError`` naming the parameter to fix."""
-        if self.view not in t.VIEWS:
-            raise ValidationError(
-                f"unknown view {self.view!r}; use one of {', '.join(t.VIEWS)}")
-        if self.symbol is not None and "symbol" not in t.VIEWS[self.view].fields:
-            raise ValidationError(f"view {self.view!r} has no symbol; leave out 'symbol'")
-        if self.limit is not None and not 1 <= self.limit <= MAX_LIMIT:
-            raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
-        for name in ("since", "until"):
-            value = getattr(self, name)
-            if value is not None:
-                _bound(value, name)
-        if isinstance(self.as_of, int) and self.as_of < 0:
-            raise ValidationError("as_of must be a seq >= 0 or an RFC 3339 time")
-        if isinstance(self.as_of, str):
-            _time_param(self.as_of, "as_of")
-
-
-def _time_param(value: str, name: str) -> datetime:
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise ValidationError(f"{name}: {exc}") from None
-
-
-def _bound(value: str, name: str) -> str:
-    if len(value) == 10 and value[4] == "-" and value[7] == "-":
-        try:
-            parse_date(value)
-        except ValueError as exc:
-            raise ValidationError(f"{name}: {exc}") from None
-        return value
-    _time_param(value, name)
-    return value
-
-
-_SEQ_COLUMN = {"trades": "closed_seq", "journal": "seq"}
-
-
-def build_sql(q: ViewQuery, max_seq: int | None = None) -> tuple[str, list[Any]]:
-    """The SELECT for a view query over the view tables; ``max_seq`` keeps only the rows
-    of ``trades``/``journal`` written by events up to that seq."""
-    table = t.VIEWS[q.view]
-    where: list[str] = []
-    params: list[Any] = []
-    if max_seq is not None:
-        where.append(f"{_SEQ_COLUMN[q.view]} <= ?")
-        params.append(max_seq)
-    if q.account is not None:
-        where.append("account = ?")
-        params.append(q.account)
-    if q.symbol is not None:
-        where.append("symbol = ?")
-        params.append(q.symbol)
-    column = _TIME_COLUMN.get(q.view)
-    for value, op in ((q.since, ">="), (q.until, "<=")):
-        if value is None or column is None:
-            continue
-        if column == "date":
-            where.append(f"date {op} ?")
-            params.append(value[:10])
-        else:
-            where.append(f"julianday({column}) {op} julianday(?)")
-            params.append(value)
-    sql = f"{table.select_sql()}{' WHERE ' + ' AND '.join(where) if where else ''}"
-    order = _ORDER[q.view]
-    if q.limit is not None:
-        descending = ", ".join(f"{part.strip()} DESC" for part in order.split(","))
-        sql = (f"SELECT * FROM ({sql} ORDER BY {descending} LIMIT ?) ORDER BY {order}")
-        params.append(q.limit)
-    else:
-        sql += f" ORDER BY {order}"
-    return sql, params
-
+__all__ = ["ViewQuery", "as_of_seq", "build_sql", "count_sql", "query_view", "state_at"]
 
 async def as_of_seq(recorder: Recorder, as_of: int | str) -> int:
     """The seq an ``as_of`` names: the int itself (capped at the log's end), or the last
@@ -268,7 +161,12 @@ def _mark_view(state: State, view: str) -> None:
 
 
 async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
-    """Answer a ``query``: ``{"view", "as_of_seq", "rows"}`` with rows as EVENTS.md fields.
+    """Answer a ``query``: ``{"view", "as_of_seq", "total", "rows"}``, rows as EVENTS.md
+    fields, ``total`` the rows matching before ``offset``/``limit``.
+
+    Only the page is fetched; ``total`` is counted by SQLite. With ``as_of_time`` the
+    view is folded from the log (``projections.query_time``) and ``as_of_seq`` is the
+    last seq of the log that was read.
 
     Raises:
         ValidationError: a parameter to fix.
@@ -276,20 +174,47 @@ async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
     q.check()
     table = t.VIEWS[q.view]
     sql, params = build_sql(q)
-    if q.as_of is None:
-        checkpoint, rows = await recorder.fetch_snapshot([
+    counting = count_sql(q)
+    if q.as_of_time is not None:
+        seq, state = await state_at_time(recorder, parse_time(q.as_of_time), q.account,
+                                         q.view)
+        _mark_view(state, q.view)
+        total, rows = await _scratch(table.ddl(), drain(state), [counting, (sql, params)])
+    elif q.as_of is None:
+        checkpoint, total, rows = await recorder.fetch_snapshot([
             ("SELECT coalesce(max(last_seq), 0) FROM projection_checkpoint", ()),
+            counting,
             (sql, params),
         ])
         seq = int(checkpoint[0][0])
     else:
         seq = await as_of_seq(recorder, q.as_of)
-        if q.view in _SEQ_COLUMN and await _views_at(recorder) >= seq:
-            sql, params = build_sql(q, max_seq=seq)
-            rows = await recorder.fetch(sql, params)
+        if q.view in SEQ_COLUMN and await _views_at(recorder) >= seq:
+            total, rows = await recorder.fetch_snapshot(
+                [count_sql(q, max_seq=seq), build_sql(q, max_seq=seq)])
         else:
             state = await state_at(recorder, seq,
-                                   None if q.view in _SEQ_COLUMN else q.view)
+                                   None if q.view in SEQ_COLUMN else q.view)
             _mark_view(state, q.view)
-            rows = await query_scratch(table.ddl(), drain(state), sql, params)
-    return {"view": q.view, "as_of_seq": seq, "rows": [table.to_wire(row) for row in rows]}
+            total, rows = await _scratch(table.ddl(), drain(state), [counting, (sql, params)])
+    return {"view": q.view, "as_of_seq": seq, "total": int(total[0][0]),
+            "rows": [table.to_wire(row) for row in rows]}
+
+
+def _scratch_run(ddl: list[str], statements: list[Statement],
+                 queries: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in ddl:
+            conn.execute(statement)
+        run_statements(conn, statements)
+        return [list(conn.execute(sql, params)) for sql, params in queries]
+    finally:
+        conn.close()
+
+
+async def _scratch(ddl: list[str], statements: list[Statement],
+                   queries: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """A throw-away in-memory database with the view tables (``ddl``) and the rows
+    ``statements`` write: the rows of each of ``queries``, on a worker thread."""
+    return await asyncio.to_thread(_scratch_run, ddl, statements, queries)

@@ -472,8 +472,8 @@ class ViewRunner:
             statements.append((f"DROP TABLE IF EXISTS {table.name}", [()]))
             statements.append((f"ALTER TABLE {table.name}{suffix} RENAME TO {table.name}", [()]))
             for index in table.indexes:
-                name = "_".join(index)
-                statements.append((f"DROP INDEX IF EXISTS {table.name}{suffix}_{name}", [()]))
+                statements.append((f"DROP INDEX IF EXISTS {table.index_name(index, suffix)}",
+                                   [()]))
             statements.extend((sql, [()]) for sql in table.ddl())
         for name in snapshot_tables():
             statements.append((f"DROP TABLE IF EXISTS {name}", [()]))

@@ -27,7 +27,7 @@ from projections.state import (
 )
 from schemas.values import format_decimal
 
-__all__ = ["TABLES", "VIEWS", "Table", "dec", "dec_or_none", "text_dec"]
+__all__ = ["TABLES", "VIEWS", "Table", "by_time", "dec", "dec_or_none", "text_dec"]
 
 
 def text_dec(value: Decimal | None) -> str | None:
@@ -82,9 +82,15 @@ class Table:
                       f"PRIMARY KEY ({', '.join(self.key)})){rowid}"]
         for index in self.indexes:
             statements.append(
-                f"CREATE INDEX IF NOT EXISTS {self.name}{suffix}_{'_'.join(index)} "
+                f"CREATE INDEX IF NOT EXISTS {self.index_name(index, suffix)} "
                 f"ON {self.name}{suffix} ({', '.join(index)})")
         return statements
+
+    def index_name(self, index: tuple[str, ...], suffix: str = "") -> str:
+        """The name of one of ``indexes`` on ``name + suffix``: the table's name and the
+        index's terms joined by ``_`` (an expression's ``by_time(c)`` as ``c_time``)."""
+        terms = [_INDEX_TERM.get(term, term) for term in index]
+        return f"{self.name}{suffix}_{'_'.join(terms)}"
 
     def upsert_sql(self, suffix: str = "") -> str:
         """``INSERT OR REPLACE`` of a whole row (every column, ``?`` placeholders)."""
@@ -119,6 +125,18 @@ class Table:
         return out
 
 
+def by_time(column: str) -> str:
+    """The SQL expression that sorts a time column (RFC 3339 UTC text, ``Z``, six
+    fraction digits or none) in time order: the text without its ``Z``, since
+    ``...00Z`` > ``...00.500000Z`` as text but ``...00`` < ``...00.500000``. ``query``
+    orders and bounds by it, and the indexes below are on it."""
+    return f"rtrim({column}, 'Z')"
+
+
+_TIME_COLUMNS = ("opened_at", "closed_at", "created_at", "updated_at", "time")
+_INDEX_TERM = {by_time(c): f"{c}_time" for c in _TIME_COLUMNS}
+
+
 def _cols(spec: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in spec.split():
@@ -134,13 +152,17 @@ POSITIONS = Table(
           "unrealized_pnl:dec signal_id stop_loss:dec take_profit:dec "
           "trade_id opened_seq:int gross_pnl:dec max_quantity:dec open_quantity:dec "
           "open_notional:dec close_quantity:dec close_notional:dec exit_reason"),
-    public=16, key=("account", "position_key"))
+    public=16, key=("account", "position_key"),
+    indexes=(("account", "symbol", by_time("opened_at")), ("account", by_time("opened_at"))))
 TRADES = Table(
     "trades",
     _cols("account trade_id position_key symbol side quantity:dec entry_price:dec "
           "exit_price:dec opened_at closed_at holding_seconds:int gross_pnl:dec fees:dec "
           "net_pnl:dec exit_reason signal_id closed_seq:int"),
-    public=16, key=("closed_seq",), indexes=(("account", "closed_seq"),))
+    public=16, key=("closed_seq",),
+    indexes=(("account", "closed_seq"), ("account", by_time("closed_at")),
+             ("account", "symbol", by_time("closed_at")), (by_time("closed_at"),),
+             ("symbol", by_time("closed_at"))))
 BALANCES = Table(
     "balances",
     _cols("account cash:dec realized_pnl:dec balance:dec unrealized_pnl:dec equity:dec "
@@ -156,17 +178,24 @@ SIGNALS = Table(
     "signals",
     _cols("account signal_id strategy symbol side status entry_price:dec stop_loss:dec "
           "take_profit:dec confidence:dec created_at updated_at reason"),
-    public=13, key=("account", "signal_id"))
+    public=13, key=("account", "signal_id"),
+    indexes=(("account", by_time("created_at")), ("account", "status", by_time("created_at")),
+             ("account", "symbol", by_time("created_at")), ("account", by_time("updated_at")),
+             (by_time("created_at"),)))
 ORDERS = Table(
     "orders",
     _cols("account order_id symbol side order_type quantity:dec filled_quantity:dec "
           "limit_price:dec stop_price:dec status created_at updated_at signal_id "
           "position_id"),
-    public=12, key=("account", "order_id"))
+    public=12, key=("account", "order_id"),
+    indexes=(("account", by_time("created_at")), ("account", "status", by_time("created_at")),
+             ("account", "symbol", by_time("created_at")), ("account", by_time("updated_at")),
+             (by_time("created_at"),)))
 JOURNAL = Table(
     "journal",
     _cols("account seq:int time text tags:json symbol position_id signal_id"),
-    public=8, key=("seq",), indexes=(("account", "seq"),))
+    public=8, key=("seq",),
+    indexes=(("account", "seq"), ("account", "symbol", "seq"), ("account", by_time("time"))))
 PRICES = Table(
     "prices",
     _cols("account symbol mark_price:dec last_fill_price:dec"),

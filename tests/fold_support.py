@@ -19,6 +19,7 @@ from eventstore.recorder import Recorder
 from projections import tables as t
 from projections.fold import fold
 from projections.query import ViewQuery, build_sql, query_view
+from projections.query_params import MAX_LIMIT
 from projections.runner import drain, mark_all_dirty
 from projections.state import State
 from schemas import parse_event
@@ -84,7 +85,7 @@ def rows_of(state: State) -> dict[str, list[dict[str, Any]]]:
                 conn.executemany(sql, rows)
         answer = {}
         for name, table in t.VIEWS.items():
-            sql, params = build_sql(ViewQuery(name))
+            sql, params = build_sql(ViewQuery(name, limit=MAX_LIMIT))
             answer[name] = [table.to_wire(row) for row in conn.execute(sql, params)]
         return answer
     finally:
@@ -101,7 +102,7 @@ async def view_rows(recorder: Recorder, as_of: int | str | None = None,
     """Every view's rows as ``query`` answers them from a recorder (now, or ``as_of``)."""
     answer = {}
     for name in VIEW_NAMES:
-        result = await query_view(recorder, ViewQuery(name, as_of=as_of))
+        result = await query_view(recorder, ViewQuery(name, as_of=as_of, limit=MAX_LIMIT))
         answer[name] = result["rows"]
     return answer
 

@@ -67,14 +67,15 @@ def fingerprint(path: Path) -> dict[str, tuple[bytes, int]]:
 
 
 async def test_show_prints_view_rows_as_json(tmp_path: Path) -> None:
-    """``show VIEW --db PATH --json`` prints ``{"view", "as_of_seq", "rows"}`` with the
-    rows ``query`` gives, for every view."""
+    """``show VIEW --db PATH --json`` prints ``{"view", "as_of_seq", "total", "rows"}``
+    with the rows ``query`` gives, for every view."""
     path = tmp_path / "t.db"
     wires = await write_db(path)
     expected = fold_rows(stored(wires))
     for view in ("positions", "trades", "balances", "daily", "journal"):
         answer = json.loads(tradelog("show", view, "--db", str(path), "--json").stdout)
-        assert {"view": view, "as_of_seq": 8, "rows": expected[view]} == answer
+        assert {"view": view, "as_of_seq": 8, "total": len(expected[view]),
+                "rows": expected[view]} == answer
 
 
 async def test_show_filters_by_account_and_as_of(tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ def test_query_as_of_seq_and_time(daemon: DaemonProcess) -> None:
         by_seq["as_of_seq"], Decimal(by_seq["rows"][0]["quantity"]),
         Decimal(by_seq["rows"][0]["avg_price"]))
     assert (1, Decimal("1")) == (by_time["as_of_seq"], Decimal(by_time["rows"][0]["quantity"]))
-    assert {"view": "positions", "as_of_seq": 0, "rows": []} == before
+    assert {"view": "positions", "as_of_seq": 0, "total": 0, "rows": []} == before
     assert (3, Decimal("4")) == (now["as_of_seq"], Decimal(now["rows"][0]["quantity"]))
 
 

@@ -32,6 +32,7 @@ from examples.sma_bot import DATA, read_bars, run
 from projections.fold import apply
 from projections.metrics import compute_metrics
 from projections.query import ViewQuery, query_view
+from projections.query_params import MAX_LIMIT
 from projections.state import State
 from tests.fold_support import ev, new_event
 from tests.support import DaemonProcess
@@ -105,8 +106,8 @@ def random_history(seed: int, count: int) -> list[dict[str, Any]]:
 async def views_of(recorder: Recorder, account: str) -> dict[str, list[dict[str, Any]]]:
     """The trades, signals, daily and balances rows of ``account`` (folded from the log)."""
     last = await recorder.last_seq()
-    return {name: (await query_view(recorder, ViewQuery(name, account=account,
-                                                        as_of=last)))["rows"]
+    return {name: (await query_view(recorder, ViewQuery(name, account=account, as_of=last,
+                                                        limit=MAX_LIMIT)))["rows"]
             for name in ("trades", "signals", "daily", "balances")}
 
 

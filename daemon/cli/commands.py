@@ -10,6 +10,7 @@ import time
 import unicodedata
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -20,13 +21,14 @@ from rich.table import Table
 from daemon.client import AsyncClient, Client, RemoteError
 from daemon.config import Config
 from daemon.jsonread import JSONReadError, loads
+from eventstore.errors import ValidationError
 from eventstore.recorder import Recorder
 from projections.query import ViewQuery, query_view
 from projections.startup import rebuild_views
 from schemas.values import format_utc
 
 __all__ = ["emit", "health", "print_view", "rebuild", "show", "tail", "terminal_safe",
-           "verify"]
+           "verify", "view_query"]
 
 
 def verify(args: argparse.Namespace, config: Config) -> int:
@@ -90,13 +92,46 @@ def _as_of(value: str | None) -> int | str | None:
     return int(value) if value.isdigit() else value
 
 
+def _attrs(items: list[str] | None) -> dict[str, Any] | None:
+    """``--attr KEY=VALUE`` flags as an ``attrs`` filter: VALUE read as JSON when it is
+    a number, true, false, null or a quoted string, else as text. Raises
+    ``ValidationError`` for a flag without ``=``."""
+    if not items:
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValidationError(f"--attr {item[:80]!r}: write KEY=VALUE")
+        try:
+            value = loads(text.encode())
+        except JSONReadError:
+            value = text
+        out[key] = value if value is None or isinstance(value, str | int | Decimal | bool) \
+            else text
+    return out
+
+
+def view_query(args: argparse.Namespace) -> ViewQuery:
+    """The ``ViewQuery`` that ``show``'s flags ask for (checked when it runs)."""
+    return ViewQuery(
+        view=args.view, account=args.account, symbol=args.symbol,
+        symbol_prefix=args.symbol_prefix, strategy=args.strategy, status=args.status,
+        venue=args.venue, asset_class=args.asset_class, entity=args.entity,
+        entity_id=args.entity_id, attrs=_attrs(args.attr), since=args.since,
+        until=args.until, updated_since=args.updated_since, order=args.order,
+        offset=args.offset, limit=args.limit, as_of=_as_of(args.as_of),
+        as_of_time=args.as_of_time)
+
+
 def show(args: argparse.Namespace, config: Config) -> int:
-    """Print a view: read-only from the file with ``--db``, or from the daemon with --socket."""
-    query = ViewQuery(view=args.view, account=args.account, symbol=args.symbol,
-                      since=args.since, until=args.until, limit=args.limit,
-                      as_of=_as_of(args.as_of))
+    """Print a view: read-only from the file with ``--db``, or from the daemon with --socket.
+
+    Exit 1 with the reason when a flag's value is refused (the daemon's words, or the
+    same check made here)."""
+    query = view_query(args)
     if args.socket is not None and args.db is None:
-        filters = {k: v for k, v in vars(query).items() if k != "view" and v is not None}
+        filters = {k: v for k, v in query.given().items() if k != "view"}
         try:
             with Client(args.socket, retry_for_s=5) as client:
                 answer = client.query(args.view, **filters)
@@ -128,7 +163,10 @@ def print_view(answer: dict[str, Any], console: Console | None = None,
     and rich markup are printed visibly, never acted on by the terminal or by rich.
     """
     rows = answer["rows"]
-    table = Table(title=terminal_safe(f"{answer['view']} (as of seq {answer['as_of_seq']})"))
+    title = f"{answer['view']} (as of seq {answer['as_of_seq']}"
+    if "total" in answer and answer["total"] != len(rows):
+        title += f"; {len(rows)} of {answer['total']} rows"
+    table = Table(title=terminal_safe(title + ")"))
     if columns is None:
         columns = list(rows[0]) if rows else []
     if not rows:

@@ -34,6 +34,7 @@ from eventstore.errors import ValidationError
 from eventstore.recorder import Recorder
 from projections import tables as t
 from projections.query import ViewQuery, query_view
+from projections.query_params import MAX_LIMIT
 
 __all__ = ["ExportReport", "csv_cell", "export", "export_command"]
 
@@ -130,12 +131,12 @@ async def export(db: Path, directory: Path, to_seq: int | None = None,
         publish(temp, directory / "events.jsonl")
         views: dict[str, list[dict[str, Any]]] = {}
         for name, table in t.VIEWS.items():
-            answer = await query_view(recorder, ViewQuery(name, as_of=point))
-            text = _csv_text(table.fields, answer["rows"])
+            rows = await _all_rows(recorder, name, point)
+            text = _csv_text(table.fields, rows)
             _write_private(directory, f"{name}.csv", [text])
-            report.views[name] = len(answer["rows"])
+            report.views[name] = len(rows)
             if xlsx:
-                views[name] = answer["rows"]
+                views[name] = rows
         if xlsx:
             from daemon.cli.export_xlsx import write_workbook
 
@@ -144,6 +145,18 @@ async def export(db: Path, directory: Path, to_seq: int | None = None,
         return report
     finally:
         await recorder.close()
+
+
+async def _all_rows(recorder: Recorder, view: str, point: int) -> list[dict[str, Any]]:
+    """Every row of ``view`` as of seq ``point``, in the view's order, page by page
+    (``query`` returns at most ``MAX_LIMIT`` rows at a time)."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        answer = await query_view(recorder, ViewQuery(
+            view, as_of=point, order="asc", offset=len(rows), limit=MAX_LIMIT))
+        rows += answer["rows"]
+        if len(rows) >= answer["total"] or not answer["rows"]:
+            return rows
 
 
 def export_command(args: argparse.Namespace, config: Config) -> int:

@@ -4,7 +4,10 @@
     tradelog schema                      JSON Schema of one wire event
     tradelog verify  [--db PATH]         walk the hash chain
     tradelog rebuild [--db PATH]         rebuild every view from the log
-    tradelog show VIEW [--db PATH | --socket PATH] [--account A] [--as-of N|T] [--json]
+    tradelog show VIEW [--db PATH | --socket PATH] [--account A] [--symbol S] [--status S]
+                       [--symbol-prefix P] [--attr K=V ...] [--since T] [--until T]
+                       [--order asc|desc] [--offset N] [--limit N] [--as-of N|T]
+                       [--as-of-time T] [--json]   (every query filter: --help)
     tradelog emit    [--socket PATH]     events as JSON lines on stdin, or one from flags
     tradelog tail    [--socket PATH] [--from N] [--account A] [--types T,..]
     tradelog health  [--socket PATH]
@@ -31,6 +34,7 @@ from typing import Any
 from daemon.config import load_config
 from daemon.version import VERSION
 from eventstore.errors import TradelogError
+from projections.tables import VIEWS
 
 __all__ = ["main"]
 
@@ -60,16 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild", help="rebuild every view from the log")
     _add_paths(rebuild, sock=False)
     show = sub.add_parser("show", help="print a view")
-    show.add_argument("view", choices=["positions", "trades", "balances", "daily", "signals",
-                                       "orders", "journal"])
+    show.add_argument("view", choices=list(VIEWS))
     _add_paths(show)
-    show.add_argument("--account")
-    show.add_argument("--symbol")
-    show.add_argument("--since")
-    show.add_argument("--until")
-    show.add_argument("--limit", type=int)
-    show.add_argument("--as-of", help="a seq number or an RFC 3339 time")
-    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_query_flags(show)
     emit = sub.add_parser("emit", help="append events: JSON lines on stdin, or one from flags")
     _add_paths(emit, db=False)
     emit.add_argument("--type", dest="event_type")
@@ -105,6 +102,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_paths(health, db=False)
     _add_operations(sub)
     return parser
+
+
+def _add_query_flags(show: argparse.ArgumentParser) -> None:
+    """The ``query`` params of PROTOCOL.md as ``show`` flags (docs/PROTOCOL-NOTES.md)."""
+    show.add_argument("--account")
+    show.add_argument("--symbol")
+    show.add_argument("--symbol-prefix", help="symbols starting with this text")
+    for name in ("strategy", "status", "venue", "asset-class", "entity-id"):
+        show.add_argument(f"--{name}")
+    show.add_argument("--entity", choices=["signal", "order"])
+    show.add_argument("--attr", action="append", metavar="KEY=VALUE",
+                      help="rows whose attrs hold KEY with VALUE (repeatable); VALUE is read "
+                           "as JSON when it is a number, true, false, null or a \"quoted\" "
+                           "string, else taken as text")
+    show.add_argument("--since", help="first date or time of the view's time column")
+    show.add_argument("--until", help="last date or time of the view's time column")
+    show.add_argument("--updated-since", help="rows updated at or after this time")
+    show.add_argument("--order", choices=["asc", "desc"])
+    show.add_argument("--offset", type=int, help="rows to skip (in the view's order)")
+    show.add_argument("--limit", type=int, help="at most this many rows (default 1000)")
+    show.add_argument("--as-of", help="a seq number or an RFC 3339 recorded time")
+    show.add_argument("--as-of-time", help="fold only the events whose event time <= this")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _add_operations(sub: Any) -> None:

@@ -1,0 +1,110 @@
+"""``as_of_time``: a view folded from exactly the events whose event ``time`` <= T.
+
+Event times need not follow ``seq`` (a bot may send yesterday's fill today), so the
+fold reads the log in seq order and applies the events whose ``time`` is at or before T.
+Two things keep that from always meaning "the whole log":
+
+- The events before the first one whose time is after T (of the account, when one is
+  given) are all in: their fold is the view ``as_of`` that seq (for that account), so
+  a keyed view (not ``trades``/``journal``, which snapshots do not hold) starts from
+  the nearest snapshot at or before it, as ``as_of`` does. Finding that seq is one pass
+  of SQLite over the events' ``time`` (no fold).
+- After it, SQLite passes on only the events whose time may be <= T (``julianday``
+  with a 2 ms margin for its millisecond rounding); each is then checked exactly in
+  Python before it is folded. With an ``account``, only that account's events are read
+  (every view row belongs to one account and is folded from its events alone).
+
+Cost: when events arrive in time order, about what ``as_of`` costs at the same point;
+an event sent late (with a time earlier than events before it) pulls the start back to
+before the first event later than T; ``trades`` and ``journal`` always fold the log (or
+the account's events) from seq 1. It runs on a worker thread, on its own read-only
+connection and read transaction; memory is the fold state of the accounts read, and
+the closed trades and journal entries only when the query asks for that view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eventstore import ddl as event_ddl
+from eventstore.record import StoredEvent
+from eventstore.recorder import Recorder, open_sqlite
+from projections.fold import apply
+from projections.query_sql import SEQ_COLUMN
+from projections.state import State
+
+__all__ = ["state_at_time"]
+
+_BATCH = 4096
+
+
+_MARGIN_DAYS = 0.002 / 86_400
+"""2 ms in days: SQLite's ``julianday`` keeps milliseconds, so an SQL pre-filter on it
+is widened by this much and the exact test is made in Python."""
+
+
+def _julian_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _all_before(conn: sqlite3.Connection, moment: datetime, last: int,
+                account: str | None) -> int:
+    """The last seq S such that every event 1..S (of ``account`` unless None) surely
+    has a time <= ``moment``. The state at S is then exact for that account's rows."""
+    where = "julianday(time) > julianday(?) - ? AND seq <= ?"
+    params: list[Any] = [_julian_text(moment), _MARGIN_DAYS, last]
+    if account is not None:
+        where = "account = ? AND " + where
+        params.insert(0, account)
+    found = conn.execute(f"SELECT seq FROM events WHERE {where} ORDER BY seq LIMIT 1",
+                         params).fetchone()
+    return last if found is None else int(found[0]) - 1
+
+
+def _fold_until(path: Path, moment: datetime, account: str | None,
+                view: str) -> tuple[int, State]:
+    from projections.query import _from_snapshot  # query imports this module
+
+    conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
+    try:
+        conn.execute("BEGIN")
+        last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+        state = None
+        if view not in SEQ_COLUMN:
+            state = _from_snapshot(conn, _all_before(conn, moment, last, account), view)
+        if state is None:
+            state = State()
+        where = "seq > ? AND seq <= ? AND julianday(time) <= julianday(?) + ?"
+        params: list[Any] = [state.position, last, _julian_text(moment), _MARGIN_DAYS]
+        if account is not None:
+            where = "account = ? AND " + where
+            params.insert(0, account)
+        cursor = conn.execute(
+            f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq", params)
+        while rows := cursor.fetchmany(_BATCH):
+            for row in rows:
+                event = StoredEvent.from_row(row)
+                if datetime.fromisoformat(event.time) <= moment:
+                    state = apply(state, event)
+            # Rows of the append-only views the query does not ask for are not kept.
+            if view != "trades":
+                state.trades.clear()
+            if view != "journal":
+                state.journal.clear()
+        conn.execute("COMMIT")
+        return last, state
+    finally:
+        conn.close()
+
+
+async def state_at_time(recorder: Recorder, moment: datetime, account: str | None,
+                        view: str) -> tuple[int, State]:
+    """``(last_seq, state)``: the fold of the events of the log (of ``account`` only,
+    unless None) whose event ``time`` is at or before ``moment`` (aware), in seq order;
+    ``last_seq`` is the log's last seq when it was read. Only the rows of ``view``'s
+    append-only kind (trades, journal) are kept of those."""
+    return await asyncio.to_thread(_fold_until, recorder.path, moment, account, view)
