@@ -58,7 +58,7 @@ def snapshot(sock: Path) -> dict[str, Any]:
             "trades": client.query("trades", account=ACCOUNT, limit=5),
             "balances": client.query("balances", account=ACCOUNT),
             "daily": client.query("daily", account=ACCOUNT, limit=5),
-            "all_trades": len(client.query("trades", account=ACCOUNT)["rows"]),
+            "all_trades": client.query("trades", account=ACCOUNT, limit=1)["total"],
             "health": client.health()["last_seq"],
         }
 

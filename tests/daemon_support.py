@@ -163,7 +163,8 @@ def read_all(path: Path, **filters: Any) -> list[dict[str, Any]]:
 def all_views(path: Path) -> dict[str, list[dict[str, Any]]]:
     """The rows of every view, from the daemon's ``query``."""
     with RawConnection(path) as conn:
-        return {view: conn.result("query", {"view": view})["rows"] for view in VIEWS}
+        return {view: conn.result("query", {"view": view, "limit": 100_000})["rows"]
+                for view in VIEWS}
 
 
 def log_records(proc: DaemonProcess) -> list[dict[str, Any]]:

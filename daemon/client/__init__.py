@@ -188,7 +188,8 @@ class AsyncClient:
         return result
 
     async def query(self, view: str, **filters: Any) -> dict[str, Any]:
-        """A view's rows: ``{"view", "as_of_seq", "rows"}``; filters as PROTOCOL.md."""
+        """A view's rows: ``{"view", "as_of_seq", "total", "rows"}``; filters and paging as
+        PROTOCOL.md (``limit`` defaults to 1,000 rows, the most recent; ``total`` counts all)."""
         result: dict[str, Any] = await self.call("query", _params(view=view, **filters))
         return result
 
@@ -338,7 +339,8 @@ class Client:
         return result
 
     def query(self, view: str, **filters: Any) -> dict[str, Any]:
-        """A view's rows: ``{"view", "as_of_seq", "rows"}``; filters as PROTOCOL.md.
+        """A view's rows: ``{"view", "as_of_seq", "total", "rows"}``; filters and paging as
+        PROTOCOL.md (``limit`` defaults to 1,000 rows, the most recent; ``total`` counts all).
 
         Filters given as None are left out. Raises ``RemoteError`` (``code`` -32602 bad view
         or filter, -32004 not permitted, -32001 after retries) or, once ``retry_for_s`` is
