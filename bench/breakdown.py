@@ -29,7 +29,7 @@ def _per_event(fn: Callable[[], object], count: int, repeats: int) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from daemon.jsonread import dumps, loads
-    from daemon.params import append_params
+    from daemon.service.params import append_params
     from eventstore.record import AppendRequest, NewEvent
     from eventstore.recorder import Recorder, open_sqlite
     from eventstore.writes import append_in_transaction
