@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from daemon.errormap import error_from_exception
-from daemon.logs import get_logger
+from daemon.logs import Throttle, get_logger
 from daemon.service import CallContext, Outbox, Service
 from daemon.service.handlers import Handler, append_result
 from daemon.wire.jsonread import encode
@@ -49,9 +49,6 @@ class Caller(Outbox, Protocol):
 
     def cancelled(self, slot: Slot) -> None:
         """``slot``'s work was cancelled: its group goes unanswered."""
-
-    def note_refusal(self, refusal: Refusal) -> None:
-        """Log a refused request at a bounded rate."""
 
     async def room(self) -> None:
         """Wait until the answers waiting to be sent are within ``max_answer_bytes``."""
@@ -85,6 +82,8 @@ class CallRunner:
         self.pending: set[asyncio.Future[Any]] = set()
         """Work whose answers are still to come (group commits, reads)."""
         self._reading: set[asyncio.Future[Any]] = set()
+        self.refusals = Throttle(service.config.limits.refusals_log_interval_s)
+        """Refusals logged for this connection: one record per interval, with a count."""
 
     def start(self, slot: Slot) -> None:
         """Start ``slot``'s call; its answer reaches ``Caller.deliver`` (at once for
@@ -115,6 +114,29 @@ class CallRunner:
         for task in list(self._reading):
             task.cancel()
 
+    def ended(self) -> None:
+        """The connection is gone: cancel its reads; log how many refusals were held back."""
+        self.cancel_reads()
+        if self.refusals.held_back:
+            self._service.throttle("requests_refused").log(
+                log, "info", "requests_refused", peer_pid=self._caller.peer.pid,
+                peer_uid=self._caller.peer.uid, refused=self.refusals.held_back)
+
+    def note_refusal(self, refusal: Refusal) -> None:
+        """Log a refused request: at most one record per ``refusals_log_interval_s`` per
+        connection (and 20 daemon-wide), with the count of those held back."""
+        held = self.refusals.allow()
+        if held is None:
+            return
+        overall = self._service.throttle("request_refused")
+        if overall.allow() is None:
+            self.refusals.held_back += held + 1
+            return
+        peer = self._caller.peer
+        log.info("request_refused", method=(refusal.method or "")[:64] or None,
+                 request_id=refusal.request_id, peer_pid=peer.pid, peer_uid=peer.uid,
+                 code=refusal.code, error=refusal.message[:200], held_back=held)
+
     def error(self, request: Request, exc: BaseException) -> dict[str, Any] | None:
         """The error answer for ``exc`` (None for a notification); an unexpected error is
         logged, a refusal noted at a bounded rate."""
@@ -124,7 +146,7 @@ class CallRunner:
                       peer_pid=self._caller.peer.pid, peer_uid=self._caller.peer.uid,
                       error=repr(exc))
         else:
-            self._caller.note_refusal(Refusal(request.id, error.code, error.message,
+            self.note_refusal(Refusal(request.id, error.code, error.message,
                                               request.method))
         if not request.has_id:
             return None

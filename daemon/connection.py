@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import select
-import socket
-import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
-from daemon.access import Peer, peer_groups
+from daemon.access import Peer
 from daemon.calls import CallRunner, encoded
 from daemon.config import Limits
-from daemon.logs import Throttle, get_logger
+from daemon.logs import get_logger
 from daemon.service import Service
+from daemon.sockets import FLOW_HIGH, FLOW_LOW, WriteFlow, peer_credentials, peer_gone
 from daemon.wire.protocol import (
     Group,
     LineTooLong,
-    Refusal,
     Requests,
     ServerProtocol,
     Slot,
@@ -42,28 +39,9 @@ from daemon.wire.protocol import (
 )
 from daemon.wire.rpc import INVALID_REQUEST
 
-__all__ = ["FLOW_HIGH", "FLOW_LOW", "Connection", "peer_credentials"]
+__all__ = ["Connection"]
 
 log = get_logger("tradelog.connection")
-
-FLOW_HIGH = 256 << 10
-"""Bytes waiting in a connection's transport above which subscription pumps wait (and
-the write timeout runs) until it drains below ``FLOW_LOW`` (both at most a quarter of
-``max_answer_bytes``)."""
-FLOW_LOW = 64 << 10
-
-
-def peer_credentials(sock: socket.socket | None) -> Peer:
-    """pid/uid/gid of the peer of a Unix socket (SO_PEERCRED) and its supplementary
-    groups (``peer_groups``); Nones when unavailable."""
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return Peer(None, None, None)
-    try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return Peer(None, None, None)
-    pid, uid, gid = struct.unpack("3i", raw)
-    return Peer(pid, uid, gid, peer_groups(sock, pid, uid, gid))
 
 
 class Connection(asyncio.Protocol):
@@ -75,20 +53,16 @@ class Connection(asyncio.Protocol):
         self._peer = Peer(None, None, None)
         self.wire = ServerProtocol(lambda: self.service.config.limits)
         self.calls = CallRunner(service, self)
-        self.write_paused = False
+        self.flow = WriteFlow(lambda: self.limits.write_timeout_s, self.taken,
+                              self._not_reading)
         self.reading_paused = False
-        self._writable = asyncio.Event()
-        self._writable.set()
         self._room = asyncio.Event()
         self._room.set()
         self._partial_timer: asyncio.TimerHandle | None = None
         self._partial_at: float | None = None
-        self._write_timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
         self._turn: asyncio.Handle | None = None
-        self._sent_mark = 0
         self._counted = False
-        self.refusals = Throttle(service.config.limits.refusals_log_interval_s)
 
     @property
     def limits(self) -> Limits:
@@ -108,7 +82,7 @@ class Connection(asyncio.Protocol):
     @property
     def writable(self) -> bool:
         """False while the socket's buffer is above ``FLOW_HIGH`` (until it drains)."""
-        return not self.write_paused
+        return not self.flow.paused
 
     # ------------------------------------------------------------ lifecycle
 
@@ -140,20 +114,16 @@ class Connection(asyncio.Protocol):
         whose answers can no longer be delivered (appends already queued still commit)."""
         self.wire.close()
         self.wire.lines.clear()
-        self._writable.set()
+        self.flow.release()
         self._room.set()
-        for timer in (self._partial_timer, self._write_timer, self._turn, self._abort_timer):
+        for timer in (self._partial_timer, self._turn, self._abort_timer):
             if timer is not None:
                 timer.cancel()
         if self._counted:
             self.service.connections.remove(self, self._peer.uid)
             self._counted = False
         self.service.subscriptions.forget(self)
-        self.calls.cancel_reads()
-        if self.refusals.held_back:
-            self.service.throttle("requests_refused").log(
-                log, "info", "requests_refused", peer_pid=self._peer.pid,
-                peer_uid=self._peer.uid, refused=self.refusals.held_back)
+        self.calls.ended()
 
     def close_soon(self, grace_s: float | None = None) -> None:
         """Close after flushing what is written; abort if the peer does not read it within
@@ -213,19 +183,6 @@ class Connection(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
 
-    def _peer_gone(self) -> bool:
-        """True once the peer closed its socket entirely (not just its sending half): for
-        a Unix stream socket that shows as POLLHUP."""
-        sock = self.transport.get_extra_info("socket") if self.transport else None
-        if sock is None:
-            return False
-        poller = select.poll()
-        try:
-            poller.register(sock.fileno(), select.POLLIN)
-            return any(mask & select.POLLHUP for _, mask in poller.poll(0))
-        except (OSError, ValueError):
-            return True
-
     def _finish_if_done(self) -> None:
         """After the peer's EOF: close once every answer is written (subscriptions keep
         a half-closed connection open)."""
@@ -280,38 +237,21 @@ class Connection(asyncio.Protocol):
         """Called when the transport holds more than ``FLOW_HIGH`` bytes: subscription
         pumps wait. The connection is cut off if the client takes none of it for
         ``write_timeout_s``."""
-        self.write_paused = True
-        self._writable.clear()
-        self._arm_write_timer()
-
-    def _arm_write_timer(self) -> None:
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-        self._sent_mark = self.taken()
-        timeout = self.limits.write_timeout_s
-        self._write_timer = asyncio.get_running_loop().call_later(timeout, self._write_check)
+        self.flow.pause()
 
     def resume_writing(self) -> None:
         """The transport's buffer drained below ``FLOW_LOW``: cancel the write timeout and
         read requests again if the answer budget had been passed."""
-        self.write_paused = False
-        self._writable.set()
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
+        self.flow.resume()
         if self.wire.drained():
             self._room.set()
             self._drained()
 
-    def _write_check(self) -> None:
-        """The write timeout ran out: go on if the client took some answers meanwhile,
-        otherwise it is not reading: end its subscriptions (each told so, for a client
-        that reads again within a grace period) and cut it off."""
-        self._write_timer = None
-        if self.closed or not self.write_paused:
-            return
-        if self.taken() > self._sent_mark:
-            self._arm_write_timer()  # the client took some: slow, not stuck
+    def _not_reading(self) -> None:
+        """The client took none of its answers for ``write_timeout_s``: end its
+        subscriptions (each told so, for a client that reads again within a grace
+        period) and cut it off."""
+        if self.closed:
             return
         timeout = self.limits.write_timeout_s
         self.service.throttle("client_not_reading").log(
@@ -327,9 +267,8 @@ class Connection(asyncio.Protocol):
 
     async def wait_writable(self) -> bool:
         """Wait until the client has read enough of its answers; False if it never does."""
-        if not self.write_paused:
-            return not self.closed
-        await self._writable.wait()
+        if self.flow.paused:
+            await self.flow.wait()
         return not self.closed
 
     async def room(self) -> None:
@@ -377,7 +316,7 @@ class Connection(asyncio.Protocol):
 
     def _dispatch(self, event: Requests) -> None:
         for refusal in event.refusals:
-            self.note_refusal(refusal)
+            self.calls.note_refusal(refusal)
         for slot in event.calls:
             self.calls.start(slot)
         line = self.wire.dispatched(event.group)
@@ -423,7 +362,7 @@ class Connection(asyncio.Protocol):
         # and keeping its connection would leak it until the next write.
         self.wire.receive_eof()
         self._sync_partial_timer()
-        if self._peer_gone():
+        if peer_gone(self.transport.get_extra_info("socket") if self.transport else None):
             self.abort()
             return True
         self._drained()
@@ -458,18 +397,3 @@ class Connection(asyncio.Protocol):
             peer_uid=self._peer.uid, limit_bytes=event.limit)
         self._write(event.data)
         self.close_soon()
-
-    def note_refusal(self, refusal: Refusal) -> None:
-        """Log a refused request: at most one record per ``refusals_log_interval_s`` per
-        connection, with the count of those held back."""
-        held = self.refusals.allow()
-        if held is None:
-            return
-        overall = self.service.throttle("request_refused")
-        if overall.allow() is None:
-            self.refusals.held_back += held + 1
-            return
-        log.info("request_refused", method=(refusal.method or "")[:64] or None,
-                 request_id=refusal.request_id, peer_pid=self._peer.pid,
-                 peer_uid=self._peer.uid, code=refusal.code, error=refusal.message[:200],
-                 held_back=held)
