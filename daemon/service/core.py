@@ -92,7 +92,7 @@ class Service:
         self.subscriptions = Subscriptions(self)
         self.commits = GroupCommits(writer, last_seq,
                                     lambda: self.config.limits.max_group_events,
-                                    self._as_seen_by, self.subscriptions.wake_all)
+                                    self.as_seen_by, self.subscriptions.wake_all)
         self.handlers = Handlers(self)
 
     @property
@@ -161,7 +161,7 @@ class Service:
             raise outcome.error
         return append_result(outcome)
 
-    def _as_seen_by(self, outcome: AppendOutcome, peer: Peer) -> AppendOutcome:
+    def as_seen_by(self, outcome: AppendOutcome, peer: Peer) -> AppendOutcome:
         """``outcome`` as ``peer`` may see it: a conflict with a stored event of an account
         it may not read becomes -32004, telling nothing of that event (PROTOCOL.md
         ``append``). Nothing of such a request was stored. (A duplicate has the same
