@@ -90,6 +90,7 @@ class Connection(asyncio.Protocol):
         """Take the peer's credentials and count the connection, or refuse it past a limit."""
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self._loop = asyncio.get_running_loop()
         # Pumps pause well before the answer budget: on their own they never pass it.
         high = min(FLOW_HIGH, self.limits.max_answer_bytes // 4)
         transport.set_write_buffer_limits(high=high, low=min(FLOW_LOW, high // 4))
@@ -136,7 +137,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if grace_s is None:
             grace_s = self.limits.write_timeout_s
-        self._abort_timer = asyncio.get_running_loop().call_later(grace_s, transport.abort)
+        self._abort_timer = self._loop.call_later(grace_s, transport.abort)
 
     def close(self) -> None:
         """``Outbox.close``: close once what is written is flushed (``close_soon``)."""
@@ -186,7 +187,7 @@ class Connection(asyncio.Protocol):
     def _finish_if_done(self) -> None:
         """After the peer's EOF: close once every answer is written (subscriptions keep
         a half-closed connection open)."""
-        if (self.wire.ended and not self.closed and not self.wire.inflight
+        if (self.wire.lines.ended and not self.closed and not self.wire.inflight
                 and not self.service.subscriptions.count(self) and not self.wire.lines.backlog):
             self.close_soon()
 
@@ -295,7 +296,7 @@ class Connection(asyncio.Protocol):
         next turn. A line over ``max_line_bytes`` is answered with -32600 and the
         connection closed."""
         self._turn = None
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         now = loop.time()
         while True:
             event = self.wire.next_event(now)
@@ -348,7 +349,7 @@ class Connection(asyncio.Protocol):
         """Answers went out: take buffered lines again if the budgets now allow."""
         self._update_reading()
         if self._turn is None and self.wire.can_take():
-            self._turn = asyncio.get_running_loop().call_soon(self._take_lines)
+            self._turn = self._loop.call_soon(self._take_lines)
         self._finish_if_done()
 
     def eof_received(self) -> bool | None:
@@ -378,7 +379,7 @@ class Connection(asyncio.Protocol):
             self._partial_timer = None
         self._partial_at = deadline
         if deadline is not None:
-            self._partial_timer = asyncio.get_running_loop().call_at(
+            self._partial_timer = self._loop.call_at(
                 deadline, self._partial_expired)
 
     def _partial_expired(self) -> None:

@@ -41,7 +41,7 @@ log = get_logger("tradelog.service")
 Handler = Callable[[dict[str, Any], "CallContext"], Any]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallContext:
     """The caller of one request: its ``peer``, its ``outbox`` (for subscriptions), the
     bytes its answer may take (``room``), the request's id, and ``after``: actions to run

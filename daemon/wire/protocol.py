@@ -21,7 +21,7 @@ answered: one line, a batch's answers as one array in request order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
@@ -87,20 +87,25 @@ _WAITING = object()
 """A slot's answer not yet given."""
 
 
-@dataclass(eq=False)
 class Group:
-    """The requests of one line and their answers so far. ``after``: actions the shell
-    runs once the group's answer is written (a subscription's pump starts then, so its
-    notifications follow the answer)."""
+    """The requests of one line and their answers so far: ``answers`` (an encoded answer,
+    None for none, or not yet given), ``waiting`` (how many are not yet given),
+    ``counted`` (requests it counts in flight: 0 until ``dispatched`` finds it waiting),
+    ``budget`` (a batch's share of the answer budget; None for a single request) and
+    ``after``: actions the shell runs once the group's answer is written (a
+    subscription's pump starts then, so its notifications follow the answer)."""
 
-    batch: bool
-    budget: AnswerBudget | None
-    answers: list[Any] = field(default_factory=list)
-    waiting: int = 0
-    counted: int = 0
-    """Requests this group counts in flight (0 until ``dispatched`` finds it waiting)."""
-    cancelled: bool = False
-    after: list[Callable[[], None]] = field(default_factory=list)
+    __slots__ = ("after", "answers", "batch", "budget", "cancelled", "counted", "waiting")
+
+    def __init__(self, batch: bool, budget: AnswerBudget | None,
+                 answers: list[Any] | None = None) -> None:
+        self.batch = batch
+        self.budget = budget
+        self.answers: list[Any] = [] if answers is None else answers
+        self.waiting = 0
+        self.counted = 0
+        self.cancelled = False
+        self.after: list[Callable[[], None]] = []
 
     def data(self) -> bytes | None:
         """The group's answer line (with its ``\\n``); None when nothing is answered."""
@@ -114,7 +119,7 @@ class Group:
         return b"[" + b",".join(parts) + b"]\n"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Slot:
     """One request's place in its group: the checked ``request`` and its ``method``."""
 
@@ -124,7 +129,7 @@ class Slot:
     method: Method
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Requests:
     """A line was read: its requests (``calls`` to run, in line order) and those refused."""
 
@@ -220,22 +225,23 @@ class ServerProtocol:
         if self.closed or not self.accepting:
             return Wait.STOPPED
         limits = self._limits()
+        lines = self.lines
         while True:
             if self.inflight >= limits.max_inflight_per_connection or self.over_budget:
-                return self._end_turn(False, now, Wait.PAUSED)
-            line = self.lines.next_line(limits.max_line_bytes)
-            if line is Stop.TURN_OVER:
-                return self._end_turn(False, now, Wait.TURN_OVER)
+                return self._end_turn(limits, False, now, Wait.PAUSED)
+            line = lines.next_line(limits.max_line_bytes)
+            if line.__class__ is bytes:
+                if line.strip():
+                    return self._parse(line, limits)
+                continue
             if line is Stop.PARTIAL:
-                return self._end_turn(True, now, Wait.NEED_DATA)
-            if line is Stop.TOO_LONG:
-                return self._too_long()
-            if line.strip():
-                return self._parse(line)
+                return self._end_turn(limits, True, now, Wait.NEED_DATA)
+            if line is Stop.TURN_OVER:
+                return self._end_turn(limits, False, now, Wait.TURN_OVER)
+            return self._too_long()
 
-    def _end_turn(self, partial: bool, now: float,
+    def _end_turn(self, limits: WireLimits, partial: bool, now: float,
                   why: Wait) -> LineTooLong | Wait:
-        limits = self._limits()
         if not self.lines.end_turn(partial, limits.max_line_bytes, now,
                                    limits.partial_line_timeout_s):
             return self._too_long()
@@ -249,7 +255,7 @@ class ServerProtocol:
             "(limits.max_line_bytes); the connection is closed. Split large appends "
             "into several requests"))
 
-    def _parse(self, line: bytes) -> Requests:
+    def _parse(self, line: bytes, limits: WireLimits) -> Requests:
         refusals: list[Refusal] = []
         try:
             message = loads(line)
@@ -257,25 +263,24 @@ class ServerProtocol:
             refusals.append(Refusal(None, PARSE_ERROR, str(exc)))
             return self._answered(error_answer(None, PARSE_ERROR, f"parse error: {exc}"),
                                   refusals)
-        if not isinstance(message, list):
-            group = Group(batch=False, budget=None)
-            calls = [slot for slot in [self._member(group, message, refusals)] if slot]
-            return Requests(group, calls, refusals)
-        limit = self._limits().max_batch_requests
+        if message.__class__ is not list:
+            group = Group(False, None)
+            slot = self._member(group, message, refusals)
+            return Requests(group, [] if slot is None else [slot], refusals)
+        limit = limits.max_batch_requests
         if not message or len(message) > limit:
             why = ("an empty batch is not a request" if not message else
                    f"a batch of {len(message)} requests; at most {limit} in one batch "
                    "array (limits.max_batch_requests): split it")
             refusals.append(Refusal(None, INVALID_REQUEST, why))
             return self._answered(error_answer(None, INVALID_REQUEST, why), refusals)
-        group = Group(batch=True, budget=AnswerBudget(self._limits().max_answer_bytes))
+        group = Group(True, AnswerBudget(limits.max_answer_bytes))
         members = [self._member(group, member, refusals) for member in message]
         return Requests(group, [slot for slot in members if slot is not None], refusals)
 
     @staticmethod
     def _answered(answer: dict[str, Any], refusals: list[Refusal]) -> Requests:
-        return Requests(Group(batch=False, budget=None, answers=[encode(answer)]), [],
-                        refusals)
+        return Requests(Group(False, None, [encode(answer)]), [], refusals)
 
     @staticmethod
     def _member(group: Group, message: Any, refusals: list[Refusal]) -> Slot | None:
