@@ -6,8 +6,7 @@ by a ``CallRunner`` (``daemon.calls``), and the answer lines it gives back are w
 What is left here is what needs the event loop: flow control (the socket is not read
 while the protocol wants no data; subscription pumps wait while the socket's buffer is
 full), the deadline of an unfinished line, the write timeout of a client that does not
-read, and the connection counts. Lines are taken a turn's worth at a time
-(``daemon.wire.framing.TURN_LINES``) before the loop serves other connections.
+read, the connection counts, and the turns (other connections are served between two).
 
 The connection is the ``Outbox`` of its subscriptions; the server reaches it only
 through its public methods (``stop_reading``, ``cancel_reads``, ``pending_answers``,
