@@ -11,7 +11,7 @@ from typing import Any
 
 from daemon.connection import Connection
 from daemon.service import Service
-from tests.server_fakes import FakeTransport, make_service
+from tests.server_fakes import FakeRecorder, FakeTransport, make_service, stored_event
 from tests.support import wire_event
 
 
@@ -164,4 +164,24 @@ async def test_after_eof_the_answers_still_go_out_then_it_closes(tmp_path: Path)
     await _settle()
     await service.stop_writer()
     assert ([1], True) == ([m["id"] for m in transport.messages()], transport.closing)
+    connection.connection_lost(None)
+
+
+async def test_a_batch_of_reads_shares_one_answer_budget(tmp_path: Path) -> None:
+    """A batch's read answers together take at most ``max_answer_bytes``: members past
+    it get -32600 naming the limit, in their place in the one array answered."""
+    recorder = FakeRecorder([stored_event(seq, text="t" * 20_000) for seq in range(1, 6)])
+    service = make_service(tmp_path, recorder, max_answer_bytes=64 << 10,
+                           max_line_bytes=1024)
+    connection, transport = _connect(service)
+    batch = [{"jsonrpc": "2.0", "id": seq, "method": "read",
+              "params": {"from_seq": seq, "limit": 1}} for seq in range(1, 6)]
+    connection.data_received(json.dumps(batch).encode() + b"\n")
+    await _settle()
+    [answers] = transport.messages()
+    refused = [a["id"] for a in answers
+               if "limits.max_answer_bytes" in a.get("error", {}).get("message", "")]
+    assert ([1, 2, 3, 4, 5], [4, 5], [1, 2, 3]) == (
+        [a["id"] for a in answers], refused,
+        [a["result"]["events"][0]["seq"] for a in answers if "result" in a])
     connection.connection_lost(None)
