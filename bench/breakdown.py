@@ -29,7 +29,7 @@ def _per_event(fn: Callable[[], object], count: int, repeats: int) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from daemon.jsonread import dumps, loads
-    from daemon.params import append_params
+    from daemon.service.params import append_params
     from eventstore.record import AppendRequest, NewEvent
     from eventstore.recorder import Recorder, open_sqlite
     from eventstore.writes import append_in_transaction
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     repeats = max(1, args.repeats)
     out["read the line (strict JSON decode)"] = _per_event(
         lambda: [loads(line) for line in lines], count, repeats)
-    out["check append params (daemon.params.append_params)"] = _per_event(
+    out["check append params (daemon.service.params.append_params)"] = _per_event(
         lambda: [append_params(m["params"]) for m in messages], count, repeats)
     out["validate the event (schemas.parse_events)"] = _per_event(
         lambda: [parse_events([w]) for w in wires], count, repeats)

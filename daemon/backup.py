@@ -26,19 +26,16 @@ import re
 import weakref
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from daemon.access import Peer
+from daemon.access import Access, Peer
 from daemon.config import Config, ConfigError
 from daemon.logs import get_logger
 from eventstore.backup import CopyReport, backup_file
 from eventstore.errors import NotPermittedError, ValidationError
 
-if TYPE_CHECKING:
-    from daemon.service import Service
-
-__all__ = ["SCHEDULED_NAME", "auto_name", "backup_method", "check_backup_config", "check_name",
-           "prune", "run_schedule", "take_backup"]
+__all__ = ["SCHEDULED_NAME", "BackupHost", "auto_name", "backup_method", "check_backup_config",
+           "check_name", "prune", "run_schedule", "take_backup"]
 
 log = get_logger("tradelog.backup")
 
@@ -48,6 +45,19 @@ SCHEDULED_NAME = re.compile(r"tradelog-\d{8}T\d{12}Z\.db")
 
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".lock")
 """Endings of the files SQLite and the daemon keep beside a database: never a name."""
+
+
+
+class BackupHost(Protocol):
+    """What backups need of the daemon's service (read at each use: a reload changes it)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def access(self) -> Access: ...
+    @property
+    def last_seq(self) -> int: ...
+
 
 _locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -125,7 +135,7 @@ async def take_backup(owner: Any, db: Path, directory: Path, name: str) -> CopyR
     return report
 
 
-async def backup_method(service: Service, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
+async def backup_method(service: BackupHost, params: dict[str, Any], peer: Peer) -> dict[str, Any]:
     """The ``backup`` method: params ``{"name": N?}``; result ``{"name", "path",
     "events", "last_seq", "last_hash", "bytes"}`` of the verified copy. Without a name
     the daemon names it as a scheduled one (``tradelog-<UTC time>.db``).
@@ -163,7 +173,7 @@ def prune(directory: Path, keep: int) -> list[Path]:
     return removed
 
 
-async def run_schedule(service: Service, stop: asyncio.Event) -> None:
+async def run_schedule(service: BackupHost, stop: asyncio.Event) -> None:
     """Every ``backup_interval`` seconds (read from the service's config each time, so a
     SIGHUP reload applies), back up into ``backup_dir`` and prune to ``backup_keep``;
     skipped when nothing was appended since the last scheduled one. Failures are logged

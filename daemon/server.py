@@ -267,9 +267,8 @@ async def serve(config: Config, config_file: Path | None = None,
             log.critical("daemon_exiting", reason=service.fatal_reason,
                          advice="the database may be in doubt; run `tradelog verify`")
             systemd.notify("STATUS=storage fault; exiting for a restart")
-            for conn in list(service.connections):
-                if conn.transport is not None:
-                    conn.transport.abort()
+            for conn in _connections(service):
+                conn.abort()
             return EXIT_IN_DOUBT
         await _drain(service, server, deadline)
         return 0
@@ -295,6 +294,11 @@ async def serve(config: Config, config_file: Path | None = None,
             lock.close()
 
 
+def _connections(service: Service) -> list[Connection]:
+    """The open connections (a copy: closing one changes the set)."""
+    return [c for c in service.connections.open if isinstance(c, Connection)]
+
+
 def _left(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.0)
 
@@ -305,11 +309,9 @@ async def _flush(service: Service, deadline: float, stall_s: float = 1.0) -> Non
     progress = time.monotonic()
     taken = 0
     while _left(deadline):
-        waiting = [c for c in service.connections if c.transport is not None
-                   and not c.transport.is_closing() and c.waiting_bytes()]
-        if not waiting:
+        if not any(c.unsent() for c in _connections(service)):
             return
-        now_taken = sum(c.taken() for c in service.connections)
+        now_taken = sum(c.taken() for c in _connections(service))
         if now_taken != taken:
             taken, progress = now_taken, time.monotonic()
         elif time.monotonic() - progress > stall_s:
@@ -325,25 +327,20 @@ async def _drain(service: Service, server: asyncio.Server, deadline: float) -> N
     systemd.notify("STOPPING=1", "STATUS=draining: committing accepted appends")
     log.info("daemon_draining", connections=len(service.connections))
     server.close()
-    for conn in list(service.connections):
+    for conn in _connections(service):
         conn.stop_reading()
         conn.cancel_reads()
-    for sid in list(service.subscriptions):
-        service.drop_subscription(sid)
+    service.subscriptions.drop_all()
     writer = asyncio.ensure_future(service.stop_writer())
     await asyncio.wait([writer], timeout=_left(deadline))
     if not writer.done():
         log.warning("drain_timed_out", stage="commit",
                     advice="appends not answered were not acknowledged; clients resend them")
-    pending = [t for conn in service.connections for t in conn.tasks]
+    pending = [t for conn in _connections(service) for t in conn.pending_answers()]
     if pending and _left(deadline):
         await asyncio.wait(pending, timeout=_left(deadline))
     await _flush(service, deadline)
-    for conn in list(service.connections):
-        if conn.transport is not None:
-            if conn.transport.get_write_buffer_size():
-                conn.transport.abort()
-            else:
-                conn.transport.close()
+    for conn in _connections(service):
+        conn.finish()
     await asyncio.sleep(0)
     log.info("daemon_stopped", last_seq=service.last_seq)

@@ -1,4 +1,4 @@
-"""Strict JSON reading (daemon/jsonread.py): numbers are bounded before conversion."""
+"""Strict JSON reading (daemon/wire/jsonread.py): numbers are bounded before conversion."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from daemon.jsonread import JSONReadError, loads
+from daemon.wire.jsonread import JSONReadError, loads
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

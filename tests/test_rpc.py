@@ -1,4 +1,4 @@
-"""JSON-RPC framing helpers (daemon/rpc.py): ids under PROTOCOL.md 1.1."""
+"""JSON-RPC framing helpers (daemon/wire/rpc.py): ids under PROTOCOL.md 1.1."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from daemon.jsonread import dumps, loads
-from daemon.rpc import (
+from daemon.wire.jsonread import dumps, loads
+from daemon.wire.rpc import (
     INVALID_REQUEST,
     RpcError,
     answer_id,

@@ -1,0 +1,156 @@
+"""Group commit: every append waiting at one moment stored in one transaction.
+
+One task takes every append queued at that moment (up to ``max_group_events`` events)
+as one group and hands it to the writer (``Writer.append_groups``: one transaction with
+its view updates), up to ``IN_FLIGHT`` groups ahead; only once the group is stored is
+each caller answered. One caller's conflict never fails another's request. A failure
+that leaves the outcome unknown sets ``fatal``: the daemon then exits for a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from daemon.access import Peer
+from daemon.logs import get_logger
+from eventstore.errors import StorageUnavailableError
+from eventstore.record import AppendOutcome, AppendRequest
+
+if TYPE_CHECKING:
+    from daemon.writer import Writer
+
+__all__ = ["IN_FLIGHT", "GroupCommits"]
+
+log = get_logger("tradelog.service")
+
+IN_FLIGHT = 4
+"""Groups handed to the writer and not yet answered, at most."""
+
+_STOP = object()
+
+
+@dataclass(eq=False)
+class _Pending:
+    request: AppendRequest
+    future: asyncio.Future[AppendOutcome]
+    peer: Peer
+    request_id: Any
+
+
+class GroupCommits:
+    """The queue of appends and the task that commits them in groups.
+
+    ``group_events`` gives the most events in one group (read as the task starts);
+    ``as_seen_by(outcome, peer)`` gives an outcome as that peer may see it;
+    ``on_stored()`` is called after a commit that stored new events.
+    """
+
+    def __init__(self, writer: Writer, last_seq: int, group_events: Callable[[], int],
+                 as_seen_by: Callable[[AppendOutcome, Peer], AppendOutcome],
+                 on_stored: Callable[[], None]) -> None:
+        self.writer = writer
+        self.last_seq = last_seq
+        """The seq of the last event stored (0 for an empty log)."""
+        self.fatal = asyncio.Event()
+        """Set when the database is in doubt (``fatal_reason`` says why)."""
+        self.fatal_reason = ""
+        self._group_events = group_events
+        self._as_seen_by = as_seen_by
+        self._on_stored = on_stored
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start the group-commit task; call once, inside the running loop."""
+        self._task = asyncio.create_task(self._loop(), name="writer")
+
+    def submit(self, request: AppendRequest, peer: Peer,
+               request_id: Any) -> asyncio.Future[AppendOutcome]:
+        """Queue one caller's request for the next group commit; the future is its outcome
+        (cancelled when the outcome is unknown: the daemon is stopping on a storage fault).
+
+        Raises:
+            StorageUnavailableError: the daemon is shutting down (nothing queued).
+        """
+        if self._stopping:
+            raise StorageUnavailableError(
+                "the daemon is shutting down and takes no more appends; nothing was stored, "
+                "send it again once the daemon is back")
+        future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(request, future, peer, request_id))
+        return future
+
+    async def stop(self) -> None:
+        """Commit everything queued so far, then end the task."""
+        self._stopping = True
+        self._queue.put_nowait(_STOP)
+        if self._task is not None:
+            await self._task
+
+    async def _loop(self) -> None:
+        """Take what is queued as one group and hand it to the writer without waiting for
+        its commit, up to ``IN_FLIGHT`` groups ahead: the writer process commits the
+        groups waiting for it together, while this loop keeps reading requests."""
+        limit = self._group_events()
+        stopping = False
+        in_flight: set[asyncio.Task[None]] = set()
+        while not stopping:
+            first = await self._queue.get()
+            if first is _STOP:
+                break
+            group: list[_Pending] = [first]
+            size = len(first.request.events)
+            while size < limit and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is _STOP:
+                    stopping = True
+                    break
+                group.append(item)
+                size += len(item.request.events)
+            in_flight.add(asyncio.create_task(self._commit(group)))
+            if len(in_flight) >= IN_FLIGHT:
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        if in_flight:
+            await asyncio.wait(in_flight)
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            outcomes = await self.writer.append_groups([p.request for p in group])
+        except StorageUnavailableError as exc:
+            log.warning("batch_failed", requests=len(group), error=str(exc))
+            for pending in group:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        except Exception as exc:
+            # The outcome is unknown: never answer "rejected"; stop so systemd restarts us.
+            log.critical("storage_in_doubt", error=repr(exc), requests=len(group))
+            self.fatal_reason = repr(exc)
+            self.fatal.set()
+            for pending in group:
+                pending.future.cancel()
+            return
+        stored = duplicates = rejected = 0
+        for pending, outcome in zip(group, outcomes, strict=True):
+            if outcome.error is not None:
+                rejected += 1  # logged by its connection, at a bounded rate
+            for result in outcome.results:
+                if result.duplicate:
+                    duplicates += 1
+                else:
+                    stored += 1
+            if not pending.future.done():
+                pending.future.set_result(self._as_seen_by(outcome, pending.peer))
+        if outcomes:
+            self.last_seq = max(self.last_seq, outcomes[-1].last_seq)
+        log.info("batch_committed", requests=len(group), events=stored, duplicates=duplicates,
+                 rejected=rejected, last_seq=self.last_seq,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        if stored:
+            self._on_stored()

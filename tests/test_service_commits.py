@@ -1,0 +1,122 @@
+"""Group commits and the append handler (daemon/service/commits.py, handlers.py) driven
+directly, with a writer that stores into a list."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from daemon.access import Peer
+from daemon.config import AccessRule
+from daemon.service import Service
+from eventstore.errors import (
+    IdempotencyConflictError,
+    NotPermittedError,
+    StorageUnavailableError,
+    ValidationError,
+)
+from eventstore.record import AppendOutcome, AppendRequest
+from tests.server_fakes import PEER, FakeWriter, make_service
+from tests.support import wire_event
+
+
+def _request(service: Service, count: int = 1) -> AppendRequest:
+    events = [wire_event("journal", {"text": "t"}) for _ in range(count)]
+    return service.handlers.prepare_append({"events": events}, PEER)
+
+
+def _writer(service: Service) -> FakeWriter:
+    assert isinstance(service.writer, FakeWriter)
+    return service.writer
+
+
+async def test_appends_queued_together_are_one_group(tmp_path: Path) -> None:
+    """Appends queued before the task runs are handed to the writer as one group, each
+    answered with its own seqs; last_seq follows the commit."""
+    service = make_service(tmp_path)
+    service.start()
+    futures = [service.submit(_request(service, n), PEER, n) for n in (1, 2, 3)]
+    outcomes = await asyncio.gather(*futures)
+    await service.stop_writer()
+    assert ([3], [[1], [2, 3], [4, 5, 6]], 6) == (
+        _writer(service).groups, [[r.seq for r in o.results] for o in outcomes],
+        service.last_seq)
+
+
+async def test_a_group_holds_at_most_max_group_events(tmp_path: Path) -> None:
+    """Queued appends past ``max_group_events`` events go into the next group."""
+    service = make_service(tmp_path, max_group_events=3)
+    service.start()
+    futures = [service.submit(_request(service, 2), PEER, n) for n in range(3)]
+    await asyncio.gather(*futures)
+    await service.stop_writer()
+    assert [2, 1] == _writer(service).groups
+
+
+async def test_storage_unavailable_fails_the_group_retryably(tmp_path: Path) -> None:
+    """The writer saying storage is unavailable fails each request of the group with
+    that error; the daemon goes on."""
+    service = make_service(tmp_path)
+    _writer(service).fail = StorageUnavailableError("disk full")
+    service.start()
+    future = service.submit(_request(service), PEER, 1)
+    with pytest.raises(StorageUnavailableError):
+        await future
+    await service.stop_writer()
+    assert not service.fatal.is_set()
+
+
+async def test_an_unknown_outcome_is_fatal_and_never_answered(tmp_path: Path) -> None:
+    """Any other failure leaves the outcome unknown: the requests are cancelled (never
+    answered "rejected") and ``fatal`` is set with the reason."""
+    service = make_service(tmp_path)
+    _writer(service).fail = RuntimeError("pipe broke")
+    service.start()
+    future = service.submit(_request(service), PEER, 1)
+    await service.stop_writer()
+    assert (True, True, True) == (future.cancelled(), service.fatal.is_set(),
+                                  "pipe broke" in service.fatal_reason)
+
+
+async def test_no_append_is_taken_once_stopping(tmp_path: Path) -> None:
+    """After ``stop_writer`` an append is refused as retryable, nothing queued."""
+    service = make_service(tmp_path)
+    service.start()
+    await service.stop_writer()
+    with pytest.raises(StorageUnavailableError, match="shutting down"):
+        service.submit(_request(service), PEER, 1)
+
+
+def test_append_checks_the_count_and_the_events(tmp_path: Path) -> None:
+    """More than ``max_events_per_append`` events, or an invalid event: ValidationError
+    naming what to fix, before anything is queued."""
+    service = make_service(tmp_path, max_events_per_append=2)
+    with pytest.raises(ValidationError, match="at most 2: split the batch"):
+        _request(service, 3)
+    with pytest.raises(ValidationError, match="invalid event"):
+        service.handlers.prepare_append({"events": [{"type": "journal"}]}, PEER)
+
+
+def test_append_checks_write_access(tmp_path: Path) -> None:
+    """With access rules, an account the peer may not write is refused (-32004)."""
+    service = make_service(tmp_path)
+    service.access.rules = [AccessRule(uid=50001, write=["acct-2"])]
+    with pytest.raises(NotPermittedError, match="may not write account 'acct-1'"):
+        service.handlers.prepare_append(
+            {"events": [wire_event("journal", {"text": "t"})]}, Peer(1, 50001, 50001))
+
+
+def test_a_conflict_with_an_unreadable_event_tells_nothing_of_it(tmp_path: Path) -> None:
+    """An idempotency conflict with an event of an account the peer may not read becomes
+    -32004 without that event's details; one it may read stays as it is."""
+    service = make_service(tmp_path)
+    service.access.rules = [AccessRule(uid=50001, write=["acct-1"]),
+                            AccessRule(uid=50002, write=["acct-1"], read=["acct-2"])]
+    conflict = AppendOutcome([], 9, IdempotencyConflictError(
+        source="s", event_id="e", seq=3, account="acct-2"))
+    hidden = service.as_seen_by(conflict, Peer(1, 50001, 50001))
+    shown = service.as_seen_by(conflict, Peer(2, 50002, 50002))
+    assert (True, False, conflict) == (isinstance(hidden.error, NotPermittedError),
+                                       "seq 3" in str(hidden.error), shown)
