@@ -34,7 +34,7 @@ def test_hostile_classes_leave_the_daemon_serving(tmp_path: Path) -> None:
     a refused request is stored, SIGTERM stops it in time and ``verify`` is clean."""
     report = hostile.run(_options(), tmp_path, say=lambda _: None)
 
-    assert [] == report.problems
+    assert [] == report.problems, "\n".join(report.problems[:80])
     assert list(hostile.CLASSES) == [c.name for c in report.classes]
     assert all(c.requests >= _PER_CLASS for c in report.classes), [
         (c.name, c.requests) for c in report.classes]

@@ -173,7 +173,8 @@ class LineRunner:
         try:
             client = conn.Client(self.path, self.answer_s)
         except OSError as exc:
-            self.tally.problems.append(f"{probe.what}: cannot connect: {exc!r}")
+            self.tally.problems.append(f"cannot connect: {exc!r}")
+            time.sleep(0.1)
             return False
         try:
             for n, line in enumerate(probe.lines):
@@ -411,7 +412,10 @@ class Harness:
             client.close()
 
     def good_window(self, start: float, end: float) -> tuple[list[float], list[str]]:
-        took = [s.took for g in self.good for s in g.samples if start <= s.at < end]
+        """The good clients' round trips that overlap [start, end) (seconds each) and
+        their problems that began in it."""
+        took = [s.took for g in self.good for s in g.samples
+                if s.at < end and s.at + s.took >= start]
         problems = [f"good client {g.number}: {p}" for g in self.good
                     for at, p in g.problems if start <= at < end]
         return took, problems
