@@ -1,11 +1,11 @@
 """Hostile clients beside good ones, in short: one client never takes the daemon down.
 
 Runs ``bench.faults.hostile`` with a couple of hundred requests per class against a real
-``tradelog serve``. The short run lowers two limits through the daemon's configuration so
-that it stays short (a partial line is dropped after 1 s instead of 10, a uid may hold 32
-connections instead of 256) and tells the script so; every other limit is the contract's
-default. Latency is not asserted here (no timed tests): a good client left without an
-answer for 10 s counts as a freeze, which is a liveness failure, not a slow machine.
+``tradelog serve``. The short run lowers one limit through the daemon's configuration so
+that it stays short (a partial line is dropped after 1 s instead of 10) and tells the
+script so; every other limit is the contract's default. Latency is not asserted here (no
+timed tests): a good client left without an answer for 10 s counts as a freeze, which is
+a liveness failure, not a slow machine. The 60 s per class is a liveness bound too.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ _PER_CLASS = 200
 def _options() -> hostile.Options:
     return hostile.Options(
         requests=_PER_CLASS * len(hostile.CLASSES), seed=5, rss_limit_mb=512,
-        p99_ms=None, stall_s=10.0, partial_limit_s=1.0, per_uid_cap=32,
-        class_budget_s=20.0, hold_s=1.0, slow_subscribers=2, answer_s=10.0,
-        env={"TRADELOG_LIMITS__PARTIAL_LINE_TIMEOUT_S": "1",
-             "TRADELOG_LIMITS__MAX_CONNECTIONS_PER_UID": "32"})
+        p99_ms=None, stall_s=10.0, partial_limit_s=1.0, class_budget_s=60.0, hold_s=1.0,
+        slow_subscribers=2, answer_s=10.0,
+        env={"TRADELOG_LIMITS__PARTIAL_LINE_TIMEOUT_S": "1"})
 
 
 def test_hostile_classes_leave_the_daemon_serving(tmp_path: Path) -> None:

@@ -467,8 +467,9 @@ def run_class(name: str, harness: Harness, quota: int, rng: random.Random,
             slow.append(conn.SlowSubscribers(path, options.slow_subscribers))
         conn.subscriptions(path, quota, rng, tally, deadline)
     elif name == "partial":
+        # As many at once as the per-uid cap leaves room for beside the others.
         conn.partial_lines(path, quota, rng, tally, _partial_line, options.partial_limit_s,
-                           deadline)
+                           deadline, max(1, min(200, options.per_uid_cap - 40)))
     else:
         conn.flood(path, quota, rng, tally, options.per_uid_cap, deadline)
     ended = time.monotonic()
@@ -476,7 +477,7 @@ def run_class(name: str, harness: Harness, quota: int, rng: random.Random,
     result.seconds = round(ended - started, 1)
     peak_kb, killed = harness.monitor.reset()
     result.peak_rss_mb = round(peak_kb / 1024, 1)
-    problems = list(tally.problems)
+    problems: list[str] = []
     if tally.requests < quota:
         problems.append(f"only {tally.requests} of {quota} requests sent in the class's "
                         f"{options.class_budget_s:.0f} s")
@@ -519,7 +520,8 @@ def run_class(name: str, harness: Harness, quota: int, rng: random.Random,
     result.refused_events = len(tally.refused)
     result.stored_events = len(tally.expected & harness.stored)
     result.notes = tally.notes[:20]
-    result.problems = _squash(problems)
+    # The class's own checks first, then what single requests got (many, repetitive).
+    result.problems = problems + _squash(tally.problems)
     return result
 
 
@@ -594,8 +596,13 @@ def run(options: Options, workdir: Path, socket_path: Path | None = None,
                 f"peak RSS {result.peak_rss_mb} MB, good p99 {result.good_p99_ms} ms, "
                 f"{len(result.problems)} problems")
             if harness._pid() is None:
-                report.problems.append(f"stopped after {name}: the daemon cannot start")
-                break
+                revived = harness.revive()
+                if revived is not None:
+                    result.exits += 1
+                    result.problems.append(f"after the class's checks: {revived}")
+                if harness._pid() is None:
+                    report.problems.append(f"stopped after {name}: the daemon cannot start")
+                    break
         harness.stop_good()
         for subscribers in slow:
             ends = subscribers.finish()

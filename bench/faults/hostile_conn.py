@@ -498,14 +498,14 @@ class SlowSubscribers:
 
 def partial_lines(path: Path, quota: int, rng: random.Random, tally: Tally,
                   line_of: Callable[[int], tuple[bytes, list[Key]]], limit_s: float,
-                  deadline: float) -> None:
-    """Waves of up to 100 connections: half a line then silence (closed by the daemon
+                  deadline: float, wave_size: int = 100) -> None:
+    """Waves of up to ``wave_size`` connections: half a line then silence (closed by the daemon
     within the partial-line limit, the half never stored), half a line then a few more
     bytes at half the limit, and whole requests trickled a byte at a time over 1.5 x the
     limit (answered or closed; either way the others are served)."""
     number = 0
     while tally.requests < quota and time.monotonic() < deadline:
-        wave = min(100, quota - tally.requests)
+        wave = min(wave_size, quota - tally.requests)
         halves: list[Client] = []
         tricklers: list[tuple[Client, bytes, list[Key]]] = []
         for _ in range(wave):
