@@ -37,11 +37,22 @@ class Client:
         self.sock.settimeout(timeout_s)
         self.buffer = b""
         self.eof = False
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
+        # A full listen backlog answers EAGAIN at once on a Unix socket with a timeout:
+        # wait for room as a blocking connect would, up to the timeout.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.sock.connect(str(path))
+                return
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                self.sock.close()
+                raise
+            except OSError:
+                self.sock.close()
+                raise
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
