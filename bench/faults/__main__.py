@@ -1,12 +1,14 @@
-"""``python -m bench.faults SCRIPT [ARGS]``: run one fault script (killloop, diskfull, fuzz)."""
+"""``python -m bench.faults SCRIPT [ARGS]``: run one fault script (killloop, diskfull, fuzz,
+hostile)."""
 
 from __future__ import annotations
 
 import sys
 
-from bench.faults import diskfull, fuzz, killloop
+from bench.faults import diskfull, fuzz, hostile, killloop
 
-SCRIPTS = {"killloop": killloop.main, "diskfull": diskfull.main, "fuzz": fuzz.main}
+SCRIPTS = {"killloop": killloop.main, "diskfull": diskfull.main, "fuzz": fuzz.main,
+           "hostile": hostile.main}
 
 
 def main(argv: list[str] | None = None) -> int:
