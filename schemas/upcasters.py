@@ -14,7 +14,17 @@ from typing import Any
 __all__ = ["UPCASTERS", "upcast"]
 
 Payload = dict[str, Any]
-UPCASTERS: dict[tuple[str, int], Callable[[Payload], Payload]] = {}
+
+
+def fill_1_to_2(data: Payload) -> Payload:
+    """fill 1 -> 2: version 1 read a missing ``multiplier`` as 1; version 2 reads it as
+    the instrument's, so a version 1 payload without one gets ``"1"`` (a new dict)."""
+    if "multiplier" in data:
+        return data
+    return {**data, "multiplier": "1"}
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[Payload], Payload]] = {("fill", 1): fill_1_to_2}
 """(event type, from version) -> pure function returning the next version's payload."""
 
 
