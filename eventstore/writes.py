@@ -28,6 +28,7 @@ from eventstore.errors import (
 )
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import rows_after, stored_canonical, unreadable_reason
+from eventstore.voids import check_voids
 
 T = TypeVar("T")
 
@@ -330,6 +331,9 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
         results.append(EventResult(event.event_id, event.source, next_seq, False))
         fresh.append(event)
         next_seq += 1
+    refused = check_voids(conn, request.events, fresh, batch.stored)
+    if refused is not None:
+        return refused
     batch.seen.update(local)
     return results, fresh
 
