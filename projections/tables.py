@@ -53,11 +53,12 @@ def dec_or_none(value: str | None) -> Decimal | None:
 
 
 def json_text(value: Any) -> str | None:
-    """A JSON value (``attrs``, ``parameters``, ``tags``) as stored: compact text, or NULL
-    for None. Keys keep their order; non-ASCII is kept as is."""
+    """A JSON value (``attrs``, ``parameters``) as stored: compact text with sorted keys
+    (the same row whether folded from a new event or from the log), or NULL for None;
+    non-ASCII is kept as is."""
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def json_or_none(value: str | None) -> Any:
