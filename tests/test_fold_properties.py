@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from eventstore.record import NewEvent
 from eventstore.recorder import Recorder
-from projections.startup import open_views, rebuild_views
 from projections.fold import apply
+from projections.startup import open_views, rebuild_views
 from projections.state import State
 from tests.fold_model import Model, remaining
 from tests.fold_support import (
@@ -53,7 +53,8 @@ IDS = ("x1", "x2", "x3")
 STRATEGIES = ("s", "t")
 ATTRS = st.dictionaries(st.sampled_from(("k", "seg", "delta", "n")),
                         st.one_of(st.sampled_from(("a", "b")), st.integers(-5, 5),
-                                  st.sampled_from((Decimal("0.45"), Decimal("1.5"))), st.booleans(), st.none()),
+                                  st.sampled_from((Decimal("0.45"), Decimal("1.5"))),
+                                  st.booleans(), st.none()),
                         max_size=3)
 
 PROPERTY = settings(max_examples=40, deadline=None,
