@@ -74,7 +74,7 @@ def wire_events(draw: st.DrawFn) -> dict[str, Any]:
         data = {"symbol": symbol, "side": draw(st.sampled_from(["buy", "sell"])),
                 "quantity": draw(st.sampled_from(QUANTITIES)),
                 "price": draw(st.sampled_from(PRICES))}
-        optional = {"fee": draw(st.sampled_from(FEES)),
+        optional: dict[str, Any] = {"fee": draw(st.sampled_from(FEES)),
                     "position_id": draw(st.sampled_from(POSITION_IDS)),
                     "order_id": draw(st.sampled_from((None, *IDS))),
                     "signal_id": draw(st.sampled_from((None, *IDS))),
