@@ -108,6 +108,8 @@ def wire_events(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             data["parent_signal_id"] = draw(st.sampled_from(IDS))
         if draw(st.booleans()):
+            data.update(timeframe="1h", note="n", expires_at="2024-03-10T16:00:00-04:00")
+        if draw(st.booleans()):
             data["attrs"] = draw(ATTRS)
     elif kind == "instrument":
         data = {"symbol": symbol, "multiplier": draw(st.sampled_from(("1", "50", "100"))),
