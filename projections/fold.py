@@ -26,12 +26,13 @@ from projections import (
 )
 from projections.admit import left_out_reason
 from projections.state import Effect, State
-from projections.voids import History, refold_account, replace_account
+from projections.voids import History, VoidRun, refold_account, replace_account, void_key
 from schemas.upcasters import upcast
 from schemas.values import DECIMAL_CONTEXT
 from schemas.versions import SCHEMA_VERSIONS
 
-__all__ = ["PROJECTION_VERSION", "History", "apply", "fold"]
+__all__ = ["PROJECTION_VERSION", "History", "VoidRun", "admitted", "apply", "apply_plain",
+           "fold"]
 
 PROJECTION_VERSION = 4
 """Bumped whenever the fold's rules or the views' tables change; a stored version that
@@ -74,9 +75,10 @@ def apply(state: State, event: StoredEvent, checked: bool = False,
     bounds none does, docs/ACCOUNTING.md); ``state`` may then be half changed and must
     be discarded.
 
-    A ``void`` needs ``history``, the account's stored events before it: its account is
-    folded again from them without the voided events. Raises ``ValueError`` for a void
-    when ``history`` is None.
+    A ``void`` needs ``history``, the account's stored events up to it (itself
+    included): its account is folded again from them without the voided events. Raises
+    ``ValueError`` for a void when ``history`` is None. (``fold`` and the runner fold a
+    run of events with ``VoidRun`` instead, once per account whatever the voids.)
     """
     event = current_shape(event)
     reason = None if checked else left_out_reason(event)
@@ -88,9 +90,10 @@ def apply(state: State, event: StoredEvent, checked: bool = False,
         if history is None:
             raise ValueError("a void needs its account's stored events to fold it")
         with localcontext(DECIMAL_CONTEXT):
-            fresh, target = refold_account(event, history, _apply_plain)
+            fresh, targets = refold_account(event.account, event.seq + 1, history,
+                                            apply_plain, noted_upto=event.seq)
         replace_account(state, event.account, fresh)
-        state.voids.append((event.seq, event.account, target))
+        state.voids.append((event.seq, event.account, targets.get(void_key(event))))
         state.position = event.seq
         return state
     with localcontext(DECIMAL_CONTEXT):
@@ -101,8 +104,20 @@ def apply(state: State, event: StoredEvent, checked: bool = False,
     return state
 
 
-def _apply_plain(state: State, event: StoredEvent) -> State:
+def apply_plain(state: State, event: StoredEvent) -> State:
+    """``apply`` with the defaults: an event from the log, checked, no voids expected."""
     return apply(state, event)
+
+
+def admitted(state: State, event: StoredEvent, checked: bool = False) -> bool:
+    """False (and the event noted as left out, ``state.position`` moved past it) when the
+    views leave ``event`` out (``projections.admit``); True to fold it."""
+    reason = None if checked else left_out_reason(current_shape(event))
+    if reason is None:
+        return True
+    state.note_left_out(event.seq, reason)
+    state.position = event.seq
+    return False
 
 
 class _Kept:
@@ -129,8 +144,17 @@ def fold(events: Iterable[StoredEvent], state: State | None = None,
     """
     current = state if state is not None else State()
     kept = _Kept() if history is None else None
+    source = history or kept
+    assert source is not None
+    run = VoidRun()
     for event in events:
         if kept is not None:
             kept.keep(event)
-        current = apply(current, event, history=history or kept)
+        if not admitted(current, event):
+            continue
+        if run.takes(current, event):
+            continue
+        current = apply(current, event, checked=True, history=source)
+    with localcontext(DECIMAL_CONTEXT):
+        run.settle(current, source, apply_plain)
     return current

@@ -23,7 +23,7 @@ from eventstore.record import StoredEvent
 from eventstore.recorder import Statement
 from eventstore.writes import FoldError
 from projections import tables as t
-from projections.fold import PROJECTION_VERSION, apply
+from projections.fold import PROJECTION_VERSION, VoidRun, admitted, apply, apply_plain
 from projections.rowcache import RowCache
 from projections.snapshots import (
     FORMAT,
@@ -391,17 +391,29 @@ class ViewRunner:
             state.signals.trim(self.recent[0] | state.dirty_signals)
             state.orders.trim(self.recent[1] | state.dirty_orders)
         failed = self.failed
+        run = VoidRun()
         for event in events:
             if failed and event.seq in failed:
                 state.note_left_out(event.seq, failed[event.seq])
                 state.position = event.seq
                 continue
             try:
-                state = apply(state, event, fresh, self._history)
+                if not admitted(state, event, fresh) or run.takes(state, event):
+                    continue
+                state = apply(state, event, True, self._history)
             except Exception as exc:
                 self.state = state
                 self._take_left_out(state)
                 raise FoldError(event.seq, f"{type(exc).__name__}: {exc}"[:500]) from exc
+        first_void = run.first_seq()
+        if first_void is not None:
+            try:
+                with localcontext(DECIMAL_CONTEXT):
+                    run.settle(state, self._history, apply_plain, skip=failed)
+            except Exception as exc:
+                self.state = state
+                self._take_left_out(state)
+                raise FoldError(first_void, f"{type(exc).__name__}: {exc}"[:500]) from exc
         self.state = state
         if state.left_out_count:
             self._take_left_out(state)

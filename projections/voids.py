@@ -7,52 +7,103 @@ done again from its stored events before the void, leaving out every event voide
 far and every void, and the account's part of the state is replaced by the result.
 Seqs are the events' own, so fields holding a seq name the same events.
 
-The cost is one pass over the account's events per void (docs/ACCOUNTING.md, "void").
+The cost is one pass over the account's events per void, or per run of events holding
+voids (``VoidRun``: a batch of many voids folds each account once; docs/ACCOUNTING.md,
+"void").
 The events come from ``History``, handed in by whoever owns the log: the runner reads
 them on its connection, an in-memory ``fold`` keeps them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from eventstore.record import StoredEvent
 from projections.state import State
 
-__all__ = ["History", "refold_account", "replace_account"]
+__all__ = ["History", "VoidRun", "refold_account", "replace_account", "void_key"]
 
 History = Callable[[str, int, Sequence[str] | None], Iterable[StoredEvent]]
 """(account, before seq, types or None for all) -> the account's stored events with a
 seq below ``before seq``, of those types, in seq order."""
 
 Apply = Callable[[State, StoredEvent], State]
+Key = tuple[str, str]
 
 
-def refold_account(void: StoredEvent, history: History, apply: Apply) -> tuple[State, int | None]:
-    """The fold state of ``void``'s account alone, from its events before the void less
-    every voided event and every void; and the seq of this void's target (None: not found).
+def void_key(void: StoredEvent) -> Key:
+    """The (source, id) a void's data names."""
+    return (void.data["target_source"], void.data["target_id"])
 
-    ``apply`` folds one event (``projections.fold.apply`` without voids); events the
-    views leave out stay left out, and are not counted again.
+
+def refold_account(account: str, before: int, history: History, apply: Apply,
+                   skip: Collection[int] = (), noted_upto: int = 0
+                   ) -> tuple[State, dict[Key, int]]:
+    """The fold state of ``account`` alone, from its events with a seq below ``before``
+    less every voided event and every void; and the seq of each voided event found.
+
+    ``apply`` folds one event (``projections.fold.apply``); events the views leave out
+    stay left out (noted only past ``noted_upto``); seqs in ``skip`` (events whose fold
+    failed before) are left out too.
     """
-    account = void.account
-    voided = {(void.data["target_source"], void.data["target_id"])}
-    for earlier in history(account, void.seq, ("void",)):
-        voided.add((earlier.data["target_source"], earlier.data["target_id"]))
-    fresh = State(noted_upto=void.seq)
-    target: int | None = None
-    mine = (void.data["target_source"], void.data["target_id"])
-    for event in history(account, void.seq, None):
-        if event.event_type == "void":
+    voided = {void_key(event) for event in history(account, before, ("void",))}
+    fresh = State(noted_upto=noted_upto)
+    targets: dict[Key, int] = {}
+    for event in history(account, before, None):
+        if event.event_type == "void" or event.seq in skip:
             continue
-        if (event.source, event.event_id) in voided:
-            if (event.source, event.event_id) == mine:
-                target = event.seq
+        key = (event.source, event.event_id)
+        if key in voided:
+            targets[key] = event.seq
             continue
         fresh = apply(fresh, event)
-    fresh.position = void.seq
-    return fresh, target
+    fresh.position = before - 1
+    return fresh, targets
+
+
+class VoidRun:
+    """The voids met in a run of events, each account folded again once at its end.
+
+    An account with a void in the run has its later events of the run taken too (only
+    ``state.position`` moves): the fold from the log at the end covers them. So a run
+    of many voids costs one fold of each account, not one per void.
+    """
+
+    def __init__(self) -> None:
+        self.voids: dict[str, list[StoredEvent]] = {}
+
+    def takes(self, state: State, event: StoredEvent) -> bool:
+        """True when ``event`` (already admitted to the views) is left to ``settle``."""
+        pending = self.voids.get(event.account)
+        if pending is None and event.event_type != "void":
+            return False
+        if pending is None:
+            pending = self.voids[event.account] = []
+        if event.event_type == "void":
+            pending.append(event)
+        state.position = event.seq
+        return True
+
+    def first_seq(self) -> int | None:
+        """The seq of the first void taken and not settled (None: none)."""
+        return min((v[0].seq for v in self.voids.values() if v), default=None)
+
+    def settle(self, state: State, history: History, apply: Apply,
+               skip: Collection[int] = ()) -> None:
+        """Fold each account with voids again from the log up to ``state.position`` and
+        put the result in ``state`` (``replace_account``); note each void's target."""
+        before = state.position + 1
+        for account in sorted(self.voids):
+            voids = self.voids[account]
+            fresh, targets = refold_account(account, before, history, apply, skip,
+                                            noted_upto=voids[0].seq)
+            for seq, reason in fresh.left_out:
+                state.note_left_out(seq, reason)
+            replace_account(state, account, fresh)
+            state.voids.extend((void.seq, account, targets.get(void_key(void)))
+                               for void in voids)
+        self.voids.clear()
 
 
 def replace_account(state: State, account: str, fresh: State) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fold_support import ev, fold_rows, stored
+from projections.fold import fold
+from tests.fold_support import ev, fold_rows, rows_of, stored
 
 OPTION = "NIFTY24JUN22500CE"
 
@@ -224,3 +225,24 @@ def test_voiding_the_only_events_of_an_account_removes_its_rows() -> None:
         ev("void", {"target_source": "test/fold", "target_id": "f1", "reason": "busted"}),
     ]))
     assert {view: [] for view in rows} == rows
+
+
+def test_a_run_of_many_voids_folds_its_account_once() -> None:
+    """Fifty voids in one run of events read and fold their account's history once (not
+    once per void, which would cost the square of the account's size), and leave the
+    same rows as a fold of the events that remain."""
+    fills = [fill("buy", "1", str(10 + n), symbol="X", event_id=f"f{n}") for n in range(100)]
+    voids = [ev("void", {"target_source": "test/fold", "target_id": f"f{n}",
+                         "reason": "busted"}) for n in range(0, 100, 2)]
+    events = stored([*fills, *voids])
+    reads: list[tuple[str, Any]] = []
+
+    def history(account: str, before: int, types: Any) -> list[Any]:
+        reads.append((account, types))
+        return [e for e in events if e.account == account and e.seq < before
+                and (types is None or e.event_type in types)]
+
+    state = fold(events, history=history)
+    assert [("acct-1", None)] == [read for read in reads if read[1] is None]
+    kept = fold_rows(stored(fills[1::2]))
+    assert kept["positions"] == rows_of(state)["positions"]
