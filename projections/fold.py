@@ -57,7 +57,9 @@ def current_shape(event: StoredEvent) -> StoredEvent:
     current = SCHEMA_VERSIONS.get(event.event_type, event.schema_version)
     if event.schema_version >= current:
         return event
-    data = upcast(event.event_type, event.schema_version, dict(event.data), current)
+    data = upcast(event.event_type, event.schema_version, event.data, current)
+    if data is event.data:  # the upcasters had nothing to change (they never mutate)
+        return event
     return dataclasses.replace(event, data=data, schema_version=current)
 
 
@@ -111,8 +113,9 @@ def apply_plain(state: State, event: StoredEvent) -> State:
 
 def admitted(state: State, event: StoredEvent, checked: bool = False) -> bool:
     """False (and the event noted as left out, ``state.position`` moved past it) when the
-    views leave ``event`` out (``projections.admit``); True to fold it."""
-    reason = None if checked else left_out_reason(current_shape(event))
+    views leave ``event`` (already in its current shape) out (``projections.admit``);
+    True to fold it."""
+    reason = None if checked else left_out_reason(event)
     if reason is None:
         return True
     state.note_left_out(event.seq, reason)
@@ -147,9 +150,10 @@ def fold(events: Iterable[StoredEvent], state: State | None = None,
     source = history or kept
     assert source is not None
     run = VoidRun()
-    for event in events:
+    for stored_event in events:
         if kept is not None:
-            kept.keep(event)
+            kept.keep(stored_event)
+        event = current_shape(stored_event)
         if not admitted(current, event):
             continue
         if run.takes(current, event):

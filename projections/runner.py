@@ -23,7 +23,14 @@ from eventstore.record import StoredEvent
 from eventstore.recorder import Statement
 from eventstore.writes import FoldError
 from projections import tables as t
-from projections.fold import PROJECTION_VERSION, VoidRun, admitted, apply, apply_plain
+from projections.fold import (
+    PROJECTION_VERSION,
+    VoidRun,
+    admitted,
+    apply,
+    apply_plain,
+    current_shape,
+)
 from projections.rowcache import RowCache
 from projections.snapshots import (
     FORMAT,
@@ -392,19 +399,21 @@ class ViewRunner:
             state.orders.trim(self.recent[1] | state.dirty_orders)
         failed = self.failed
         run = VoidRun()
-        for event in events:
-            if failed and event.seq in failed:
-                state.note_left_out(event.seq, failed[event.seq])
-                state.position = event.seq
+        for stored_event in events:
+            if failed and stored_event.seq in failed:
+                state.note_left_out(stored_event.seq, failed[stored_event.seq])
+                state.position = stored_event.seq
                 continue
             try:
+                event = current_shape(stored_event)
                 if not admitted(state, event, fresh) or run.takes(state, event):
                     continue
                 state = apply(state, event, True, self._history)
             except Exception as exc:
                 self.state = state
                 self._take_left_out(state)
-                raise FoldError(event.seq, f"{type(exc).__name__}: {exc}"[:500]) from exc
+                raise FoldError(stored_event.seq,
+                                f"{type(exc).__name__}: {exc}"[:500]) from exc
         first_void = run.first_seq()
         if first_void is not None:
             try:

@@ -3,7 +3,9 @@
 A released model is never edited in place. When a type's ``data`` changes shape, its
 version in ``schemas.events.SCHEMA_VERSIONS`` goes up by one and a function is
 registered here that turns version N's payload into N+1's. Stored events keep the
-version they were written with; readers call ``upcast`` before validating.
+version they were written with; readers call ``upcast`` before validating. An upcaster
+never changes the payload it is given: it returns it as it is when it has nothing to
+change, else a new one.
 """
 
 from __future__ import annotations
