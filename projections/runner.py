@@ -431,6 +431,13 @@ class ViewRunner:
             self.progress(len(events))
         if not events:
             return []
+        if state.refolded:
+            # A void's account was folded again: its signals and orders are the dirty
+            # ones now (``pending.add``); one it no longer has must not be snapshotted.
+            self.pending.signals = {k for k in self.pending.signals
+                                    if k[0] not in state.refolded}
+            self.pending.orders = {k for k in self.pending.orders
+                                   if k[0] not in state.refolded}
         self.pending.add(state)
         if self.suffix:
             # A rebuild writes the keyed views' rows once, in ``rebuild_end``.
