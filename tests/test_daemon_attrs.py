@@ -29,7 +29,8 @@ def test_attrs_numbers_come_back_exactly_as_sent(daemon: DaemonProcess) -> None:
         view = conn.read_line()
         conn.send(b'{"jsonrpc":"2.0","id":3,"method":"read","params":{}}\n')
         stored = conn.read_line()
-    assert view is not None and stored is not None
+    assert view is not None
+    assert stored is not None
     assert b'"attrs":' + sent in view
     assert b'"attrs":' + sent in stored
 
