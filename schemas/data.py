@@ -215,7 +215,9 @@ class LimitsData(_Data):
     daily_loss_limit: NonNegative | None = None
     max_open_positions: Annotated[int, Field(ge=0, lt=10**15)] | None = None
     timezone: TimeZone = "UTC"
-    trading_blocked: bool = False
+    trading_blocked: bool | None = None
+    """True blocks trading; None (left out) is false. Left out, it is not stored, so a
+    limits event sent again as version 1 wrote it has the same canonical bytes."""
     attrs: Attrs | None = None
 
 

@@ -100,13 +100,14 @@ def test_valid_examples_cover_every_event_type() -> None:
 
 def test_optional_fields_take_their_defaults() -> None:
     """A minimal fill gets fee 0 and specversion 1.0, and no multiplier (it takes its
-    instrument's); limits default to UTC and not blocked; an instrument's multiplier is 1,
+    instrument's); limits default to UTC, trading_blocked left out (not blocked, and not
+    stored, as version 1 stored limits); an instrument's multiplier is 1,
     an account is live and a strategy active."""
     dumped = parse_event(fill("sell", "1", "2")).model_dump(mode="json", exclude_none=True)
     assert ("1.0", "0") == (dumped["specversion"], dumped["data"]["fee"])
     assert "multiplier" not in dumped["data"]
-    limits = parse_event(wire_event("limits", {})).model_dump(mode="json")
-    assert ("UTC", False) == (limits["data"]["timezone"], limits["data"]["trading_blocked"])
+    limits = parse_event(wire_event("limits", {})).model_dump(mode="json", exclude_none=True)
+    assert ("UTC", None) == (limits["data"]["timezone"], limits["data"].get("trading_blocked"))
     instrument = parse_event(wire_event("instrument", {"symbol": "X"})).model_dump(mode="json")
     account = parse_event(wire_event("account", {})).model_dump(mode="json")
     strategy = parse_event(wire_event("strategy", {"strategy": "s"})).model_dump(mode="json")

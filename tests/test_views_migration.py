@@ -21,8 +21,9 @@ def test_a_release_1_0_database_rebuilds_once_and_answers_the_new_views(
         tmp_path: Path) -> None:
     """The previous release's file: the first start rebuilds the views from its 15 events
     (entry_price becomes the running average cost, 10); the new views answer; the stored
-    events keep schema_version 1; a void of an old fill works; a second start folds
-    nothing."""
+    events keep schema_version 1; a limits event and a fill without multiplier sent again
+    as the bot first sent them are duplicates; a void of an old fill works; a second
+    start folds nothing."""
     shutil.copyfile(RELEASE_1_0, tmp_path / "tradelog.db")
     with DaemonProcess(tmp_path) as daemon:
         with RawConnection(daemon.socket) as conn:
@@ -32,6 +33,15 @@ def test_a_release_1_0_database_rebuilds_once_and_answers_the_new_views(
             account = conn.result("query", {"view": "accounts"})["rows"][0]
             strategies = conn.result("query", {"view": "strategies"})["rows"]
             order = conn.result("query", {"view": "orders"})["rows"][0]
+            again = conn.result("append", {"events": [
+                {"id": "e0", "source": "old/bot", "type": "limits",
+                 "time": "2024-03-01T12:00:00Z", "account": "acct-1",
+                 "data": {"daily_loss_limit": "0", "timezone": "Europe/London"}},
+                {"id": "e5", "source": "old/bot", "type": "fill",
+                 "time": "2024-03-01T12:00:00Z", "account": "acct-1",
+                 "data": {"symbol": "EURUSD", "side": "buy", "quantity": "100",
+                          "price": "8", "order_id": "o1"}},
+            ]})
         stored = read_all(daemon.socket)
         assert [15] == _ready_events(daemon)
     assert [(4, 15)] == sqlite_rows(tmp_path / "tradelog.db",
@@ -50,6 +60,8 @@ def test_a_release_1_0_database_rebuilds_once_and_answers_the_new_views(
     assert [("sma-cross", 1, None)] == [
         (s["strategy"], s["signals"], s["description"]) for s in strategies]
     assert "s1" == order["signal_id"]
+    # Sent again exactly as the bot sent them to the previous release: duplicates.
+    assert [(1, True), (6, True)] == [(r["seq"], r["duplicate"]) for r in again["results"]]
     assert {1} == {e["schema_version"] for e in stored}
     assert ["1"] == [e["data"]["multiplier"] for e in stored if e["id"] == "e5"]
 
