@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
+from eventstore.compat import same_as_stored
 from eventstore.errors import (
     EventStoreError,
     IdempotencyConflictError,
@@ -28,6 +29,7 @@ from eventstore.errors import (
 )
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import rows_after, stored_canonical, unreadable_reason
+from eventstore.voids import check_voids
 
 T = TypeVar("T")
 
@@ -317,7 +319,7 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
             return batch.damaged[key]
         known = local.get(key) or batch.seen.get(key) or batch.stored_before.get(key)
         if known is not None:
-            if known[0] != event.canonical:
+            if known[0] != event.canonical and not same_as_stored(known[0], event):
                 # The stored event's account goes with the conflict: the daemon
                 # answers -32004 instead where the peer may not read that account.
                 return IdempotencyConflictError(event.source, event.event_id, known[1],
@@ -330,6 +332,9 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
         results.append(EventResult(event.event_id, event.source, next_seq, False))
         fresh.append(event)
         next_seq += 1
+    refused = check_voids(conn, request.events, fresh, batch.stored)
+    if refused is not None:
+        return refused
     batch.seen.update(local)
     return results, fresh
 

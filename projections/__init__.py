@@ -1,5 +1,6 @@
 """The views folded from the event log: positions, trades, balances, daily, signals,
-orders and journal, kept as plain SQLite tables in the same file."""
+orders, journal, history, instruments, accounts and strategies, kept as plain SQLite
+tables in the same file."""
 
 from projections.fold import PROJECTION_VERSION, apply, fold
 from projections.query import ViewQuery, query_view

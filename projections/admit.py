@@ -56,6 +56,8 @@ _RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "status": (("price", "pos"),),
     "cash": (("amount", "nonzero"),),
     "limits": (("daily_loss_limit", "nonneg"), ("max_open_positions", "count")),
+    "instrument": (("multiplier", "mult"), ("tick_size", "pos"), ("lot_size", "pos"),
+                   ("strike", "pos")),
 }
 
 
@@ -125,7 +127,9 @@ def left_out_reason(event: StoredEvent) -> str | None:
     try:
         for name, rule in _RULES.get(kind, ()):
             value = data.get(name)
-            if value is not None and (type(value) is not str or _FAST[rule](value) is None):
+            fast = _FAST.get(rule)  # none for "time" and "count": always checked
+            if value is not None and (type(value) is not str or fast is None
+                                      or fast(value) is None):
                 _check(rule, value)
         if kind == "mark":
             name = "prices"

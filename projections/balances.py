@@ -32,4 +32,6 @@ def apply(state: State, event: StoredEvent) -> State:
         account.daily_loss_limit = None if limit is None else Decimal(limit)
         account.max_open_positions = data.get("max_open_positions")
         account.timezone = data.get("timezone", "UTC")
+        account.trading_blocked = bool(data.get("trading_blocked", False))
+        account.limits_attrs = data.get("attrs")
     return state

@@ -22,5 +22,6 @@ def apply(state: State, event: StoredEvent) -> State:
             symbol=data.get("symbol"),
             position_id=data.get("position_id"),
             signal_id=data.get("signal_id"),
+            attrs=data.get("attrs"),
         ))
     return state

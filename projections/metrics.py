@@ -146,11 +146,25 @@ def _check(account: str, symbol: str | None, strategy: str | None,
         raise ValidationError("now must be a timezone-aware datetime")
 
 
+async def _voided(recorder: Recorder, account: str, last: int) -> set[tuple[str, str]]:
+    """source+id of every event a void of the account at seq <= ``last`` voided."""
+    found: set[tuple[str, str]] = set()
+    next_seq = 1
+    while True:
+        voids = [e for e in await recorder.read(next_seq, PAGE, account=account,
+                                                types=["void"]) if e.seq <= last]
+        found.update((e.data["target_source"], e.data["target_id"]) for e in voids)
+        if len(voids) < PAGE:
+            return found
+        next_seq = voids[-1].seq + 1
+
+
 async def _sample(recorder: Recorder, account: str, last: int) -> Sampler:
     """Fold the account's events 1..last, reading the next page while folding one."""
     sampler = Sampler(account)
     if last < 1:
         return sampler
+    sampler.voided = await _voided(recorder, account, last)
     pending = asyncio.ensure_future(recorder.read(1, PAGE, account=account))
     while True:
         events = [e for e in await pending if e.seq <= last]

@@ -96,6 +96,10 @@ class Sampler:
     days: dict[str, DayEnd] = field(default_factory=dict)
     transfers: Decimal = ZERO
     last_time: str | None = None
+    voided: set[tuple[str, str]] = field(default_factory=set)
+    """source+id of the events voided (up to the last seq sampled): they and the voids
+    are skipped, so the series are those of a log that never held them (EVENTS.md
+    invariant 5)."""
 
     def _strategy(self, signal_id: str | None) -> str | None:
         if signal_id is None:
@@ -107,6 +111,9 @@ class Sampler:
         """Fold ``events`` (only this account's, in seq order) and sample after each."""
         with localcontext(DECIMAL_CONTEXT):
             for event in events:
+                if event.event_type == "void" or (
+                        self.voided and (event.source, event.event_id) in self.voided):
+                    continue
                 self._one(event)
 
     def _one(self, event: StoredEvent) -> None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from eventstore.record import StoredEvent
 from projections.calendar import to_utc_text
-from projections.state import OrderRow, State
+from projections.state import OrderRow, State, merge_attrs
 
 __all__ = ["apply"]
 
@@ -18,7 +18,8 @@ def apply(state: State, event: StoredEvent) -> State:
     that name an ``order_id`` (their quantity adds to ``filled_quantity``).
 
     Status comes only from ``status`` events, as EVENTS.md defines it; a fill does not
-    change it. Events for an order id never announced are ignored.
+    change it. Events for an order id never announced are ignored. ``attrs`` merge key by
+    key over the order's and its status events' attrs, in seq order.
     """
     data = event.data
     kind = event.event_type
@@ -43,6 +44,8 @@ def apply(state: State, event: StoredEvent) -> State:
             updated_at=at,
             signal_id=data.get("signal_id"),
             position_id=data.get("position_id"),
+            attrs=merge_attrs(previous.attrs if previous else None, data.get("attrs")),
+            last_status=previous.last_status if previous else None,
         )
         state.dirty_orders.add(key)
     elif kind == "status" and data["entity"] == "order":
@@ -50,6 +53,8 @@ def apply(state: State, event: StoredEvent) -> State:
         row = state.orders.get(key)
         if row is not None:
             row.status = data["status"]
+            row.last_status = data["status"]
+            row.attrs = merge_attrs(row.attrs, data.get("attrs"))
             row.updated_at = to_utc_text(event.time)
             state.dirty_orders.add(key)
     elif kind == "fill" and "order_id" in data:

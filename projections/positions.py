@@ -13,7 +13,14 @@ Rules (EVENTS.md, "Position accounting"; the average-cost method as in NautilusT
   fee split between the two parts in proportion to quantity;
 - every fee is charged to the round trip it belongs to; a round trip runs flat to flat;
 - the multiplier is the position's, set by the fill that opened it (a contract's size
-  does not change while it is held);
+  does not change while it is held): the fill's own, else its symbol's ``instrument``
+  in force at that fill, else 1;
+- ``strategy``, ``stop_loss`` and ``take_profit`` are the opening fill's signal's (or
+  its order's signal's) as they stood then; ``venue`` and ``asset_class`` the symbol's
+  instrument's as it stood then; ``attrs`` merge the position's fills' in seq order;
+- a trade's ``entry_price`` is the position's average price just before the fill that
+  closed it (the running average cost, NautilusTrader's ``avg_px_open``);
+  ``return_pct`` = 100 * net_pnl / (entry_price * quantity * multiplier), 10 places;
 - unrealized = (mark - avg) * q * multiplier, mark = the latest ``mark`` price of the
   symbol in the account, else its latest fill price.
 
@@ -30,13 +37,15 @@ from decimal import Decimal
 
 from eventstore.record import StoredEvent
 from projections.calendar import to_utc_text, utc_datetime
-from projections.state import AccountState, Effect, Position, State, TradeRow
+from projections.state import AccountState, Effect, Position, State, TradeRow, merge_attrs
 from schemas.values import WIDE_CONTEXT
 
 __all__ = ["QUANTUM", "apply", "refresh_unrealized"]
 
 QUANTUM = Decimal("1e-20")
+PERCENT_QUANTUM = Decimal("1e-10")
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 def _q(value: Decimal) -> Decimal:
@@ -77,14 +86,17 @@ def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: 
         order = state.orders.get((event.account, order_id))
         signal_id = order.signal_id if order else None
     signal = state.signals.get((event.account, signal_id)) if signal_id else None
+    instrument = state.instruments.get((event.account, data["symbol"]))
     at = to_utc_text(event.time)
+    multiplier = data.get("multiplier")
     position = Position(
         account=event.account,
         position_key=key,
         symbol=data["symbol"],
         quantity=quantity if data["side"] == "buy" else -quantity,
         avg_price=price,
-        multiplier=Decimal(data.get("multiplier", "1")),
+        multiplier=(Decimal(multiplier) if multiplier is not None
+                    else instrument.multiplier if instrument is not None else ONE),
         opened_at=at,
         last_fill_at=at,
         trade_id=event.event_id,
@@ -96,6 +108,10 @@ def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: 
         max_quantity=quantity,
         open_quantity=quantity,
         open_notional=_mul(quantity, price),
+        strategy=signal.strategy if signal else None,
+        venue=instrument.venue if instrument else None,
+        asset_class=instrument.asset_class if instrument else None,
+        attrs=merge_attrs(None, data.get("attrs")),
     )
     state.add_position(position)
     return position
@@ -104,6 +120,8 @@ def _open(state: State, event: StoredEvent, key: str, quantity: Decimal, price: 
 def _close(state: State, event: StoredEvent, position: Position) -> TradeRow:
     closed_at = to_utc_text(event.time)
     held = utc_datetime(closed_at) - utc_datetime(position.opened_at)
+    net = position.gross_pnl - position.fees
+    basis = _mul(_mul(position.avg_price, position.max_quantity), position.multiplier)
     trade = TradeRow(
         account=position.account,
         trade_id=position.trade_id,
@@ -111,17 +129,24 @@ def _close(state: State, event: StoredEvent, position: Position) -> TradeRow:
         symbol=position.symbol,
         side="long" if event.data["side"] == "sell" else "short",
         quantity=position.max_quantity,
-        entry_price=_q(position.open_notional / position.open_quantity),
+        entry_price=position.avg_price,
         exit_price=_q(position.close_notional / position.close_quantity),
         opened_at=position.opened_at,
         closed_at=closed_at,
         holding_seconds=int(held.total_seconds()),
         gross_pnl=position.gross_pnl,
         fees=position.fees,
-        net_pnl=position.gross_pnl - position.fees,
+        net_pnl=net,
         exit_reason=position.exit_reason,
         signal_id=position.signal_id,
         closed_seq=event.seq,
+        return_pct=WIDE_CONTEXT.divide(_mul(net, Decimal(100)), basis).quantize(
+            PERCENT_QUANTUM, context=WIDE_CONTEXT) if basis else None,
+        exit_detail=position.exit_detail,
+        strategy=position.strategy,
+        venue=position.venue,
+        asset_class=position.asset_class,
+        attrs=position.attrs,
     )
     state.trades.append(trade)
     return trade
@@ -159,6 +184,7 @@ def apply(state: State, event: StoredEvent) -> State:
         account.open_positions += 1
         effect.realized = -fee
     elif (position.quantity > 0) == buying:
+        position.attrs = merge_attrs(position.attrs, data.get("attrs"))
         size = abs(position.quantity)
         position.avg_price = _q(
             _add(_mul(size, position.avg_price), _mul(quantity, price)) / (size + quantity))
@@ -170,6 +196,7 @@ def apply(state: State, event: StoredEvent) -> State:
         position.last_fill_at = to_utc_text(event.time)
         effect.realized = -fee
     else:
+        position.attrs = merge_attrs(position.attrs, data.get("attrs"))
         size = abs(position.quantity)
         closed = min(quantity, size)
         sign = 1 if position.quantity > 0 else -1
@@ -184,6 +211,8 @@ def apply(state: State, event: StoredEvent) -> State:
         position.last_fill_at = to_utc_text(event.time)
         if data.get("exit_reason") is not None:
             position.exit_reason = data["exit_reason"]
+        if data.get("exit_detail") is not None:
+            position.exit_detail = data["exit_detail"]
         effect.realized = gross - close_fee
         if position.quantity == 0:
             account.unrealized_pnl -= position.unrealized_pnl

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,8 @@ def _from_snapshot(conn: sqlite3.Connection, seq: int, view: str | None) -> Stat
     rows = decode(blob)
     runner = ViewRunner()
     runner.restore([[(at, PROJECTION_VERSION)], rows["balances"], rows["prices"],
-                    rows["positions"], rows["daily"], [], [], [(at,)]])
+                    rows["positions"], rows["daily"], [], [], [(at,)], rows["accounts"],
+                    rows["instruments"], rows["strategies"]])
     state = runner.state
     assert state is not None
     if view == "signals":
@@ -82,24 +84,63 @@ def _from_snapshot(conn: sqlite3.Connection, seq: int, view: str | None) -> Stat
                                                            (at,))]
         state.signals = {(r.account, r.signal_id): r for r in signals}
     else:
-        state.signals = RowCache(_keyed_loader(conn, "signals", at, t.signal_from), 1 << 62)
+        state.signals = RowCache(_keyed_loader(conn, "signals", at, t.signal_from, state), 1 << 62)
     if view == "orders":
         orders = [t.order_from(r) for r in conn.execute(latest_keyed_sql("orders", False),
                                                          (at,))]
         state.orders = {(r.account, r.order_id): r for r in orders}
     else:
-        state.orders = RowCache(_keyed_loader(conn, "orders", at, t.order_from), 1 << 62)
+        state.orders = RowCache(_keyed_loader(conn, "orders", at, t.order_from, state), 1 << 62)
     return state
 
 
-def _keyed_loader(conn: sqlite3.Connection, name: str, at: int, convert: Any) -> Any:
+def _keyed_loader(conn: sqlite3.Connection, name: str, at: int, convert: Any,
+                  state: State) -> Any:
     sql = latest_keyed_sql(name, True)
 
     def load(key: tuple[str, str]) -> Any:
+        if key[0] in state.refolded:
+            return None  # a void folded the account again: all its rows are in memory
         found = conn.execute(sql, (key[0], key[1], at)).fetchone()
         return None if found is None else convert(found)
 
     return load
+
+
+class _LogHistory:
+    """A void's account history (``projections.voids.History``) read on ``conn``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __call__(self, account: str, before: int,
+                 types: Sequence[str] | None) -> Iterator[StoredEvent]:
+        sql = (f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE account = ? AND seq < ?"
+               + (f" AND type IN ({', '.join('?' * len(types))})" if types else "")
+               + " ORDER BY seq")
+        cursor = self.conn.execute(sql, [account, before, *(types or ())])
+        while rows := cursor.fetchmany(4096):
+            yield from (StoredEvent.from_row(row) for row in rows)
+
+
+def _before_first_void(conn: sqlite3.Connection) -> int:
+    """The last seq before the first void the views folded (no limit without one): a
+    snapshot taken after a void may hold versions of signals and orders it removed."""
+    if not _has_table(conn, t.VOIDS.name):
+        return 1 << 62
+    found = conn.execute(f"SELECT min(seq) FROM {t.VOIDS.name}").fetchone()
+    return (1 << 62) if found is None or found[0] is None else int(found[0]) - 1
+
+
+async def _voided_after(recorder: Recorder, seq: int) -> bool:
+    """True when the views folded a void after ``seq``: their append-only rows (trades,
+    journal, history) may then differ from what they were at ``seq``."""
+    found = await recorder.fetch(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (t.VOIDS.name,))
+    if not found:
+        return False
+    return bool(await recorder.fetch(
+        f"SELECT 1 FROM {t.VOIDS.name} WHERE seq > ? LIMIT 1", (seq,)))
 
 
 def _fold_at(path: Path, seq: int, view: str | None) -> State:
@@ -108,12 +149,14 @@ def _fold_at(path: Path, seq: int, view: str | None) -> State:
     conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
     try:
         conn.execute("BEGIN")
-        state = (_from_snapshot(conn, seq, view) if view is not None else None) or State()
+        start = min(seq, _before_first_void(conn))
+        state = (_from_snapshot(conn, start, view) if view is not None else None) or State()
         cursor = conn.execute(
             f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? "
             "ORDER BY seq", (state.position, seq))
+        history = _LogHistory(conn)
         while rows := cursor.fetchmany(4096):
-            state = fold([StoredEvent.from_row(row) for row in rows], state)
+            state = fold([StoredEvent.from_row(row) for row in rows], state, history)
         conn.execute("COMMIT")
         return state
     finally:
@@ -154,10 +197,20 @@ def _mark_view(state: State, view: str) -> None:
         state.dirty_signals.update(state.signals)
     elif view == "orders":
         state.dirty_orders.update(state.orders)
+    elif view == "accounts":
+        state.dirty_accounts.update(state.accounts)
+    elif view == "instruments":
+        state.dirty_instruments.update(state.instruments)
+    elif view == "strategies":
+        state.dirty_strategies.update(state.strategies)
+    state.refolded.clear()
+    state.voids.clear()
     if view != "trades":
         state.trades.clear()
     if view != "journal":
         state.journal.clear()
+    if view != "history":
+        state.history.clear()
 
 
 async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
@@ -189,14 +242,16 @@ async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
         seq = int(checkpoint[0][0])
     else:
         seq = await as_of_seq(recorder, q.as_of)
-        if q.view in SEQ_COLUMN and await _views_at(recorder) >= seq:
+        if (q.view in SEQ_COLUMN and await _views_at(recorder) >= seq
+                and not await _voided_after(recorder, seq)):
             total, rows = await recorder.fetch_snapshot(
                 [count_sql(q, max_seq=seq), build_sql(q, max_seq=seq)])
         else:
             state = await state_at(recorder, seq,
                                    None if q.view in SEQ_COLUMN else q.view)
             _mark_view(state, q.view)
-            total, rows = await _scratch(table.ddl(), drain(state), [counting, (sql, params)])
+            total, rows = await _scratch([s for tb in t.TABLES for s in tb.ddl()], drain(state),
+                                        [counting, (sql, params)])
     return {"view": q.view, "as_of_seq": seq, "total": int(total[0][0]),
             "rows": [table.to_wire(row) for row in rows]}
 

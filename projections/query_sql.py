@@ -164,7 +164,7 @@ def time_bound(value: Any, name: str, end_of_day: bool = False) -> datetime:
         raise ValidationError(f"{name}: {exc}") from None
 
 
-SEQ_COLUMN: dict[str, str] = {"trades": "closed_seq", "journal": "seq"}
+SEQ_COLUMN: dict[str, str] = {"trades": "closed_seq", "journal": "seq", "history": "seq"}
 """Append-only views: the column holding the seq of the event that wrote each row (a
 row never changes once written, so ``as_of`` N reads the rows of seq <= N)."""
 

@@ -95,6 +95,8 @@ def _fold_until(path: Path, moment: datetime, account: str | None,
                 state.trades.clear()
             if view != "journal":
                 state.journal.clear()
+            if view != "history":
+                state.history.clear()
         conn.execute("COMMIT")
         return last, state
     finally:
@@ -106,5 +108,5 @@ async def state_at_time(recorder: Recorder, moment: datetime, account: str | Non
     """``(last_seq, state)``: the fold of the events of the log (of ``account`` only,
     unless None) whose event ``time`` is at or before ``moment`` (aware), in seq order;
     ``last_seq`` is the log's last seq when it was read. Only the rows of ``view``'s
-    append-only kind (trades, journal) are kept of those."""
+    append-only kind (trades, journal, history) are kept of those."""
     return await asyncio.to_thread(_fold_until, recorder.path, moment, account, view)

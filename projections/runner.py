@@ -18,11 +18,19 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import localcontext
 from typing import Any, Protocol
 
+from eventstore.ddl import EVENT_COLUMNS
 from eventstore.record import StoredEvent
 from eventstore.recorder import Statement
 from eventstore.writes import FoldError
 from projections import tables as t
-from projections.fold import PROJECTION_VERSION, apply
+from projections.fold import (
+    PROJECTION_VERSION,
+    VoidRun,
+    admitted,
+    apply,
+    apply_plain,
+    current_shape,
+)
 from projections.rowcache import RowCache
 from projections.snapshots import (
     FORMAT,
@@ -84,12 +92,31 @@ def drain(state: State, suffix: str = "", keyed: bool = True) -> list[Statement]
 def clear_marks(state: State) -> None:
     """Forget which rows the fold touched (nothing is written for them)."""
     for marks in (state.dirty_positions, state.dirty_accounts, state.dirty_marks,
-                  state.dirty_daily, state.dirty_signals, state.dirty_orders):
+                  state.dirty_daily, state.dirty_signals, state.dirty_orders,
+                  state.dirty_instruments, state.dirty_strategies):
         marks.clear()
+
+
+def _drain_refolded(state: State, suffix: str) -> list[Statement]:
+    """Delete every row of the accounts a void folded again (their rows are all marked
+    for writing), before any other write of the drain."""
+    accounts = [(account,) for account in sorted(state.refolded)]
+    state.refolded.clear()
+    return [(f"DELETE FROM {table.name}{suffix} WHERE account = ?", accounts)
+            for table in t.REFOLDED_TABLES]
 
 
 def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
     statements: list[Statement] = []
+    if state.refolded:
+        statements.extend(_drain_refolded(state, suffix))
+    if state.history:
+        statements.append((t.HISTORY.upsert_sql(suffix),
+                           [t.history_row(x) for x in state.history]))
+        state.history.clear()
+    if state.voids:
+        statements.append((t.VOIDS.upsert_sql(suffix), state.voids[:]))
+        state.voids.clear()
     if state.trades:
         statements.append((t.TRADES.upsert_sql(suffix), [t.trade_row(x) for x in state.trades]))
         state.trades.clear()
@@ -114,9 +141,20 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
             statements.append((t.POSITIONS.upsert_sql(suffix), upserts))
         state.dirty_positions.clear()
     if state.dirty_accounts:
+        accounts = [state.accounts[a] for a in state.dirty_accounts if a in state.accounts]
         statements.append((t.BALANCES.upsert_sql(suffix),
-                           [t.balance_row(state.accounts[a]) for a in state.dirty_accounts]))
+                           [t.balance_row(a) for a in accounts]))
+        statements.append((t.ACCOUNTS.upsert_sql(suffix),
+                           [t.account_row(a) for a in accounts]))
         state.dirty_accounts.clear()
+    if state.dirty_instruments:
+        statements.append((t.INSTRUMENTS.upsert_sql(suffix), [
+            t.instrument_row(state.instruments[k]) for k in state.dirty_instruments]))
+        state.dirty_instruments.clear()
+    if state.dirty_strategies:
+        statements.append((t.STRATEGIES.upsert_sql(suffix), [
+            t.strategy_row(state.strategies[k]) for k in state.dirty_strategies]))
+        state.dirty_strategies.clear()
     if state.dirty_marks:
         statements.append((t.PRICES.upsert_sql(suffix),
                            [t.price_row(state.accounts[a], s) for a, s in state.dirty_marks]))
@@ -137,9 +175,11 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
 
 
 def _dirty(state: State) -> bool:
-    return bool(state.trades or state.journal or state.dirty_positions
+    return bool(state.trades or state.journal or state.history or state.voids
+                or state.refolded or state.dirty_positions
                 or state.dirty_accounts or state.dirty_marks or state.dirty_daily
-                or state.dirty_signals or state.dirty_orders)
+                or state.dirty_signals or state.dirty_orders or state.dirty_instruments
+                or state.dirty_strategies)
 
 
 def mark_all_dirty(state: State) -> None:
@@ -150,6 +190,8 @@ def mark_all_dirty(state: State) -> None:
     state.dirty_daily.update(state.daily)
     state.dirty_signals.update(state.signals)
     state.dirty_orders.update(state.orders)
+    state.dirty_instruments.update(state.instruments)
+    state.dirty_strategies.update(state.strategies)
     state.dirty_marks.update(
         (a.account, s) for a in state.accounts.values() for s in {*a.marks, *a.last_fills})
 
@@ -178,6 +220,24 @@ class ViewRunner:
         self.left_out: list[tuple[int, str]] = []
         self.left_out_count = 0
         self.noted_upto = 0
+        self.log: Lookup | None = None
+
+    def read_log(self, log: Lookup) -> None:
+        """Read a void's account history from the events table with ``log`` (on the
+        connection the folds run on, so it sees the events of the append being folded)."""
+        self.log = log
+
+    def _history(self, account: str, before: int,
+                 types: Sequence[str] | None) -> Iterator[StoredEvent]:
+        """The account's stored events before seq ``before`` (of ``types``), for a void."""
+        log = self.log or self.lookup
+        if log is None:
+            raise ValueError("a void needs the log, and these views were given no reader")
+        sql = (f"SELECT {EVENT_COLUMNS} FROM events WHERE account = ? AND seq < ?"
+               + (f" AND type IN ({', '.join('?' * len(types))})" if types else "")
+               + " ORDER BY seq")
+        for chunk in log.chunks(sql, [account, before, *(types or ())]):
+            yield from (StoredEvent.from_row(row) for row in chunk)
 
     def attach(self, lookup: Lookup) -> None:
         """Keep only recently used signals and orders in memory (``CACHE_ROWS`` each) and
@@ -214,7 +274,8 @@ class ViewRunner:
         """The SELECTs whose results ``restore`` takes, in this order.
 
         Checkpoint, balances, prices, positions, daily, signals, orders (no rows with a
-        lookup: those load on demand) and the last snapshot seq.
+        lookup: those load on demand), the last snapshot seq, accounts, instruments and
+        strategies.
         """
         return [
             "SELECT last_seq, version FROM projection_checkpoint WHERE name = 'views'",
@@ -225,6 +286,9 @@ class ViewRunner:
             t.SIGNALS.select_sql() + (" WHERE 0" if self.lookup else ""),
             t.ORDERS.select_sql() + (" WHERE 0" if self.lookup else ""),
             "SELECT coalesce(max(seq), 0) FROM view_snapshots",
+            t.ACCOUNTS.select_sql(),
+            t.INSTRUMENTS.select_sql(),
+            t.STRATEGIES.select_sql(),
         ]
 
     def restore(self, results: list[list[tuple[Any, ...]]]) -> None:
@@ -233,7 +297,8 @@ class ViewRunner:
             self._restore(results)
 
     def _restore(self, results: list[list[tuple[Any, ...]]]) -> None:
-        checkpoint, balances, prices, positions, daily, signals, orders, snapshot = results
+        checkpoint, balances, prices, positions, daily, signals, orders, snapshot = results[:8]
+        accounts, instruments, strategies = [*results[8:], [], [], []][:3]
         state = State()
         if checkpoint:
             state.position, self.stored_version = checkpoint[0]
@@ -256,6 +321,15 @@ class ViewRunner:
                 holder.marks[symbol] = t.dec(mark)
             if last_fill is not None:
                 holder.last_fills[symbol] = t.dec(last_fill)
+        for row in accounts:
+            if row[0] in state.accounts:
+                t.account_info_into(state.accounts[row[0]], row)
+        for row in instruments:
+            instrument = t.instrument_from(row)
+            state.instruments[(instrument.account, instrument.symbol)] = instrument
+        for row in strategies:
+            strategy = t.strategy_from(row)
+            state.strategies[(strategy.account, strategy.strategy)] = strategy
         for row in positions:
             position = t.position_from(row)
             state.add_position(position)
@@ -286,12 +360,16 @@ class ViewRunner:
 
     def _load_signal(self, key: tuple[str, str]) -> SignalRow | None:
         assert self.lookup is not None
+        if self.state is not None and key[0] in self.state.refolded:
+            return None  # a void folded the account again: all its rows are in memory
         found = self.lookup.rows(
             f"{t.SIGNALS.select_sql()} WHERE account = ? AND signal_id = ?", key)
         return t.signal_from(found[0]) if found else None
 
     def _load_order(self, key: tuple[str, str]) -> OrderRow | None:
         assert self.lookup is not None
+        if self.state is not None and key[0] in self.state.refolded:
+            return None  # a void folded the account again: all its rows are in memory
         found = self.lookup.rows(
             f"{t.ORDERS.select_sql()} WHERE account = ? AND order_id = ?", key)
         return t.order_from(found[0]) if found else None
@@ -320,17 +398,31 @@ class ViewRunner:
             state.signals.trim(self.recent[0] | state.dirty_signals)
             state.orders.trim(self.recent[1] | state.dirty_orders)
         failed = self.failed
-        for event in events:
-            if failed and event.seq in failed:
-                state.note_left_out(event.seq, failed[event.seq])
-                state.position = event.seq
+        run = VoidRun()
+        for stored_event in events:
+            if failed and stored_event.seq in failed:
+                state.note_left_out(stored_event.seq, failed[stored_event.seq])
+                state.position = stored_event.seq
                 continue
             try:
-                state = apply(state, event, fresh)
+                event = current_shape(stored_event)
+                if not admitted(state, event, fresh) or run.takes(state, event):
+                    continue
+                state = apply(state, event, True, self._history)
             except Exception as exc:
                 self.state = state
                 self._take_left_out(state)
-                raise FoldError(event.seq, f"{type(exc).__name__}: {exc}"[:500]) from exc
+                raise FoldError(stored_event.seq,
+                                f"{type(exc).__name__}: {exc}"[:500]) from exc
+        first_void = run.first_seq()
+        if first_void is not None:
+            try:
+                with localcontext(DECIMAL_CONTEXT):
+                    run.settle(state, self._history, apply_plain, skip=failed)
+            except Exception as exc:
+                self.state = state
+                self._take_left_out(state)
+                raise FoldError(first_void, f"{type(exc).__name__}: {exc}"[:500]) from exc
         self.state = state
         if state.left_out_count:
             self._take_left_out(state)
@@ -339,6 +431,13 @@ class ViewRunner:
             self.progress(len(events))
         if not events:
             return []
+        if state.refolded:
+            # A void's account was folded again: its signals and orders are the dirty
+            # ones now (``pending.add``); one it no longer has must not be snapshotted.
+            self.pending.signals = {k for k in self.pending.signals
+                                    if k[0] not in state.refolded}
+            self.pending.orders = {k for k in self.pending.orders
+                                   if k[0] not in state.refolded}
         self.pending.add(state)
         if self.suffix:
             # A rebuild writes the keyed views' rows once, in ``rebuild_end``.

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from eventstore.record import StoredEvent
 from projections.calendar import to_utc_text
-from projections.state import SignalRow, State
+from projections.state import SignalRow, State, merge_attrs
 
 __all__ = ["apply"]
 
@@ -18,13 +18,17 @@ def _dec(value: str | None) -> Decimal | None:
 def apply(state: State, event: StoredEvent) -> State:
     """Fold ``signal`` events (a new signal, status ``active``) and signal ``status`` events.
 
-    A status for an unknown signal id is ignored (no row appears from nothing).
+    A signal event sent again for the same ``signal_id`` replaces the signal's fields but
+    keeps its status, ``created_at`` and ``reason``; ``attrs`` merge key by key over the
+    signal's and its status events' attrs, in seq order (a ``null`` value is kept). A
+    status for an unknown signal id is ignored (no row appears from nothing).
     """
     data = event.data
     if event.event_type == "signal":
         key = (event.account, data["signal_id"])
         at = to_utc_text(event.time)
         previous = state.signals.get(key)
+        expires_at = data.get("expires_at")
         state.signals[key] = SignalRow(
             account=event.account,
             signal_id=data["signal_id"],
@@ -39,6 +43,12 @@ def apply(state: State, event: StoredEvent) -> State:
             created_at=previous.created_at if previous else at,
             updated_at=at,
             reason=previous.reason if previous else None,
+            timeframe=data.get("timeframe"),
+            expires_at=None if expires_at is None else to_utc_text(expires_at),
+            note=data.get("note"),
+            parent_signal_id=data.get("parent_signal_id"),
+            attrs=merge_attrs(previous.attrs if previous else None, data.get("attrs")),
+            last_status=previous.last_status if previous else None,
         )
         state.dirty_signals.add(key)
     elif event.event_type == "status" and data["entity"] == "signal":
@@ -46,7 +56,9 @@ def apply(state: State, event: StoredEvent) -> State:
         row = state.signals.get(key)
         if row is not None:
             row.status = data["status"]
+            row.last_status = data["status"]
             row.reason = data.get("reason")
+            row.attrs = merge_attrs(row.attrs, data.get("attrs"))
             row.updated_at = to_utc_text(event.time)
             state.dirty_signals.add(key)
     return state

@@ -39,7 +39,8 @@ __all__ = [
 SNAPSHOT_EVERY = 10_000
 """Events between two snapshots: an ``as_of`` folds at most about this many."""
 
-FORMAT = 2
+FORMAT = 3
+"""3: the payload also holds the accounts, instruments and strategies rows."""
 
 KEYED = {"signals": (t.SIGNALS, "signal_id"), "orders": (t.ORDERS, "order_id")}
 """The views kept as versions by key: name -> (table, id column)."""
@@ -116,6 +117,9 @@ def snapshot_payload(state: State) -> bytes:
         "positions": [t.position_row(p) for keys in state.positions.values()
                       for p in keys.values()],
         "daily": [t.daily_row(d) for d in state.daily.values()],
+        "accounts": [t.account_row(a) for a in state.accounts.values()],
+        "instruments": [t.instrument_row(i) for i in state.instruments.values()],
+        "strategies": [t.strategy_row(s) for s in state.strategies.values()],
     }
     text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
     return zlib.compress(text.encode(), 1)

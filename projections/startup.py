@@ -59,11 +59,17 @@ class WriterLookup:
             yield rows
 
 
-async def _attach(recorder: Recorder, runner: ViewRunner) -> None:
-    def same(conn: sqlite3.Connection) -> sqlite3.Connection:
-        return conn
+def _same(conn: sqlite3.Connection) -> sqlite3.Connection:
+    return conn
 
-    runner.attach(WriterLookup(await recorder._on_writer(same)))
+
+async def _attach(recorder: Recorder, runner: ViewRunner) -> None:
+    runner.attach(WriterLookup(await recorder._on_writer(_same)))
+
+
+async def _read_log(recorder: Recorder, runner: ViewRunner) -> None:
+    """Let a rebuild read a void's account history on the writer connection."""
+    runner.read_log(WriterLookup(await recorder._on_writer(_same)))
 
 
 async def rebuild_views(recorder: Recorder,
@@ -71,6 +77,7 @@ async def rebuild_views(recorder: Recorder,
     """Rebuild every view from the log; ``progress(n)`` is called after each n events."""
     runner = ViewRunner()
     runner.progress = progress
+    await _read_log(recorder, runner)
     folded = await recorder.rebuild_views(runner)
     runner.progress = None
     return runner, folded

@@ -9,18 +9,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 __all__ = [
     "AccountState",
     "DailyRow",
     "Effect",
+    "HistoryRow",
+    "InstrumentRow",
     "JournalRow",
     "OrderRow",
     "Position",
     "SignalRow",
     "State",
+    "StrategyRow",
     "TradeRow",
+    "merge_attrs",
 ]
+
+Attrs = dict[str, Any]
+"""An ``attrs`` object as stored: key -> str, int, float (exact), bool or None."""
+
+
+def merge_attrs(old: Attrs | None, new: Attrs | None) -> Attrs | None:
+    """``old`` with ``new``'s keys merged over it (EVENTS.md: key by key, a ``null`` value
+    kept as null); None when neither has any. Never changes its arguments."""
+    if not new:
+        return old
+    if not old:
+        return dict(new)
+    return {**old, **new}
 
 ZERO = Decimal(0)
 LEFT_OUT_KEPT = 100
@@ -60,6 +78,11 @@ class Position:
     exit_reason: str | None = None
     mark_price: Decimal | None = None
     unrealized_pnl: Decimal = ZERO
+    strategy: str | None = None
+    venue: str | None = None
+    asset_class: str | None = None
+    attrs: Attrs | None = None
+    exit_detail: str | None = None
 
     @property
     def realized_pnl(self) -> Decimal:
@@ -88,6 +111,12 @@ class TradeRow:
     exit_reason: str | None
     signal_id: str | None
     closed_seq: int
+    return_pct: Decimal | None = None
+    exit_detail: str | None = None
+    strategy: str | None = None
+    venue: str | None = None
+    asset_class: str | None = None
+    attrs: Attrs | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +133,22 @@ class AccountState:
     max_open_positions: int | None = None
     marks: dict[str, Decimal] = field(default_factory=dict)
     last_fills: dict[str, Decimal] = field(default_factory=dict)
+    trading_blocked: bool = False
+    limits_attrs: Attrs | None = None
+    definition: dict[str, Any] | None = None
+    first_event_at: str | None = None
+    last_event_at: str | None = None
+    events: int = 0
+
+    @property
+    def balance(self) -> Decimal:
+        """cash + realized_pnl, account currency (EVENTS.md ``balances``)."""
+        return self.cash + self.realized_pnl
+
+    @property
+    def equity(self) -> Decimal:
+        """balance + unrealized_pnl, account currency."""
+        return self.cash + self.realized_pnl + self.unrealized_pnl
 
 
 @dataclass(slots=True)
@@ -123,6 +168,9 @@ class DailyRow:
     fills: int = 0
     daily_loss_limit: Decimal | None = None
     cash_flow: Decimal = ZERO
+    trading_blocked: bool = False
+    unrealized_pnl: Decimal = ZERO
+    equity: Decimal = ZERO
 
     @property
     def loss_used(self) -> Decimal:
@@ -131,8 +179,10 @@ class DailyRow:
 
     @property
     def limit_hit(self) -> bool:
-        """True when a ``daily_loss_limit`` is set and ``loss_used`` >= it; False with no limit."""
-        return self.daily_loss_limit is not None and self.loss_used >= self.daily_loss_limit
+        """True when a ``daily_loss_limit`` is set, the day has a loss (``loss_used`` > 0)
+        and ``loss_used`` >= the limit; False with no limit or no loss (EVENTS.md 1.1)."""
+        loss = self.loss_used
+        return self.daily_loss_limit is not None and loss > 0 and loss >= self.daily_loss_limit
 
 
 @dataclass(slots=True)
@@ -156,6 +206,14 @@ class SignalRow:
     created_at: str
     updated_at: str
     reason: str | None = None
+    timeframe: str | None = None
+    expires_at: str | None = None
+    note: str | None = None
+    parent_signal_id: str | None = None
+    attrs: Attrs | None = None
+    last_status: str | None = None
+    """The status of the latest ``status`` event of this signal (None before any): the
+    ``previous_status`` of the next ``history`` row."""
 
 
 @dataclass(slots=True)
@@ -180,6 +238,9 @@ class OrderRow:
     updated_at: str
     signal_id: str | None = None
     position_id: str | None = None
+    attrs: Attrs | None = None
+    last_status: str | None = None
+    """As ``SignalRow.last_status``."""
 
 
 @dataclass(slots=True)
@@ -194,6 +255,59 @@ class JournalRow:
     symbol: str | None
     position_id: str | None
     signal_id: str | None
+    attrs: Attrs | None = None
+
+
+@dataclass(slots=True)
+class HistoryRow:
+    """A ``status`` event of a known signal or order (EVENTS.md ``history``), at its seq."""
+
+    account: str
+    seq: int
+    time: str
+    entity: str
+    entity_id: str
+    status: str
+    previous_status: str | None
+    reason: str | None
+    price: Decimal | None
+    attrs: Attrs | None
+
+
+@dataclass(slots=True)
+class InstrumentRow:
+    """The latest ``instrument`` event of a symbol (EVENTS.md ``instruments``)."""
+
+    account: str
+    symbol: str
+    venue: str | None
+    asset_class: str | None
+    currency: str | None
+    multiplier: Decimal
+    tick_size: Decimal | None
+    lot_size: Decimal | None
+    underlying: str | None
+    expiry: str | None
+    strike: Decimal | None
+    option_type: str | None
+    description: str | None
+    attrs: Attrs | None
+    updated_at: str
+
+
+@dataclass(slots=True)
+class StrategyRow:
+    """A strategy (EVENTS.md ``strategies``): its latest ``strategy`` event's fields (None
+    when only signals named it), how many signal events named it, and when it last changed."""
+
+    account: str
+    strategy: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    active: bool | None = None
+    attrs: Attrs | None = None
+    signals: int = 0
+    updated_at: str = ""
 
 
 @dataclass(slots=True)
@@ -216,8 +330,10 @@ class State:
     ``positions``: account -> position_key -> Position; ``by_symbol`` indexes the same
     objects by (account, symbol) -> position_key (kept by ``add_position`` and
     ``remove_position``, so a mark touches only its symbol's positions).
-    ``trades``/``journal`` hold the
-    rows added since the last drain (all of them in a scratch fold). ``dirty_*`` name
+    ``trades``/``journal``/``history`` hold the rows added since the last drain (all of
+    them in a scratch fold); ``voids`` the (seq, account, target seq) of the voids folded
+    since. ``refolded`` names the accounts a void folded again from the log: every row
+    of theirs is rewritten at the next drain. ``dirty_*`` name
     the keys whose rows must be written; a dirty position key no longer in
     ``positions`` is a deleted row. ``left_out`` and ``left_out_count``: events left
     out of the views since the runner last took them.
@@ -232,6 +348,10 @@ class State:
     orders: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
     trades: list[TradeRow] = field(default_factory=list)
     journal: list[JournalRow] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
+    instruments: dict[tuple[str, str], InstrumentRow] = field(default_factory=dict)
+    strategies: dict[tuple[str, str], StrategyRow] = field(default_factory=dict)
+    voids: list[tuple[int, str, int | None]] = field(default_factory=list)
     effect: Effect = field(default_factory=Effect)
     dirty_accounts: set[str] = field(default_factory=set)
     dirty_positions: set[tuple[str, str]] = field(default_factory=set)
@@ -239,6 +359,9 @@ class State:
     dirty_signals: set[tuple[str, str]] = field(default_factory=set)
     dirty_orders: set[tuple[str, str]] = field(default_factory=set)
     dirty_marks: set[tuple[str, str]] = field(default_factory=set)
+    dirty_instruments: set[tuple[str, str]] = field(default_factory=set)
+    dirty_strategies: set[tuple[str, str]] = field(default_factory=set)
+    refolded: set[str] = field(default_factory=set)
     left_out: list[tuple[int, str]] = field(default_factory=list)
     left_out_count: int = 0
     noted_upto: int = 0

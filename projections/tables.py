@@ -3,8 +3,10 @@
 Every table has the view's EVENTS.md fields first (what ``query`` returns), then any
 internal columns the fold needs to resume after a restart. Decimals are stored as TEXT
 in canonical form (exact; cast in SQL with ``CAST(x AS REAL)`` or DuckDB ``DECIMAL``),
-times as RFC 3339 UTC text, booleans as 0/1, lists as JSON text. docs/SCHEMA.md
-describes each column.
+times as RFC 3339 UTC text, booleans as 0/1, lists and ``attrs`` objects as JSON text
+(query ``attrs`` with SQLite's JSON functions, e.g. ``attrs ->> '$.segment'``).
+docs/SCHEMA.md describes each column. The ``accounts`` view's table is ``account_info``
+(the event store's own ``accounts`` table counts events for ``expected_version``).
 """
 
 from __future__ import annotations
@@ -16,18 +18,23 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from projections.catalog import ACCOUNT_FIELDS
 from projections.state import (
     AccountState,
     DailyRow,
+    HistoryRow,
+    InstrumentRow,
     JournalRow,
     OrderRow,
     Position,
     SignalRow,
+    StrategyRow,
     TradeRow,
 )
 from schemas.values import format_decimal
 
-__all__ = ["TABLES", "VIEWS", "Table", "by_time", "dec", "dec_or_none", "text_dec"]
+__all__ = ["REFOLDED_TABLES", "TABLES", "VIEWS", "Table", "by_time", "dec", "dec_or_none",
+           "json_or_none", "text_dec"]
 
 
 def text_dec(value: Decimal | None) -> str | None:
@@ -43,6 +50,20 @@ def dec(value: str) -> Decimal:
 def dec_or_none(value: str | None) -> Decimal | None:
     """As ``dec``, with NULL (None) kept as None."""
     return None if value is None else Decimal(value)
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON value (``attrs``, ``parameters``) as stored: compact text with sorted keys
+    (the same row whether folded from a new event or from the log), or NULL for None;
+    non-ASCII is kept as is."""
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def json_or_none(value: str | None) -> Any:
+    """Stored JSON text back as its value; NULL (None) kept as None."""
+    return None if value is None else json.loads(value)
 
 
 @dataclass(frozen=True)
@@ -149,57 +170,92 @@ POSITIONS = Table(
     "positions",
     _cols("account position_key symbol side quantity:dec avg_price:dec multiplier:dec "
           "opened_at last_fill_at realized_pnl:dec fees:dec mark_price:dec "
-          "unrealized_pnl:dec signal_id stop_loss:dec take_profit:dec "
+          "unrealized_pnl:dec signal_id stop_loss:dec take_profit:dec strategy venue "
+          "asset_class attrs:json "
           "trade_id opened_seq:int gross_pnl:dec max_quantity:dec open_quantity:dec "
-          "open_notional:dec close_quantity:dec close_notional:dec exit_reason"),
-    public=16, key=("account", "position_key"),
-    indexes=(("account", "symbol", by_time("opened_at")), ("account", by_time("opened_at"))))
+          "open_notional:dec close_quantity:dec close_notional:dec exit_reason exit_detail"),
+    public=20, key=("account", "position_key"),
+    indexes=(("account", "symbol", by_time("opened_at")), ("account", by_time("opened_at")),
+             ("account", "strategy", by_time("opened_at"))))
 TRADES = Table(
     "trades",
     _cols("account trade_id position_key symbol side quantity:dec entry_price:dec "
           "exit_price:dec opened_at closed_at holding_seconds:int gross_pnl:dec fees:dec "
-          "net_pnl:dec exit_reason signal_id closed_seq:int"),
-    public=16, key=("closed_seq",),
+          "net_pnl:dec return_pct:dec exit_reason exit_detail signal_id strategy venue "
+          "asset_class attrs:json closed_seq:int"),
+    public=22, key=("closed_seq",),
     indexes=(("account", "closed_seq"), ("account", by_time("closed_at")),
              ("account", "symbol", by_time("closed_at")), (by_time("closed_at"),),
-             ("symbol", by_time("closed_at"))))
+             ("symbol", by_time("closed_at")), ("account", "strategy", by_time("closed_at"))))
 BALANCES = Table(
     "balances",
     _cols("account cash:dec realized_pnl:dec balance:dec unrealized_pnl:dec equity:dec "
-          "open_positions:int timezone daily_loss_limit:dec max_open_positions:int"),
+          "open_positions:int timezone daily_loss_limit:dec max_open_positions:int "
+          "trading_blocked:bool limits_attrs:json"),
     public=7, key=("account",))
 DAILY = Table(
     "daily",
     _cols("account date realized_pnl:dec gross_profit:dec gross_loss:dec fees:dec "
           "trades_closed:int wins:int losses:int signals:int fills:int loss_used:dec "
-          "daily_loss_limit:dec limit_hit:bool cash_flow:dec"),
-    public=15, key=("account", "date"))
+          "daily_loss_limit:dec limit_hit:bool trading_blocked:bool cash_flow:dec "
+          "unrealized_pnl:dec equity:dec"),
+    public=18, key=("account", "date"))
 SIGNALS = Table(
     "signals",
     _cols("account signal_id strategy symbol side status entry_price:dec stop_loss:dec "
-          "take_profit:dec confidence:dec created_at updated_at reason"),
-    public=13, key=("account", "signal_id"),
+          "take_profit:dec confidence:dec timeframe expires_at note parent_signal_id "
+          "created_at updated_at reason attrs:json last_status"),
+    public=18, key=("account", "signal_id"),
     indexes=(("account", by_time("created_at")), ("account", "status", by_time("created_at")),
              ("account", "symbol", by_time("created_at")), ("account", by_time("updated_at")),
-             (by_time("created_at"),)))
+             (by_time("created_at"),), ("account", "strategy", by_time("created_at"))))
 ORDERS = Table(
     "orders",
     _cols("account order_id symbol side order_type quantity:dec filled_quantity:dec "
-          "limit_price:dec stop_price:dec status created_at updated_at signal_id "
-          "position_id"),
-    public=12, key=("account", "order_id"),
+          "limit_price:dec stop_price:dec status signal_id created_at updated_at attrs:json "
+          "position_id last_status"),
+    public=14, key=("account", "order_id"),
     indexes=(("account", by_time("created_at")), ("account", "status", by_time("created_at")),
              ("account", "symbol", by_time("created_at")), ("account", by_time("updated_at")),
              (by_time("created_at"),)))
 JOURNAL = Table(
     "journal",
-    _cols("account seq:int time text tags:json symbol position_id signal_id"),
-    public=8, key=("seq",),
+    _cols("account seq:int time text tags:json symbol position_id signal_id attrs:json"),
+    public=9, key=("seq",),
     indexes=(("account", "seq"), ("account", "symbol", "seq"), ("account", by_time("time"))))
+HISTORY = Table(
+    "history",
+    _cols("account seq:int time entity entity_id status previous_status reason price:dec "
+          "attrs:json"),
+    public=10, key=("seq",),
+    indexes=(("account", "seq"), ("account", "entity", "entity_id", "seq"),
+             ("account", by_time("time"))))
+INSTRUMENTS = Table(
+    "instruments",
+    _cols("account symbol venue asset_class currency multiplier:dec tick_size:dec "
+          "lot_size:dec underlying expiry strike:dec option_type description attrs:json "
+          "updated_at"),
+    public=15, key=("account", "symbol"), indexes=(("account", by_time("updated_at")),))
+ACCOUNTS = Table(
+    "account_info",
+    _cols("account name kind broker currency benchmark description attrs:json "
+          "first_event_at last_event_at events:int"),
+    public=11, key=("account",))
+STRATEGIES = Table(
+    "strategies",
+    _cols("account strategy description parameters:json active:bool attrs:json "
+          "signals:int updated_at"),
+    public=8, key=("account", "strategy"), indexes=(("account", by_time("updated_at")),))
 PRICES = Table(
     "prices",
     _cols("account symbol mark_price:dec last_fill_price:dec"),
     public=4, key=("account", "symbol"))
+VOIDS = Table(
+    "view_voids",
+    _cols("seq:int account target_seq:int"),
+    public=3, key=("seq",))
+"""Internal: the voids folded, so that ``as_of`` knows which stored rows a later void
+changed (``projections.query``)."""
 
 VIEWS: dict[str, Table] = {
     "positions": POSITIONS,
@@ -209,9 +265,15 @@ VIEWS: dict[str, Table] = {
     "signals": SIGNALS,
     "orders": ORDERS,
     "journal": JOURNAL,
+    "history": HISTORY,
+    "instruments": INSTRUMENTS,
+    "accounts": ACCOUNTS,
+    "strategies": STRATEGIES,
 }
 """The views of EVENTS.md, by the name ``query`` takes."""
-TABLES: tuple[Table, ...] = (*VIEWS.values(), PRICES)
+TABLES: tuple[Table, ...] = (*VIEWS.values(), PRICES, VOIDS)
+REFOLDED_TABLES: tuple[Table, ...] = (*VIEWS.values(), PRICES)
+"""The tables holding an account's rows, all rewritten when a void folds it again."""
 
 
 # ------------------------------------------------------------ state -> row tuples
@@ -223,10 +285,11 @@ def position_row(p: Position) -> tuple[Any, ...]:
         text_dec(abs(p.quantity)), text_dec(p.avg_price), text_dec(p.multiplier),
         p.opened_at, p.last_fill_at, text_dec(p.realized_pnl), text_dec(p.fees),
         text_dec(p.mark_price), text_dec(p.unrealized_pnl), p.signal_id,
-        text_dec(p.stop_loss), text_dec(p.take_profit), p.trade_id, p.opened_seq,
+        text_dec(p.stop_loss), text_dec(p.take_profit), p.strategy, p.venue, p.asset_class,
+        json_text(p.attrs), p.trade_id, p.opened_seq,
         text_dec(p.gross_pnl), text_dec(p.max_quantity), text_dec(p.open_quantity),
         text_dec(p.open_notional), text_dec(p.close_quantity), text_dec(p.close_notional),
-        p.exit_reason,
+        p.exit_reason, p.exit_detail,
     )
 
 
@@ -236,7 +299,8 @@ def trade_row(t: TradeRow) -> tuple[Any, ...]:
         t.account, t.trade_id, t.position_key, t.symbol, t.side, text_dec(t.quantity),
         text_dec(t.entry_price), text_dec(t.exit_price), t.opened_at, t.closed_at,
         t.holding_seconds, text_dec(t.gross_pnl), text_dec(t.fees), text_dec(t.net_pnl),
-        t.exit_reason, t.signal_id, t.closed_seq,
+        text_dec(t.return_pct), t.exit_reason, t.exit_detail, t.signal_id, t.strategy,
+        t.venue, t.asset_class, json_text(t.attrs), t.closed_seq,
     )
 
 
@@ -247,7 +311,17 @@ def balance_row(a: AccountState) -> tuple[Any, ...]:
         a.account, text_dec(a.cash), text_dec(a.realized_pnl), text_dec(balance),
         text_dec(a.unrealized_pnl), text_dec(balance + a.unrealized_pnl), a.open_positions,
         a.timezone, text_dec(a.daily_loss_limit), a.max_open_positions,
+        int(a.trading_blocked), json_text(a.limits_attrs),
     )
+
+
+def account_row(a: AccountState) -> tuple[Any, ...]:
+    """An account as its ``accounts`` row: the latest ``account`` event's fields (the
+    defaults, kind ``live``, when there was none) and its event count and times."""
+    found = a.definition or {"kind": "live"}
+    values = [found.get(name) for name in ACCOUNT_FIELDS]
+    values[ACCOUNT_FIELDS.index("attrs")] = json_text(values[ACCOUNT_FIELDS.index("attrs")])
+    return (a.account, *values, a.first_event_at, a.last_event_at, a.events)
 
 
 def daily_row(d: DailyRow) -> tuple[Any, ...]:
@@ -256,7 +330,8 @@ def daily_row(d: DailyRow) -> tuple[Any, ...]:
         d.account, d.date, text_dec(d.realized_pnl), text_dec(d.gross_profit),
         text_dec(d.gross_loss), text_dec(d.fees), d.trades_closed, d.wins, d.losses,
         d.signals, d.fills, text_dec(d.loss_used), text_dec(d.daily_loss_limit),
-        int(d.limit_hit), text_dec(d.cash_flow),
+        int(d.limit_hit), int(d.trading_blocked), text_dec(d.cash_flow),
+        text_dec(d.unrealized_pnl), text_dec(d.equity),
     )
 
 
@@ -265,7 +340,8 @@ def signal_row(s: SignalRow) -> tuple[Any, ...]:
     return (
         s.account, s.signal_id, s.strategy, s.symbol, s.side, s.status,
         text_dec(s.entry_price), text_dec(s.stop_loss), text_dec(s.take_profit),
-        text_dec(s.confidence), s.created_at, s.updated_at, s.reason,
+        text_dec(s.confidence), s.timeframe, s.expires_at, s.note, s.parent_signal_id,
+        s.created_at, s.updated_at, s.reason, json_text(s.attrs), s.last_status,
     )
 
 
@@ -274,14 +350,37 @@ def order_row(o: OrderRow) -> tuple[Any, ...]:
     return (
         o.account, o.order_id, o.symbol, o.side, o.order_type, text_dec(o.quantity),
         text_dec(o.filled_quantity), text_dec(o.limit_price), text_dec(o.stop_price),
-        o.status, o.created_at, o.updated_at, o.signal_id, o.position_id,
+        o.status, o.signal_id, o.created_at, o.updated_at, json_text(o.attrs),
+        o.position_id, o.last_status,
     )
 
 
 def journal_row(j: JournalRow) -> tuple[Any, ...]:
     """A journal entry as its ``journal`` row; ``tags`` as JSON text, or NULL."""
     tags = None if j.tags is None else json.dumps(j.tags, ensure_ascii=False)
-    return (j.account, j.seq, j.time, j.text, tags, j.symbol, j.position_id, j.signal_id)
+    return (j.account, j.seq, j.time, j.text, tags, j.symbol, j.position_id, j.signal_id,
+            json_text(j.attrs))
+
+
+def history_row(h: HistoryRow) -> tuple[Any, ...]:
+    """A status change as its ``history`` row."""
+    return (h.account, h.seq, h.time, h.entity, h.entity_id, h.status, h.previous_status,
+            h.reason, text_dec(h.price), json_text(h.attrs))
+
+
+def instrument_row(i: InstrumentRow) -> tuple[Any, ...]:
+    """An instrument as its ``instruments`` row."""
+    return (i.account, i.symbol, i.venue, i.asset_class, i.currency, text_dec(i.multiplier),
+            text_dec(i.tick_size), text_dec(i.lot_size), i.underlying, i.expiry,
+            text_dec(i.strike), i.option_type, i.description, json_text(i.attrs),
+            i.updated_at)
+
+
+def strategy_row(s: StrategyRow) -> tuple[Any, ...]:
+    """A strategy as its ``strategies`` row."""
+    return (s.account, s.strategy, s.description, json_text(s.parameters),
+            None if s.active is None else int(s.active), json_text(s.attrs), s.signals,
+            s.updated_at)
 
 
 def price_row(a: AccountState, symbol: str) -> tuple[Any, ...]:
@@ -300,9 +399,10 @@ def position_from(r: tuple[Any, ...]) -> Position:
         avg_price=dec(r[5]), multiplier=dec(r[6]), opened_at=r[7], last_fill_at=r[8],
         fees=dec(r[10]), mark_price=dec_or_none(r[11]), unrealized_pnl=dec(r[12]),
         signal_id=r[13], stop_loss=dec_or_none(r[14]), take_profit=dec_or_none(r[15]),
-        trade_id=r[16], opened_seq=r[17], gross_pnl=dec(r[18]), max_quantity=dec(r[19]),
-        open_quantity=dec(r[20]), open_notional=dec(r[21]), close_quantity=dec(r[22]),
-        close_notional=dec(r[23]), exit_reason=r[24],
+        strategy=r[16], venue=r[17], asset_class=r[18], attrs=json_or_none(r[19]),
+        trade_id=r[20], opened_seq=r[21], gross_pnl=dec(r[22]), max_quantity=dec(r[23]),
+        open_quantity=dec(r[24]), open_notional=dec(r[25]), close_quantity=dec(r[26]),
+        close_notional=dec(r[27]), exit_reason=r[28], exit_detail=r[29],
     )
 
 
@@ -311,8 +411,17 @@ def account_from(r: tuple[Any, ...]) -> AccountState:
     return AccountState(
         account=r[0], cash=dec(r[1]), realized_pnl=dec(r[2]), unrealized_pnl=dec(r[4]),
         open_positions=r[6], timezone=r[7], daily_loss_limit=dec_or_none(r[8]),
-        max_open_positions=r[9],
+        max_open_positions=r[9], trading_blocked=bool(r[10]), limits_attrs=json_or_none(r[11]),
     )
+
+
+def account_info_into(a: AccountState, r: tuple[Any, ...]) -> None:
+    """Put an ``accounts`` row (``account_row``) back into its ``AccountState``."""
+    values = dict(zip(ACCOUNT_FIELDS, r[1:8], strict=True))
+    values["attrs"] = json_or_none(values["attrs"])
+    a.definition = None if all(v is None for k, v in values.items() if k != "kind") \
+        and values["kind"] == "live" else values
+    a.first_event_at, a.last_event_at, a.events = r[8], r[9], r[10]
 
 
 def daily_from(r: tuple[Any, ...]) -> DailyRow:
@@ -321,7 +430,8 @@ def daily_from(r: tuple[Any, ...]) -> DailyRow:
         account=r[0], date=r[1], realized_pnl=dec(r[2]), gross_profit=dec(r[3]),
         gross_loss=dec(r[4]), fees=dec(r[5]), trades_closed=r[6], wins=r[7], losses=r[8],
         signals=r[9], fills=r[10], daily_loss_limit=dec_or_none(r[12]),
-        cash_flow=dec(r[14]),
+        trading_blocked=bool(r[14]), cash_flow=dec(r[15]), unrealized_pnl=dec(r[16]),
+        equity=dec(r[17]),
     )
 
 
@@ -330,8 +440,9 @@ def signal_from(r: tuple[Any, ...]) -> SignalRow:
     return SignalRow(
         account=r[0], signal_id=r[1], strategy=r[2], symbol=r[3], side=r[4], status=r[5],
         entry_price=dec_or_none(r[6]), stop_loss=dec_or_none(r[7]),
-        take_profit=dec_or_none(r[8]), confidence=dec_or_none(r[9]), created_at=r[10],
-        updated_at=r[11], reason=r[12],
+        take_profit=dec_or_none(r[8]), confidence=dec_or_none(r[9]), timeframe=r[10],
+        expires_at=r[11], note=r[12], parent_signal_id=r[13], created_at=r[14],
+        updated_at=r[15], reason=r[16], attrs=json_or_none(r[17]), last_status=r[18],
     )
 
 
@@ -340,9 +451,26 @@ def order_from(r: tuple[Any, ...]) -> OrderRow:
     return OrderRow(
         account=r[0], order_id=r[1], symbol=r[2], side=r[3], order_type=r[4],
         quantity=dec(r[5]), filled_quantity=dec(r[6]), limit_price=dec_or_none(r[7]),
-        stop_price=dec_or_none(r[8]), status=r[9], created_at=r[10], updated_at=r[11],
-        signal_id=r[12], position_id=r[13],
+        stop_price=dec_or_none(r[8]), status=r[9], signal_id=r[10], created_at=r[11],
+        updated_at=r[12], attrs=json_or_none(r[13]), position_id=r[14], last_status=r[15],
     )
+
+
+def instrument_from(r: tuple[Any, ...]) -> InstrumentRow:
+    """An ``instruments`` row back as ``InstrumentRow``."""
+    return InstrumentRow(
+        account=r[0], symbol=r[1], venue=r[2], asset_class=r[3], currency=r[4],
+        multiplier=dec(r[5]), tick_size=dec_or_none(r[6]), lot_size=dec_or_none(r[7]),
+        underlying=r[8], expiry=r[9], strike=dec_or_none(r[10]), option_type=r[11],
+        description=r[12], attrs=json_or_none(r[13]), updated_at=r[14])
+
+
+def strategy_from(r: tuple[Any, ...]) -> StrategyRow:
+    """A ``strategies`` row back as ``StrategyRow``."""
+    return StrategyRow(
+        account=r[0], strategy=r[1], description=r[2], parameters=json_or_none(r[3]),
+        active=None if r[4] is None else bool(r[4]), attrs=json_or_none(r[5]),
+        signals=r[6], updated_at=r[7])
 
 
 RowFn = Callable[[Any], tuple[Any, ...]]

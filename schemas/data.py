@@ -1,4 +1,9 @@
-"""The ``data`` of each event type in EVENTS.md, version 1.
+"""The ``data`` of each event type in EVENTS.md, contract version 1.1.
+
+Each model is the current ``schema_version`` of its type (``schemas.versions``); an
+older stored payload is upcast to it first (``schemas.upcasters``). Version 1.1 added
+optional fields only, except ``fill.multiplier``: left out, it now means the
+instrument's (fill version 2; a version 1 fill without it meant 1).
 
 Pure pydantic v2 models: frozen, unknown fields rejected, strict types (a string is
 never coerced from a number, nor a number from a string except exact decimals).
@@ -13,7 +18,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.types import (
+    Attrs,
     AwareTime,
+    Day,
     Ident,
     LongText,
     Money,
@@ -21,8 +28,10 @@ from schemas.types import (
     Name,
     NonNegative,
     Note,
+    Parameters,
     Positive,
     Ratio,
+    Reason,
     Symbol,
     Text,
     Timeframe,
@@ -31,7 +40,12 @@ from schemas.types import (
 )
 
 __all__ = [
+    "ASSET_CLASSES",
+    "AccountData",
     "CashData",
+    "InstrumentData",
+    "StrategyData",
+    "VoidData",
     "ExitReason",
     "FillData",
     "JournalData",
@@ -66,6 +80,8 @@ ORDER_STATUSES = (
     "rejected",
     "expired",
 )
+ASSET_CLASSES = ("equity", "etf", "fx", "crypto", "future", "option", "cfd", "bond", "index",
+                 "other")
 CASH_SIGN = {"deposit": 1, "withdrawal": -1}
 
 
@@ -87,6 +103,8 @@ class SignalData(_Data):
     timeframe: Timeframe | None = None
     expires_at: AwareTime | None = None
     note: Note | None = None
+    parent_signal_id: Ident | None = None
+    attrs: Attrs | None = None
 
 
 class OrderData(_Data):
@@ -101,10 +119,12 @@ class OrderData(_Data):
     stop_price: Positive | None = None
     signal_id: Ident | None = None
     position_id: Ident | None = None
+    attrs: Attrs | None = None
 
 
 class FillData(_Data):
-    """An execution. ``fee`` is in the account currency; ``multiplier`` scales P&L."""
+    """An execution (version 2). ``fee`` is in the account currency; ``multiplier`` scales
+    P&L: None takes the instrument's (``instrument`` events), else 1."""
 
     symbol: Symbol
     side: Literal["buy", "sell"]
@@ -115,7 +135,9 @@ class FillData(_Data):
     position_id: Ident | None = None
     signal_id: Ident | None = None
     exit_reason: ExitReason | None = None
-    multiplier: Multiplier = Decimal(1)
+    exit_detail: Text | None = None
+    multiplier: Multiplier | None = None
+    attrs: Attrs | None = None
 
 
 class StatusData(_Data):
@@ -126,6 +148,7 @@ class StatusData(_Data):
     status: Text
     reason: Text | None = None
     price: Positive | None = None
+    attrs: Attrs | None = None
 
     @field_validator("status")
     @classmethod
@@ -149,6 +172,7 @@ class JournalData(_Data):
     symbol: Symbol | None = None
     position_id: Ident | None = None
     signal_id: Ident | None = None
+    attrs: Attrs | None = None
 
 
 class CashData(_Data):
@@ -191,4 +215,62 @@ class LimitsData(_Data):
     daily_loss_limit: NonNegative | None = None
     max_open_positions: Annotated[int, Field(ge=0, lt=10**15)] | None = None
     timezone: TimeZone = "UTC"
+    trading_blocked: bool | None = None
+    """True blocks trading; None (left out) is false. Left out, it is not stored, so a
+    limits event sent again as version 1 wrote it has the same canonical bytes."""
+    attrs: Attrs | None = None
+
+
+class InstrumentData(_Data):
+    """What a symbol is in this account; a later one for the symbol replaces it whole.
+
+    ``multiplier`` (default 1) is what a fill of the symbol without its own takes;
+    prices and sizes are per unit; ``expiry`` is a date.
+    """
+
+    symbol: Symbol
+    venue: Text | None = None
+    asset_class: Literal["equity", "etf", "fx", "crypto", "future", "option", "cfd", "bond",
+                         "index", "other"] | None = None
+    currency: Text | None = None
+    multiplier: Multiplier = Decimal(1)
+    tick_size: Positive | None = None
+    lot_size: Positive | None = None
+    underlying: Symbol | None = None
+    expiry: Day | None = None
+    strike: Positive | None = None
+    option_type: Literal["call", "put"] | None = None
+    description: Text | None = None
+    attrs: Attrs | None = None
+
+
+class AccountData(_Data):
+    """What the account is; a later one replaces it whole. ``benchmark`` is a symbol."""
+
+    name: Text | None = None
+    kind: Literal["live", "paper", "backtest"] = "live"
+    broker: Text | None = None
+    currency: Text | None = None
+    benchmark: Symbol | None = None
+    description: Text | None = None
+    attrs: Attrs | None = None
+
+
+class StrategyData(_Data):
+    """What a strategy is; a later one for the same name replaces it whole."""
+
+    strategy: Name
+    description: Text | None = None
+    parameters: Parameters | None = None
+    active: bool = True
+    attrs: Attrs | None = None
+
+
+class VoidData(_Data):
+    """Takes the stored event ``target_source`` + ``target_id`` (same account, not a void,
+    not voided already) out of every view; the log keeps both."""
+
+    target_source: Text
+    target_id: Ident
+    reason: Reason
 

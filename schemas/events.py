@@ -15,14 +15,18 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from schemas.data import (
+    AccountData,
     CashData,
     FillData,
+    InstrumentData,
     JournalData,
     LimitsData,
     MarkData,
     OrderData,
     SignalData,
     StatusData,
+    StrategyData,
+    VoidData,
 )
 from schemas.types import NO_NUL, Account, AwareTime, Ident, Text
 from schemas.versions import EVENT_TYPES, SCHEMA_VERSIONS
@@ -30,15 +34,19 @@ from schemas.versions import EVENT_TYPES, SCHEMA_VERSIONS
 __all__ = [
     "EVENT_TYPES",
     "SCHEMA_VERSIONS",
+    "AccountEvent",
     "CashEvent",
     "EventProblem",
     "FillEvent",
+    "InstrumentEvent",
     "JournalEvent",
     "LimitsEvent",
     "MarkEvent",
     "OrderEvent",
     "SignalEvent",
     "StatusEvent",
+    "StrategyEvent",
+    "VoidEvent",
     "WireEvent",
     "EventValidationError",
     "parse_event",
@@ -116,6 +124,35 @@ class LimitsEvent(_Envelope):
     data: LimitsData
 
 
+class InstrumentEvent(_Envelope):
+    """An ``instrument`` event: the envelope around ``InstrumentData`` (what a symbol is)."""
+
+    type: Literal["instrument"]
+    data: InstrumentData
+
+
+class AccountEvent(_Envelope):
+    """An ``account`` event: the envelope around ``AccountData`` (what the account is)."""
+
+    type: Literal["account"]
+    data: AccountData
+
+
+class StrategyEvent(_Envelope):
+    """A ``strategy`` event: the envelope around ``StrategyData`` (what a strategy is)."""
+
+    type: Literal["strategy"]
+    data: StrategyData
+
+
+class VoidEvent(_Envelope):
+    """A ``void`` event: the envelope around ``VoidData`` (takes a wrong event out of every
+    view; whether its target may be voided is checked against the log when appended)."""
+
+    type: Literal["void"]
+    data: VoidData
+
+
 _BY_TYPE: dict[str, type[_Envelope]] = {
     "signal": SignalEvent,
     "order": OrderEvent,
@@ -125,6 +162,10 @@ _BY_TYPE: dict[str, type[_Envelope]] = {
     "cash": CashEvent,
     "mark": MarkEvent,
     "limits": LimitsEvent,
+    "instrument": InstrumentEvent,
+    "account": AccountEvent,
+    "strategy": StrategyEvent,
+    "void": VoidEvent,
 }
 if tuple(_BY_TYPE) != EVENT_TYPES:  # pragma: no cover - a mistake in this module
     raise RuntimeError("schemas.events models and schemas.versions.EVENT_TYPES differ")
@@ -137,7 +178,11 @@ WireEvent = Annotated[
     | Annotated[JournalEvent, Tag("journal")]
     | Annotated[CashEvent, Tag("cash")]
     | Annotated[MarkEvent, Tag("mark")]
-    | Annotated[LimitsEvent, Tag("limits")],
+    | Annotated[LimitsEvent, Tag("limits")]
+    | Annotated[InstrumentEvent, Tag("instrument")]
+    | Annotated[AccountEvent, Tag("account")]
+    | Annotated[StrategyEvent, Tag("strategy")]
+    | Annotated[VoidEvent, Tag("void")],
     Discriminator("type"),
 ]
 _ADAPTER: TypeAdapter[WireEvent] = TypeAdapter(WireEvent)
@@ -255,6 +300,14 @@ def wire_event_json_schema() -> dict[str, Any]:
     schema = _ADAPTER.json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tradelog wire event (CloudEvents 1.0, structured mode)"
+    schema["description"] = (
+        "tradelog contract 1.1. Decimals: below 10^15 in absolute value, at most 18 digits "
+        "after the point, never rounded; multiplier at most 10^6. Times: RFC 3339 with an "
+        "offset, 1900-01-01T00:00:00Z..2199-12-31T23:59:59Z; dates 1900-01-01..2199-12-31. "
+        "Texts: at most 256 characters unless stated, no NUL. attrs: at most 32 members, "
+        "keys [A-Za-z0-9_.-]{1,64}, values string (<= 256 characters), number, true, false "
+        "or null, no nesting. Unknown fields are refused.")
+    schema["x-tradelog-contract"] = "1.1"
     return schema
 
 

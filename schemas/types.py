@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
+from schemas.attrs import ATTRS_KEY, MAX_ATTRS, MAX_PARAMETERS_BYTES, check_attrs, check_json
 from schemas.values import (
     ACCOUNT_PATTERN,
     MAX_TEXT,
@@ -27,9 +28,9 @@ from schemas.values import (
     parse_time,
 )
 
-__all__ = ["NO_NUL", "Account", "AwareTime", "Day", "Ident", "LongText", "Money", "Multiplier",
-           "Name", "NonNegative", "Note", "Positive", "Ratio", "Symbol", "Text", "TimeZone",
-           "Timeframe", "at_most"]
+__all__ = ["NO_NUL", "Account", "Attrs", "AwareTime", "Day", "Ident", "LongText", "Money",
+           "Multiplier", "Name", "NonNegative", "Note", "Parameters", "Positive", "Ratio",
+           "Reason", "Symbol", "Text", "TimeZone", "Timeframe", "at_most"]
 
 
 _DECIMAL_SCHEMA = WithJsonSchema(
@@ -108,3 +109,31 @@ Account = Annotated[str, Field(pattern=ACCOUNT_PATTERN)]
 Symbol = Annotated[str, Field(min_length=1, max_length=64), _no_nul]
 Ident = Annotated[str, Field(min_length=1, max_length=128), _no_nul]
 """An event, signal, order or position id: 1..128 characters, no NUL."""
+Reason = Annotated[str, Field(min_length=1, max_length=1000), _no_nul]
+"""A void's ``reason``: 1..1000 characters, no NUL."""
+
+_ATTRS_SCHEMA = WithJsonSchema({
+    "type": "object",
+    "maxProperties": MAX_ATTRS,
+    "propertyNames": {"pattern": ATTRS_KEY},
+    "additionalProperties": {"anyOf": [
+        {"type": "string", "maxLength": MAX_TEXT},
+        {"type": "number", "description": "an exact decimal below 10^15 in absolute "
+                                          "value, at most 18 digits after the point"},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]},
+    "description": "what the bot knows and tradelog has no field for; at most "
+                   f"{MAX_ATTRS} members, keys [A-Za-z0-9_.-]{{1,64}}, values a string of at "
+                   f"most {MAX_TEXT} characters, a number, true, false or null; no nesting. "
+                   "Stored as sent, shown in the views, never interpreted.",
+})
+Attrs = Annotated[dict[str, Any], BeforeValidator(check_attrs), _ATTRS_SCHEMA]
+"""An ``attrs`` object (``schemas.attrs.check_attrs``)."""
+Parameters = Annotated[
+    dict[str, Any], BeforeValidator(check_json),
+    WithJsonSchema({"type": "object", "description": "a strategy's parameters: any JSON "
+                    f"object, nesting allowed, at most {MAX_PARAMETERS_BYTES} bytes of "
+                    "canonical JSON"}),
+]
+"""A strategy's ``parameters`` (``schemas.attrs.check_json``)."""

@@ -60,6 +60,15 @@ def every_type_log() -> list[dict[str, Any]]:
                          "price": "1.0800", "fee": "1.10"}, time="2024-03-02T11:00:00Z"),
         _ev(15, "fill", {"symbol": "EURUSD", "side": "buy", "quantity": "20000",
                          "price": "1.0750", "fee": "0.50"}, time="2024-03-02T12:00:00Z"),
+        _ev(16, "instrument", {"symbol": "BTCUSD", "asset_class": "crypto",
+                               "venue": "binance", "attrs": {"tick": "0.01"}},
+            account="acct-2", time="2024-03-02T12:30:00Z"),
+        _ev(17, "account", {"name": "crypto paper", "kind": "paper"}, account="acct-2",
+            time="2024-03-02T12:31:00Z"),
+        _ev(18, "strategy", {"strategy": "sma", "parameters": {"fast": 10, "slow": 30}},
+            time="2024-03-02T12:32:00Z"),
+        _ev(19, "void", {"target_source": "test/ops", "target_id": "e-15",
+                         "reason": "the add was a duplicate"}, time="2024-03-02T12:33:00Z"),
     ]
     assert set(EVENT_TYPES) <= {e["type"] for e in events}
     return events

@@ -141,7 +141,7 @@ async def test_only_peers_reading_every_account_may_back_up(tmp_path: Path) -> N
     with pytest.raises(NotPermittedError, match="every account"):
         await backup_method(service, {"name": "n.db"}, Peer(1, 50001, 50001))  # type: ignore[arg-type]
     result = await backup_method(service, {"name": "n.db"}, Peer(1, 50002, 50002))  # type: ignore[arg-type]
-    assert 15 == result["last_seq"]
+    assert 19 == result["last_seq"]
     assert verify_file(tmp_path / "backups" / "n.db").ok
 
 
@@ -154,7 +154,7 @@ async def test_cli_backup_of_the_file(tmp_path: Path) -> None:
     done = tradelog("backup", str(dest), "--db", str(db))
     assert 0 == done.returncode, done.stderr
     last_hash = stored_rows(db)[-1][12]
-    assert f"15 events, last seq 15, last hash {last_hash}" in done.stdout.decode()
+    assert f"19 events, last seq 19, last hash {last_hash}" in done.stdout.decode()
     assert stored_rows(db) == stored_rows(dest)
     assert 0o600 == stat.S_IMODE(os.stat(dest).st_mode)
     again = tradelog("backup", str(dest), "--db", str(db))

@@ -55,14 +55,16 @@ def test_freqtrade_partial_exits_average_and_realized() -> None:
     rows = fold_rows(events)
     assert [] == rows["positions"]
     trade = only(rows["trades"])
-    # entry: (100*8 + 100*9 + 150*11) / 350 = 3350 / 350 = 9.571428...;
-    # exit: (100*10 + 100*12 + 150*14) / 350 = 4300 / 350 = 12.285714...
+    # entry (1.1): the running average just before the closing fill, 10 (freqtrade's
+    # open_rate; the average of all opening fills would be 3350 / 350 = 9.5714...);
+    # exit: (100*10 + 100*12 + 150*14) / 350 = 4300 / 350 = 12.285714...;
+    # return: 100 * 950 / (10 * 250 * 1) = 38
     assert {
         "trade_id": "open", "side": "long", "quantity": "250", "gross_pnl": "950",
-        "fees": "0", "net_pnl": "950", "entry_price": "9.57142857142857142857",
-        "exit_price": "12.28571428571428571429",
+        "fees": "0", "net_pnl": "950", "entry_price": "10",
+        "exit_price": "12.28571428571428571429", "return_pct": "38",
     } == {k: trade[k] for k in ("trade_id", "side", "quantity", "gross_pnl", "fees",
-                                "net_pnl", "entry_price", "exit_price")}
+                                "net_pnl", "entry_price", "exit_price", "return_pct")}
     balance = only(rows["balances"])
     assert ("950", "950", "0", "950") == (
         balance["realized_pnl"], balance["balance"], balance["unrealized_pnl"],
@@ -282,8 +284,9 @@ def test_signal_status_updates() -> None:
     assert [{
         "account": "acct-1", "signal_id": "s1", "strategy": "sma", "symbol": "XYZ",
         "side": "long", "status": "triggered", "entry_price": "10", "stop_loss": "9",
-        "take_profit": "12", "confidence": "0.75", "created_at": "2024-03-01T09:00:00Z",
-        "updated_at": "2024-03-01T10:05:00Z", "reason": "crossed",
+        "take_profit": "12", "confidence": "0.75", "timeframe": None, "expires_at": None,
+        "note": None, "parent_signal_id": None, "created_at": "2024-03-01T09:00:00Z",
+        "updated_at": "2024-03-01T10:05:00Z", "reason": "crossed", "attrs": None,
     }] == rows["signals"]
     assert 1 == only(rows["daily"])["signals"]
 
@@ -327,9 +330,10 @@ def test_journal_rows() -> None:
     assert [
         {"account": "acct-1", "seq": 1, "time": "2024-03-01T12:00:00Z",
          "text": "entered on the breakout", "tags": ["breakout", "eu"], "symbol": "XYZ",
-         "position_id": None, "signal_id": "s1"},
+         "position_id": None, "signal_id": "s1", "attrs": None},
         {"account": "other", "seq": 2, "time": "2024-03-01T12:00:00Z", "text": "note",
-         "tags": None, "symbol": None, "position_id": None, "signal_id": None},
+         "tags": None, "symbol": None, "position_id": None, "signal_id": None,
+         "attrs": None},
     ] == rows["journal"]
 
 

@@ -56,7 +56,7 @@ async def test_whole_restore_rebuilds_views(source: Path, tmp_path: Path) -> Non
     report = await restore(source, tmp_path / "all.db")
     assert stored_rows(source) == stored_rows(tmp_path / "all.db")
     assert await views_of(source) == await views_of(tmp_path / "all.db")
-    assert (15, None, 15) == (report.events, report.to_seq, report.views_folded)
+    assert (19, None, 19) == (report.events, report.to_seq, report.views_folded)
 
 
 async def test_refuses_a_database_a_daemon_holds(source: Path, tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ async def test_existing_destination_needs_force(source: Path, tmp_path: Path) ->
     with pytest.raises(ValidationError, match="--force"):
         await restore(source, dest)
     await restore(source, dest, force=True)
-    assert 15 == len(stored_rows(dest))
+    assert 19 == len(stored_rows(dest))
 
 
 async def test_a_source_failing_verify_is_refused(source: Path, tmp_path: Path) -> None:

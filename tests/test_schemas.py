@@ -44,7 +44,31 @@ VALID: dict[str, dict[str, Any]] = {
     "cash_adjustment": wire_event("cash", {"amount": "-0.01", "kind": "adjustment"}),
     "mark": wire_event("mark", {"prices": {"EURUSD": "1.0860", "GBPUSD": Decimal("1.27")}}),
     "limits": wire_event("limits", {"daily_loss_limit": "250", "max_open_positions": 3,
-                                    "timezone": "America/New_York"}),
+                                    "timezone": "America/New_York", "trading_blocked": True,
+                                    "attrs": {"set_by": "risk-desk"}}),
+    "signal_bracket_leg": wire_event("signal", {
+        "signal_id": "sig-2", "strategy": "plays", "symbol": "SPY 240621C00500000",
+        "side": "long", "parent_signal_id": "sig-1",
+        "attrs": {"play_class": "oco", "delta": Decimal("0.45"), "contracts": 3,
+                  "conditional": True, "ref": None}}),
+    "fill_with_detail": fill("sell", "50", "101.5", exit_reason="trailing_stop",
+                             exit_detail="auto_trailing_sl",
+                             attrs={"segment": "NFO-OPT", "instrument_token": 12345678}),
+    "instrument": wire_event("instrument", {
+        "symbol": "NIFTY24JUN22500CE", "venue": "NSE", "asset_class": "option",
+        "currency": "INR", "multiplier": "50", "tick_size": "0.05", "lot_size": "50",
+        "underlying": "NIFTY", "expiry": "2024-06-27", "strike": "22500",
+        "option_type": "call", "description": "NIFTY 27 Jun 22500 CE",
+        "attrs": {"exchange": "NFO", "segment": "NFO-OPT", "instrument_token": 10667522}}),
+    "account": wire_event("account", {
+        "name": "Backtest 2024-05", "kind": "backtest", "broker": "none", "currency": "USD",
+        "benchmark": "SPY", "description": "SMA grid", "attrs": {"run_id": "bt-17"}}),
+    "strategy": wire_event("strategy", {
+        "strategy": "sma-cross", "description": "fast/slow moving averages",
+        "parameters": {"fast": 10, "slow": 30, "grid": [{"atr": Decimal("1.5")}]},
+        "active": False, "attrs": {"timeframe": "1h"}}),
+    "void": wire_event("void", {"target_source": "bot/test", "target_id": "f-1",
+                                "reason": "the venue busted this fill"}),
 }
 
 
@@ -75,12 +99,32 @@ def test_valid_examples_cover_every_event_type() -> None:
 
 
 def test_optional_fields_take_their_defaults() -> None:
-    """A minimal fill gets fee 0, multiplier 1 and specversion 1.0; limits default to UTC."""
+    """A minimal fill gets fee 0 and specversion 1.0, and no multiplier (it takes its
+    instrument's); limits default to UTC, trading_blocked left out (not blocked, and not
+    stored, as version 1 stored limits); an instrument's multiplier is 1,
+    an account is live and a strategy active."""
     dumped = parse_event(fill("sell", "1", "2")).model_dump(mode="json", exclude_none=True)
-    assert ("1.0", "0", "1") == (dumped["specversion"], dumped["data"]["fee"],
-                                 dumped["data"]["multiplier"])
-    limits = parse_event(wire_event("limits", {})).model_dump(mode="json")
-    assert "UTC" == limits["data"]["timezone"]
+    assert ("1.0", "0") == (dumped["specversion"], dumped["data"]["fee"])
+    assert "multiplier" not in dumped["data"]
+    limits = parse_event(wire_event("limits", {})).model_dump(mode="json", exclude_none=True)
+    assert ("UTC", None) == (limits["data"]["timezone"], limits["data"].get("trading_blocked"))
+    instrument = parse_event(wire_event("instrument", {"symbol": "X"})).model_dump(mode="json")
+    account = parse_event(wire_event("account", {})).model_dump(mode="json")
+    strategy = parse_event(wire_event("strategy", {"strategy": "s"})).model_dump(mode="json")
+    assert ("1", "live", True) == (instrument["data"]["multiplier"], account["data"]["kind"],
+                                   strategy["data"]["active"])
+
+
+def test_attrs_numbers_are_stored_as_the_exact_json_numbers_sent() -> None:
+    """attrs keep strings, booleans and null as sent; an integral number stays an integer
+    and a decimal the JSON number with exactly its digits (never a rounded float)."""
+    raw = VALID["signal_bracket_leg"]
+    dumped = parse_event(raw).model_dump(mode="json", exclude_none=True)
+    attrs = dumped["data"]["attrs"]
+    assert {"play_class": "oco", "delta": 0.45, "contracts": 3, "conditional": True,
+            "ref": None} == attrs
+    assert '{"conditional":true,"contracts":3,"delta":0.45,"play_class":"oco","ref":null}' \
+        == json.dumps(attrs, sort_keys=True, separators=(",", ":"))
 
 
 def _copy(raw: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +201,59 @@ REJECTED: dict[str, tuple[dict[str, Any], str, str]] = {
                            "data.prices.EURUSD", "greater than 0"),
     "specversion other than 1.0": (_with(BASE_FILL, ("specversion",), "0.3"), "specversion",
                                    "'1.0'"),
+    "attrs with 33 members": (_with(BASE_FILL, ("data", "attrs"),
+                                    {f"k{i}": i for i in range(33)}),
+                              "data.attrs", "at most 32 members"),
+    "attrs key with a space": (_with(BASE_FILL, ("data", "attrs"), {"a b": 1}),
+                               "data.attrs", "1-64 of letters"),
+    "attrs key of 65 characters": (_with(BASE_FILL, ("data", "attrs"), {"k" * 65: 1}),
+                                   "data.attrs", "1-64 of letters"),
+    "attrs nested object": (_with(BASE_FILL, ("data", "attrs"), {"greeks": {"delta": 1}}),
+                            "data.attrs", "no nested objects or arrays"),
+    "attrs nested array": (_with(BASE_FILL, ("data", "attrs"), {"legs": [1, 2]}),
+                           "data.attrs", "no nested objects or arrays"),
+    "attrs string of 257 characters": (_with(BASE_FILL, ("data", "attrs"), {"n": "x" * 257}),
+                                       "data.attrs", "at most 256 characters"),
+    "attrs string with NUL": (_with(BASE_FILL, ("data", "attrs"), {"n": "a\x00b"}),
+                              "data.attrs", "NUL"),
+    "attrs number of 10^15": (_with(BASE_FILL, ("data", "attrs"), {"n": 10**15}),
+                              "data.attrs", "below 10^15"),
+    "attrs number with 19 places": (
+        _with(BASE_FILL, ("data", "attrs"), {"n": Decimal("0.1234567890123456789")}),
+        "data.attrs", "18 digits after the point"),
+    "attrs number past what JSON keeps": (
+        _with(BASE_FILL, ("data", "attrs"), {"n": Decimal("0.12345678901234567")}),
+        "data.attrs", "send it as a string"),
+    "attrs a binary float": (_with(BASE_FILL, ("data", "attrs"), {"n": 0.5}),
+                             "data.attrs", "floats are not accepted"),
+    "attrs not an object": (_with(BASE_FILL, ("data", "attrs"), ["a"]), "data.attrs",
+                            "must be a JSON object"),
+    "instrument with an unknown asset class": (
+        wire_event("instrument", {"symbol": "X", "asset_class": "stock"}),
+        "data.asset_class", "'stock' is not allowed"),
+    "instrument multiplier above 10^6": (
+        wire_event("instrument", {"symbol": "X", "multiplier": "1000001"}),
+        "data.multiplier", "at most 1000000"),
+    "instrument expiry outside the dates": (
+        wire_event("instrument", {"symbol": "X", "expiry": "2200-01-01"}),
+        "data.expiry", "outside the accepted dates"),
+    "instrument strike of zero": (
+        wire_event("instrument", {"symbol": "X", "strike": "0"}), "data.strike",
+        "greater than 0"),
+    "account of an unknown kind": (wire_event("account", {"kind": "demo"}), "data.kind",
+                                   "'demo' is not allowed"),
+    "strategy parameters over 16 KiB": (
+        wire_event("strategy", {"strategy": "s", "parameters": {"blob": "x" * 17000}}),
+        "data.parameters", "16384 bytes"),
+    "void without a reason": (
+        wire_event("void", {"target_source": "bot/test", "target_id": "f-1"}),
+        "data.reason", "required field is missing"),
+    "void reason over 1000 characters": (
+        wire_event("void", {"target_source": "b", "target_id": "f", "reason": "r" * 1001}),
+        "data.reason", "at most 1000 characters"),
+    "signal note over 2000 characters": (
+        _with(VALID["signal"], ("data", "note"), "n" * 2001), "data.note",
+        "at most 2000 characters"),
 }
 
 
@@ -223,9 +320,22 @@ def _assert_wire_schema(schema: dict[str, Any]) -> None:
 
 
 def test_wire_event_json_schema_has_every_event_type() -> None:
-    """The JSON Schema is a discriminated ``oneOf`` on ``type`` over all 8 event types,
+    """The JSON Schema is a discriminated ``oneOf`` on ``type`` over all 12 event types,
     each closed to unknown attributes, with every ``$ref`` resolving."""
     _assert_wire_schema(json_schema())
+
+
+def test_wire_event_json_schema_states_contract_1_1_bounds_and_attrs_rules() -> None:
+    """The exported JSON Schema says it is contract 1.1, states the bounds, and gives
+    ``attrs`` its rules: at most 32 members, the key pattern, scalar values only."""
+    schema = json_schema()
+    assert "1.1" == schema["x-tradelog-contract"]
+    assert "10^15" in schema["description"]
+    fill_data = schema["$defs"]["FillData"]["properties"]["attrs"]["anyOf"][0]
+    assert 32 == fill_data["maxProperties"]
+    assert "^[A-Za-z0-9_.-]{1,64}$" == fill_data["propertyNames"]["pattern"]
+    kinds = [option["type"] for option in fill_data["additionalProperties"]["anyOf"]]
+    assert ["string", "number", "boolean", "null"] == kinds
 
 
 def test_schema_command_prints_the_json_schema() -> None:

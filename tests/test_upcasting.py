@@ -35,3 +35,23 @@ def test_current_version_events_are_folded_as_they_are() -> None:
     stored = StoredEvent(1, "c1", "bot", "cash", "2024-01-01T00:00:00Z", "acct", "1.0", None,
                          {"amount": "5", "kind": "deposit"}, "2024-01-01T00:00:00Z", 1, "h")
     assert "5" == str(fold([stored]).accounts["acct"].cash)
+
+
+def test_a_version_1_fill_without_multiplier_keeps_multiplier_1() -> None:
+    """fill 1 -> 2: a version 1 fill stored without ``multiplier`` meant 1; it is read
+    with 1 even where an instrument of the symbol has another, while a version 2 fill
+    without one takes the instrument's (50). The stored payloads are not changed."""
+    instrument = StoredEvent(1, "i1", "bot", "instrument", "2024-01-01T00:00:00Z", "acct",
+                             "1.0", None, {"symbol": "ES", "multiplier": "50"},
+                             "2024-01-01T00:00:00Z", 1, "h")
+    old = StoredEvent(2, "f1", "bot", "fill", "2024-01-01T00:00:00Z", "acct", "1.0", None,
+                      {"symbol": "ES", "side": "buy", "quantity": "1", "price": "10",
+                       "position_id": "old"}, "2024-01-01T00:00:00Z", 1, "h")
+    new = StoredEvent(3, "f2", "bot", "fill", "2024-01-01T00:00:00Z", "acct", "1.0", None,
+                      {"symbol": "ES", "side": "buy", "quantity": "1", "price": "10",
+                       "position_id": "new"}, "2024-01-01T00:00:00Z", 2, "h")
+    positions = fold([instrument, old, new]).positions["acct"]
+    assert {"old": "1", "new": "50"} == {k: str(p.multiplier) for k, p in positions.items()}
+    assert "multiplier" not in old.data
+    assert {"symbol": "ES", "side": "buy", "quantity": "1", "price": "10", "multiplier": "1",
+            "position_id": "old"} == upcasters.fill_1_to_2(old.data)
