@@ -232,7 +232,7 @@ async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
         seq, state = await state_at_time(recorder, parse_time(q.as_of_time), q.account,
                                          q.view)
         _mark_view(state, q.view)
-        total, rows = await _scratch(table.ddl(), drain(state), [counting, (sql, params)])
+        total, rows = await _scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
     elif q.as_of is None:
         checkpoint, total, rows = await recorder.fetch_snapshot([
             ("SELECT coalesce(max(last_seq), 0) FROM projection_checkpoint", ()),
@@ -250,10 +250,14 @@ async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
             state = await state_at(recorder, seq,
                                    None if q.view in SEQ_COLUMN else q.view)
             _mark_view(state, q.view)
-            total, rows = await _scratch([s for tb in t.TABLES for s in tb.ddl()], drain(state),
-                                        [counting, (sql, params)])
+            total, rows = await _scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
     return {"view": q.view, "as_of_seq": seq, "total": int(total[0][0]),
             "rows": [table.to_wire(row) for row in rows]}
+
+
+_ALL_DDL = [statement for table in t.TABLES for statement in table.ddl()]
+"""Every view table: a drain may write rows to tables beside the one queried (a void's
+refold clears an account's rows everywhere)."""
 
 
 def _scratch_run(ddl: list[str], statements: list[Statement],

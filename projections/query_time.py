@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,10 @@ from typing import Any
 from eventstore import ddl as event_ddl
 from eventstore.record import StoredEvent
 from eventstore.recorder import Recorder, open_sqlite
-from projections.fold import apply
+from projections.fold import fold
 from projections.query_sql import SEQ_COLUMN
 from projections.state import State
+from projections.voids import History as _LogHistoryLike
 
 __all__ = ["state_at_time"]
 
@@ -65,9 +67,24 @@ def _all_before(conn: sqlite3.Connection, moment: datetime, last: int,
     return last if found is None else int(found[0]) - 1
 
 
+class _TimedHistory:
+    """A void's account history (``projections.voids.History``) of only the events whose
+    time is at or before ``moment``: the refold sees the same events as the fold."""
+
+    def __init__(self, history: _LogHistoryLike, moment: datetime) -> None:
+        self.history = history
+        self.moment = moment
+
+    def __call__(self, account: str, before: int,
+                 types: Sequence[str] | None) -> Iterator[StoredEvent]:
+        return (event for event in self.history(account, before, types)
+                if datetime.fromisoformat(event.time) <= self.moment)
+
+
 def _fold_until(path: Path, moment: datetime, account: str | None,
                 view: str) -> tuple[int, State]:
-    from projections.query import _from_snapshot  # query imports this module
+    # query imports this module
+    from projections.query import _before_first_void, _from_snapshot, _LogHistory
 
     conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
     try:
@@ -75,7 +92,8 @@ def _fold_until(path: Path, moment: datetime, account: str | None,
         last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
         state = None
         if view not in SEQ_COLUMN:
-            state = _from_snapshot(conn, _all_before(conn, moment, last, account), view)
+            start = min(_all_before(conn, moment, last, account), _before_first_void(conn))
+            state = _from_snapshot(conn, start, view)
         if state is None:
             state = State()
         where = "seq > ? AND seq <= ? AND julianday(time) <= julianday(?) + ?"
@@ -85,11 +103,11 @@ def _fold_until(path: Path, moment: datetime, account: str | None,
             params.insert(0, account)
         cursor = conn.execute(
             f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq", params)
+        history = _TimedHistory(_LogHistory(conn), moment)
         while rows := cursor.fetchmany(_BATCH):
-            for row in rows:
-                event = StoredEvent.from_row(row)
-                if datetime.fromisoformat(event.time) <= moment:
-                    state = apply(state, event)
+            events = [StoredEvent.from_row(row) for row in rows]
+            state = fold([e for e in events if datetime.fromisoformat(e.time) <= moment],
+                         state, history)
             # Rows of the append-only views the query does not ask for are not kept.
             if view != "trades":
                 state.trades.clear()

@@ -76,6 +76,8 @@ def values_for(view: str, name: str, rows: list[dict[str, Any]]) -> list[Any]:
         return [stamps[0], stamps[len(stamps) // 2], stamps[-1], "2024-03-03T10:00:00+05:30"]
     column = FILTER_COLUMNS[name]
     held = sorted({r[column] for r in rows if r[column] is not None})
+    if name == "entity":  # a closed set: any other value is refused, not matched
+        return held
     return [*held[:6], "none-such"]
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from projections import tables as t
 from projections.query import ViewQuery, build_sql, count_sql
 from projections.query_params import MAX_LIMIT
+from projections.query_sql import order_of
 from tests.query_support import write_history
 
 
@@ -49,7 +50,7 @@ def test_pages_give_every_row_once(conn: sqlite3.Connection, view: str, size: in
     """Pages of ``size`` rows from offset 0, ``size``, ... until ``total`` give the
     view's rows exactly once each, in its order (reversed for ``desc``); ``total`` is the
     same on every page."""
-    if view == "balances":
+    if order_of(view).time is None:  # no time column: since/until are refused
         filters = {k: v for k, v in filters.items() if k == "account"}
     whole, total = run(conn, view=view, order="asc", limit=MAX_LIMIT, **filters)
     expected = whole if order != "desc" else list(reversed(whole))
