@@ -1,9 +1,9 @@
 """The runner: keeps the view tables and their checkpoint in the append's transaction.
 
-``ViewRunner`` implements ``eventstore.ViewUpdater``: the recorder hands it each group of
+``ViewRunner`` implements ``eventstore.follow.Follower``: the writer hands it each group of
 newly stored events inside the write transaction; it folds them into its in-memory
 state and returns the row writes plus the checkpoint (last folded ``seq``) as SQL
-statements, which the recorder executes before ``COMMIT``. With ``defer(N)`` (the
+statements, which the writer executes before ``COMMIT``. With ``defer(N)`` (the
 daemon's writer process) the rows and checkpoint are returned once per N events and on
 ``flush`` instead: the tables then trail the log by less than N events. Either way the
 checkpoint is written with the rows it describes, so a crash at any point leaves the
@@ -18,10 +18,17 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import localcontext
 from typing import Any, Protocol
 
+from eventstore.follow import FoldError, Statement
 from eventstore.record import StoredEvent
-from eventstore.recorder import Statement
-from eventstore.writes import FoldError
 from projections import tables as t
+from projections.drain import (
+    CHECKPOINT_DDL,
+    checkpoint_statement,
+    clear_marks,
+    dirty,
+    drain,
+    mark_all_dirty,
+)
 from projections.fold import PROJECTION_VERSION, apply
 from projections.rowcache import RowCache
 from projections.snapshots import (
@@ -55,105 +62,6 @@ class Lookup(Protocol):
         """The rows of ``sql`` run with ``params``, lazily, as lists of rows (chunks)."""
         ...
 
-CHECKPOINT_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_checkpoint "
-    "(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID"
-)
-
-
-def checkpoint_statement(last_seq: int) -> Statement:
-    """The statement recording ``last_seq`` and ``PROJECTION_VERSION`` as the views' checkpoint."""
-    return ("INSERT OR REPLACE INTO projection_checkpoint (name, last_seq, version) "
-            "VALUES ('views', ?, ?)", [(last_seq, PROJECTION_VERSION)])
-
-
-def drain(state: State, suffix: str = "", keyed: bool = True) -> list[Statement]:
-    """The writes for every row the fold touched since the last drain; clears the marks.
-
-    ``keyed=False`` writes only the append-only rows (trades, journal) and drops the
-    marks of the keyed views: a rebuild writes those once, at its end.
-
-    Rows are made in the money context (``DECIMAL_CONTEXT``): derived columns such as
-    ``balance``, ``equity`` and ``loss_used`` are exact, never rounded to Python's
-    default 28 digits.
-    """
-    with localcontext(DECIMAL_CONTEXT):
-        return _drain(state, suffix, keyed)
-
-
-def clear_marks(state: State) -> None:
-    """Forget which rows the fold touched (nothing is written for them)."""
-    for marks in (state.dirty_positions, state.dirty_accounts, state.dirty_marks,
-                  state.dirty_daily, state.dirty_signals, state.dirty_orders):
-        marks.clear()
-
-
-def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
-    statements: list[Statement] = []
-    if state.trades:
-        statements.append((t.TRADES.upsert_sql(suffix), [t.trade_row(x) for x in state.trades]))
-        state.trades.clear()
-    if state.journal:
-        statements.append((t.JOURNAL.upsert_sql(suffix),
-                           [t.journal_row(x) for x in state.journal]))
-        state.journal.clear()
-    if not keyed:
-        clear_marks(state)
-        return statements
-    if state.dirty_positions:
-        upserts, deletes = [], []
-        for account, key in state.dirty_positions:
-            found = state.positions.get(account, {}).get(key)
-            if found is None:
-                deletes.append((account, key))
-            else:
-                upserts.append(t.position_row(found))
-        if deletes:
-            statements.append((t.POSITIONS.delete_sql(suffix), deletes))
-        if upserts:
-            statements.append((t.POSITIONS.upsert_sql(suffix), upserts))
-        state.dirty_positions.clear()
-    if state.dirty_accounts:
-        statements.append((t.BALANCES.upsert_sql(suffix),
-                           [t.balance_row(state.accounts[a]) for a in state.dirty_accounts]))
-        state.dirty_accounts.clear()
-    if state.dirty_marks:
-        statements.append((t.PRICES.upsert_sql(suffix),
-                           [t.price_row(state.accounts[a], s) for a, s in state.dirty_marks]))
-        state.dirty_marks.clear()
-    if state.dirty_daily:
-        statements.append((t.DAILY.upsert_sql(suffix),
-                           [t.daily_row(state.daily[key]) for key in state.dirty_daily]))
-        state.dirty_daily.clear()
-    if state.dirty_signals:
-        statements.append((t.SIGNALS.upsert_sql(suffix),
-                           [t.signal_row(state.signals[key]) for key in state.dirty_signals]))
-        state.dirty_signals.clear()
-    if state.dirty_orders:
-        statements.append((t.ORDERS.upsert_sql(suffix),
-                           [t.order_row(state.orders[key]) for key in state.dirty_orders]))
-        state.dirty_orders.clear()
-    return statements
-
-
-def _dirty(state: State) -> bool:
-    return bool(state.trades or state.journal or state.dirty_positions
-                or state.dirty_accounts or state.dirty_marks or state.dirty_daily
-                or state.dirty_signals or state.dirty_orders)
-
-
-def mark_all_dirty(state: State) -> None:
-    """Mark every row of ``state`` for writing (to dump a whole state into empty tables)."""
-    state.dirty_accounts.update(state.accounts)
-    state.dirty_positions.update(
-        (a, k) for a, keys in state.positions.items() for k in keys)
-    state.dirty_daily.update(state.daily)
-    state.dirty_signals.update(state.signals)
-    state.dirty_orders.update(state.orders)
-    state.dirty_marks.update(
-        (a.account, s) for a in state.accounts.values() for s in {*a.marks, *a.last_fills})
-
-
 class ViewRunner:
     """Folds appended events into the views in the recorder's transaction.
 
@@ -185,8 +93,9 @@ class ViewRunner:
         self.lookup = lookup
 
     @property
-    def position(self) -> int:
-        """The ``seq`` of the last event folded (0 while no state is loaded)."""
+    def checkpoint(self) -> int:
+        """The views' checkpoint: the ``seq`` of the last event folded (0 while no state
+        is loaded); ``flushed`` is the one written to the tables."""
         return self.state.position if self.state is not None else 0
 
     def defer(self, events: int) -> None:
@@ -359,7 +268,7 @@ class ViewRunner:
         """Leave the stored event ``seq`` out of the views from now on (its fold raised:
         ``reason``), and start the fold again from a state that never saw it: the
         tables' (reloaded) or, in a rebuild, an empty one. The caller folds the log
-        again from ``position``; a rebuild that meets the same event leaves it out the
+        again from ``checkpoint``; a rebuild that meets the same event leaves it out the
         same way, so rebuilding gives the same rows."""
         self.failed[seq] = reason
         if self.state is not None:
@@ -375,7 +284,7 @@ class ViewRunner:
         """The writes of every row folded since the last flush, any snapshot due, and
         the checkpoint; ``[]`` when the tables are current. Run them before ``COMMIT``."""
         state = self.state
-        if state is None or (state.position <= self.flushed and not _dirty(state)):
+        if state is None or (state.position <= self.flushed and not dirty(state)):
             return []
         self.recent = (set(state.dirty_signals), set(state.dirty_orders))
         statements = [*drain(state), *self._snapshot_if_due(state),
