@@ -79,8 +79,9 @@ class Subscription:
 
 
 _STOP = object()
-_IN_FLIGHT = 4
-"""Groups handed to the writer and not yet answered, at most."""
+_IN_FLIGHT = 1
+"""Groups handed to the writer and not yet answered, at most (the writer commits each
+group on its own, so a group waits here, growing, while the previous one commits)."""
 _PUMP_BYTES = 64 << 10
 """Bytes of events a subscription's pump reads from the log at a time, at most."""
 
@@ -172,9 +173,9 @@ class Service:
                 "last_seq": outcome.last_seq}
 
     async def _write_loop(self) -> None:
-        """Take what is queued as one group and hand it to the writer without waiting for
-        its commit, up to ``_IN_FLIGHT`` groups ahead: the writer process commits the
-        groups waiting for it together, while this loop keeps reading requests."""
+        """Take what is queued as one group and hand it to the writer, ``_IN_FLIGHT``
+        group at a time: the one grouping stage, so each commit holds every append
+        that arrived while the previous one was being committed."""
         limit = self.config.limits.max_group_events
         stopping = False
         in_flight: set[asyncio.Task[None]] = set()

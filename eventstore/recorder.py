@@ -149,8 +149,8 @@ class Recorder:
     async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._reading.run(fn)
 
-    async def _retrying(self, fn: Callable[[sqlite3.Connection], T], on_writer: bool) -> T:
-        run = self.on_appender if on_writer else self._on_reader
+    async def _retrying(self, fn: Callable[[sqlite3.Connection], T], appending: bool) -> T:
+        run = self.on_appender if appending else self._on_reader
         started = time.monotonic()
         try:
             # The first attempt runs without the retry machinery: building it costs as
@@ -214,7 +214,7 @@ class Recorder:
         def work(conn: sqlite3.Connection) -> list[AppendOutcome]:
             return append_in_transaction(conn, requests, follower)
 
-        return await self._retrying(work, on_writer=True)
+        return await self._retrying(work, appending=True)
 
     # ---------------------------------------------------------------- reading
 
@@ -260,7 +260,7 @@ class Recorder:
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "reading") from exc
 
-        return await self._retrying(work, on_writer=False)
+        return await self._retrying(work, appending=False)
 
     async def fetch_snapshot(
         self, queries: Sequence[tuple[str, Sequence[Any]]]
@@ -297,7 +297,7 @@ class Recorder:
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "reading") from exc
 
-        return await self._retrying(work, on_writer=False)
+        return await self._retrying(work, appending=False)
 
     async def last_seq(self) -> int:
         """The highest stored ``seq`` (0 for an empty log)."""
@@ -326,7 +326,7 @@ class Recorder:
 async def check_tail(path: str | Path, count: int = TAIL_CHECK_EVENTS) -> int:
     """Re-hash the last ``count`` events of the log at ``path``, read-only; returns how
     many were checked (0 for a missing or empty file, or one this tradelog cannot read
-    as is: the writer reports those when it opens the file).
+    as is: the writer process reports those when it opens the file).
 
     Raises:
         StorageDamagedError: an event of the tail is unreadable or fails its hash (the

@@ -72,7 +72,7 @@ class _Batch:
 
 
 def _metadata_json(metadata: dict[str, Any], seen: dict[tuple[Any, ...], str]) -> str:
-    """The stored text of an event's metadata; one writer's metadata repeats across a
+    """The stored text of an event's metadata; one peer's metadata repeats across a
     group, so each distinct one is serialised once."""
     try:
         key = tuple(sorted(metadata.items()))

@@ -52,7 +52,7 @@ CACHE_ROWS = 5_000
 
 
 class Lookup(Protocol):
-    """Reads of the committed tables (another connection than the writer's)."""
+    """Reads of the view tables on the connection that folds (it sees its own transaction)."""
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Every row of ``sql`` run with ``params``, as tuples in column order."""
@@ -182,8 +182,8 @@ class ViewRunner:
         self.flushed = state.position
 
     def _reload_if_behind(self, state: State) -> State:
-        """The state, reloaded from the tables when another writer's views are ahead of it
-        (rows it would load on demand already hold that writer's events)."""
+        """The state, reloaded from the tables when another process's views are ahead of it
+        (rows it would load on demand already hold that process's events)."""
         assert self.lookup is not None
         stored = self.lookup.rows(
             "SELECT last_seq FROM projection_checkpoint WHERE name = 'views'", ())
@@ -223,7 +223,7 @@ class ViewRunner:
             state = self._reload_if_behind(state)
             events = [event for event in events if event.seq > state.position]
         if isinstance(state.signals, RowCache) and isinstance(state.orders, RowCache):
-            # Rows are loaded on the writer's connection, which sees this transaction's
+            # Rows are loaded on the folding connection, which sees this transaction's
             # writes: any row written by the previous flush, and not changed since (not
             # dirty: its table row is current), may be dropped.
             state.signals.trim(self.recent[0] | state.dirty_signals)
