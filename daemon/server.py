@@ -166,7 +166,7 @@ async def serve(config: Config, config_file: Path | None = None,
                 launched: Launched | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT (or ``shutdown_trigger``); return the exit code.
 
-    ``launched``: a writer process started early (``daemon.writer_launch``), used instead
+    ``launched``: a writer process started early (``daemon.writer.launch``), used instead
     of starting one here.
 
     Raises:
