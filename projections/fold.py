@@ -46,11 +46,11 @@ def current_shape(event: StoredEvent) -> StoredEvent:
 
 
 def apply(state: State, event: StoredEvent, checked: bool = False) -> State:
-    """Fold one stored event (``event.seq`` must follow ``state.position``) into ``state``.
+    """Fold one stored event (``event.seq`` must follow ``state.folded_seq``) into ``state``.
 
     Events stored with an older ``schema_version`` are upcast first, so the folds only
     ever see the current shape of each type's ``data``. An event whose values 1.1
-    refuses (``projections.admit``) is left out: only ``state.position`` moves, and
+    refuses (``projections.admit``) is left out: only ``state.folded_seq`` moves, and
     ``state.left_out`` notes its seq and why. ``checked=True`` says the event has just
     passed the 1.1 schemas (a new append), so that check is skipped: it would pass.
 
@@ -62,13 +62,13 @@ def apply(state: State, event: StoredEvent, checked: bool = False) -> State:
     reason = None if checked else left_out_reason(event)
     if reason is not None:
         state.note_left_out(event.seq, reason)
-        state.position = event.seq
+        state.folded_seq = event.seq
         return state
     with localcontext(DECIMAL_CONTEXT):
         state.effect = Effect()
         for step in _STEPS:
             state = step(state, event)
-        state.position = event.seq
+        state.folded_seq = event.seq
     return state
 
 

@@ -96,7 +96,7 @@ class ViewRunner:
     def checkpoint(self) -> int:
         """The views' checkpoint: the ``seq`` of the last event folded (0 while no state
         is loaded); ``flushed`` is the one written to the tables."""
-        return self.state.position if self.state is not None else 0
+        return self.state.folded_seq if self.state is not None else 0
 
     def defer(self, events: int) -> None:
         """Write the views' rows and checkpoint once per ``events`` folded events (and on
@@ -145,12 +145,12 @@ class ViewRunner:
         checkpoint, balances, prices, positions, daily, signals, orders, snapshot = results
         state = State()
         if checkpoint:
-            state.position, self.stored_version = checkpoint[0]
+            state.folded_seq, self.stored_version = checkpoint[0]
         # What changed between the last snapshot and now is not known: the next
         # snapshot holds every row (or, with a lookup, every row that may have changed).
         self.snapshot_seq = int(snapshot[0][0]) if snapshot else 0
         self.pending = Pending()
-        behind = self.snapshot_seq < state.position
+        behind = self.snapshot_seq < state.folded_seq
         self.need_base = behind and self.lookup is None
         self.gap_from = self.snapshot_seq if behind and self.lookup is not None else None
         self.recent = (set(), set())
@@ -179,7 +179,7 @@ class ViewRunner:
             state.orders[(order.account, order.order_id)] = order
         state.noted_upto = self.noted_upto
         self.state = state
-        self.flushed = state.position
+        self.flushed = state.folded_seq
 
     def _reload_if_behind(self, state: State) -> State:
         """The state, reloaded from the tables when another process's views are ahead of it
@@ -187,7 +187,7 @@ class ViewRunner:
         assert self.lookup is not None
         stored = self.lookup.rows(
             "SELECT last_seq FROM projection_checkpoint WHERE name = 'views'", ())
-        if not stored or stored[0][0] <= state.position:
+        if not stored or stored[0][0] <= state.folded_seq:
             return state
         self.restore([self.lookup.rows(sql, ()) for sql in self.load_queries()])
         assert self.state is not None
@@ -221,7 +221,7 @@ class ViewRunner:
         state = self.state
         if self.lookup is not None and not self.suffix:
             state = self._reload_if_behind(state)
-            events = [event for event in events if event.seq > state.position]
+            events = [event for event in events if event.seq > state.folded_seq]
         if isinstance(state.signals, RowCache) and isinstance(state.orders, RowCache):
             # Rows are loaded on the folding connection, which sees this transaction's
             # writes: any row written by the previous flush, and not changed since (not
@@ -232,7 +232,7 @@ class ViewRunner:
         for event in events:
             if failed and event.seq in failed:
                 state.note_left_out(event.seq, failed[event.seq])
-                state.position = event.seq
+                state.folded_seq = event.seq
                 continue
             try:
                 state = apply(state, event, fresh)
@@ -243,7 +243,7 @@ class ViewRunner:
         self.state = state
         if state.left_out_count:
             self._take_left_out(state)
-        self.noted_upto = state.noted_upto = max(self.noted_upto, state.position)
+        self.noted_upto = state.noted_upto = max(self.noted_upto, state.folded_seq)
         if self.progress is not None and events:
             self.progress(len(events))
         if not events:
@@ -252,7 +252,7 @@ class ViewRunner:
         if self.suffix:
             # A rebuild writes the keyed views' rows once, in ``rebuild_end``.
             return [*drain(state, self.suffix, keyed=False), *self._snapshot_if_due(state)]
-        if state.position - self.flushed < self.defer_events:
+        if state.folded_seq - self.flushed < self.defer_events:
             return []
         return self.flush()
 
@@ -272,7 +272,7 @@ class ViewRunner:
         same way, so rebuilding gives the same rows."""
         self.failed[seq] = reason
         if self.state is not None:
-            self.noted_upto = max(self.noted_upto, self.state.position)
+            self.noted_upto = max(self.noted_upto, self.state.folded_seq)
         if self.suffix:
             self.state = State(noted_upto=self.noted_upto)
             self.pending = Pending()
@@ -284,25 +284,25 @@ class ViewRunner:
         """The writes of every row folded since the last flush, any snapshot due, and
         the checkpoint; ``[]`` when the tables are current. Run them before ``COMMIT``."""
         state = self.state
-        if state is None or (state.position <= self.flushed and not dirty(state)):
+        if state is None or (state.folded_seq <= self.flushed and not dirty(state)):
             return []
         self.recent = (set(state.dirty_signals), set(state.dirty_orders))
         statements = [*drain(state), *self._snapshot_if_due(state),
-                      checkpoint_statement(state.position)]
-        self.flushed = state.position
+                      checkpoint_statement(state.folded_seq)]
+        self.flushed = state.folded_seq
         return statements
 
     def _snapshot_if_due(self, state: State) -> list[Statement]:
         """The snapshot statements when ``SNAPSHOT_EVERY`` events have been folded since
         the last one, else ``[]``."""
-        if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
+        if state.folded_seq - self.snapshot_seq >= SNAPSHOT_EVERY:
             return self._snapshot(state)
         return []
 
     def _snapshot(self, state: State) -> list[Statement]:
         """The snapshot rows for the state now (``snapshots`` module). They run after the
         group's own row writes, so a copy from a view table sees this group too."""
-        suffix, seq = self.suffix, state.position
+        suffix, seq = self.suffix, state.folded_seq
         with localcontext(DECIMAL_CONTEXT):
             statements: list[Statement] = [(
                 f"INSERT OR REPLACE INTO view_snapshots{suffix} (seq, base, format, rows) "
@@ -388,8 +388,8 @@ class ViewRunner:
             statements.append((f"DROP TABLE IF EXISTS {name}", [()]))
             statements.append((f"ALTER TABLE {name}{suffix} RENAME TO {name}", [()]))
         statements.append((CHECKPOINT_DDL, [()]))
-        statements.append(checkpoint_statement(self.state.position))
+        statements.append(checkpoint_statement(self.state.folded_seq))
         self.suffix = ""
-        self.flushed = self.state.position
+        self.flushed = self.state.folded_seq
         self.stored_version = PROJECTION_VERSION
         return statements

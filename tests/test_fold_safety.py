@@ -63,7 +63,7 @@ def test_stored_value_outside_the_bounds_is_left_out_of_every_view(case: str) ->
 
     assert fold_rows([*before, *after]) == fold_rows([*before, *bad, *after])
     assert [4] == [seq for seq, _ in state.left_out]
-    assert 8 == state.position
+    assert 8 == state.folded_seq
 
 
 def test_left_out_reason_names_the_field() -> None:
