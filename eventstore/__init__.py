@@ -25,12 +25,12 @@ from eventstore.errors import (
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 
 if TYPE_CHECKING:
+    from eventstore.follow import Follower, Statement
     from eventstore.recorder import Recorder
     from eventstore.verify import VerifyReport
-    from eventstore.writes import Statement, ViewUpdater
 
-_LAZY = {"Recorder": "eventstore.recorder", "Statement": "eventstore.writes",
-         "VerifyReport": "eventstore.verify", "ViewUpdater": "eventstore.writes"}
+_LAZY = {"Follower": "eventstore.follow", "Recorder": "eventstore.recorder",
+         "Statement": "eventstore.follow", "VerifyReport": "eventstore.verify"}
 
 __all__ = [
     "GENESIS_HASH",
@@ -39,6 +39,7 @@ __all__ = [
     "DatabaseFileError",
     "EventResult",
     "EventStoreError",
+    "Follower",
     "IdempotencyConflictError",
     "NewEvent",
     "NotPermittedError",
@@ -51,7 +52,6 @@ __all__ = [
     "ValidationError",
     "VerifyReport",
     "VersionConflictError",
-    "ViewUpdater",
     "canonical_data",
     "canonical_event",
     "chain_hash",

@@ -18,8 +18,8 @@ from eventstore.errors import StorageCorruptError, StorageDamagedError, map_sqli
 from eventstore.record import StoredEvent
 from eventstore.verify import rows_after, unreadable_reason
 
-__all__ = ["FoldError", "Follower", "Statement", "ViewUpdater", "catch_up", "in_transaction",
-           "rollback", "run_statements"]
+__all__ = ["FoldError", "Follower", "Statement", "catch_up", "in_transaction", "rollback",
+           "run_statements"]
 
 T = TypeVar("T")
 
@@ -182,6 +182,3 @@ def in_transaction(conn: sqlite3.Connection, views: Follower | None, doing: str,
         raise map_sqlite_error(exc, doing) from exc
     return result
 
-
-ViewUpdater = Follower
-"""The former name of ``Follower``."""

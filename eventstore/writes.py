@@ -28,7 +28,6 @@ from eventstore.follow import (
     FoldError,
     Follower,
     Statement,
-    ViewUpdater,
     catch_up,
     in_transaction,
     rollback,
@@ -39,7 +38,7 @@ from eventstore.verify import stored_canonical, unreadable_reason
 
 T = TypeVar("T")
 
-__all__ = ["FoldError", "Follower", "Statement", "ViewUpdater", "ViewsRefusedError",
+__all__ = ["FoldError", "Follower", "Statement", "ViewsRefusedError",
            "append_in_transaction", "catch_up", "in_transaction", "rollback", "run_statements"]
 
 def _utc_now() -> str:
