@@ -79,9 +79,9 @@ class Subscription:
 
 
 _STOP = object()
-_IN_FLIGHT = 1
-"""Groups handed to the writer and not yet answered, at most (the writer commits each
-group on its own, so a group waits here, growing, while the previous one commits)."""
+_IN_FLIGHT = 2
+"""Groups handed to the writer and not yet answered, at most: one committing and the
+next already in the writer's pipe (the writer commits each group on its own)."""
 _PUMP_BYTES = 64 << 10
 """Bytes of events a subscription's pump reads from the log at a time, at most."""
 
@@ -173,9 +173,10 @@ class Service:
                 "last_seq": outcome.last_seq}
 
     async def _write_loop(self) -> None:
-        """Take what is queued as one group and hand it to the writer, ``_IN_FLIGHT``
-        group at a time: the one grouping stage, so each commit holds every append
-        that arrived while the previous one was being committed."""
+        """Take what is queued as one group and hand it to the writer, up to
+        ``_IN_FLIGHT`` groups ahead: the one grouping stage. The next group waits in the
+        writer's pipe while one commits (the writer never idles for a round trip), and
+        the group after it collects what arrives meanwhile."""
         limit = self.config.limits.max_group_events
         stopping = False
         in_flight: set[asyncio.Task[None]] = set()
