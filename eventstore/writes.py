@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
@@ -36,10 +36,9 @@ from eventstore.follow import (
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical, unreadable_reason
 
-T = TypeVar("T")
-
 __all__ = ["FoldError", "Follower", "Statement", "ViewsRefusedError",
            "append_in_transaction", "catch_up", "in_transaction", "rollback", "run_statements"]
+
 
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -14,11 +14,16 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import structlog
+
 from eventstore.follow import catch_up, in_transaction, run_statements
 from projections.fold import PROJECTION_VERSION
 from projections.runner import ViewRunner
 
-__all__ = ["ConnectionLookup", "flush", "open_on", "prepare", "rebuild", "stored_version"]
+__all__ = ["ConnectionLookup", "flush", "log_left_out", "open_on", "prepare", "rebuild",
+           "stored_version"]
+
+log = structlog.get_logger(component="tradelog.views")
 
 
 class ConnectionLookup:
@@ -37,6 +42,20 @@ class ConnectionLookup:
         cursor = self.conn.execute(sql, params)
         while rows := cursor.fetchmany(4096):
             yield rows
+
+
+def log_left_out(runner: ViewRunner) -> None:
+    """Log each stored event the views left out while opening (``event_left_out``, with
+    its seq and why; the first ``LEFT_OUT_KEPT``) and their count, then forget them, so
+    that each is logged once per fold of it."""
+    for seq, reason in runner.left_out:
+        log.warning("event_left_out", seq=seq, reason=reason)
+    if runner.left_out_count:
+        log.warning("events_left_out", count=runner.left_out_count,
+                    logged=len(runner.left_out),
+                    hint="values version 1.1 refuses; kept in the log, left out of every view")
+    runner.left_out.clear()
+    runner.left_out_count = 0
 
 
 def stored_version(conn: sqlite3.Connection) -> int | None:

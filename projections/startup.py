@@ -11,30 +11,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-import structlog
-
 from eventstore.busy import retry_busy
 from eventstore.recorder import Recorder
 from projections import lifecycle
+from projections.lifecycle import log_left_out
 from projections.runner import ViewRunner
 
 __all__ = ["flush_views", "log_left_out", "open_views", "rebuild_views"]
-
-log = structlog.get_logger(component="tradelog.views")
-
-
-def log_left_out(runner: ViewRunner) -> None:
-    """Log each stored event the views left out while opening (``event_left_out``, with
-    its seq and why; the first ``LEFT_OUT_KEPT``) and their count, then forget them, so
-    that each is logged once per fold of it."""
-    for seq, reason in runner.left_out:
-        log.warning("event_left_out", seq=seq, reason=reason)
-    if runner.left_out_count:
-        log.warning("events_left_out", count=runner.left_out_count,
-                    logged=len(runner.left_out),
-                    hint="values version 1.1 refuses; kept in the log, left out of every view")
-    runner.left_out.clear()
-    runner.left_out_count = 0
 
 
 async def rebuild_views(recorder: Recorder,

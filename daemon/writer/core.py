@@ -18,8 +18,8 @@ from eventstore.record import AppendOutcome, AppendRequest
 from eventstore.sqlitefile import open_sqlite
 from eventstore.writes import ViewsRefusedError, append_in_transaction
 from projections import lifecycle
+from projections.lifecycle import log_left_out
 from projections.runner import ViewRunner
-from projections.startup import log_left_out
 
 __all__ = ["WriterCore", "log_views_refusals"]
 
