@@ -9,6 +9,10 @@ daemon's writer process) the rows and checkpoint are returned once per N events 
 checkpoint is written with the rows it describes, so a crash at any point leaves the
 tables consistent with their checkpoint; on start the runner loads the state from the
 tables and folds only what the log holds past the checkpoint.
+
+A new view: its table in ``projections.tables``, its block of row writes in
+``projections.drain`` (``_drain``, ``dirty``, ``mark_all_dirty``, ``clear_marks``),
+and its SELECT in ``ViewRunner.load_queries`` and ``_restore`` here.
 """
 
 from __future__ import annotations
