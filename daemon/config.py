@@ -146,7 +146,7 @@ class Config(BaseModel):
         "None: none scheduled")
     backup_keep: int = Field(7, ge=1, description="scheduled backups kept, newest first")
     writer_process: bool = Field(
-        True, description="commit in a second process (daemon/writer.py) so that request "
+        True, description="commit in a second process (daemon/writer/) so that request "
         "handling and commits use two cores; false: commit on a thread of the daemon's "
         "own process (one core)")
 

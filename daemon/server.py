@@ -32,11 +32,12 @@ from daemon.importers.inbox import Inbox
 from daemon.lockfile import acquire
 from daemon.logs import Throttle, get_logger
 from daemon.service import Service
-from daemon.writer import LocalWriter, Writer, WriterProcess
-from daemon.writer_launch import Launched
+from daemon.writer import Writer
+from daemon.writer.launch import Launched
+from daemon.writer.local import LocalWriter
+from daemon.writer.process import WriterProcess
 from eventstore.errors import DatabaseFileError, StorageDamagedError, TradelogError
 from eventstore.recorder import TAIL_CHECK_EVENTS, Recorder, check_tail
-from projections.startup import open_views
 
 __all__ = ["EXIT_IN_DOUBT", "serve"]
 
@@ -115,32 +116,26 @@ async def _open_storage(config: Config, launched: Launched | None
     The writer goes first: it creates or migrates the file that the reader then opens.
     With a cap (``max_page_count``), it applies to the writer's connection.
     """
+    writer: Writer
     if config.writer_process:
-        process = await WriterProcess.start(
+        writer = process = await WriterProcess.start(
             config.db, max_page_count=config.max_page_count,
             log_format=config.log_format, log_level=config.log_level,
-            max_group_events=config.limits.max_group_events,
             defer_view_events=config.views_flush_events, launched=launched)
-        try:
-            recorder = await Recorder.open(config.db, readonly=True)
-        except BaseException:
-            await process.close()
-            raise
-        if process.page_cap is not None:
-            log.info("storage_capped", max_page_count=process.page_cap)
-        return recorder, process, process.folded
-    if launched is not None:
-        launched.kill()
-    recorder = await Recorder.open(config.db)
+        ready = process.ready
+    else:
+        if launched is not None:
+            launched.kill()
+        writer = local = await LocalWriter.start(config.db, max_page_count=config.max_page_count)
+        ready = local.ready
     try:
-        runner, folded = await open_views(recorder)
-        if config.max_page_count is not None:
-            log.info("storage_capped",
-                     max_page_count=await recorder.cap_pages(config.max_page_count))
+        recorder = await Recorder.open(config.db, readonly=True)
     except BaseException:
-        await recorder.close()
+        await writer.close()
         raise
-    return recorder, LocalWriter(recorder, runner), folded
+    if ready.page_cap is not None:
+        log.info("storage_capped", max_page_count=ready.page_cap)
+    return recorder, writer, ready.folded
 
 
 async def _check_tail(config: Config) -> int:
@@ -171,7 +166,7 @@ async def serve(config: Config, config_file: Path | None = None,
                 launched: Launched | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT (or ``shutdown_trigger``); return the exit code.
 
-    ``launched``: a writer process started early (``daemon.writer_launch``), used instead
+    ``launched``: a writer process started early (``daemon.writer.launch``), used instead
     of starting one here.
 
     Raises:
@@ -241,7 +236,7 @@ async def serve(config: Config, config_file: Path | None = None,
         backups = asyncio.create_task(run_schedule(service, inbox_stop), name="backups")
         log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,
-                 projection_seq=writer.position, caught_up_events=folded,
+                 projection_seq=writer.checkpoint, caught_up_events=folded,
                  tail_checked_events=checked, file_modes_changed=narrowed,
                  writer_pid=getattr(writer, "pid", os.getpid()),
                  startup_ms=round((time.perf_counter() - started) * 1000, 1), pid=os.getpid())

@@ -19,8 +19,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = [
     "DatabaseFileError",
@@ -164,7 +166,7 @@ def map_sqlite_error(exc: sqlite3.Error, doing: str) -> EventStoreError:
     base = "_".join(name.split("_")[:2])
     text = str(exc)
     if base in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in text:
-        return StorageBusyError(f"{doing}: the database is locked by another writer ({text})")
+        return StorageBusyError(f"{doing}: the database is locked by another connection ({text})")
     if base in _UNAVAILABLE or "disk is full" in text or "disk I/O" in text:
         return StorageUnavailableError(f"{doing}: storage unavailable: {text}; nothing was stored")
     if base in _CORRUPT:

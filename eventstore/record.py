@@ -20,7 +20,7 @@ class NewEvent:
     """A validated event ready to store: envelope columns, canonical ``data`` and bytes.
 
     ``data`` is the JSON-ready payload (decimals and times as strings), ``metadata`` what
-    the daemon knows of the writer (peer pid/uid/gid, correlation and causation ids).
+    the daemon knows of the sending peer (pid/uid/gid, correlation and causation ids).
     """
 
     event_id: str

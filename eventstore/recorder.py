@@ -1,9 +1,11 @@
-"""The recorder: the one module that opens the SQLite file (through aiosqlite).
+"""The recorder: the log's async face (append, read, verify) on plain sqlite3 connections.
 
-One writer connection, so one global order of appends. Every write transaction runs as
-one function on aiosqlite's worker thread (``BEGIN IMMEDIATE`` ... ``COMMIT``): one
-await per group of batches, never one per event. A second, read-only connection serves
-reads so that a query never waits behind a commit.
+One appending connection, so one global order of appends, and a second, read-only
+connection that serves reads so that a query never waits behind a commit. Each
+connection lives on a thread of its own (a one-worker executor): every transaction runs
+there as one function (``BEGIN`` ... ``COMMIT``), one await per group of batches,
+never one per event. The recorder knows stored events only; whatever keeps derived
+rows in the append's transaction is its ``follower`` (``eventstore.follow``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -24,7 +26,6 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from eventstore import ddl
 from eventstore.errors import (
     DatabaseFileError,
     StorageBusyError,
@@ -32,25 +33,14 @@ from eventstore.errors import (
     StorageUnavailableError,
     map_sqlite_error,
 )
+from eventstore.follow import Follower, Statement, run_statements
+from eventstore.reads import read_events
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
 from eventstore.sqlitefile import open_sqlite
-from eventstore.verify import (
-    VerifyReport,
-    stored_canonical,
-    unreadable_reason,
-    verify_chain,
-    verify_tail,
-)
-from eventstore.writes import (
-    Statement,
-    ViewUpdater,
-    append_in_transaction,
-    catch_up,
-    in_transaction,
-    run_statements,
-)
+from eventstore.verify import VerifyReport, stored_canonical, verify_chain, verify_tail
+from eventstore.writes import append_in_transaction
 
-__all__ = ["TAIL_CHECK_EVENTS", "Recorder", "Statement", "VerifyReport", "ViewUpdater",
+__all__ = ["TAIL_CHECK_EVENTS", "Follower", "Recorder", "Statement", "VerifyReport",
            "check_tail", "open_sqlite", "run_statements", "stored_canonical"]
 
 TAIL_CHECK_EVENTS = 256
@@ -59,34 +49,51 @@ TAIL_CHECK_EVENTS = 256
 T = TypeVar("T")
 
 
-async def _connect(connector: Callable[[], sqlite3.Connection]) -> aiosqlite.Connection:
-    """Start an aiosqlite connection; on failure, wait for its worker thread to end.
+class _Thread:
+    """One sqlite3 connection and the one thread that uses it."""
 
-    aiosqlite stops the thread of a failed connect without waiting for it; waiting here
-    keeps the thread from reporting to an event loop that has since closed.
-    """
-    conn = aiosqlite.Connection(connector, iter_chunk_size=64)
-    try:
-        await conn
-    except BaseException:
-        await asyncio.to_thread(conn._thread.join)
-        raise
-    return conn
+    def __init__(self, conn: sqlite3.Connection, pool: ThreadPoolExecutor) -> None:
+        self.conn = conn
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, connector: Callable[[], sqlite3.Connection]) -> _Thread:
+        """Open the connection on a new thread of its own (``connector`` runs there)."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelog-sqlite")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(pool, connector)
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
+        return cls(conn, pool)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` on the connection's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, self.conn)
+
+    async def close(self) -> None:
+        """Close the connection on its thread, then end the thread."""
+        try:
+            await self.run(lambda conn: conn.close())
+        finally:
+            self.pool.shutdown(wait=False)
 
 
 class Recorder:
-    """An open tradelog event log: append, read, verify; views kept in the same transaction.
+    """An open tradelog event log: append, read, verify.
 
     Create with ``await Recorder.open(path)``; close with ``await recorder.close()``.
+    ``follower`` (None: none) is handed each appended group inside its transaction.
     """
 
-    def __init__(self, writer: aiosqlite.Connection | None, reader: aiosqlite.Connection,
-                 path: Path, busy_timeout_s: float) -> None:
-        self._writer = writer
-        self._reader = reader
+    def __init__(self, appending: _Thread | None, reading: _Thread, path: Path,
+                 busy_timeout_s: float) -> None:
+        self._appending = appending
+        self._reading = reading
+        self._reading_closed = False
         self.path = path
         self.busy_timeout_s = busy_timeout_s
-        self.views: ViewUpdater | None = None
+        self.follower: Follower | None = None
 
     @classmethod
     async def open(cls, path: str | Path, *, readonly: bool = False,
@@ -100,46 +107,50 @@ class Recorder:
             StorageUnavailableError: the file cannot be opened or prepared.
         """
         target = Path(path)
-        writer = None
+        appending = None
         if not readonly:
-            writer = await _connect(
+            appending = await _Thread.open(
                 lambda: open_sqlite(target, readonly=False, busy_timeout_s=busy_timeout_s))
         try:
-            reader = await _connect(
+            reading = await _Thread.open(
                 lambda: open_sqlite(target, readonly=True, busy_timeout_s=busy_timeout_s))
         except BaseException:
-            if writer is not None:
-                await writer.close()
+            if appending is not None:
+                await appending.close()
             raise
-        return cls(writer, reader, target, busy_timeout_s)
+        return cls(appending, reading, target, busy_timeout_s)
 
     async def close(self) -> None:
         """Close both connections (idempotent).
 
-        The reader goes first, so that the writer, the last connection, checkpoints the
-        write-ahead log into the file and removes it.
+        The reading one goes first, so that the appending one, the last connection,
+        checkpoints the write-ahead log into the file and removes it.
         """
         try:
-            await self._reader.close()
+            if not self._reading_closed:
+                self._reading_closed = True
+                await self._reading.close()
         finally:
-            if self._writer is not None:
-                await self._writer.close()
-                self._writer = None
+            if self._appending is not None:
+                appending, self._appending = self._appending, None
+                await appending.close()
 
-    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._writer is None:
+    async def on_appender(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` on the appending connection, on its thread (for whoever keeps
+        rows in the log's transactions, e.g. ``projections.startup``).
+
+        Raises:
+            StorageUnavailableError: the recorder was opened read-only.
+        """
+        if self._appending is None:
             raise StorageUnavailableError("this recorder was opened read-only")
-        conn: sqlite3.Connection = self._writer._conn
-        result: T = await self._writer._execute(fn, conn)  # type: ignore[no-untyped-call]
-        return result
+        return await self._appending.run(fn)
 
     async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn: sqlite3.Connection = self._reader._conn
-        result: T = await self._reader._execute(fn, conn)  # type: ignore[no-untyped-call]
-        return result
+        return await self._reading.run(fn)
 
-    async def _retrying(self, fn: Callable[[sqlite3.Connection], T], on_writer: bool) -> T:
-        run = self._on_writer if on_writer else self._on_reader
+    async def _retrying(self, fn: Callable[[sqlite3.Connection], T], appending: bool) -> T:
+        run = self.on_appender if appending else self._on_reader
         started = time.monotonic()
         try:
             # The first attempt runs without the retry machinery: building it costs as
@@ -192,83 +203,18 @@ class Recorder:
         """Commit several callers' batches in one transaction (group commit).
 
         Each request is atomic on its own: one with a conflict gets its error in its
-        outcome and stores nothing, while the others are stored. Views registered in
-        ``self.views`` are updated in the same transaction.
+        outcome and stores nothing, while the others are stored. The ``follower``, if
+        any, folds the stored events in the same transaction.
 
         Raises:
             StorageUnavailableError, StorageCorruptError: the whole group stored nothing.
         """
-        views = self.views
+        follower = self.follower
 
         def work(conn: sqlite3.Connection) -> list[AppendOutcome]:
-            return append_in_transaction(conn, requests, views)
+            return append_in_transaction(conn, requests, follower)
 
-        return await self._retrying(work, on_writer=True)
-
-    async def prepare_views(self, views: ViewUpdater) -> int:
-        """Create the views' tables if missing, load their state and catch up from the log.
-
-        Returns the number of events folded to catch up.
-        """
-        self.views = views
-
-        def work(conn: sqlite3.Connection) -> int:
-            def body() -> int:
-                for statement in views.ddl():
-                    conn.execute(statement)
-                return catch_up(conn, views)
-
-            return in_transaction(conn, views, "preparing views", body)
-
-        return await self._retrying(work, on_writer=True)
-
-    async def cap_pages(self, pages: int) -> int:
-        """Cap the file at ``pages`` pages on the writer connection (SQLite
-        ``max_page_count``); appends past it fail with ``StorageUnavailableError`` like a
-        full disk. Returns the cap SQLite applied (never below the file's current size).
-        """
-
-        def cap(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(f"PRAGMA max_page_count = {int(pages):d}").fetchone()[0])
-
-        return await self._on_writer(cap)
-
-    async def flush_views(self) -> None:
-        """Write what the views hold back (``ViewUpdater.flush``) in a transaction of its
-        own; a no-op without views or when their tables are current."""
-        views = self.views
-        if views is None:
-            return
-
-        def work(conn: sqlite3.Connection) -> None:
-            def body() -> None:
-                if views.needs_load():
-                    catch_up(conn, views)
-                run_statements(conn, views.flush())
-
-            in_transaction(conn, views, "writing views", body)
-
-        await self._retrying(work, on_writer=True)
-
-    async def rebuild_views(self, views: ViewUpdater) -> int:
-        """Rebuild every view from the whole log into new tables, swapped in when complete.
-
-        One write transaction: appends wait until it commits; on any error nothing
-        changes. The log is only read. Returns the number of events folded.
-        """
-        self.views = views
-
-        def work(conn: sqlite3.Connection) -> int:
-            def body() -> int:
-                for statement in views.rebuild_begin():
-                    conn.execute(statement)
-                folded = catch_up(conn, views)
-                run_statements(conn, views.rebuild_end())
-                return folded
-
-            return in_transaction(conn, views, "rebuilding views", body)
-
-        return await self._retrying(work, on_writer=True)
+        return await self._retrying(work, appending=True)
 
     # ---------------------------------------------------------------- reading
 
@@ -283,7 +229,7 @@ class Recorder:
         """
 
         def work(conn: sqlite3.Connection) -> list[StoredEvent]:
-            return _read_events(conn, from_seq, limit, account, types)
+            return read_events(conn, from_seq, limit, account, types)
 
         return await self._read_with(work)
 
@@ -300,7 +246,7 @@ class Recorder:
 
         def work(conn: sqlite3.Connection) -> tuple[list[StoredEvent], int]:
             last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-            return (_read_events(conn, from_seq, limit, account, types, before_seq),
+            return (read_events(conn, from_seq, limit, account, types, before_seq),
                     int(last))
 
         return await self._read_with(work)
@@ -314,7 +260,7 @@ class Recorder:
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "reading") from exc
 
-        return await self._retrying(work, on_writer=False)
+        return await self._retrying(work, appending=False)
 
     async def fetch_snapshot(
         self, queries: Sequence[tuple[str, Sequence[Any]]]
@@ -351,7 +297,7 @@ class Recorder:
             except sqlite3.Error as exc:
                 raise map_sqlite_error(exc, "reading") from exc
 
-        return await self._retrying(work, on_writer=False)
+        return await self._retrying(work, appending=False)
 
     async def last_seq(self) -> int:
         """The highest stored ``seq`` (0 for an empty log)."""
@@ -380,7 +326,7 @@ class Recorder:
 async def check_tail(path: str | Path, count: int = TAIL_CHECK_EVENTS) -> int:
     """Re-hash the last ``count`` events of the log at ``path``, read-only; returns how
     many were checked (0 for a missing or empty file, or one this tradelog cannot read
-    as is: the writer reports those when it opens the file).
+    as is: the writer process reports those when it opens the file).
 
     Raises:
         StorageDamagedError: an event of the tail is unreadable or fails its hash (the
@@ -400,68 +346,3 @@ async def check_tail(path: str | Path, count: int = TAIL_CHECK_EVENTS) -> int:
     if report.bad_seq is not None or report.reason:
         raise StorageDamagedError(report.bad_seq, report.reason)
     return report.checked
-
-
-def _read_events(conn: sqlite3.Connection, from_seq: int, limit: int, account: str | None,
-                 types: Sequence[str] | None, before_seq: int | None = None
-                 ) -> list[StoredEvent]:
-    """The rows of ``_read_sql`` as stored events. A row that cannot be read (a damaged
-    page) or decoded raises ``StorageDamagedError`` naming its seq: found by reading the
-    matching rows one at a time, then the seq column alone."""
-    sql, params = _read_sql(from_seq, limit, account, types, before_seq=before_seq)
-    events: list[StoredEvent] = []
-    cursor = conn.cursor()
-    try:
-        for row in cursor.execute(sql, params):
-            try:
-                events.append(StoredEvent.from_row(row))
-            except (TypeError, ValueError) as exc:
-                raise StorageDamagedError(row[0], unreadable_reason(exc)) from exc
-    except sqlite3.Error as exc:
-        cursor.close()
-        after = events[-1].seq if events else from_seq - 1
-        raise StorageDamagedError(_damaged_seq(conn, after, account, types),
-                                  unreadable_reason(exc)) from exc
-    return events
-
-
-def _damaged_seq(conn: sqlite3.Connection, after: int, account: str | None,
-                 types: Sequence[str] | None) -> int:
-    """The seq of the first row past ``after`` (matching the filters) that cannot be read:
-    each matching row read alone until one fails, then its seq from the seq column alone
-    (``after + 1`` when even that fails). Bounded: 1000 rows, the most one page holds."""
-    for _ in range(1000):
-        sql, params = _read_sql(after + 1, 1, account, types)
-        try:
-            row = conn.execute(sql, params).fetchone()
-        except sqlite3.Error:
-            break
-        if row is None:
-            break
-        after = row[0]
-    sql, params = _read_sql(after + 1, 1, account, types, columns="seq")
-    try:
-        found = conn.execute(sql, params).fetchone()
-    except sqlite3.Error:
-        return after + 1
-    return int(found[0]) if found and isinstance(found[0], int) else after + 1
-
-
-def _read_sql(from_seq: int, limit: int, account: str | None,
-              types: Sequence[str] | None, columns: str = ddl.EVENT_COLUMNS,
-              before_seq: int | None = None) -> tuple[str, list[Any]]:
-    where = ["seq >= ?"]
-    params: list[Any] = [from_seq]
-    if before_seq is not None:
-        where.append("seq < ?")
-        params.append(before_seq)
-    if account is not None:
-        where.append("account = ?")
-        params.append(account)
-    if types:
-        where.append(f"type IN ({','.join('?' * len(types))})")
-        params.extend(types)
-    params.append(limit)
-    return (f"SELECT {columns} FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY seq LIMIT ?", params)
-

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from eventstore.recorder import Statement, run_statements
+from eventstore.follow import Statement, run_statements
 
 __all__ = ["query_scratch"]
 

@@ -1,19 +1,18 @@
-"""The write transaction, run as one function on the writer's worker thread.
+"""The append transaction, one synchronous function on one SQLite connection.
 
 ``append_in_transaction`` decides every request of a group (duplicates, conflicts,
 expected versions), inserts the new events with their hash chain in one
-``executemany``, lets the views fold them and write their rows, and commits: all of it
-or none of it.
+``executemany``, hands them to the follower (the views, ``eventstore.follow``) to fold
+and write their rows, and commits: all of it or none of it.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
@@ -21,112 +20,26 @@ from eventstore.compat import same_as_stored
 from eventstore.errors import (
     EventStoreError,
     IdempotencyConflictError,
-    StorageCorruptError,
     StorageDamagedError,
     ValidationError,
     VersionConflictError,
     map_sqlite_error,
 )
+from eventstore.follow import (
+    FoldError,
+    Follower,
+    Statement,
+    catch_up,
+    in_transaction,
+    rollback,
+    run_statements,
+)
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
-from eventstore.verify import rows_after, stored_canonical, unreadable_reason
+from eventstore.verify import stored_canonical, unreadable_reason
 from eventstore.voids import check_voids
 
-T = TypeVar("T")
-
-__all__ = ["FoldError", "Statement", "ViewUpdater", "ViewsRefusedError", "append_in_transaction",
-           "catch_up", "in_transaction", "rollback", "run_statements"]
-
-Statement = tuple[str, Sequence[Sequence[Any]] | None]
-"""An SQL statement and the parameter rows to ``executemany`` it with (None: run once)."""
-
-
-def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
-    """Execute statements in order: ``executemany`` with their rows, or once when None."""
-    for sql, rows in statements:
-        if rows is None:
-            conn.execute(sql)
-        else:
-            conn.executemany(sql, rows)
-
-
-class FoldError(Exception):
-    """The views could not fold the event at ``seq`` (``reason`` says why); the views'
-    in-memory state may be half changed and is discarded or restarted.
-
-    Raised by ``ViewUpdater.fold``. A new event whose fold fails is not stored: its
-    request is refused (``append_in_transaction``); a stored one is left out of the
-    views (``catch_up``, ``ViewUpdater.leave_out``).
-    """
-
-    def __init__(self, seq: int, reason: str) -> None:
-        super().__init__(f"the views could not fold the event at seq {seq}: {reason}")
-        self.seq = seq
-        self.reason = reason
-        self.where: tuple[int, int] | None = None
-        """(request, event index) in the group being appended, when it is a new event."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.seq, self.reason))
-
-
-class ViewUpdater(Protocol):
-    """What the recorder needs from the projections to keep views in the append's transaction.
-
-    The recorder calls, inside the write transaction: ``load_queries``/``restore`` when
-    ``needs_load`` is true, then ``fold`` with every event past ``position`` (including
-    any another process appended), executes the statements it returns, and commits.
-    On rollback it calls ``discard`` so that the in-memory state is reloaded next time.
-    """
-
-    @property
-    def position(self) -> int:
-        """The ``seq`` of the last event folded into the views (0 before any)."""
-        ...
-
-    def needs_load(self) -> bool:
-        """True when the in-memory state must be restored (``load_queries``/``restore``) first."""
-        ...
-
-    def ddl(self) -> list[str]:
-        """SQL to create the view tables if missing, run once before the first catch-up."""
-        ...
-
-    def load_queries(self) -> list[str]:
-        """SELECTs whose rows, in this order, ``restore`` rebuilds the state from."""
-        ...
-
-    def restore(self, results: list[list[tuple[Any, ...]]]) -> None:
-        """Rebuild the in-memory state from the rows of each of ``load_queries``, in order."""
-        ...
-
-    def fold(self, events: Sequence[StoredEvent], fresh: bool = False) -> list[Statement]:
-        """Fold stored events (in seq order); return the row writes and checkpoint to run.
-
-        ``fresh``: the events are this append's, just validated (values within bounds).
-        Raises ``FoldError`` naming the first event it could not fold."""
-        ...
-
-    def leave_out(self, seq: int, reason: str) -> None:
-        """Leave the stored event ``seq`` out of the views from now on, and restart the
-        fold (``needs_load`` again, or an empty state in a rebuild) so that the log is
-        folded again from ``position`` without it."""
-        ...
-
-    def flush(self) -> list[Statement]:
-        """The row writes and checkpoint held back since the last write (``[]``: none)."""
-        ...
-
-    def discard(self) -> None:
-        """Forget the in-memory state after a rollback, so it is reloaded next time."""
-        ...
-
-    def rebuild_begin(self) -> list[str]:
-        """Start a rebuild from an empty state: SQL creating the fresh tables to fill."""
-        ...
-
-    def rebuild_end(self) -> list[Statement]:
-        """Finish a rebuild: statements writing the state and swapping the new tables in."""
-        ...
+__all__ = ["FoldError", "Follower", "Statement", "ViewsRefusedError",
+           "append_in_transaction", "catch_up", "in_transaction", "rollback", "run_statements"]
 
 
 def _utc_now() -> str:
@@ -159,7 +72,7 @@ class _Batch:
 
 
 def _metadata_json(metadata: dict[str, Any], seen: dict[tuple[Any, ...], str]) -> str:
-    """The stored text of an event's metadata; one writer's metadata repeats across a
+    """The stored text of an event's metadata; one peer's metadata repeats across a
     group, so each distinct one is serialised once."""
     try:
         key = tuple(sorted(metadata.items()))
@@ -169,73 +82,6 @@ def _metadata_json(metadata: dict[str, Any], seen: dict[tuple[Any, ...], str]) -
     if text is None:
         text = seen[key] = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
     return text
-
-
-def rollback(conn: sqlite3.Connection, views: ViewUpdater | None) -> None:
-    """Roll back the open transaction, if any, after ``views.discard()`` (views may be None).
-
-    Raises ``StorageCorruptError`` if the ROLLBACK itself fails (the database is in doubt).
-    """
-    if views is not None:
-        views.discard()
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise StorageCorruptError(f"rollback failed, the database is in doubt: {exc}") from exc
-
-
-def catch_up(conn: sqlite3.Connection, views: ViewUpdater, before: int | None = None) -> int:
-    """Load the views' state if needed and fold every stored event past their checkpoint
-    (and before seq ``before``, when given); returns the number of events folded.
-
-    A stored event the views cannot fold never stops this (nor so the start): it is
-    left out of the views (``ViewUpdater.leave_out``) and the log folded again without it.
-    """
-    while True:
-        try:
-            return _catch_up_once(conn, views, before)
-        except FoldError as exc:
-            views.leave_out(exc.seq, exc.reason)
-
-
-def _catch_up_once(conn: sqlite3.Connection, views: ViewUpdater, before: int | None) -> int:
-    if views.needs_load():
-        views.restore([list(conn.execute(q)) for q in views.load_queries()])
-    folded = 0
-    # Read through ``rows_after``: a row of the log that cannot be read is damage
-    # (StorageDamagedError naming its seq), not a fault of the views.
-    rows = rows_after(conn, views.position, before)
-    while batch := list(itertools.islice(rows, 2048)):
-        run_statements(conn, views.fold([_stored(row) for row in batch]))
-        folded += len(batch)
-    return folded
-
-
-def _stored(row: tuple[Any, ...]) -> StoredEvent:
-    """``StoredEvent.from_row``; a payload that is not JSON is damage at that seq."""
-    try:
-        return StoredEvent.from_row(row)
-    except (TypeError, ValueError) as exc:
-        raise StorageDamagedError(row[0], unreadable_reason(exc)) from exc
-
-
-def in_transaction(conn: sqlite3.Connection, views: ViewUpdater | None, doing: str,
-                   body: Callable[[], T]) -> T:
-    """Run ``body()`` between ``BEGIN IMMEDIATE`` and ``COMMIT``; on any error roll back
-    (discarding the views' state) and raise driver errors mapped by ``map_sqlite_error``
-    with ``doing`` in the message."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body()
-            conn.execute("COMMIT")
-        except BaseException:
-            rollback(conn, views)
-            raise
-    except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, doing) from exc
-    return result
 
 
 _LOOKUP_CHUNK = 1000
@@ -340,7 +186,7 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
 
 
 def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
-                           views: ViewUpdater | None) -> list[AppendOutcome]:
+                           views: Follower | None) -> list[AppendOutcome]:
     """Decide, store and fold a group of requests in one ``BEGIN IMMEDIATE`` transaction.
 
     Returns one ``AppendOutcome`` per request, in order; a rejected one carries its
@@ -406,7 +252,7 @@ def _where(decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exceptio
 
 
 def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
-                  views: ViewUpdater | None) -> list[AppendOutcome]:
+                  views: Follower | None) -> list[AppendOutcome]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
@@ -485,8 +331,8 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
     return outcomes
 
 
-def catch_up_before(conn: sqlite3.Connection, views: ViewUpdater, batch: _Batch) -> None:
+def catch_up_before(conn: sqlite3.Connection, views: Follower, batch: _Batch) -> None:
     """Fold what another process appended before this group, so views never skip events."""
     first_new = batch.stored[0].seq if batch.stored else batch.last_seq + 1
-    if views.needs_load() or views.position < first_new - 1:
+    if views.needs_load() or views.checkpoint < first_new - 1:
         catch_up(conn, views, before=first_new)

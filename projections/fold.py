@@ -65,11 +65,11 @@ def current_shape(event: StoredEvent) -> StoredEvent:
 
 def apply(state: State, event: StoredEvent, checked: bool = False,
           history: History | None = None) -> State:
-    """Fold one stored event (``event.seq`` must follow ``state.position``) into ``state``.
+    """Fold one stored event (``event.seq`` must follow ``state.folded_seq``) into ``state``.
 
     Events stored with an older ``schema_version`` are upcast first, so the folds only
     ever see the current shape of each type's ``data``. An event whose values 1.1
-    refuses (``projections.admit``) is left out: only ``state.position`` moves, and
+    refuses (``projections.admit``) is left out: only ``state.folded_seq`` moves, and
     ``state.left_out`` notes its seq and why. ``checked=True`` says the event has just
     passed the 1.1 schemas (a new append), so that check is skipped: it would pass.
 
@@ -86,7 +86,7 @@ def apply(state: State, event: StoredEvent, checked: bool = False,
     reason = None if checked else left_out_reason(event)
     if reason is not None:
         state.note_left_out(event.seq, reason)
-        state.position = event.seq
+        state.folded_seq = event.seq
         return state
     if event.event_type == "void":
         if history is None:
@@ -96,13 +96,13 @@ def apply(state: State, event: StoredEvent, checked: bool = False,
                                             apply_plain, noted_upto=event.seq)
         replace_account(state, event.account, fresh)
         state.voids.append((event.seq, event.account, targets.get(void_key(event))))
-        state.position = event.seq
+        state.folded_seq = event.seq
         return state
     with localcontext(DECIMAL_CONTEXT):
         state.effect = Effect()
         for step in _STEPS:
             state = step(state, event)
-        state.position = event.seq
+        state.folded_seq = event.seq
     return state
 
 
@@ -112,14 +112,14 @@ def apply_plain(state: State, event: StoredEvent) -> State:
 
 
 def admitted(state: State, event: StoredEvent, checked: bool = False) -> bool:
-    """False (and the event noted as left out, ``state.position`` moved past it) when the
+    """False (and the event noted as left out, ``state.folded_seq`` moved past it) when the
     views leave ``event`` (already in its current shape) out (``projections.admit``);
     True to fold it."""
     reason = None if checked else left_out_reason(event)
     if reason is None:
         return True
     state.note_left_out(event.seq, reason)
-    state.position = event.seq
+    state.folded_seq = event.seq
     return False
 
 

@@ -153,7 +153,7 @@ def _fold_at(path: Path, seq: int, view: str | None) -> State:
         state = (_from_snapshot(conn, start, view) if view is not None else None) or State()
         cursor = conn.execute(
             f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? "
-            "ORDER BY seq", (state.position, seq))
+            "ORDER BY seq", (state.folded_seq, seq))
         history = _LogHistory(conn)
         while rows := cursor.fetchmany(4096):
             state = fold([StoredEvent.from_row(row) for row in rows], state, history)

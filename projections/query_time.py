@@ -97,7 +97,7 @@ def _fold_until(path: Path, moment: datetime, account: str | None,
         if state is None:
             state = State()
         where = "seq > ? AND seq <= ? AND julianday(time) <= julianday(?) + ?"
-        params: list[Any] = [state.position, last, _julian_text(moment), _MARGIN_DAYS]
+        params: list[Any] = [state.folded_seq, last, _julian_text(moment), _MARGIN_DAYS]
         if account is not None:
             where = "account = ? AND " + where
             params.insert(0, account)

@@ -1,14 +1,18 @@
 """The runner: keeps the view tables and their checkpoint in the append's transaction.
 
-``ViewRunner`` implements ``eventstore.ViewUpdater``: the recorder hands it each group of
+``ViewRunner`` implements ``eventstore.follow.Follower``: the writer hands it each group of
 newly stored events inside the write transaction; it folds them into its in-memory
 state and returns the row writes plus the checkpoint (last folded ``seq``) as SQL
-statements, which the recorder executes before ``COMMIT``. With ``defer(N)`` (the
+statements, which the writer executes before ``COMMIT``. With ``defer(N)`` (the
 daemon's writer process) the rows and checkpoint are returned once per N events and on
 ``flush`` instead: the tables then trail the log by less than N events. Either way the
 checkpoint is written with the rows it describes, so a crash at any point leaves the
 tables consistent with their checkpoint; on start the runner loads the state from the
 tables and folds only what the log holds past the checkpoint.
+
+A new view: its table in ``projections.tables``, its block of row writes in
+``projections.drain`` (``_drain``, ``dirty``, ``mark_all_dirty``, ``clear_marks``),
+and its SELECT in ``ViewRunner.load_queries`` and ``_restore`` here.
 """
 
 from __future__ import annotations
@@ -19,10 +23,17 @@ from decimal import localcontext
 from typing import Any, Protocol
 
 from eventstore.ddl import EVENT_COLUMNS
+from eventstore.follow import FoldError, Statement
 from eventstore.record import StoredEvent
-from eventstore.recorder import Statement
-from eventstore.writes import FoldError
 from projections import tables as t
+from projections.drain import (
+    CHECKPOINT_DDL,
+    checkpoint_statement,
+    clear_marks,
+    dirty,
+    drain,
+    mark_all_dirty,
+)
 from projections.fold import (
     PROJECTION_VERSION,
     VoidRun,
@@ -53,7 +64,7 @@ CACHE_ROWS = 5_000
 
 
 class Lookup(Protocol):
-    """Reads of the committed tables (another connection than the writer's)."""
+    """Reads of the view tables on the connection that folds (it sees its own transaction)."""
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Every row of ``sql`` run with ``params``, as tuples in column order."""
@@ -62,139 +73,6 @@ class Lookup(Protocol):
     def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
         """The rows of ``sql`` run with ``params``, lazily, as lists of rows (chunks)."""
         ...
-
-CHECKPOINT_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_checkpoint "
-    "(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID"
-)
-
-
-def checkpoint_statement(last_seq: int) -> Statement:
-    """The statement recording ``last_seq`` and ``PROJECTION_VERSION`` as the views' checkpoint."""
-    return ("INSERT OR REPLACE INTO projection_checkpoint (name, last_seq, version) "
-            "VALUES ('views', ?, ?)", [(last_seq, PROJECTION_VERSION)])
-
-
-def drain(state: State, suffix: str = "", keyed: bool = True) -> list[Statement]:
-    """The writes for every row the fold touched since the last drain; clears the marks.
-
-    ``keyed=False`` writes only the append-only rows (trades, journal) and drops the
-    marks of the keyed views: a rebuild writes those once, at its end.
-
-    Rows are made in the money context (``DECIMAL_CONTEXT``): derived columns such as
-    ``balance``, ``equity`` and ``loss_used`` are exact, never rounded to Python's
-    default 28 digits.
-    """
-    with localcontext(DECIMAL_CONTEXT):
-        return _drain(state, suffix, keyed)
-
-
-def clear_marks(state: State) -> None:
-    """Forget which rows the fold touched (nothing is written for them)."""
-    for marks in (state.dirty_positions, state.dirty_accounts, state.dirty_marks,
-                  state.dirty_daily, state.dirty_signals, state.dirty_orders,
-                  state.dirty_instruments, state.dirty_strategies):
-        marks.clear()
-
-
-def _drain_refolded(state: State, suffix: str) -> list[Statement]:
-    """Delete every row of the accounts a void folded again (their rows are all marked
-    for writing), before any other write of the drain."""
-    accounts = [(account,) for account in sorted(state.refolded)]
-    state.refolded.clear()
-    return [(f"DELETE FROM {table.name}{suffix} WHERE account = ?", accounts)
-            for table in t.REFOLDED_TABLES]
-
-
-def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
-    statements: list[Statement] = []
-    if state.refolded:
-        statements.extend(_drain_refolded(state, suffix))
-    if state.history:
-        statements.append((t.HISTORY.upsert_sql(suffix),
-                           [t.history_row(x) for x in state.history]))
-        state.history.clear()
-    if state.voids:
-        statements.append((t.VOIDS.upsert_sql(suffix), state.voids[:]))
-        state.voids.clear()
-    if state.trades:
-        statements.append((t.TRADES.upsert_sql(suffix), [t.trade_row(x) for x in state.trades]))
-        state.trades.clear()
-    if state.journal:
-        statements.append((t.JOURNAL.upsert_sql(suffix),
-                           [t.journal_row(x) for x in state.journal]))
-        state.journal.clear()
-    if not keyed:
-        clear_marks(state)
-        return statements
-    if state.dirty_positions:
-        upserts, deletes = [], []
-        for account, key in state.dirty_positions:
-            found = state.positions.get(account, {}).get(key)
-            if found is None:
-                deletes.append((account, key))
-            else:
-                upserts.append(t.position_row(found))
-        if deletes:
-            statements.append((t.POSITIONS.delete_sql(suffix), deletes))
-        if upserts:
-            statements.append((t.POSITIONS.upsert_sql(suffix), upserts))
-        state.dirty_positions.clear()
-    if state.dirty_accounts:
-        accounts = [state.accounts[a] for a in state.dirty_accounts if a in state.accounts]
-        statements.append((t.BALANCES.upsert_sql(suffix),
-                           [t.balance_row(a) for a in accounts]))
-        statements.append((t.ACCOUNTS.upsert_sql(suffix),
-                           [t.account_row(a) for a in accounts]))
-        state.dirty_accounts.clear()
-    if state.dirty_instruments:
-        statements.append((t.INSTRUMENTS.upsert_sql(suffix), [
-            t.instrument_row(state.instruments[k]) for k in state.dirty_instruments]))
-        state.dirty_instruments.clear()
-    if state.dirty_strategies:
-        statements.append((t.STRATEGIES.upsert_sql(suffix), [
-            t.strategy_row(state.strategies[k]) for k in state.dirty_strategies]))
-        state.dirty_strategies.clear()
-    if state.dirty_marks:
-        statements.append((t.PRICES.upsert_sql(suffix),
-                           [t.price_row(state.accounts[a], s) for a, s in state.dirty_marks]))
-        state.dirty_marks.clear()
-    if state.dirty_daily:
-        statements.append((t.DAILY.upsert_sql(suffix),
-                           [t.daily_row(state.daily[key]) for key in state.dirty_daily]))
-        state.dirty_daily.clear()
-    if state.dirty_signals:
-        statements.append((t.SIGNALS.upsert_sql(suffix),
-                           [t.signal_row(state.signals[key]) for key in state.dirty_signals]))
-        state.dirty_signals.clear()
-    if state.dirty_orders:
-        statements.append((t.ORDERS.upsert_sql(suffix),
-                           [t.order_row(state.orders[key]) for key in state.dirty_orders]))
-        state.dirty_orders.clear()
-    return statements
-
-
-def _dirty(state: State) -> bool:
-    return bool(state.trades or state.journal or state.history or state.voids
-                or state.refolded or state.dirty_positions
-                or state.dirty_accounts or state.dirty_marks or state.dirty_daily
-                or state.dirty_signals or state.dirty_orders or state.dirty_instruments
-                or state.dirty_strategies)
-
-
-def mark_all_dirty(state: State) -> None:
-    """Mark every row of ``state`` for writing (to dump a whole state into empty tables)."""
-    state.dirty_accounts.update(state.accounts)
-    state.dirty_positions.update(
-        (a, k) for a, keys in state.positions.items() for k in keys)
-    state.dirty_daily.update(state.daily)
-    state.dirty_signals.update(state.signals)
-    state.dirty_orders.update(state.orders)
-    state.dirty_instruments.update(state.instruments)
-    state.dirty_strategies.update(state.strategies)
-    state.dirty_marks.update(
-        (a.account, s) for a in state.accounts.values() for s in {*a.marks, *a.last_fills})
-
 
 class ViewRunner:
     """Folds appended events into the views in the recorder's transaction.
@@ -245,9 +123,10 @@ class ViewRunner:
         self.lookup = lookup
 
     @property
-    def position(self) -> int:
-        """The ``seq`` of the last event folded (0 while no state is loaded)."""
-        return self.state.position if self.state is not None else 0
+    def checkpoint(self) -> int:
+        """The views' checkpoint: the ``seq`` of the last event folded (0 while no state
+        is loaded); ``flushed`` is the one written to the tables."""
+        return self.state.folded_seq if self.state is not None else 0
 
     def defer(self, events: int) -> None:
         """Write the views' rows and checkpoint once per ``events`` folded events (and on
@@ -301,12 +180,12 @@ class ViewRunner:
         accounts, instruments, strategies = [*results[8:], [], [], []][:3]
         state = State()
         if checkpoint:
-            state.position, self.stored_version = checkpoint[0]
+            state.folded_seq, self.stored_version = checkpoint[0]
         # What changed between the last snapshot and now is not known: the next
         # snapshot holds every row (or, with a lookup, every row that may have changed).
         self.snapshot_seq = int(snapshot[0][0]) if snapshot else 0
         self.pending = Pending()
-        behind = self.snapshot_seq < state.position
+        behind = self.snapshot_seq < state.folded_seq
         self.need_base = behind and self.lookup is None
         self.gap_from = self.snapshot_seq if behind and self.lookup is not None else None
         self.recent = (set(), set())
@@ -344,15 +223,15 @@ class ViewRunner:
             state.orders[(order.account, order.order_id)] = order
         state.noted_upto = self.noted_upto
         self.state = state
-        self.flushed = state.position
+        self.flushed = state.folded_seq
 
     def _reload_if_behind(self, state: State) -> State:
-        """The state, reloaded from the tables when another writer's views are ahead of it
-        (rows it would load on demand already hold that writer's events)."""
+        """The state, reloaded from the tables when another process's views are ahead of it
+        (rows it would load on demand already hold that process's events)."""
         assert self.lookup is not None
         stored = self.lookup.rows(
             "SELECT last_seq FROM projection_checkpoint WHERE name = 'views'", ())
-        if not stored or stored[0][0] <= state.position:
+        if not stored or stored[0][0] <= state.folded_seq:
             return state
         self.restore([self.lookup.rows(sql, ()) for sql in self.load_queries()])
         assert self.state is not None
@@ -390,9 +269,9 @@ class ViewRunner:
         state = self.state
         if self.lookup is not None and not self.suffix:
             state = self._reload_if_behind(state)
-            events = [event for event in events if event.seq > state.position]
+            events = [event for event in events if event.seq > state.folded_seq]
         if isinstance(state.signals, RowCache) and isinstance(state.orders, RowCache):
-            # Rows are loaded on the writer's connection, which sees this transaction's
+            # Rows are loaded on the folding connection, which sees this transaction's
             # writes: any row written by the previous flush, and not changed since (not
             # dirty: its table row is current), may be dropped.
             state.signals.trim(self.recent[0] | state.dirty_signals)
@@ -402,7 +281,7 @@ class ViewRunner:
         for stored_event in events:
             if failed and stored_event.seq in failed:
                 state.note_left_out(stored_event.seq, failed[stored_event.seq])
-                state.position = stored_event.seq
+                state.folded_seq = stored_event.seq
                 continue
             try:
                 event = current_shape(stored_event)
@@ -426,7 +305,7 @@ class ViewRunner:
         self.state = state
         if state.left_out_count:
             self._take_left_out(state)
-        self.noted_upto = state.noted_upto = max(self.noted_upto, state.position)
+        self.noted_upto = state.noted_upto = max(self.noted_upto, state.folded_seq)
         if self.progress is not None and events:
             self.progress(len(events))
         if not events:
@@ -442,7 +321,7 @@ class ViewRunner:
         if self.suffix:
             # A rebuild writes the keyed views' rows once, in ``rebuild_end``.
             return [*drain(state, self.suffix, keyed=False), *self._snapshot_if_due(state)]
-        if state.position - self.flushed < self.defer_events:
+        if state.folded_seq - self.flushed < self.defer_events:
             return []
         return self.flush()
 
@@ -458,11 +337,11 @@ class ViewRunner:
         """Leave the stored event ``seq`` out of the views from now on (its fold raised:
         ``reason``), and start the fold again from a state that never saw it: the
         tables' (reloaded) or, in a rebuild, an empty one. The caller folds the log
-        again from ``position``; a rebuild that meets the same event leaves it out the
+        again from ``checkpoint``; a rebuild that meets the same event leaves it out the
         same way, so rebuilding gives the same rows."""
         self.failed[seq] = reason
         if self.state is not None:
-            self.noted_upto = max(self.noted_upto, self.state.position)
+            self.noted_upto = max(self.noted_upto, self.state.folded_seq)
         if self.suffix:
             self.state = State(noted_upto=self.noted_upto)
             self.pending = Pending()
@@ -474,25 +353,25 @@ class ViewRunner:
         """The writes of every row folded since the last flush, any snapshot due, and
         the checkpoint; ``[]`` when the tables are current. Run them before ``COMMIT``."""
         state = self.state
-        if state is None or (state.position <= self.flushed and not _dirty(state)):
+        if state is None or (state.folded_seq <= self.flushed and not dirty(state)):
             return []
         self.recent = (set(state.dirty_signals), set(state.dirty_orders))
         statements = [*drain(state), *self._snapshot_if_due(state),
-                      checkpoint_statement(state.position)]
-        self.flushed = state.position
+                      checkpoint_statement(state.folded_seq)]
+        self.flushed = state.folded_seq
         return statements
 
     def _snapshot_if_due(self, state: State) -> list[Statement]:
         """The snapshot statements when ``SNAPSHOT_EVERY`` events have been folded since
         the last one, else ``[]``."""
-        if state.position - self.snapshot_seq >= SNAPSHOT_EVERY:
+        if state.folded_seq - self.snapshot_seq >= SNAPSHOT_EVERY:
             return self._snapshot(state)
         return []
 
     def _snapshot(self, state: State) -> list[Statement]:
         """The snapshot rows for the state now (``snapshots`` module). They run after the
         group's own row writes, so a copy from a view table sees this group too."""
-        suffix, seq = self.suffix, state.position
+        suffix, seq = self.suffix, state.folded_seq
         with localcontext(DECIMAL_CONTEXT):
             statements: list[Statement] = [(
                 f"INSERT OR REPLACE INTO view_snapshots{suffix} (seq, base, format, rows) "
@@ -578,8 +457,8 @@ class ViewRunner:
             statements.append((f"DROP TABLE IF EXISTS {name}", [()]))
             statements.append((f"ALTER TABLE {name}{suffix} RENAME TO {name}", [()]))
         statements.append((CHECKPOINT_DDL, [()]))
-        statements.append(checkpoint_statement(self.state.position))
+        statements.append(checkpoint_statement(self.state.folded_seq))
         self.suffix = ""
-        self.flushed = self.state.position
+        self.flushed = self.state.folded_seq
         self.stored_version = PROJECTION_VERSION
         return statements

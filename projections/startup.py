@@ -1,110 +1,64 @@
-"""Opening the views on a recorder: rebuild when the fold's version changed, else catch up."""
+"""The views on an async ``Recorder`` (the tools and the tests): open, rebuild, write.
+
+Each runs the synchronous lifecycle (``projections.lifecycle``) on the recorder's
+appending connection, on that connection's thread, and makes the runner the
+recorder's follower, so the recorder's appends fold into the views in their
+transaction. The daemon's writer uses ``projections.lifecycle`` directly.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable
 
-import structlog
-
+from eventstore.busy import retry_busy
 from eventstore.recorder import Recorder
-from projections.fold import PROJECTION_VERSION
+from projections import lifecycle
+from projections.lifecycle import log_left_out
 from projections.runner import ViewRunner
 
-__all__ = ["log_left_out", "open_views", "rebuild_views"]
-
-log = structlog.get_logger(component="tradelog.views")
-
-
-def log_left_out(runner: ViewRunner) -> None:
-    """Log each stored event the views left out while opening (``event_left_out``, with
-    its seq and why; the first ``LEFT_OUT_KEPT``) and their count, then forget them, so
-    that each is logged once per fold of it."""
-    for seq, reason in runner.left_out:
-        log.warning("event_left_out", seq=seq, reason=reason)
-    if runner.left_out_count:
-        log.warning("events_left_out", count=runner.left_out_count,
-                    logged=len(runner.left_out),
-                    hint="values version 1.1 refuses; kept in the log, left out of every view")
-    runner.left_out.clear()
-    runner.left_out_count = 0
-
-
-async def _stored_version(recorder: Recorder) -> int | None:
-    rows = await recorder.fetch(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'projection_checkpoint'")
-    if not rows:
-        return None
-    found = await recorder.fetch(
-        "SELECT version FROM projection_checkpoint WHERE name = 'views'")
-    return int(found[0][0]) if found else None
-
-
-class WriterLookup:
-    """Reads on the recorder's writer connection, for the runner's folds (which run on
-    that connection's thread, inside its transaction, so they see its own writes)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Every row of ``sql`` run with ``params`` on the writer connection."""
-        return self.conn.execute(sql, params).fetchall()
-
-    def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows of ``sql`` run with ``params``, lazily, in lists of up to 4096."""
-        cursor = self.conn.execute(sql, params)
-        while rows := cursor.fetchmany(4096):
-            yield rows
-
-
-def _same(conn: sqlite3.Connection) -> sqlite3.Connection:
-    return conn
-
-
-async def _attach(recorder: Recorder, runner: ViewRunner) -> None:
-    runner.attach(WriterLookup(await recorder._on_writer(_same)))
-
-
-async def _read_log(recorder: Recorder, runner: ViewRunner) -> None:
-    """Let a rebuild read a void's account history on the writer connection."""
-    runner.read_log(WriterLookup(await recorder._on_writer(_same)))
+__all__ = ["flush_views", "log_left_out", "open_views", "rebuild_views"]
 
 
 async def rebuild_views(recorder: Recorder,
                         progress: Callable[[int], None] | None = None) -> tuple[ViewRunner, int]:
-    """Rebuild every view from the log; ``progress(n)`` is called after each n events."""
+    """Rebuild every view from the log; ``progress(n)`` is called after each n events.
+    The runner becomes the recorder's follower. Returns it and the events folded."""
     runner = ViewRunner()
     runner.progress = progress
-    await _read_log(recorder, runner)
-    folded = await recorder.rebuild_views(runner)
+
+    def work(conn: sqlite3.Connection) -> int:
+        return retry_busy(lambda: lifecycle.rebuild(conn, runner), recorder.busy_timeout_s)
+
+    recorder.follower = runner
+    folded = await recorder.on_appender(work)
     runner.progress = None
     return runner, folded
 
 
 async def open_views(recorder: Recorder,
                      progress: Callable[[int], None] | None = None) -> tuple[ViewRunner, int]:
-    """Attach the views to ``recorder`` for its appends.
+    """Bring the views up to date (``lifecycle.open_on``: catch up, or rebuild when the
+    projection version changed) and make them the recorder's follower for its appends.
+    Returns the runner and the number of events folded."""
 
-    A normal start loads the state from the tables and folds only the events past the
-    checkpoint. When the stored projection version differs from ``PROJECTION_VERSION``
-    the views are rebuilt from the log first (into new tables, swapped in when done).
-    Returns the runner and the number of events folded.
-    """
-    version = await _stored_version(recorder)
-    if version is not None and version != PROJECTION_VERSION:
-        runner, folded = await rebuild_views(recorder, progress)
-        log_left_out(runner)
-        recorder.views = runner
-        # Reloaded from the tables at the next append, signals and orders on demand.
-        await _attach(recorder, runner)
-        runner.discard()
-        return runner, folded
-    runner = ViewRunner()
-    await _attach(recorder, runner)
-    runner.progress = progress
-    folded = await recorder.prepare_views(runner)
-    runner.progress = None
+    def work(conn: sqlite3.Connection) -> tuple[ViewRunner, int]:
+        return retry_busy(lambda: lifecycle.open_on(conn, progress), recorder.busy_timeout_s)
+
+    runner, folded = await recorder.on_appender(work)
     log_left_out(runner)
+    recorder.follower = runner
     return runner, folded
+
+
+async def flush_views(recorder: Recorder) -> None:
+    """Write what the recorder's views hold back (``lifecycle.flush``); a no-op without
+    views or when their tables are current."""
+    runner = recorder.follower
+    if not isinstance(runner, ViewRunner):
+        return
+
+    def work(conn: sqlite3.Connection) -> None:
+        retry_busy(lambda: lifecycle.flush(conn, runner), recorder.busy_timeout_s)
+
+    await recorder.on_appender(work)

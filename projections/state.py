@@ -336,10 +336,11 @@ class State:
     of theirs is rewritten at the next drain. ``dirty_*`` name
     the keys whose rows must be written; a dirty position key no longer in
     ``positions`` is a deleted row. ``left_out`` and ``left_out_count``: events left
-    out of the views since the runner last took them.
+    out of the views since the runner last took them. ``folded_seq``: the seq of the
+    last event folded into this state (the views' checkpoint once written).
     """
 
-    position: int = 0
+    folded_seq: int = 0
     accounts: dict[str, AccountState] = field(default_factory=dict)
     positions: dict[str, dict[str, Position]] = field(default_factory=dict)
     by_symbol: dict[tuple[str, str], dict[str, Position]] = field(default_factory=dict)

@@ -58,7 +58,7 @@ def refold_account(account: str, before: int, history: History, apply: Apply,
             targets[key] = event.seq
             continue
         fresh = apply(fresh, event)
-    fresh.position = before - 1
+    fresh.folded_seq = before - 1
     return fresh, targets
 
 
@@ -66,7 +66,7 @@ class VoidRun:
     """The voids met in a run of events, each account folded again once at its end.
 
     An account with a void in the run has its later events of the run taken too (only
-    ``state.position`` moves): the fold from the log at the end covers them. So a run
+    ``state.folded_seq`` moves): the fold from the log at the end covers them. So a run
     of many voids costs one fold of each account, not one per void.
     """
 
@@ -82,7 +82,7 @@ class VoidRun:
             pending = self.voids[event.account] = []
         if event.event_type == "void":
             pending.append(event)
-        state.position = event.seq
+        state.folded_seq = event.seq
         return True
 
     def first_seq(self) -> int | None:
@@ -91,9 +91,9 @@ class VoidRun:
 
     def settle(self, state: State, history: History, apply: Apply,
                skip: Collection[int] = ()) -> None:
-        """Fold each account with voids again from the log up to ``state.position`` and
+        """Fold each account with voids again from the log up to ``state.folded_seq`` and
         put the result in ``state`` (``replace_account``); note each void's target."""
-        before = state.position + 1
+        before = state.folded_seq + 1
         for account in sorted(self.voids):
             voids = self.voids[account]
             fresh, targets = refold_account(account, before, history, apply, skip,

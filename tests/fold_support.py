@@ -17,10 +17,10 @@ from typing import Any
 from eventstore.record import NewEvent, StoredEvent
 from eventstore.recorder import Recorder
 from projections import tables as t
+from projections.drain import drain, mark_all_dirty
 from projections.fold import fold
 from projections.query import ViewQuery, build_sql, query_view
 from projections.query_params import MAX_LIMIT
-from projections.runner import drain, mark_all_dirty
 from projections.state import State
 from schemas import parse_event
 from schemas.values import DECIMAL_CONTEXT

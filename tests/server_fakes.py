@@ -56,7 +56,7 @@ class FakeWriter:
         self.recorder = recorder
         self.groups: list[int] = []
         self.fail: Exception | None = None
-        self.position = 0
+        self.checkpoint = 0
         self.flushed = 0
 
     async def append_groups(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
@@ -72,11 +72,11 @@ class FakeWriter:
                 self.recorder.events.append(stored_event(seq, event.account))
                 results.append(EventResult(event.event_id, event.source, seq, False))
             outcomes.append(AppendOutcome(results, len(self.recorder.events)))
-        self.position = self.flushed = len(self.recorder.events)
+        self.checkpoint = self.flushed = len(self.recorder.events)
         return outcomes
 
     async def flush_views(self) -> None:
-        self.flushed = self.position
+        self.flushed = self.checkpoint
 
 
 def make_service(tmp_path: Path, recorder: FakeRecorder | None = None,

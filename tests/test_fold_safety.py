@@ -18,7 +18,7 @@ from eventstore.record import AppendRequest, StoredEvent
 from eventstore.recorder import Recorder
 from eventstore.writes import ViewsRefusedError
 from projections.fold import fold
-from projections.startup import open_views, rebuild_views
+from projections.startup import flush_views, open_views, rebuild_views
 from projections.state import State
 from tests.fold_support import (
     dump_tables,
@@ -63,7 +63,7 @@ def test_stored_value_outside_the_bounds_is_left_out_of_every_view(case: str) ->
 
     assert fold_rows([*before, *after]) == fold_rows([*before, *bad, *after])
     assert [4] == [seq for seq, _ in state.left_out]
-    assert 8 == state.position
+    assert 8 == state.folded_seq
 
 
 def test_left_out_reason_names_the_field() -> None:
@@ -148,7 +148,7 @@ async def test_a_fold_failure_refuses_only_its_request(
         assert [1, 2] == [r.seq for o in (outcomes[0], outcomes[2]) for r in o.results]
         assert ["X", "X"] == [e.data["symbol"] for e in await recorder.read()]
         assert (await recorder.verify()).ok
-        await recorder.flush_views()
+        await flush_views(recorder)
         incremental = dump_tables(log_path)
         await rebuild_views(recorder)
         assert incremental == dump_tables(log_path)
@@ -172,7 +172,7 @@ async def test_a_stored_event_whose_fold_raises_is_left_out_at_start(
         runner, folded = await open_views(recorder)
         assert 3 == folded
         assert [2] == list(runner.failed)
-        await recorder.flush_views()
+        await flush_views(recorder)
         incremental = dump_tables(log_path)
         assert fold_rows([expected[0], expected[2]]) == await view_rows(recorder)
         await rebuild_views(recorder)

@@ -579,7 +579,7 @@ async def _set_max_pages(recorder: Recorder, pages: int | None) -> int:
             target = int(conn.execute("PRAGMA page_count").fetchone()[0])
         return int(conn.execute(f"PRAGMA max_page_count = {target}").fetchone()[0])
 
-    return await recorder._on_writer(run)
+    return await recorder.on_appender(run)
 
 
 async def test_full_database_refuses_the_batch_and_recovers(recorder: Recorder) -> None:

@@ -26,6 +26,7 @@ import asyncio, json, os, sys
 from eventstore.record import NewEvent
 from eventstore.recorder import Recorder
 from projections.runner import ViewRunner
+from projections.lifecycle import prepare
 from projections.startup import open_views
 from schemas import parse_event
 
@@ -56,7 +57,8 @@ async def main():
     groups = json.loads(open(groups_file).read())
     recorder = await Recorder.open(path)
     runner = CrashingRunner()
-    await recorder.prepare_views(runner)
+    await recorder.on_appender(lambda conn: prepare(conn, runner))
+    recorder.follower = runner
     for group in groups:
         await recorder.append([NewEvent.from_model(parse_event(w)) for w in group])
         print("committed", flush=True)

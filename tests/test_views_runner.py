@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from eventstore.recorder import Recorder, Statement
+from projections import lifecycle
 from projections.fold import PROJECTION_VERSION
 from projections.query import ViewQuery, query_view
 from projections.runner import ViewRunner
@@ -73,7 +74,7 @@ async def test_restart_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     recorder = await Recorder.open(path)
     try:
         assert 0 == (await open_views(recorder))[1]
-        recorder.views = None
+        recorder.follower = None
         await recorder.append([new_event(w) for w in sample(start=10)[:3]])
     finally:
         await recorder.close()
@@ -129,7 +130,7 @@ async def test_version_change_rebuilds_and_leaves_the_log_untouched(tmp_path: Pa
         assert before == [(e.seq, e.hash, e.data) for e in events]
         assert (await recorder.verify()).ok
         assert fold_rows(events) == await view_rows(recorder)
-        assert runner is recorder.views
+        assert runner is recorder.follower
         await recorder.append([new_event(w) for w in sample(start=10)])
         assert fold_rows(await recorder.read()) == await view_rows(recorder)
     finally:
@@ -179,8 +180,9 @@ async def test_failed_rebuild_leaves_the_runner_writing_the_real_tables(
         await open_views(recorder)
         await recorder.append([new_event(w) for w in sample()])
         runner = FailingRebuild()
+        recorder.follower = runner
         with pytest.raises(RuntimeError, match="rebuild interrupted"):
-            await recorder.rebuild_views(runner)
+            await recorder.on_appender(lambda conn: lifecycle.rebuild(conn, runner))
         await recorder.append([new_event(w) for w in sample(start=10)])
         assert fold_rows(await recorder.read()) == await view_rows(recorder)
     finally:

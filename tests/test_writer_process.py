@@ -23,7 +23,7 @@ from eventstore.errors import (
 )
 from eventstore.record import AppendOutcome, AppendRequest, EventResult
 from eventstore.recorder import Recorder
-from projections.startup import open_views
+from projections.startup import flush_views, open_views
 from tests.daemon_support import all_views, health, read_all, sqlite_rows, tradelog
 from tests.fold_support import fold_rows, new_event, view_rows
 from tests.support import DaemonProcess, fill, wire_event
@@ -41,15 +41,15 @@ async def test_deferred_views_are_written_once_per_stretch_and_on_flush(tmp_path
         runner.defer(20)
         await recorder.append([new_event(w) for w in sample()])
         await recorder.append([new_event(w) for w in sample(account="acct-2")])
-        assert (14, 0) == (runner.position, runner.flushed)
+        assert (14, 0) == (runner.checkpoint, runner.flushed)
         assert [] == sqlite_rows(path, "SELECT * FROM projection_checkpoint")
         await recorder.append([new_event(w) for w in sample(account="acct-3")])
-        assert (21, 21) == (runner.position, runner.flushed)
+        assert (21, 21) == (runner.checkpoint, runner.flushed)
         assert 21 == checkpoint(path)[0]
         await recorder.append([new_event(w) for w in sample(account="acct-4", start=20)])
         assert 21 == checkpoint(path)[0]
-        await recorder.flush_views()
-        assert (28, 28) == (runner.position, runner.flushed)
+        await flush_views(recorder)
+        assert (28, 28) == (runner.checkpoint, runner.flushed)
         assert 28 == checkpoint(path)[0]
         assert fold_rows(await recorder.read()) == await view_rows(recorder)
     finally:
@@ -67,7 +67,7 @@ async def test_rows_held_back_at_a_crash_are_folded_again(tmp_path: Path) -> Non
         await recorder.append([new_event(w) for w in sample()])
         await recorder.append([new_event(w) for w in sample(account="acct-2", start=10)])
     finally:
-        recorder.views = None  # no flush on the way out: as after kill -9
+        recorder.follower = None  # no flush on the way out: as after kill -9
         await recorder.close()
     assert [] == sqlite_rows(path, "SELECT * FROM projection_checkpoint")
     recorder = await Recorder.open(path)
@@ -194,7 +194,7 @@ def test_the_writer_process_does_without_pydantic() -> None:
     """The writer process imports neither pydantic nor the event schemas (it takes
     validated events), which keeps its own memory small."""
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, daemon.writer_child, projections.startup; "
+        [sys.executable, "-c", "import sys, daemon.writer.child, projections.startup; "
          "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'schemas.'))))"],
         capture_output=True, text=True, check=True)
     assert "['schemas.upcasters', 'schemas.values', 'schemas.versions']" == probe.stdout.strip()

@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.command == "serve":
         # The writer process imports what it needs while this one imports the daemon.
-        from daemon.writer_launch import launch
+        from daemon.writer.launch import launch
 
         launched = launch() if config.writer_process else None
         from daemon.logs import configure_logging

@@ -27,8 +27,9 @@ __all__ = ["IN_FLIGHT", "GroupCommits"]
 
 log = get_logger("tradelog.service")
 
-IN_FLIGHT = 4
-"""Groups handed to the writer and not yet answered, at most."""
+IN_FLIGHT = 2
+"""Groups handed to the writer and not yet answered, at most: one committing and the
+next already in the writer's pipe (the writer commits each group on its own)."""
 
 _STOP = object()
 
@@ -93,9 +94,10 @@ class GroupCommits:
             await self._task
 
     async def _loop(self) -> None:
-        """Take what is queued as one group and hand it to the writer without waiting for
-        its commit, up to ``IN_FLIGHT`` groups ahead: the writer process commits the
-        groups waiting for it together, while this loop keeps reading requests."""
+        """Take what is queued as one group and hand it to the writer, up to
+        ``IN_FLIGHT`` groups ahead: the one grouping stage. The next group waits in the
+        writer's pipe while one commits (the writer never idles for a round trip), and
+        the group after it collects what arrives meanwhile."""
         limit = self._group_events()
         stopping = False
         in_flight: set[asyncio.Task[None]] = set()

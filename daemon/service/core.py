@@ -199,7 +199,7 @@ class Service:
             "status": "ok",
             "version": VERSION,
             "last_seq": self.last_seq,
-            "projection_seq": self.writer.position,
+            "projection_seq": self.writer.checkpoint,
             "uptime_s": round(time.monotonic() - self.started, 3),
             "connections": len(self.connections),
         }

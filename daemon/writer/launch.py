@@ -1,7 +1,7 @@
 """Starting the writer process early: standard library only, so ``tradelog serve`` can
 start it before importing the rest of the daemon and the two imports overlap.
 
-The child waits for its settings (``daemon.writer``) before it touches any file, so
+The child waits for its ``Settings`` (``daemon.writer.messages``) before it touches any file, so
 starting it before the database lock is taken is harmless: if the daemon does not go
 on, ``Launched.kill`` ends it.
 """
@@ -32,7 +32,7 @@ class Launched:
 
 
 def launch() -> Launched:
-    """Start ``python -m daemon.writer_child FD PARENT_PID`` on one end of a socketpair.
+    """Start ``python -m daemon.writer.child FD PARENT_PID`` on one end of a socketpair.
 
     Raises:
         OSError: the process could not be started.
@@ -40,7 +40,7 @@ def launch() -> Launched:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.writer_child", str(theirs.fileno()),
+            [sys.executable, "-m", "daemon.writer.child", str(theirs.fileno()),
              str(os.getpid())],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
     except BaseException:
