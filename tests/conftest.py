@@ -13,6 +13,7 @@ anyway fails with ``UnmarkedProcessError``: an unmarked daemon-level test cannot
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import os
 import subprocess
@@ -160,15 +161,10 @@ def _refuse(what: str) -> Callable[..., Any]:
     return refuse
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
-                            ) -> Generator[None, None, None]:
-    """Around a test not marked ``daemon`` (its fixtures of every scope included), any
-    start of a process raises ``UnmarkedProcessError``."""
-    del nextitem
-    if item.get_closest_marker("daemon") is not None:
-        yield
-        return
+@contextlib.contextmanager
+def process_guard() -> Iterator[None]:
+    """Within it, starting a process (``subprocess``, ``os.fork``, ``os.system``,
+    ``os.posix_spawn``...) raises ``UnmarkedProcessError``."""
     patch = pytest.MonkeyPatch()
     patch.setattr(subprocess.Popen, "_execute_child", _refuse("subprocess"))
     for name in ("fork", "forkpty", "system", "posix_spawn", "posix_spawnp"):
@@ -178,3 +174,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
         yield
     finally:
         patch.undo()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, None, None]:
+    """A test not marked ``daemon`` runs (with its fixtures of every scope) under
+    ``process_guard``."""
+    del nextitem
+    if item.get_closest_marker("daemon") is not None:
+        yield
+        return
+    with process_guard():
+        yield

@@ -19,12 +19,21 @@ otherwise form one with its own package's ``__init__``.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import (
+    UnmarkedProcessError,
+    needs_daemon_mark,
+    process_guard,
+    starts_process,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("schemas", "eventstore", "projections", "daemon")
@@ -331,3 +340,53 @@ def test_no_module_over_400_lines(package: str) -> None:
         if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES)
 
     assert [] == long, "\n".join(long)
+
+
+# ---------------------------------------------------------------------- the daemon marker
+
+
+def test_the_guard_refuses_every_way_to_start_a_process() -> None:
+    """Under ``process_guard`` a subprocess and ``os.system`` raise
+    ``UnmarkedProcessError`` naming the marker to add; after it, processes start again.
+    (``os.fork`` is guarded the same way; it is not tried here, where a broken guard
+    would fork the test run.)"""
+    refused = []
+    with process_guard():
+        for start in (lambda: subprocess.run(["true"], check=False),
+                      lambda: os.system("true")):
+            with pytest.raises(UnmarkedProcessError) as caught:
+                start()
+            refused.append("pytest.mark.daemon" in str(caught.value))
+
+    assert ([True, True], 0) == (refused, subprocess.run(["true"], check=False).returncode)
+
+
+def test_the_marker_follows_helpers_to_a_process(tmp_path: Path) -> None:
+    """A function is found to start a process directly, through a helper of its module,
+    through a helper of ``tests`` (``daemon_support.running``) or not at all."""
+    module = tmp_path / "sample.py"
+    module.write_text(
+        "import subprocess\n"
+        "from tests.daemon_support import running, request\n"
+        "def helper():\n    return subprocess.run(['true'])\n"
+        "def indirect():\n    return helper()\n"
+        "def through_support(path):\n    with running(path):\n        pass\n"
+        "def only_a_request():\n    return request('health')\n"
+        "def pure():\n    return 1\n",
+        encoding="utf-8")
+
+    found = {name: starts_process(module, name)
+             for name in ("helper", "indirect", "through_support", "only_a_request", "pure")}
+
+    assert {"helper": True, "indirect": True, "through_support": True,
+            "only_a_request": False, "pure": False} == found
+
+
+def test_a_unit_test_is_unmarked_and_runs_under_the_guard(
+        request: pytest.FixtureRequest) -> None:
+    """A test that starts nothing and uses no process fixture is left unmarked, and runs
+    with the guard in place (``os.system`` is the guard's)."""
+    assert isinstance(request.node, pytest.Item)
+    assert (False, None, "refuse") == (needs_daemon_mark(request.node),
+                                       request.node.get_closest_marker("daemon"),
+                                       os.system.__name__)
