@@ -110,6 +110,11 @@ def starts_process(path: Path, name: str, seen: frozenset[tuple[Path, str]] = fr
     return any(starts_process(path, used, seen) for used in defs.get(name, ()))
 
 
+@cache
+def _starts_process_cached(path: Path, name: str) -> bool:
+    return starts_process(path, name)
+
+
 def _function_starts_process(func: Callable[..., Any]) -> bool:
     """Whether the code of ``func`` (a test or a fixture of ``tests``) uses a name that
     starts a process, resolved in the module it is defined in."""
@@ -121,7 +126,7 @@ def _function_starts_process(func: Callable[..., Any]) -> bool:
     if source_file is None or TESTS not in Path(source_file).resolve().parents:
         return False
     path = Path(source_file).resolve()
-    return any(starts_process(path, name) for name in _used_names(ast.parse(source)))
+    return any(_starts_process_cached(path, name) for name in _used_names(ast.parse(source)))
 
 
 def needs_daemon_mark(item: pytest.Item) -> bool:
