@@ -1,13 +1,40 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the ``daemon`` marker.
+
+A test that starts a process (the daemon, the writer, the CLI, any subprocess) is
+marked ``daemon``, so that ``pytest -m "not daemon"`` runs only the fast unit tests.
+The mark is given automatically at collection, from what the test uses: its own code,
+its fixtures', and the module-level helpers they call (here or in another ``tests``
+module), down to a process starter (``subprocess``, ``multiprocessing``,
+``DaemonProcess``, ``ServeProcess``, ``daemon.writer_launch.launch``). A module may also
+say ``pytestmark = pytest.mark.daemon``. A test without the mark that starts a process
+anyway fails with ``UnmarkedProcessError``: an unmarked daemon-level test cannot pass.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ast
+import contextlib
+import inspect
+import os
+import subprocess
+import textwrap
+from collections.abc import Callable, Generator, Iterator
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import DaemonProcess
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+HELPER_PACKAGES = frozenset({"tests", "bench"})
+PROCESS_MODULES = frozenset({"subprocess", "multiprocessing", "asyncio.subprocess"})
+"""Any name imported from these (or the module itself) starts a process."""
+PROCESS_NAMES = frozenset({"DaemonProcess", "ServeProcess", "launch", "create_subprocess_exec",
+                           "create_subprocess_shell"})
+"""Names that start a process, whatever module they are imported from."""
 
 
 @pytest.fixture
@@ -15,3 +42,153 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     """A running ``tradelog serve`` on a temp socket and database; killed at the end."""
     with DaemonProcess(tmp_path) as proc:
         yield proc
+
+
+# ---------------------------------------------------------------------- the daemon marker
+
+
+def _used_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+@cache
+def _module_summary(path: Path) -> tuple[dict[str, tuple[str, str | None]],
+                                         dict[str, frozenset[str]]]:
+    """A module's imports (bound name to (module, imported name or None for a module))
+    and its module-level functions and classes (name to the names they use)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports: dict[str, tuple[str, str | None]] = {}
+    defs: dict[str, frozenset[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imports[alias.asname or alias.name.split(".")[0]] = (alias.name, None)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                imports[alias.asname or alias.name] = (node.module, alias.name)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defs[node.name] = frozenset(_used_names(node))
+    return imports, defs
+
+
+def _helper_file(dotted: str) -> Path | None:
+    """The file of a module of the repository's own helpers (``tests``, ``bench``)."""
+    if dotted.split(".", maxsplit=1)[0] not in HELPER_PACKAGES:
+        return None
+    base = ROOT / dotted.replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def starts_process(path: Path, name: str, seen: frozenset[tuple[Path, str]] = frozenset()
+                   ) -> bool:
+    """Whether ``name``, as bound at module level in the module at ``path``, is or calls
+    (through module-level helpers of ``tests`` or ``bench``, at any depth) a process
+    starter."""
+    if (path, name) in seen:
+        return False
+    seen = seen | {(path, name)}
+    imports, defs = _module_summary(path)
+    if name in imports:
+        module, original = imports[name]
+        if module in PROCESS_MODULES or module.split(".")[0] in PROCESS_MODULES:
+            return True
+        if (original or "") in PROCESS_NAMES:
+            return True
+        submodule = _helper_file(f"{module}.{original}" if original else module)
+        if submodule is not None:  # a helper module: does anything in it start one
+            every = set(_module_summary(submodule)[0]) | set(_module_summary(submodule)[1])
+            return any(starts_process(submodule, other, seen) for other in sorted(every))
+        target = _helper_file(module)
+        return target is not None and original is not None and starts_process(
+            target, original, seen)
+    if name in PROCESS_NAMES and name in defs:
+        return True
+    return any(starts_process(path, used, seen) for used in defs.get(name, ()))
+
+
+@cache
+def _starts_process_cached(path: Path, name: str) -> bool:
+    return starts_process(path, name)
+
+
+def _function_starts_process(func: Callable[..., Any]) -> bool:
+    """Whether the code of ``func`` (a test or a fixture of ``tests``) uses a name that
+    starts a process, resolved in the module it is defined in."""
+    try:
+        source_file = inspect.getsourcefile(func)
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return False
+    if source_file is None or TESTS not in Path(source_file).resolve().parents:
+        return False
+    path = Path(source_file).resolve()
+    return any(_starts_process_cached(path, name) for name in _used_names(ast.parse(source)))
+
+
+def needs_daemon_mark(item: pytest.Item) -> bool:
+    """Whether ``item`` starts a process, by its code and its fixtures' (see the module
+    docstring)."""
+    if not isinstance(item, pytest.Function):
+        return False
+    if _function_starts_process(item.function):
+        return True
+    for name in item.fixturenames:
+        for definition in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            if _function_starts_process(definition.func):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``daemon`` every test that starts a process."""
+    for item in items:
+        if item.get_closest_marker("daemon") is None and needs_daemon_mark(item):
+            item.add_marker(pytest.mark.daemon)
+
+
+class UnmarkedProcessError(BaseException):
+    """A test not marked ``daemon`` started a process. A BaseException, so that no
+    ``except Exception`` in the code under test hides it."""
+
+
+def _refuse(what: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        del args, kwargs
+        raise UnmarkedProcessError(
+            f"this test starts a process ({what}) but is not marked daemon: add "
+            "`pytestmark = pytest.mark.daemon` to its module, or use a helper the "
+            "automatic marking knows (tests/conftest.py), so that `pytest -m \"not daemon\"` "
+            "stays a run of fast unit tests")
+    return refuse
+
+
+@contextlib.contextmanager
+def process_guard() -> Iterator[None]:
+    """Within it, starting a process (``subprocess``, ``os.fork``, ``os.system``,
+    ``os.posix_spawn``...) raises ``UnmarkedProcessError``."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(subprocess.Popen, "_execute_child", _refuse("subprocess"))
+    for name in ("fork", "forkpty", "system", "posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            patch.setattr(os, name, _refuse(f"os.{name}"))
+    try:
+        yield
+    finally:
+        patch.undo()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, None, None]:
+    """A test not marked ``daemon`` runs (with its fixtures of every scope) under
+    ``process_guard``."""
+    del nextitem
+    if item.get_closest_marker("daemon") is not None:
+        yield
+        return
+    with process_guard():
+        yield

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.cells import csv_cell
 from daemon.config import Config
 from eventstore.backup import private_file, publish
 from eventstore.errors import ValidationError
@@ -57,18 +58,6 @@ class ExportReport:
         book = "; views.xlsx (every view)" if self.xlsx else ""
         return (f"export: {self.directory}: events.jsonl {self.events} events (seq 1.."
                 f"{self.last_seq}); {views}{book}")
-
-
-def csv_cell(value: Any) -> str:
-    """One view value as CSV text: exact decimal text as is, ``true``/``false``,
-    JSON text for objects and lists, ``""`` for null."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return str(value)
 
 
 def _write_private(directory: Path, name: str, chunks: Iterable[str]) -> None:

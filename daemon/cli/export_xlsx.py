@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.export import csv_cell
+from daemon.cli.cells import csv_cell
 from eventstore.backup import private_file, publish
 from eventstore.errors import ValidationError
 from projections import tables as t

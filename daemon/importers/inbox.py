@@ -19,113 +19,36 @@ copy in batches. Files over ``inbox_max_bytes``, links, hard-linked files and an
 but a regular file are refused without being read. Files already there at start (e.g.
 one half-stored when the daemon died) are processed again: their event ids make that
 idempotent.
+
+The rooms: ``inbox_scan`` finds the files that are ready, ``inbox_file`` imports one;
+this module runs the two in turn until the daemon stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
-import pwd
-import re
-import stat
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
-from daemon.access import Access, Peer
-from daemon.config import Config
-from daemon.importers.formats import format_of
-from daemon.importers.safedir import (
-    FILE_FLAGS,
-    FileChangedError,
-    Snapshot,
-    folder_mode,
-    move,
-    note_name,
-    open_subdir,
-    safe_folder,
-    snapshot,
-    write_note,
+from daemon.importers.inbox_file import (
+    BATCH_CHARS,
+    BATCH_EVENTS,
+    FileImporter,
+    InboxService,
+    owner_peer,
 )
-from daemon.importers.twopass import (
-    StoppedError,
-    TooLargeError,
-    check_file,
-    make_spool,
-    spool_batches,
-)
+from daemon.importers.inbox_scan import Scanner
+from daemon.importers.safedir import folder_mode, safe_folder
 from daemon.logs import get_logger
-from eventstore.errors import NotPermittedError, StorageUnavailableError
 
+# The batch sizes, InboxService and owner_peer are named here too, where they were first
+# defined; they live in daemon.importers.inbox_file.
 __all__ = ["BATCH_CHARS", "BATCH_EVENTS", "Inbox", "InboxService", "owner_peer"]
 
 log = get_logger("tradelog.inbox")
-_T = TypeVar("_T")
-SUFFIXES = (".jsonl", ".csv", ".json")
-SKIP_ENDINGS = (".part", ".tmp", "~", ".swp", ".error.txt")
-_ACCOUNT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-MAX_TRACKED = 10_000
-"""Files watched for settling at once; more wait for the next scans."""
-BATCH_EVENTS = 1000
-"""Events per append (below the 10,000 a request may hold)."""
-BATCH_CHARS = 1 << 20
-"""About this many characters of the file per append (1 MiB), whatever its events' sizes."""
-RETRY_S = 5.0
-"""Wait before trying again a file whose import the storage could not take."""
-
-
-class InboxService(Protocol):
-    """What the inbox needs of the daemon's ``Service`` (read at each use, so a reload
-    of the config or the access rules applies to the next file)."""
-
-    config: Config
-    access: Access
-
-    async def append_internal(self, events: list[dict[str, Any]], peer: Peer,
-                              metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        ...
-
-
-def owner_peer(st: os.stat_result) -> Peer:
-    """The identity a file imports as: its owner's uid, and its group only when the
-    owner is a member of that group (a file in a setgid folder takes the folder's group
-    whoever wrote it). No pid."""
-    gid: int | None = None
-    try:
-        entry = pwd.getpwuid(st.st_uid)
-    except KeyError:
-        entry = None
-    if entry is not None and (st.st_gid == entry.pw_gid
-                              or st.st_gid in os.getgrouplist(entry.pw_name, entry.pw_gid)):
-        gid = st.st_gid
-    return Peer(pid=None, uid=st.st_uid, gid=gid)
-
-
-def _shown(name: str) -> str:
-    """``name`` with control characters escaped, for notes and logs."""
-    return name.encode("unicode_escape", "backslashreplace").decode("ascii") if (
-        not name.isprintable()) else name
-
-
-@dataclass
-class _Seen:
-    state: Snapshot
-    since: float
-
-
-class _RefusedError(Exception):
-    """The file goes to failed/ with this reason."""
-
-    def __init__(self, reason: str, like: os.stat_result | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.like = like
 
 
 class Inbox:
@@ -140,11 +63,8 @@ class Inbox:
         self.directory = directory
         self.service = service
         self._fd = -1
-        self._mode = 0o700
-        self._seen: dict[tuple[str | None, str], _Seen] = {}
-        self._skip: dict[tuple[str | None, str], Snapshot | float] = {}
+        self._scanner = Scanner()
         self._stop = threading.Event()
-        self._crowded = False
 
     @property
     def settle_s(self) -> float:
@@ -160,18 +80,21 @@ class Inbox:
         except OSError as exc:
             log.error("inbox_unavailable", folder=str(self.directory), error=str(exc))
             return
-        self._mode = folder_mode(os.fstat(self._fd))
+        mode = folder_mode(os.fstat(self._fd))
+        files = FileImporter(self.directory, self._fd, mode, self.service, self._stop,
+                             self._scanner)
         stopper = asyncio.create_task(self._relay(stop))
         try:
             for name in ("done", "failed"):
                 try:
-                    os.close(safe_folder(self._fd, name, self._mode))
+                    os.close(safe_folder(self._fd, name, mode))
                 except OSError as exc:
                     log.error("inbox_folder_unusable", folder=name, error=str(exc))
             while not stop.is_set():
                 started = time.monotonic()
                 try:
-                    ready = await asyncio.to_thread(self._scan)
+                    ready = await asyncio.to_thread(self._scanner.scan, self._fd,
+                                                    self.settle_s)
                 except OSError as exc:
                     log.warning("inbox_scan_failed", error=str(exc))
                     ready = []
@@ -182,7 +105,7 @@ class Inbox:
                 for account, name in ready:
                     if stop.is_set():
                         break
-                    await self._process(account, name)
+                    await files.process(account, name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
         finally:
@@ -192,291 +115,3 @@ class Inbox:
     async def _relay(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._stop.set()
-
-    # ------------------------------------------------------------------ scanning
-
-    def _scan(self) -> list[tuple[str | None, str]]:
-        """The files that have not changed for ``settle_s``; remembers the others."""
-        now = time.monotonic()
-        found: dict[tuple[str | None, str], Snapshot] = {}
-        with os.scandir(self._fd) as entries:
-            for entry in entries:
-                if len(found) >= MAX_TRACKED:
-                    if not self._crowded:
-                        self._crowded = True
-                        log.warning("inbox_crowded", max_files=MAX_TRACKED,
-                                    advice="the others are taken as these go")
-                    break
-                if (entry.name in ("done", "failed") or entry.name.startswith(".")
-                        or ".moved-aside." in entry.name):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if _ACCOUNT.match(entry.name):
-                        self._scan_account(entry.name, found)
-                elif self._wanted(entry.name):
-                    with contextlib.suppress(OSError):
-                        found[(None, entry.name)] = snapshot(entry.stat(follow_symlinks=False))
-        ready = []
-        for key, state in found.items():
-            skip = self._skip.get(key)
-            if skip == state or (isinstance(skip, float) and skip > now):
-                continue
-            self._skip.pop(key, None)
-            seen = self._seen.get(key)
-            if seen is None or seen.state != state:
-                self._seen[key] = _Seen(state, now)
-            elif now - seen.since >= self.settle_s:
-                ready.append(key)
-        for key in [k for k in self._seen if k not in found]:
-            del self._seen[key]
-        for key in [k for k in self._skip if k not in found]:
-            del self._skip[key]
-        return ready
-
-    def _scan_account(self, account: str, found: dict[tuple[str | None, str], Snapshot]) -> None:
-        try:
-            fd = open_subdir(self._fd, account)
-        except OSError:
-            return
-        try:
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    if len(found) >= MAX_TRACKED:
-                        return
-                    if self._wanted(entry.name) and not entry.is_dir(follow_symlinks=False):
-                        with contextlib.suppress(OSError):
-                            found[(account, entry.name)] = snapshot(
-                                entry.stat(follow_symlinks=False))
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _wanted(name: str) -> bool:
-        return (not name.startswith(".") and not name.endswith(SKIP_ENDINGS)
-                and name.lower().endswith(SUFFIXES))
-
-    # ------------------------------------------------------------------ one file
-
-    async def _in_thread(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """``func`` on a worker thread. If the caller is cancelled, the thread is told to
-        stop and waited for (it stops within one read) before the cancellation goes on,
-        so that no descriptor it uses is closed under it."""
-        task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            self._stop.set()
-            await asyncio.wait([task])
-            raise
-
-    def _where(self, account: str | None, name: str) -> str:
-        return _shown(f"{account}/{name}" if account else name)
-
-    async def _process(self, account: str | None, name: str) -> None:
-        self._seen.pop((account, name), None)
-        try:
-            folder = open_subdir(self._fd, account) if account else os.dup(self._fd)
-        except OSError:
-            return  # the folder went away or was replaced by a link: nothing to take
-        try:
-            await self._import(folder, account, name)
-        except _RefusedError as refused:
-            self._refuse(folder, account, name, refused.reason, refused.like)
-        except StoppedError:
-            log.info("inbox_interrupted", file=self._where(account, name),
-                     advice="the file is taken again at the next start")
-        except StorageUnavailableError as exc:
-            self._skip[(account, name)] = time.monotonic() + RETRY_S
-            log.warning("inbox_retry_later", file=self._where(account, name), error=str(exc))
-        except Exception:
-            # A fault of the daemon's own: left where it is until it changes, the rest go on.
-            with contextlib.suppress(OSError):
-                self._skip[(account, name)] = snapshot(
-                    os.stat(name, dir_fd=folder, follow_symlinks=False))
-            log.exception("inbox_error", file=self._where(account, name))
-        finally:
-            os.close(folder)
-
-    def _open(self, folder: int, name: str) -> tuple[int, os.stat_result]:
-        try:
-            fd = os.open(name, FILE_FLAGS, dir_fd=folder)
-        except OSError as exc:
-            try:
-                like: os.stat_result | None = os.stat(name, dir_fd=folder,
-                                                      follow_symlinks=False)
-            except OSError:
-                like = None
-            if exc.errno == errno.ELOOP:
-                raise _RefusedError("it is a symbolic link; links are never followed: put the "
-                                    "file itself in the inbox", like) from None
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                raise _RefusedError(f"the daemon (uid {os.getuid()}) may not read it: make it "
-                                    "readable by the daemon's user or group", like) from None
-            raise _RefusedError(f"it cannot be opened: {exc.strerror}", like) from None
-        st = os.fstat(fd)
-        refusal = self._refusal(st)
-        if refusal:
-            os.close(fd)
-            raise _RefusedError(refusal, st)
-        return fd, st
-
-    def _refusal(self, st: os.stat_result) -> str | None:
-        """Why a file cannot be imported from what ``fstat`` says, before reading it."""
-        if not stat.S_ISREG(st.st_mode):
-            return "it is not a regular file"
-        if st.st_nlink != 1:
-            return (f"it has {st.st_nlink} hard links: put a copy of the file (not a link "
-                    "to it) in the inbox")
-        limit = self.service.config.inbox_max_bytes
-        if st.st_size > limit:
-            return (f"it is {st.st_size} bytes, more than inbox_max_bytes ({limit}): split "
-                    "it, or import it with `tradelog import`")
-        return None
-
-    async def _import(self, folder: int, account: str | None, name: str) -> None:
-        where = self._where(account, name)
-        fd, st = self._open(folder, name)
-        spool = -1
-        try:
-            peer = owner_peer(st)
-            access = self.service.access
-
-            def may_write(target: str) -> str | None:
-                try:
-                    access.check(peer, "write", target)
-                except NotPermittedError as exc:
-                    return str(exc)
-                return None
-
-            if account is not None and (refusal := may_write(account)):
-                raise _RefusedError(f"{refusal} (the owner of the file)", st)
-            fmt = format_of(name, os.pread(fd, 4096, 0))
-            if fmt is None:
-                raise _RefusedError("unknown format: expected *.jsonl events, a trades *.csv "
-                                    "with a trade_id column, or a daily P&L *.json with "
-                                    "\"records\"", st)
-            if fmt != "events-jsonl" and account is None:
-                raise _RefusedError(f"put {fmt} files in a subfolder named after the account: "
-                                    f"{self.directory}/<account>/{_shown(name)}", st)
-            config = self.service.config
-            quantity = config.inbox_quantity
-            try:
-                spool = make_spool(self._fd)
-                checked = await self._in_thread(
-                    check_file, fd, spool, fmt, name, account, quantity=quantity, timezone="UTC",
-                    limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop)
-            except OSError as exc:  # e.g. no room for the private copy: try again later
-                raise StorageUnavailableError(f"cannot read it into a private copy: {exc}"
-                                              ) from None
-            except TooLargeError:
-                raise _RefusedError(f"it grew past inbox_max_bytes ({config.inbox_max_bytes}) "
-                                    "while it was read; nothing was stored", st) from None
-            if snapshot(os.fstat(fd)) != snapshot(st) or checked.copied != st.st_size:
-                raise _RefusedError("it changed while it was read; nothing was stored. Write "
-                                    "files under another name (e.g. ending in .part) and rename "
-                                    "them into the inbox when complete", st)
-            if checked.problems:
-                raise _RefusedError(checked.reason() + "\nnothing was stored", st)
-            os.close(fd)
-            fd = -1
-            stored, duplicates = await self._append(spool, fmt, name, account, quantity,
-                                                    peer, where, st)
-        finally:
-            for handle in (fd, spool):
-                if handle >= 0:
-                    os.close(handle)
-        try:
-            target = self._to_done(folder, account, name, st)
-        except FileChangedError:
-            raise _RefusedError(f"it changed after it was read: the {checked.events} events read "
-                                f"were stored ({stored} new), later changes were not. Put the "
-                                "file back to store the rest (what is stored is skipped)",
-                                st) from None
-        except OSError as exc:
-            self._skip[(account, name)] = snapshot(st)
-            log.error("inbox_not_moved", file=where, error=str(exc),
-                      advice="the file was imported; move it out of the inbox")
-            return
-        log.info("inbox_imported", file=where, format=fmt, uid=peer.uid, rows=checked.rows,
-                 events=checked.events, stored=stored, duplicates=duplicates,
-                 realized=f"{checked.realized:f}",
-                 moved_to=f"done/{self._where(account, target)}")
-
-    def _to_done(self, folder: int, account: str | None, name: str,
-                 st: os.stat_result) -> str:
-        """Move the imported file to done/ if it is still the one read; its new name.
-
-        Raises:
-            FileChangedError: it changed after it was read (it stays where it is).
-            OSError: done/ is unusable or the rename failed.
-        """
-        done = safe_folder(self._fd, "done", self._mode)
-        try:
-            target_dir = safe_folder(done, account, self._mode) if account else os.dup(done)
-        finally:
-            os.close(done)
-        try:
-            return move(folder, name, target_dir, expect=snapshot(st))
-        finally:
-            os.close(target_dir)
-
-    async def _append(self, spool: int, fmt: str, name: str, account: str | None,
-                      quantity: Decimal | None, peer: Peer, where: str,
-                      st: os.stat_result) -> tuple[int, int]:
-        batches = spool_batches(spool, fmt, name, account, quantity=quantity, timezone="UTC",
-                                max_events=min(BATCH_EVENTS,
-                                               self.service.config.limits.max_events_per_append),
-                                max_chars=BATCH_CHARS)
-        metadata = {"inbox_file": where}
-        stored = duplicates = 0
-        try:
-            while True:
-                if self._stop.is_set():
-                    raise StoppedError
-                batch = await self._in_thread(next, batches, None)
-                if batch is None:
-                    return stored, duplicates
-                try:
-                    answer = await self.service.append_internal(batch, peer, metadata)
-                except StorageUnavailableError:
-                    raise
-                except Exception as exc:
-                    raise _RefusedError(
-                        f"refused by the daemon after {stored} new events were stored: {exc}. "
-                        "Fix it and put the file back (what is stored is skipped)",
-                        st) from None
-                for result in answer["results"]:
-                    if result["duplicate"]:
-                        duplicates += 1
-                    else:
-                        stored += 1
-        finally:
-            batches.close()
-
-    def _refuse(self, folder: int, account: str | None, name: str, reason: str,
-                like: os.stat_result | None) -> None:
-        where = self._where(account, name)
-        try:
-            failed = safe_folder(self._fd, "failed", self._mode)
-            try:
-                target_dir = safe_folder(failed, account, self._mode) if account else os.dup(
-                    failed)
-            finally:
-                os.close(failed)
-            try:
-                target = move(folder, name, target_dir)
-                write_note(target_dir, note_name(target),
-                           f"{_shown(name)} was not imported:\n{reason}\n", like)
-            finally:
-                os.close(target_dir)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                self._skip[(account, name)] = snapshot(
-                    os.stat(name, dir_fd=folder, follow_symlinks=False))
-            log.error("inbox_not_moved", file=where, error=str(exc), reason=reason[:200],
-                      advice="the file was not imported; move it out of the inbox")
-            return
-        log.warning("inbox_failed", file=where, moved_to=f"failed/{self._where(account, target)}",
-                    uid=None if like is None else like.st_uid,
-                    reason=reason.splitlines()[0][:200])
-

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from daemon.importers.formats import ImportProblem, ImportRow, ReadResult
+from daemon.importers.rows import ImportProblem, ImportRow, ReadResult
 
 __all__ = ["Appender", "ImportReport", "append_batches", "append_rows", "chunks"]
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from daemon.importers.formats import ImportProblem, ImportRow, iter_rows
+from daemon.importers.formats import iter_rows
+from daemon.importers.rows import ImportProblem, ImportRow
 
 __all__ = ["MAX_PROBLEMS", "Checked", "StoppedError", "TooLargeError", "check_file",
            "make_spool", "spool_batches"]
