@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import localcontext
 
 from eventstore.follow import Statement
+from projections import rows
 from projections import tables as t
 from projections.fold import PROJECTION_VERSION
 from projections.state import State
@@ -66,17 +67,17 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
         statements.extend(_drain_refolded(state, suffix))
     if state.history:
         statements.append((t.HISTORY.upsert_sql(suffix),
-                           [t.history_row(x) for x in state.history]))
+                           [rows.history_row(x) for x in state.history]))
         state.history.clear()
     if state.voids:
         statements.append((t.VOIDS.upsert_sql(suffix), state.voids[:]))
         state.voids.clear()
     if state.trades:
-        statements.append((t.TRADES.upsert_sql(suffix), [t.trade_row(x) for x in state.trades]))
+        statements.append((t.TRADES.upsert_sql(suffix), [rows.trade_row(x) for x in state.trades]))
         state.trades.clear()
     if state.journal:
         statements.append((t.JOURNAL.upsert_sql(suffix),
-                           [t.journal_row(x) for x in state.journal]))
+                           [rows.journal_row(x) for x in state.journal]))
         state.journal.clear()
     if not keyed:
         clear_marks(state)
@@ -88,7 +89,7 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
             if found is None:
                 deletes.append((account, key))
             else:
-                upserts.append(t.position_row(found))
+                upserts.append(rows.position_row(found))
         if deletes:
             statements.append((t.POSITIONS.delete_sql(suffix), deletes))
         if upserts:
@@ -97,33 +98,33 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
     if state.dirty_accounts:
         accounts = [state.accounts[a] for a in state.dirty_accounts if a in state.accounts]
         statements.append((t.BALANCES.upsert_sql(suffix),
-                           [t.balance_row(a) for a in accounts]))
+                           [rows.balance_row(a) for a in accounts]))
         statements.append((t.ACCOUNTS.upsert_sql(suffix),
-                           [t.account_row(a) for a in accounts]))
+                           [rows.account_row(a) for a in accounts]))
         state.dirty_accounts.clear()
     if state.dirty_instruments:
         statements.append((t.INSTRUMENTS.upsert_sql(suffix), [
-            t.instrument_row(state.instruments[k]) for k in state.dirty_instruments]))
+            rows.instrument_row(state.instruments[k]) for k in state.dirty_instruments]))
         state.dirty_instruments.clear()
     if state.dirty_strategies:
         statements.append((t.STRATEGIES.upsert_sql(suffix), [
-            t.strategy_row(state.strategies[k]) for k in state.dirty_strategies]))
+            rows.strategy_row(state.strategies[k]) for k in state.dirty_strategies]))
         state.dirty_strategies.clear()
     if state.dirty_marks:
         statements.append((t.PRICES.upsert_sql(suffix),
-                           [t.price_row(state.accounts[a], s) for a, s in state.dirty_marks]))
+                           [rows.price_row(state.accounts[a], s) for a, s in state.dirty_marks]))
         state.dirty_marks.clear()
     if state.dirty_daily:
         statements.append((t.DAILY.upsert_sql(suffix),
-                           [t.daily_row(state.daily[key]) for key in state.dirty_daily]))
+                           [rows.daily_row(state.daily[key]) for key in state.dirty_daily]))
         state.dirty_daily.clear()
     if state.dirty_signals:
         statements.append((t.SIGNALS.upsert_sql(suffix),
-                           [t.signal_row(state.signals[key]) for key in state.dirty_signals]))
+                           [rows.signal_row(state.signals[key]) for key in state.dirty_signals]))
         state.dirty_signals.clear()
     if state.dirty_orders:
         statements.append((t.ORDERS.upsert_sql(suffix),
-                           [t.order_row(state.orders[key]) for key in state.dirty_orders]))
+                           [rows.order_row(state.orders[key]) for key in state.dirty_orders]))
         state.dirty_orders.clear()
     return statements
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,12 @@ from eventstore.record import StoredEvent
 from eventstore.recorder import Recorder, open_sqlite
 from eventstore.writes import Statement, run_statements
 from projections import tables as t
-from projections.fold import PROJECTION_VERSION, fold
+from projections.drain import clear_marks, drain
+from projections.fold import fold
 from projections.query_params import ViewQuery
 from projections.query_sql import SEQ_COLUMN, build_sql, count_sql
 from projections.query_time import state_at_time
-from projections.rowcache import RowCache
-from projections.runner import ViewRunner, clear_marks, drain
-from projections.snapshots import FORMAT, decode, latest_keyed_sql
+from projections.replay import LogHistory, before_first_void, from_snapshot
 from projections.state import State
 from schemas.values import parse_time
 
@@ -54,84 +52,6 @@ async def as_of_seq(recorder: Recorder, as_of: int | str) -> int:
     return int(rows[0][0])
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (name,)).fetchone() is not None
-
-
-def _from_snapshot(conn: sqlite3.Connection, seq: int, view: str | None) -> State | None:
-    """The state at the nearest snapshot at or before ``seq`` (None: there is none).
-
-    Signals and orders are loaded by key as the fold asks for them, unless ``view`` is
-    one of them (then all of them, to list them)."""
-    if not _has_table(conn, "view_snapshots"):
-        return None
-    found = conn.execute(
-        "SELECT seq, format, rows FROM view_snapshots WHERE seq <= ? ORDER BY seq DESC "
-        "LIMIT 1", (seq,)).fetchone()
-    if found is None or found[1] != FORMAT:
-        return None
-    at, _, blob = found
-    rows = decode(blob)
-    runner = ViewRunner()
-    runner.restore([[(at, PROJECTION_VERSION)], rows["balances"], rows["prices"],
-                    rows["positions"], rows["daily"], [], [], [(at,)], rows["accounts"],
-                    rows["instruments"], rows["strategies"]])
-    state = runner.state
-    assert state is not None
-    if view == "signals":
-        signals = [t.signal_from(r) for r in conn.execute(latest_keyed_sql("signals", False),
-                                                           (at,))]
-        state.signals = {(r.account, r.signal_id): r for r in signals}
-    else:
-        state.signals = RowCache(_keyed_loader(conn, "signals", at, t.signal_from, state), 1 << 62)
-    if view == "orders":
-        orders = [t.order_from(r) for r in conn.execute(latest_keyed_sql("orders", False),
-                                                         (at,))]
-        state.orders = {(r.account, r.order_id): r for r in orders}
-    else:
-        state.orders = RowCache(_keyed_loader(conn, "orders", at, t.order_from, state), 1 << 62)
-    return state
-
-
-def _keyed_loader(conn: sqlite3.Connection, name: str, at: int, convert: Any,
-                  state: State) -> Any:
-    sql = latest_keyed_sql(name, True)
-
-    def load(key: tuple[str, str]) -> Any:
-        if key[0] in state.refolded:
-            return None  # a void folded the account again: all its rows are in memory
-        found = conn.execute(sql, (key[0], key[1], at)).fetchone()
-        return None if found is None else convert(found)
-
-    return load
-
-
-class _LogHistory:
-    """A void's account history (``projections.voids.History``) read on ``conn``."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __call__(self, account: str, before: int,
-                 types: Sequence[str] | None) -> Iterator[StoredEvent]:
-        sql = (f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE account = ? AND seq < ?"
-               + (f" AND type IN ({', '.join('?' * len(types))})" if types else "")
-               + " ORDER BY seq")
-        cursor = self.conn.execute(sql, [account, before, *(types or ())])
-        while rows := cursor.fetchmany(4096):
-            yield from (StoredEvent.from_row(row) for row in rows)
-
-
-def _before_first_void(conn: sqlite3.Connection) -> int:
-    """The last seq before the first void the views folded (no limit without one): a
-    snapshot taken after a void may hold versions of signals and orders it removed."""
-    if not _has_table(conn, t.VOIDS.name):
-        return 1 << 62
-    found = conn.execute(f"SELECT min(seq) FROM {t.VOIDS.name}").fetchone()
-    return (1 << 62) if found is None or found[0] is None else int(found[0]) - 1
-
-
 async def _voided_after(recorder: Recorder, seq: int) -> bool:
     """True when the views folded a void after ``seq``: their append-only rows (trades,
     journal, history) may then differ from what they were at ``seq``."""
@@ -149,12 +69,12 @@ def _fold_at(path: Path, seq: int, view: str | None) -> State:
     conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
     try:
         conn.execute("BEGIN")
-        start = min(seq, _before_first_void(conn))
-        state = (_from_snapshot(conn, start, view) if view is not None else None) or State()
+        start = min(seq, before_first_void(conn))
+        state = (from_snapshot(conn, start, view) if view is not None else None) or State()
         cursor = conn.execute(
             f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? "
             "ORDER BY seq", (state.folded_seq, seq))
-        history = _LogHistory(conn)
+        history = LogHistory(conn)
         while rows := cursor.fetchmany(4096):
             state = fold([StoredEvent.from_row(row) for row in rows], state, history)
         conn.execute("COMMIT")

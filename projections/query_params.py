@@ -14,7 +14,13 @@ from typing import Any
 
 from eventstore.errors import ValidationError
 from projections import tables as t
-from projections.query_sql import DEFAULT_LIMIT, FILTER_COLUMNS, filters_of, order_of, time_bound
+from projections.query_columns import (
+    DEFAULT_LIMIT,
+    FILTER_COLUMNS,
+    filters_of,
+    order_of,
+    time_bound,
+)
 from schemas.values import ACCOUNT_PATTERN, MAX_TEXT, parse_decimal, parse_time
 
 __all__ = [

@@ -36,6 +36,7 @@ from eventstore.record import StoredEvent
 from eventstore.recorder import Recorder, open_sqlite
 from projections.fold import fold
 from projections.query_sql import SEQ_COLUMN
+from projections.replay import LogHistory, before_first_void, from_snapshot
 from projections.state import State
 from projections.voids import History as _LogHistoryLike
 
@@ -83,17 +84,14 @@ class _TimedHistory:
 
 def _fold_until(path: Path, moment: datetime, account: str | None,
                 view: str) -> tuple[int, State]:
-    # query imports this module
-    from projections.query import _before_first_void, _from_snapshot, _LogHistory
-
     conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
     try:
         conn.execute("BEGIN")
         last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
         state = None
         if view not in SEQ_COLUMN:
-            start = min(_all_before(conn, moment, last, account), _before_first_void(conn))
-            state = _from_snapshot(conn, start, view)
+            start = min(_all_before(conn, moment, last, account), before_first_void(conn))
+            state = from_snapshot(conn, start, view)
         if state is None:
             state = State()
         where = "seq > ? AND seq <= ? AND julianday(time) <= julianday(?) + ?"
@@ -103,7 +101,7 @@ def _fold_until(path: Path, moment: datetime, account: str | None,
             params.insert(0, account)
         cursor = conn.execute(
             f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq", params)
-        history = _TimedHistory(_LogHistory(conn), moment)
+        history = _TimedHistory(LogHistory(conn), moment)
         while rows := cursor.fetchmany(_BATCH):
             events = [StoredEvent.from_row(row) for row in rows]
             state = fold([e for e in events if datetime.fromisoformat(e.time) <= moment],

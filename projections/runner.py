@@ -17,14 +17,14 @@ and its SELECT in ``ViewRunner.load_queries`` and ``_restore`` here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from decimal import localcontext
-from typing import Any, Protocol
+from typing import Any
 
 from eventstore.ddl import EVENT_COLUMNS
 from eventstore.follow import FoldError, Statement
 from eventstore.record import StoredEvent
+from projections import rows
 from projections import tables as t
 from projections.drain import (
     CHECKPOINT_DDL,
@@ -42,13 +42,16 @@ from projections.fold import (
     apply_plain,
     current_shape,
 )
+from projections.loading import Lookup, fill_state, load_queries
 from projections.rowcache import RowCache
 from projections.snapshots import (
     FORMAT,
+    GAP_SQL,
     SNAPSHOT_EVERY,
     Pending,
     copy_all_sql,
     keyed_rows_sql,
+    named_keys,
     snapshot_ddl,
     snapshot_payload,
     snapshot_tables,
@@ -62,17 +65,6 @@ __all__ = ["CHECKPOINT_DDL", "Lookup", "ViewRunner", "checkpoint_statement", "cl
 CACHE_ROWS = 5_000
 """Signals and orders (each) a daemon keeps in memory; others are loaded when needed."""
 
-
-class Lookup(Protocol):
-    """Reads of the view tables on the connection that folds (it sees its own transaction)."""
-
-    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Every row of ``sql`` run with ``params``, as tuples in column order."""
-        ...
-
-    def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows of ``sql`` run with ``params``, lazily, as lists of rows (chunks)."""
-        ...
 
 class ViewRunner:
     """Folds appended events into the views in the recorder's transaction.
@@ -150,25 +142,9 @@ class ViewRunner:
         return statements
 
     def load_queries(self) -> list[str]:
-        """The SELECTs whose results ``restore`` takes, in this order.
-
-        Checkpoint, balances, prices, positions, daily, signals, orders (no rows with a
-        lookup: those load on demand), the last snapshot seq, accounts, instruments and
-        strategies.
-        """
-        return [
-            "SELECT last_seq, version FROM projection_checkpoint WHERE name = 'views'",
-            t.BALANCES.select_sql(),
-            t.PRICES.select_sql(),
-            t.POSITIONS.select_sql(),
-            t.DAILY.select_sql(),
-            t.SIGNALS.select_sql() + (" WHERE 0" if self.lookup else ""),
-            t.ORDERS.select_sql() + (" WHERE 0" if self.lookup else ""),
-            "SELECT coalesce(max(seq), 0) FROM view_snapshots",
-            t.ACCOUNTS.select_sql(),
-            t.INSTRUMENTS.select_sql(),
-            t.STRATEGIES.select_sql(),
-        ]
+        """The SELECTs whose results ``restore`` takes, in order (``loading.load_queries``;
+        signals and orders load on demand when a lookup is attached)."""
+        return load_queries(on_demand=self.lookup is not None)
 
     def restore(self, results: list[list[tuple[Any, ...]]]) -> None:
         """Build the state from the rows of ``load_queries``, decimals in ``DECIMAL_CONTEXT``."""
@@ -192,35 +168,8 @@ class ViewRunner:
         if self.lookup is not None:
             state.signals = RowCache(self._load_signal, CACHE_ROWS)
             state.orders = RowCache(self._load_order, CACHE_ROWS)
-        for row in balances:
-            state.accounts[row[0]] = t.account_from(row)
-        for account, symbol, mark, last_fill in prices:
-            holder = state.accounts[account]
-            if mark is not None:
-                holder.marks[symbol] = t.dec(mark)
-            if last_fill is not None:
-                holder.last_fills[symbol] = t.dec(last_fill)
-        for row in accounts:
-            if row[0] in state.accounts:
-                t.account_info_into(state.accounts[row[0]], row)
-        for row in instruments:
-            instrument = t.instrument_from(row)
-            state.instruments[(instrument.account, instrument.symbol)] = instrument
-        for row in strategies:
-            strategy = t.strategy_from(row)
-            state.strategies[(strategy.account, strategy.strategy)] = strategy
-        for row in positions:
-            position = t.position_from(row)
-            state.add_position(position)
-        for row in daily:
-            found = t.daily_from(row)
-            state.daily[(found.account, found.date)] = found
-        for row in signals:
-            signal = t.signal_from(row)
-            state.signals[(signal.account, signal.signal_id)] = signal
-        for row in orders:
-            order = t.order_from(row)
-            state.orders[(order.account, order.order_id)] = order
+        fill_state(state, balances, prices, accounts, instruments, strategies, positions,
+                   daily, signals, orders)
         state.noted_upto = self.noted_upto
         self.state = state
         self.flushed = state.folded_seq
@@ -243,7 +192,7 @@ class ViewRunner:
             return None  # a void folded the account again: all its rows are in memory
         found = self.lookup.rows(
             f"{t.SIGNALS.select_sql()} WHERE account = ? AND signal_id = ?", key)
-        return t.signal_from(found[0]) if found else None
+        return rows.signal_from(found[0]) if found else None
 
     def _load_order(self, key: tuple[str, str]) -> OrderRow | None:
         assert self.lookup is not None
@@ -251,7 +200,7 @@ class ViewRunner:
             return None  # a void folded the account again: all its rows are in memory
         found = self.lookup.rows(
             f"{t.ORDERS.select_sql()} WHERE account = ? AND order_id = ?", key)
-        return t.order_from(found[0]) if found else None
+        return rows.order_from(found[0]) if found else None
 
     def fold(self, events: Sequence[StoredEvent], fresh: bool = False) -> list[Statement]:
         """Fold events into the state; return the row writes, any snapshot, and the checkpoint.
@@ -385,9 +334,9 @@ class ViewRunner:
                 if self.gap_from is not None and self.lookup is not None:
                     self._add_gap(state, self.gap_from, self.lookup)
                 statements.append((keyed_rows_sql("signals", suffix), [
-                    (seq, *t.signal_row(state.signals[k])) for k in self.pending.signals]))
+                    (seq, *rows.signal_row(state.signals[k])) for k in self.pending.signals]))
                 statements.append((keyed_rows_sql("orders", suffix), [
-                    (seq, *t.order_row(state.orders[k])) for k in self.pending.orders]))
+                    (seq, *rows.order_row(state.orders[k])) for k in self.pending.orders]))
         self.pending = Pending()
         self.snapshot_seq = seq
         self.need_base = False
@@ -396,24 +345,10 @@ class ViewRunner:
 
     def _add_gap(self, state: State, since: int, lookup: Lookup) -> None:
         """Add to ``pending`` the signals and orders that events after seq ``since``
-        (before this runner started) name, and that exist."""
-        pending = self.pending
-        for chunk in lookup.chunks(
-                "SELECT account, type, data FROM events WHERE seq > ? AND type IN "
-                "('signal', 'order', 'status', 'fill')", [since]):
-            for account, kind, text in chunk:
-                data = json.loads(text)
-                if kind == "signal":
-                    pending.signals.add((account, data["signal_id"]))
-                elif kind == "order":
-                    pending.orders.add((account, data["order_id"]))
-                elif kind == "status":
-                    target = pending.signals if data["entity"] == "signal" else pending.orders
-                    target.add((account, data["entity_id"]))
-                elif "order_id" in data:
-                    pending.orders.add((account, data["order_id"]))
-        pending.signals = {k for k in pending.signals if k in state.signals}
-        pending.orders = {k for k in pending.orders if k in state.orders}
+        (before this runner started) name, and that exist (``snapshots.named_keys``)."""
+        signals, orders = named_keys(lookup.chunks(GAP_SQL, [since]))
+        self.pending.signals = {k for k in self.pending.signals | signals if k in state.signals}
+        self.pending.orders = {k for k in self.pending.orders | orders if k in state.orders}
 
     def discard(self) -> None:
         """Forget the in-memory state after a rollback (it is reloaded from the tables).

@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from projections import rows
 from projections import tables as t
 from projections.state import State
 
 __all__ = [
     "FORMAT",
+    "GAP_SQL",
     "SNAPSHOT_EVERY",
     "Pending",
     "decode",
     "keyed_rows_sql",
     "latest_keyed_sql",
+    "named_keys",
     "snapshot_ddl",
     "snapshot_payload",
 ]
@@ -111,15 +115,15 @@ class Pending:
 def snapshot_payload(state: State) -> bytes:
     """Every row of the small keyed views, compressed. Call in the money context."""
     rows = {
-        "balances": [t.balance_row(a) for a in state.accounts.values()],
-        "prices": [t.price_row(a, s) for a in state.accounts.values()
+        "balances": [rows.balance_row(a) for a in state.accounts.values()],
+        "prices": [rows.price_row(a, s) for a in state.accounts.values()
                    for s in {*a.marks, *a.last_fills}],
-        "positions": [t.position_row(p) for keys in state.positions.values()
+        "positions": [rows.position_row(p) for keys in state.positions.values()
                       for p in keys.values()],
-        "daily": [t.daily_row(d) for d in state.daily.values()],
-        "accounts": [t.account_row(a) for a in state.accounts.values()],
-        "instruments": [t.instrument_row(i) for i in state.instruments.values()],
-        "strategies": [t.strategy_row(s) for s in state.strategies.values()],
+        "daily": [rows.daily_row(d) for d in state.daily.values()],
+        "accounts": [rows.account_row(a) for a in state.accounts.values()],
+        "instruments": [rows.instrument_row(i) for i in state.instruments.values()],
+        "strategies": [rows.strategy_row(s) for s in state.strategies.values()],
     }
     text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
     return zlib.compress(text.encode(), 1)
@@ -129,3 +133,29 @@ def decode(blob: bytes) -> dict[str, list[tuple[Any, ...]]]:
     """The rows of ``snapshot_payload``, per view, as tuples."""
     rows: dict[str, list[list[Any]]] = json.loads(zlib.decompress(blob))
     return {kind: [tuple(row) for row in items] for kind, items in rows.items()}
+
+
+GAP_SQL = ("SELECT account, type, data FROM events WHERE seq > ? AND type IN "
+           "('signal', 'order', 'status', 'fill')")
+"""The events after a seq (the parameter) that can name a signal or an order."""
+
+
+def named_keys(chunks: Iterable[Sequence[tuple[str, str, str]]]
+               ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The (account, signal_id) and (account, order_id) keys named by the rows of
+    ``GAP_SQL``: the signals and orders those events may have changed."""
+    signals: set[tuple[str, str]] = set()
+    orders: set[tuple[str, str]] = set()
+    for chunk in chunks:
+        for account, kind, text in chunk:
+            data = json.loads(text)
+            if kind == "signal":
+                signals.add((account, data["signal_id"]))
+            elif kind == "order":
+                orders.add((account, data["order_id"]))
+            elif kind == "status":
+                target = signals if data["entity"] == "signal" else orders
+                target.add((account, data["entity_id"]))
+            elif "order_id" in data:
+                orders.add((account, data["order_id"]))
+    return signals, orders
