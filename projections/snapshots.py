@@ -114,7 +114,7 @@ class Pending:
 
 def snapshot_payload(state: State) -> bytes:
     """Every row of the small keyed views, compressed. Call in the money context."""
-    rows = {
+    payload = {
         "balances": [rows.balance_row(a) for a in state.accounts.values()],
         "prices": [rows.price_row(a, s) for a in state.accounts.values()
                    for s in {*a.marks, *a.last_fills}],
@@ -125,14 +125,14 @@ def snapshot_payload(state: State) -> bytes:
         "instruments": [rows.instrument_row(i) for i in state.instruments.values()],
         "strategies": [rows.strategy_row(s) for s in state.strategies.values()],
     }
-    text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return zlib.compress(text.encode(), 1)
 
 
 def decode(blob: bytes) -> dict[str, list[tuple[Any, ...]]]:
     """The rows of ``snapshot_payload``, per view, as tuples."""
-    rows: dict[str, list[list[Any]]] = json.loads(zlib.decompress(blob))
-    return {kind: [tuple(row) for row in items] for kind, items in rows.items()}
+    found: dict[str, list[list[Any]]] = json.loads(zlib.decompress(blob))
+    return {kind: [tuple(row) for row in items] for kind, items in found.items()}
 
 
 GAP_SQL = ("SELECT account, type, data FROM events WHERE seq > ? AND type IN "
