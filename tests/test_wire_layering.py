@@ -1,4 +1,4 @@
-"""The rooms of the server side (docs/ARCHITECTURE-wire.md): the wire layer imports no
+"""The rooms of the server side (docs/ARCHITECTURE.md): the wire layer imports no
 I/O, the service knows nothing of the server, and no import cycle runs through them."""
 
 from __future__ import annotations
