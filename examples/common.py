@@ -93,7 +93,8 @@ def show(console: Console, title: str, answer: dict[str, Any], columns: list[str
     print_view({**answer, "rows": rows}, console, columns)
 
 
-def _flat(value: Any) -> Any:
+def _flat(value: Any, nested: bool = False) -> Any:
     if isinstance(value, dict):
-        return " ".join(f"{key}={_flat(item)}" for key, item in value.items())
+        text = " ".join(f"{key}={_flat(item, True)}" for key, item in value.items())
+        return "{" + text + "}" if nested else text
     return value
