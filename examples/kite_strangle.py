@@ -76,7 +76,8 @@ def setup_events() -> list[dict[str, Any]]:
 
 def _leg(symbol: str, side: str, price: str, key: str, clock: str,
          attrs: dict[str, Any], exit_: bool) -> list[dict[str, Any]]:
-    """One leg's order, fill and order status; its signal when it opens."""
+    """One leg: its signal (when it opens), order, fill, and the order's and the
+    signal's status."""
     ev = _ev()
     at = _at(clock)
     signal_id = f"strangle-0620-{symbol[-2:].lower()}"
@@ -101,13 +102,12 @@ def _leg(symbol: str, side: str, price: str, key: str, clock: str,
         ev.make("status", f"{order_id}-filled", at, {
             "entity": "order", "entity_id": order_id, "status": "filled", "price": price,
             "attrs": {"kite_status": "COMPLETE"}}),
-        ev.make("status", f"{signal_id}-{'closed' if exit_ else 'triggered'}", at, {
-            "entity": "signal", "entity_id": signal_id,
-            "status": "closed" if exit_ else "triggered", "price": price,
-            "reason": "trailing_stop" if exit_ else None}),
     ]
-    if events[-1]["data"]["reason"] is None:
-        del events[-1]["data"]["reason"]
+    status: dict[str, Any] = {"entity": "signal", "entity_id": signal_id,
+                              "status": "closed" if exit_ else "triggered", "price": price}
+    if exit_:
+        status["reason"] = "trailing_stop"
+    events.append(ev.make("status", f"{signal_id}-{status['status']}", at, status))
     return events
 
 

@@ -210,13 +210,15 @@ def test_backtest_run_recorded_as_a_backtest_account(daemon: DaemonProcess) -> N
         Decimal(balance["balance"]))
 
 
-def test_backtest_run_again_stores_nothing_twice(daemon: DaemonProcess) -> None:
-    """Recording the same run again (a bot restarted mid-upload) stores no event twice:
-    the event ids come from the run id."""
-    backtest_run.run(daemon.socket, quiet())
+@pytest.mark.parametrize("example", [options_play, kite_strangle, backtest_run],
+                         ids=lambda module: module.__name__)
+def test_example_run_again_stores_nothing_twice(daemon: DaemonProcess, example: Any) -> None:
+    """Running an example again on the same daemon (a bot restarted mid-upload) stores no
+    event twice, the void included: every event id is chosen by the bot."""
+    example.run(daemon.socket, quiet())
     with Client(daemon.socket) as client:
         first = client.health()["last_seq"]
-        backtest_run.run(daemon.socket, quiet())
+        example.run(daemon.socket, quiet())
         assert first == client.health()["last_seq"]
 
 
