@@ -44,11 +44,12 @@ class Events:
 def parse_args(description: str) -> argparse.Namespace:
     """``--socket`` (a running daemon) or ``--dir`` (where to start one)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--socket", type=Path,
-                        help="socket of a running `tradelog serve`; without it, one is started")
-    parser.add_argument("--dir", type=Path,
-                        help="where the started daemon keeps its database (default: a "
-                             "temporary directory, removed at the end)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket", type=Path,
+                       help="socket of a running `tradelog serve`; without it, one is started")
+    where.add_argument("--dir", type=Path,
+                       help="where the started daemon keeps its database (default: a "
+                            "temporary directory, removed at the end)")
     return parser.parse_args()
 
 
