@@ -2,7 +2,9 @@
 
 1. start ``tradelog serve`` on a fresh database under ``.demo/``;
 2. run the bot over the bars (progress bar), through the socket;
-3. print the open positions, the last closed trades, the balance and the daily stats;
+3. print what the account, the instrument and the strategy are, the open positions, the
+   last closed trades (with what the bot put in their ``attrs``), the balance and the
+   daily stats;
 4. stop the daemon with SIGTERM, start it again, print the same state, and check that
    nothing changed across the restart;
 5. run ``tradelog verify`` on the file, and stop the daemon.
@@ -27,9 +29,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from daemon.cli.commands import print_view
 from daemon.client import Client
 from daemon.process import ServeProcess
+from examples.common import show as show_view
 from examples.sma_bot import ACCOUNT, DATA, read_bars, run
 
 console = Console()
@@ -51,9 +53,13 @@ def stop_daemon(daemon: ServeProcess) -> int:
 
 
 def snapshot(sock: Path) -> dict[str, Any]:
-    """The state a trader looks at: positions, last trades, balance, daily stats."""
+    """The state a trader looks at: what the account, instrument and strategy are,
+    positions, last trades, balance, daily stats."""
     with Client(sock) as client:
         return {
+            "accounts": client.query("accounts", account=ACCOUNT),
+            "instruments": client.query("instruments", account=ACCOUNT),
+            "strategies": client.query("strategies", account=ACCOUNT),
             "positions": client.query("positions", account=ACCOUNT),
             "trades": client.query("trades", account=ACCOUNT, limit=5),
             "balances": client.query("balances", account=ACCOUNT),
@@ -64,10 +70,15 @@ def snapshot(sock: Path) -> dict[str, Any]:
 
 
 COLUMNS = {
+    "accounts": ["account", "kind", "currency", "name", "events"],
+    "instruments": ["symbol", "asset_class", "venue", "currency", "tick_size", "lot_size",
+                    "attrs"],
+    "strategies": ["strategy", "signals", "parameters", "attrs"],
     "positions": ["symbol", "side", "quantity", "avg_price", "mark_price", "unrealized_pnl",
                   "realized_pnl", "opened_at"],
     "trades": ["side", "entry_price", "exit_price", "opened_at", "closed_at", "net_pnl",
                "exit_reason"],
+    "trades_attrs": ["closed_at", "strategy", "asset_class", "attrs"],
     "balances": ["cash", "realized_pnl", "balance", "unrealized_pnl", "equity",
                  "open_positions"],
     "daily": ["date", "realized_pnl", "trades_closed", "wins", "losses", "fees", "loss_used",
@@ -78,7 +89,9 @@ COLUMNS = {
 def show(state: dict[str, Any], title: str) -> None:
     console.rule(title)
     for view, columns in COLUMNS.items():
-        print_view(state[view], console, columns)
+        title = "what the bot put in the last trades' attrs" if view == "trades_attrs" \
+            else view
+        show_view(console, title, state[view.removesuffix("_attrs")], columns)
     console.print(f"closed round trips: {state['all_trades']}; events in the log: "
                   f"{state['health']}")
 

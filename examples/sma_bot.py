@@ -3,12 +3,18 @@
 Copy this file as the start of your own bot. It replays real bars from a CSV file and,
 at the close of each bar, sends the daemon what a live bot would send:
 
-- at the start: a ``cash`` deposit and the ``limits`` (daily loss limit, time zone);
+- at the start: what the ``account`` is (paper, USD), what EURUSD is (an ``instrument``:
+  fx, venue, pip size, lot size), the ``strategy`` with its parameters (moving-average
+  lengths, stop and target), a ``cash`` deposit and the ``limits`` (daily loss limit,
+  time zone);
 - every bar: a ``mark`` with the close, so unrealized P&L and equity stay current;
 - when the fast SMA crosses the slow one: a ``signal``, an ``order``, its ``fill`` with a
-  fee, and ``status`` changes for the order (filled) and the signal (triggered);
+  fee, and ``status`` changes for the order (filled) and the signal (triggered); the
+  moving averages at the crossover and the risk:reward go in ``attrs`` of the signal and
+  the opening fill;
 - on each exit (reversal, stop loss or take profit): the closing ``order`` and ``fill``
-  with its ``exit_reason``, ``status`` changes, and a ``journal`` entry saying why.
+  with its ``exit_reason`` (and the pips won or lost in ``attrs``), ``status`` changes,
+  and a ``journal`` entry saying why.
 
 Each bar's events go in one ``append``: stored together or not at all. Event ids are
 derived from the bar, so running the bot twice stores nothing twice.
@@ -43,6 +49,8 @@ STOP, TARGET = Decimal("0.0050"), Decimal("0.0100")  # 50 and 100 pips
 DEPOSIT = Decimal(100_000)
 DAILY_LOSS_LIMIT = Decimal(2_000)
 CENT = Decimal("0.01")
+STRATEGY = f"sma-{FAST}-{SLOW}"
+MA_PLACES = Decimal("0.000001")     # moving averages in attrs: to 1/100 of a pip
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,26 @@ class SmaCrossoverBot:
                 "time": bar.close_time, "account": ACCOUNT, "data": data}
 
     def start(self, first: Bar) -> None:
-        """Fund the account and set its risk limits."""
+        """Say what the account, the instrument and the strategy are; fund the account
+        and set its risk limits."""
         self.send([
+            self.event("account", "paper", first, {
+                "name": "EUR/USD paper", "kind": "paper", "broker": "paper",
+                "currency": "USD", "benchmark": SYMBOL,
+                "description": "SMA crossover demo over real EUR/USD hourly bars"}),
+            self.event("instrument", SYMBOL, first, {
+                "symbol": SYMBOL, "venue": "OTC", "asset_class": "fx", "currency": "USD",
+                "multiplier": "1", "tick_size": "0.00001", "lot_size": str(QUANTITY),
+                "underlying": "EUR", "description": "Euro / US dollar spot",
+                "attrs": {"pip": "0.0001", "base": "EUR", "quote": "USD"}}),
+            self.event("strategy", STRATEGY, first, {
+                "strategy": STRATEGY,
+                "description": f"SMA({FAST}) / SMA({SLOW}) crossover, always flat or in",
+                "parameters": {"fast": FAST, "slow": SLOW, "timeframe": "1h",
+                               "stop_pips": int(STOP * 10_000),
+                               "target_pips": int(TARGET * 10_000),
+                               "quantity": str(QUANTITY), "fee_rate": str(FEE_RATE)},
+                "attrs": {"risk_reward": str(TARGET / STOP)}}),
             self.event("cash", "deposit", first, {"amount": str(DEPOSIT), "kind": "deposit",
                                                   "note": "paper-trading capital"}),
             self.event("limits", "initial", first, {"daily_loss_limit": str(DAILY_LOSS_LIMIT),
@@ -113,10 +139,14 @@ class SmaCrossoverBot:
         self.fast.append(bar.close)
         self.slow.append(bar.close)
         if len(self.slow) == SLOW:
-            diff = sum(self.fast, Decimal(0)) / FAST - sum(self.slow, Decimal(0)) / SLOW
+            fast_ma = sum(self.fast, Decimal(0)) / FAST
+            slow_ma = sum(self.slow, Decimal(0)) / SLOW
+            diff = fast_ma - slow_ma
             now = (diff > 0) - (diff < 0)
             if now and self.previous and now != self.previous:
-                events += self._reverse(index, bar, "long" if now > 0 else "short")
+                averages = {f"sma_{FAST}": str(fast_ma.quantize(MA_PLACES)),
+                            f"sma_{SLOW}": str(slow_ma.quantize(MA_PLACES))}
+                events += self._reverse(index, bar, "long" if now > 0 else "short", averages)
             if now:
                 self.previous = now
         self.send(events)
@@ -131,7 +161,8 @@ class SmaCrossoverBot:
             return self._close(index, bar, held.target, "take_profit", "target reached")
         return []
 
-    def _reverse(self, index: int, bar: Bar, side: str) -> list[dict[str, Any]]:
+    def _reverse(self, index: int, bar: Bar, side: str,
+                 averages: dict[str, str]) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         if self.position is not None:
             events += self._close(index, bar, bar.close, "signal",
@@ -140,12 +171,14 @@ class SmaCrossoverBot:
         sign = 1 if side == "long" else -1
         stop = bar.close - sign * STOP
         target = bar.close + sign * TARGET
+        attrs = {**averages, "risk_reward": str(TARGET / STOP)}
         events.append(self.event("signal", str(index), bar, {
-            "signal_id": signal_id, "strategy": f"sma-{FAST}-{SLOW}", "symbol": SYMBOL,
+            "signal_id": signal_id, "strategy": STRATEGY, "symbol": SYMBOL,
             "side": side, "entry_price": str(bar.close), "stop_loss": str(stop),
-            "take_profit": str(target), "timeframe": "1h", "confidence": "0.5"}))
+            "take_profit": str(target), "timeframe": "1h", "confidence": "0.5",
+            "attrs": attrs}))
         events += self._trade(index, bar, "buy" if side == "long" else "sell", bar.close,
-                              "open", signal_id)
+                              "open", signal_id, attrs=attrs)
         events.append(self.event("status", f"{signal_id}-triggered", bar, {
             "entity": "signal", "entity_id": signal_id, "status": "triggered",
             "price": str(bar.close)}))
@@ -153,7 +186,8 @@ class SmaCrossoverBot:
         return events
 
     def _trade(self, index: int, bar: Bar, side: str, price: Decimal, leg: str,
-               signal_id: str, exit_reason: str | None = None) -> list[dict[str, Any]]:
+               signal_id: str, exit_reason: str | None = None,
+               attrs: dict[str, str] | None = None) -> list[dict[str, Any]]:
         order_id = f"ord-{index}-{leg}"
         fee = (QUANTITY * price * FEE_RATE).quantize(CENT)
         fill: dict[str, Any] = {"symbol": SYMBOL, "side": side, "quantity": str(QUANTITY),
@@ -161,10 +195,13 @@ class SmaCrossoverBot:
                                 "signal_id": signal_id}
         if exit_reason is not None:
             fill["exit_reason"] = exit_reason
+        if attrs:
+            fill["attrs"] = attrs
         return [
             self.event("order", order_id, bar, {
                 "order_id": order_id, "symbol": SYMBOL, "side": side,
-                "quantity": str(QUANTITY), "order_type": "market", "signal_id": signal_id}),
+                "quantity": str(QUANTITY), "order_type": "market", "signal_id": signal_id,
+                "attrs": {"leg": leg}}),
             self.event("fill", order_id, bar, fill),
             self.event("status", f"{order_id}-filled", bar, {
                 "entity": "order", "entity_id": order_id, "status": "filled",
@@ -179,7 +216,8 @@ class SmaCrossoverBot:
         side = "sell" if held.side == "long" else "buy"
         sign = 1 if held.side == "long" else -1
         pips = (price - held.entry) * sign * 10_000
-        events = self._trade(index, bar, side, price, "close", held.signal_id, reason)
+        events = self._trade(index, bar, side, price, "close", held.signal_id, reason,
+                             attrs={"exit_pips": f"{pips:+.1f}"})
         events.append(self.event("status", f"{held.signal_id}-closed", bar, {
             "entity": "signal", "entity_id": held.signal_id, "status": "closed",
             "reason": reason}))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -94,3 +97,58 @@ def test_demo_rerun_stores_nothing_twice(tmp_path: Path) -> None:
             first = client.health()["last_seq"]
             run(daemon.socket, bars)
             assert first == client.health()["last_seq"]
+
+
+def test_demo_bot_says_what_it_trades_and_what_it_knew(tmp_path: Path) -> None:
+    """The bot sends its account (paper, USD), EURUSD as an fx instrument and its strategy
+    with the moving-average lengths and stop/target; each signal's ``attrs`` hold SMA(10)
+    and SMA(30) of the closes up to its bar (to 6 places) and risk:reward 2, and each
+    trade's the pips it made, (exit - entry) * direction * 10,000."""
+    bars = 600
+    with DATA.open(newline="") as handle:
+        closes = [Decimal(r[4]) for r in list(csv.reader(handle))[1: bars + 1]]
+    with DaemonProcess(tmp_path) as daemon:
+        run(daemon.socket, read_bars(DATA, bars))
+        with Client(daemon.socket) as client:
+            [account] = client.query("accounts", account=ACCOUNT)["rows"]
+            [instrument] = client.query("instruments", account=ACCOUNT)["rows"]
+            [strategy] = client.query("strategies", account=ACCOUNT)["rows"]
+            signals = client.query("signals", account=ACCOUNT)["rows"]
+            trades = client.query("trades", account=ACCOUNT)["rows"]
+    assert ("paper", "USD") == (account["kind"], account["currency"])
+    assert ("EURUSD", "fx", "OTC", Decimal("0.00001"), Decimal(100000)) == (
+        instrument["symbol"], instrument["asset_class"], instrument["venue"],
+        Decimal(instrument["tick_size"]), Decimal(instrument["lot_size"]))
+    assert ("sma-10-30", 10, 30, 50, 100, len(signals)) == (
+        strategy["strategy"], strategy["parameters"]["fast"], strategy["parameters"]["slow"],
+        strategy["parameters"]["stop_pips"], strategy["parameters"]["target_pips"],
+        strategy["signals"])
+    six = Decimal("0.000001")
+    expected = []
+    for row in signals:
+        i = int(row["signal_id"].removeprefix("sig-"))
+        fast = sum(closes[i - 9: i + 1], Decimal(0)) / 10
+        slow = sum(closes[i - 29: i + 1], Decimal(0)) / 30
+        expected.append({"sma_10": str(fast.quantize(six)), "sma_30": str(slow.quantize(six)),
+                         "risk_reward": "2"})
+    assert expected == [row["attrs"] for row in signals]
+    pips = [(Decimal(t["exit_price"]) - Decimal(t["entry_price"]))
+            * (1 if t["side"] == "long" else -1) * 10000 for t in trades]
+    assert [f"{p:+.1f}" for p in pips] == [t["attrs"]["exit_pips"] for t in trades]
+    assert len(trades) > 5
+
+
+def test_demo_prints_account_instrument_strategy_and_trade_attrs(tmp_path: Path) -> None:
+    """``python -m examples.demo`` shows the accounts, instruments and strategies views
+    and the last trades' ``attrs``, and ends with the state identical across the restart
+    and the chain verified (exit 0)."""
+    done = subprocess.run([sys.executable, "-m", "examples.demo", "--bars", "400",
+                           "--dir", str(tmp_path / "demo")],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                          text=True, timeout=300, check=False,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert 0 == done.returncode, done.stdout[-2000:] + done.stderr[-2000:]
+    for expected in ("accounts (as of seq", "instruments (as of seq", "strategies (as of seq",
+                     "what the bot put in the last trades' attrs", "sma_10=", "exit_pips=",
+                     "state after restart identical"):
+        assert expected in done.stdout
