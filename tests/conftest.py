@@ -5,7 +5,7 @@ marked ``daemon``, so that ``pytest -m "not daemon"`` runs only the fast unit te
 The mark is given automatically at collection, from what the test uses: its own code,
 its fixtures', and the module-level helpers they call (here or in another ``tests``
 module), down to a process starter (``subprocess``, ``multiprocessing``,
-``DaemonProcess``, ``ServeProcess``, ``daemon.writer.launch.launch``). A module may also
+``DaemonProcess``, ``ServeProcess``, ``WriterProcess``, ``daemon.writer.launch.launch``). A module may also
 say ``pytestmark = pytest.mark.daemon``. A test without the mark that starts a process
 anyway fails with ``UnmarkedProcessError``: an unmarked daemon-level test cannot pass.
 """
@@ -32,7 +32,8 @@ ROOT = TESTS.parent
 HELPER_PACKAGES = frozenset({"tests", "bench"})
 PROCESS_MODULES = frozenset({"subprocess", "multiprocessing", "asyncio.subprocess"})
 """Any name imported from these (or the module itself) starts a process."""
-PROCESS_NAMES = frozenset({"DaemonProcess", "ServeProcess", "launch", "create_subprocess_exec",
+PROCESS_NAMES = frozenset({"DaemonProcess", "ServeProcess", "WriterProcess", "launch",
+                           "create_subprocess_exec",
                            "create_subprocess_shell"})
 """Names that start a process, whatever module they are imported from."""
 
