@@ -5,9 +5,10 @@ marked ``daemon``, so that ``pytest -m "not daemon"`` runs only the fast unit te
 The mark is given automatically at collection, from what the test uses: its own code,
 its fixtures', and the module-level helpers they call (here or in another ``tests``
 module), down to a process starter (``subprocess``, ``multiprocessing``,
-``DaemonProcess``, ``ServeProcess``, ``WriterProcess``, ``daemon.writer.launch.launch``). A module may also
-say ``pytestmark = pytest.mark.daemon``. A test without the mark that starts a process
-anyway fails with ``UnmarkedProcessError``: an unmarked daemon-level test cannot pass.
+``DaemonProcess``, ``ServeProcess``, ``WriterProcess``, ``daemon.writer.launch.launch``).
+A module may also say ``pytestmark = pytest.mark.daemon``. A test without the mark that
+starts a process anyway fails with ``UnmarkedProcessError``: an unmarked daemon-level
+test cannot pass.
 """
 
 from __future__ import annotations
