@@ -1,4 +1,4 @@
-"""One writer process per database file: an exclusive ``flock`` on ``<db>.lock``.
+"""One daemon per database file: an exclusive ``flock`` on ``<db>.lock``.
 
 The daemon holds it while serving; ``tradelog import --db`` holds it while importing,
 so a direct import never runs beside a daemon on the same file.

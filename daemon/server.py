@@ -326,9 +326,9 @@ async def _drain(service: Service, server: asyncio.Server, deadline: float) -> N
         conn.stop_reading()
         conn.cancel_reads()
     service.subscriptions.drop_all()
-    writer = asyncio.ensure_future(service.stop_writer())
-    await asyncio.wait([writer], timeout=_left(deadline))
-    if not writer.done():
+    commits = asyncio.ensure_future(service.stop_commits())
+    await asyncio.wait([commits], timeout=_left(deadline))
+    if not commits.done():
         log.warning("drain_timed_out", stage="commit",
                     advice="appends not answered were not acknowledged; clients resend them")
     pending = [t for conn in _connections(service) for t in conn.pending_answers()]

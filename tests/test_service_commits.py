@@ -39,7 +39,7 @@ async def test_appends_queued_together_are_one_group(tmp_path: Path) -> None:
     service.start()
     futures = [service.submit(_request(service, n), PEER, n) for n in (1, 2, 3)]
     outcomes = await asyncio.gather(*futures)
-    await service.stop_writer()
+    await service.stop_commits()
     assert ([3], [[1], [2, 3], [4, 5, 6]], 6) == (
         _writer(service).groups, [[r.seq for r in o.results] for o in outcomes],
         service.last_seq)
@@ -51,7 +51,7 @@ async def test_a_group_holds_at_most_max_group_events(tmp_path: Path) -> None:
     service.start()
     futures = [service.submit(_request(service, 2), PEER, n) for n in range(3)]
     await asyncio.gather(*futures)
-    await service.stop_writer()
+    await service.stop_commits()
     assert [2, 1] == _writer(service).groups
 
 
@@ -64,7 +64,7 @@ async def test_storage_unavailable_fails_the_group_retryably(tmp_path: Path) -> 
     future = service.submit(_request(service), PEER, 1)
     with pytest.raises(StorageUnavailableError):
         await future
-    await service.stop_writer()
+    await service.stop_commits()
     assert not service.fatal.is_set()
 
 
@@ -75,16 +75,16 @@ async def test_an_unknown_outcome_is_fatal_and_never_answered(tmp_path: Path) ->
     _writer(service).fail = RuntimeError("pipe broke")
     service.start()
     future = service.submit(_request(service), PEER, 1)
-    await service.stop_writer()
+    await service.stop_commits()
     assert (True, True, True) == (future.cancelled(), service.fatal.is_set(),
                                   "pipe broke" in service.fatal_reason)
 
 
 async def test_no_append_is_taken_once_stopping(tmp_path: Path) -> None:
-    """After ``stop_writer`` an append is refused as retryable, nothing queued."""
+    """After ``stop_commits`` an append is refused as retryable, nothing queued."""
     service = make_service(tmp_path)
     service.start()
-    await service.stop_writer()
+    await service.stop_commits()
     with pytest.raises(StorageUnavailableError, match="shutting down"):
         service.submit(_request(service), PEER, 1)
 

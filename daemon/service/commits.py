@@ -68,7 +68,7 @@ class GroupCommits:
 
     def start(self) -> None:
         """Start the group-commit task; call once, inside the running loop."""
-        self._task = asyncio.create_task(self._loop(), name="writer")
+        self._task = asyncio.create_task(self._loop(), name="group-commits")
 
     def submit(self, request: AppendRequest, peer: Peer,
                request_id: Any) -> asyncio.Future[AppendOutcome]:

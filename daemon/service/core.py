@@ -69,7 +69,7 @@ class Connections:
 
 class Service:
     """Everything a connection asks of the daemon. Create, ``start()``, then
-    ``stop_writer()`` when draining.
+    ``stop_commits()`` when draining.
 
     ``recorder`` serves reads; ``writer`` makes the group commits (a ``WriterProcess``
     or, in one process, a ``LocalWriter`` on the same recorder).
@@ -138,7 +138,7 @@ class Service:
         """
         return self.commits.submit(request, peer, request_id)
 
-    async def stop_writer(self) -> None:
+    async def stop_commits(self) -> None:
         """Commit everything queued so far, then end the group-commit task."""
         await self.commits.stop()
 
