@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -126,17 +127,17 @@ class Connection(asyncio.Protocol):
         self.calls.ended()
 
     def close_soon(self, grace_s: float | None = None) -> None:
-        """Close after flushing what is written; abort if the peer does not read it within
-        ``grace_s`` (default: the write timeout)."""
+        """Close once what is written is flushed; abort if it is not read within ``grace_s``
+        (default: the write timeout; ``math.inf``: never, but at shutdown)."""
         if self.transport is None or self.closed:
             return
         self.wire.close()
         self._room.set()
         self.transport.close()
         transport = self.transport
-        if grace_s is None:
-            grace_s = self.limits.write_timeout_s
-        self._abort_timer = self._loop.call_later(grace_s, transport.abort)
+        grace_s = self.limits.write_timeout_s if grace_s is None else grace_s
+        if math.isfinite(grace_s):
+            self._abort_timer = self._loop.call_later(grace_s, transport.abort)
 
     def close(self) -> None:
         """``Outbox.close``: close once what is written is flushed (``close_soon``)."""
@@ -248,9 +249,9 @@ class Connection(asyncio.Protocol):
             self._drained()
 
     def _not_reading(self) -> None:
-        """The client took none of its answers for ``write_timeout_s``: end its
-        subscriptions (each told so, for a client that reads again within a grace
-        period) and cut it off."""
+        """No answer taken for ``write_timeout_s``: a subscriber is told where to resume
+        (``subscription_closed`` after what is written, at most ``FLOW_HIGH`` bytes) and
+        closed once it reads that; any other client is cut off."""
         if self.closed:
             return
         timeout = self.limits.write_timeout_s
@@ -261,7 +262,7 @@ class Connection(asyncio.Protocol):
             self.service.subscriptions.close_all(
                 self, f"subscriber too slow: took none of its notifications for {timeout} s "
                 "(limits.write_timeout_s); disconnected")
-            self.close_soon()
+            self.close_soon(grace_s=math.inf)
         else:
             self.abort()
 

@@ -245,6 +245,10 @@ def parse_time(value: Any) -> datetime:
         raise ValueError(
             f"{value!r} has no UTC offset; add Z or +hh:mm, e.g. 2024-05-01T09:30:00Z"
         )
+    zone = match.group(3)
+    if len(zone) == 6 and (int(zone[1:3]) > 23 or int(zone[4:6]) > 59):
+        raise ValueError(f"{value[:40]!r}: the UTC offset {zone} is not +hh:mm with hours "
+                         "00-23 and minutes 00-59 (RFC 3339)")
     if not 1899 <= int(match.group(1)) <= 2200:
         raise _range_error(value)
     text = value

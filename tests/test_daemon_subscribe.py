@@ -105,6 +105,33 @@ def test_client_never_reading_is_disconnected(tmp_path: Path) -> None:
         assert 2 == health(proc.socket)["connections"]
 
 
+def test_subscriber_reading_late_is_told_where_to_resume(tmp_path: Path) -> None:
+    """A subscriber that stops reading for longer than write_timeout_s finds, when it
+    reads again, the events in seq order up to a ``subscription_closed`` whose
+    ``next_seq`` follows the last event it got, then the end of the stream."""
+    with running(tmp_path, env=limits_env(write_timeout_s=0.5)) as proc, \
+            RawConnection(proc.socket) as writer:
+        for _ in range(8):
+            writer.result("append", {"events": [
+                wire_event("journal", {"text": "t" * 5000}) for _ in range(100)]})
+        slow = RawConnection(proc.socket, timeout_s=30)
+        try:
+            slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.send_json({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                            "params": {"from_seq": 1}})
+            wait_for_log(proc, "client_not_reading")
+            time.sleep(1.5)  # three write timeouts more: a late reader, not a slow one
+            messages = slow.read_until_eof(timeout_s=30)
+        finally:
+            slow.close()
+    seqs = [m["params"]["event"]["seq"] for m in messages if m.get("method") == "event"]
+    closed = [m["params"] for m in messages if m.get("method") == "subscription_closed"]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert 0 < len(seqs) < 800
+    assert [seqs[-1] + 1] == [c["next_seq"] for c in closed]
+    assert "subscription_closed" == messages[-1]["method"]
+
+
 def test_unsubscribed_connection_keeps_working(tmp_path: Path) -> None:
     """Unsubscribing stops notifications but the connection serves requests as before."""
     with running(tmp_path) as proc, RawConnection(proc.socket) as conn:
