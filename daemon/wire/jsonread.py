@@ -114,6 +114,13 @@ _decoder = json.JSONDecoder(
     parse_float=_decimal, parse_int=_integer, parse_constant=_constant,
     object_pairs_hook=_pairs, strict=True
 )
+_plain_ints = json.JSONDecoder(
+    parse_float=_decimal, parse_constant=_constant, object_pairs_hook=_pairs, strict=True
+)
+"""The same, with integers read by the C scanner itself: for text without 40 digits in a
+row, where no integer can be over ``MAX_NUMBER_CHARS`` (a hook call per integer costs
+5x the decode of a line of bare numbers, and other clients wait for it)."""
+_FORTY_DIGITS = re.compile(rb"[0-9]{40}")
 
 
 def loads(raw: bytes) -> Any:
@@ -128,8 +135,9 @@ def loads(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise JSONReadError(f"invalid UTF-8 at byte {exc.start}") from None
+    decoder = _decoder if _FORTY_DIGITS.search(raw) else _plain_ints
     try:
-        value = _decoder.decode(text)
+        value = decoder.decode(text)
     except JSONReadError:
         raise
     except RecursionError:
