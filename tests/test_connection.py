@@ -16,8 +16,9 @@ from tests.support import wire_event
 
 
 async def _settle() -> None:
+    """Let the loop run what is ready, and the worker threads that reads encode on."""
     for _ in range(20):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.002)
 
 
 def _line(method: str, request_id: Any = 1, **params: Any) -> bytes:
