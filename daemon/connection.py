@@ -26,7 +26,8 @@ from daemon.calls import CallRunner, encoded
 from daemon.config import Limits
 from daemon.logs import get_logger
 from daemon.service import Service
-from daemon.sockets import FLOW_HIGH, FLOW_LOW, WriteFlow, peer_credentials, peer_gone
+from daemon.sockets import FLOW_HIGH, FLOW_LOW, Deadline, WriteFlow, peer_credentials, peer_gone
+from daemon.wire.framing import TURN_MEMBERS
 from daemon.wire.protocol import (
     Group,
     LineTooLong,
@@ -58,10 +59,10 @@ class Connection(asyncio.Protocol):
         self.reading_paused = False
         self._room = asyncio.Event()
         self._room.set()
-        self._partial_timer: asyncio.TimerHandle | None = None
-        self._partial_at: float | None = None
+        self._partial = Deadline(self._partial_expired)
         self._abort_timer: asyncio.TimerHandle | None = None
         self._turn: asyncio.Handle | None = None
+        self._batch: asyncio.Handle | None = None
         self._counted = False
 
     @property
@@ -117,7 +118,8 @@ class Connection(asyncio.Protocol):
         self.wire.lines.clear()
         self.flow.release()
         self._room.set()
-        for timer in (self._partial_timer, self._turn, self._abort_timer):
+        self._partial.set(None)
+        for timer in (self._turn, self._abort_timer, self._batch):
             if timer is not None:
                 timer.cancel()
         if self._counted:
@@ -163,8 +165,7 @@ class Connection(asyncio.Protocol):
         self._update_reading()
 
     def cancel_reads(self) -> None:
-        """Cancel the ``read``/``query``/``metrics`` work not yet answered (at shutdown:
-        nothing is lost by it, and it must not hold up the stop)."""
+        """Cancel the reads not yet answered (at shutdown: nothing is lost by it)."""
         self.calls.cancel_reads()
 
     def pending_answers(self) -> list[asyncio.Future[Any]]:
@@ -172,8 +173,7 @@ class Connection(asyncio.Protocol):
         return list(self.calls.pending)
 
     def _update_reading(self) -> None:
-        """Read the socket only while the protocol wants data (so one client cannot make
-        us buffer or work without bound)."""
+        """Read the socket only while the protocol wants data (bounded buffers and work)."""
         if self.transport is None or self.closed or self.wire.ended:
             return
         pause = not self.wire.wants_data()
@@ -185,8 +185,7 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _finish_if_done(self) -> None:
-        """After the peer's EOF: close once every answer is written (subscriptions keep
-        a half-closed connection open)."""
+        """After the peer's EOF: close once every answer is written (not while subscribed)."""
         if (self.wire.lines.ended and not self.closed and not self.wire.inflight
                 and not self.service.subscriptions.count(self) and not self.wire.lines.backlog):
             self.close_soon()
@@ -291,14 +290,14 @@ class Connection(asyncio.Protocol):
             self._take_lines()
 
     def _take_lines(self) -> None:
-        """Dispatch complete lines while the budgets allow, at most a turn's worth; the
-        rest stays buffered (the socket not read meanwhile) until answers drain or the
-        next turn. A line over ``max_line_bytes`` is answered with -32600 and the
-        connection closed."""
+        """Dispatch complete lines while the budgets allow, a turn's worth; the rest waits
+        (the socket not read). A line over ``max_line_bytes``: -32600, closed."""
         self._turn = None
+        if self._batch is not None:
+            return  # a batch's members are still being started: they go first
         loop = self._loop
         now = loop.time()
-        while True:
+        while self._batch is None:
             event = self.wire.next_event(now)
             if isinstance(event, Requests):
                 self._dispatch(event)
@@ -315,14 +314,26 @@ class Connection(asyncio.Protocol):
         self._update_reading()
         self._finish_if_done()
 
-    def _dispatch(self, event: Requests) -> None:
-        for refusal in event.refusals:
-            self.calls.note_refusal(refusal)
-        for slot in event.calls:
+    def _dispatch(self, event: Requests, start: int = 0) -> None:
+        """Start a line's calls, at most ``TURN_MEMBERS`` of a batch per loop turn (the
+        rest next turn, before any later line, so appends keep their order)."""
+        if not start:
+            for refusal in event.refusals:
+                self.calls.note_refusal(refusal)
+        self._batch = None
+        if self.closed:
+            return
+        end = start + TURN_MEMBERS
+        for slot in event.calls[start:end]:
             self.calls.start(slot)
+        if end < len(event.calls):
+            self._batch = self._loop.call_soon(self._dispatch, event, end)
+            return
         line = self.wire.dispatched(event.group)
         if not event.group.waiting:
             self._answered(event.group, line)
+        if start and self._turn is None:  # the lines after the batch, next turn
+            self._turn = self._loop.call_soon(self._take_lines)
 
     def _answered(self, group: Group, line: bytes | None) -> None:
         """A group is answered: write its line, then run what waited for it."""
@@ -370,21 +381,10 @@ class Connection(asyncio.Protocol):
         return True
 
     def _sync_partial_timer(self) -> None:
-        """Arm the timer at the protocol's deadline for the unfinished line, if it moved."""
-        deadline = self.wire.lines.partial_deadline
-        if deadline == self._partial_at:
-            return
-        if self._partial_timer is not None:
-            self._partial_timer.cancel()
-            self._partial_timer = None
-        self._partial_at = deadline
-        if deadline is not None:
-            self._partial_timer = self._loop.call_at(
-                deadline, self._partial_expired)
+        """Keep the timer at the protocol's deadline for the unfinished line."""
+        self._partial.set(self.wire.lines.partial_deadline)
 
     def _partial_expired(self) -> None:
-        self._partial_timer = None
-        self._partial_at = None
         self.service.throttle("partial_line_timeout").log(
             log, "warning", "partial_line_timeout", peer_pid=self._peer.pid,
             peer_uid=self._peer.uid, buffered_bytes=len(self.wire.lines))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from daemon.access import Peer, peer_groups
 
-__all__ = ["FLOW_HIGH", "FLOW_LOW", "WriteFlow", "peer_credentials", "peer_gone"]
+__all__ = ["FLOW_HIGH", "FLOW_LOW", "Deadline", "WriteFlow", "peer_credentials", "peer_gone"]
 
 FLOW_HIGH = 256 << 10
 """Bytes waiting in a connection's transport above which subscription pumps wait (and
@@ -104,3 +104,29 @@ class WriteFlow:
             self._arm()
             return
         self._stuck()
+
+
+class Deadline:
+    """One timer kept at a deadline that moves (an unfinished line's): re-armed only
+    when the deadline changes; ``expired`` runs when it passes."""
+
+    def __init__(self, expired: Callable[[], None]) -> None:
+        self._expired = expired
+        self._at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def set(self, at: float | None) -> None:
+        """Move the deadline to loop time ``at`` (None: no deadline)."""
+        if at == self._at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._at = at
+        if at is not None:
+            self._timer = asyncio.get_running_loop().call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._at = None
+        self._expired()

@@ -11,6 +11,7 @@ from typing import Any
 
 from daemon.connection import Connection
 from daemon.service import Service
+from daemon.wire.framing import TURN_MEMBERS
 from tests.server_fakes import FakeRecorder, FakeTransport, make_service, stored_event
 from tests.support import wire_event
 
@@ -185,4 +186,25 @@ async def test_a_batch_of_reads_shares_one_answer_budget(tmp_path: Path) -> None
     assert ([1, 2, 3, 4, 5], [4, 5], [1, 2, 3]) == (
         [a["id"] for a in answers], refused,
         [a["result"]["events"][0]["seq"] for a in answers if "result" in a])
+    connection.connection_lost(None)
+
+
+async def test_a_big_batch_is_started_over_several_turns_in_order(tmp_path: Path) -> None:
+    """A batch of 200 appends is started ``TURN_MEMBERS`` at a time, one turn each (the
+    loop serves others between), and before any later line of the connection: its
+    members are stored in batch order and the next line's append after them."""
+    service = make_service(tmp_path)
+    service.start()
+    connection, transport = _connect(service)
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "append",
+              "params": {"events": [wire_event("journal", {"text": "t"})]}}
+             for i in range(200)]
+    connection.data_received(json.dumps(batch).encode() + b"\n" + _append("after"))
+    assert TURN_MEMBERS == len(connection.calls.pending)
+    for _ in range(10):
+        await _settle()
+    await service.stop_commits()
+    [answers, after] = transport.messages()
+    assert list(range(1, 201)) == [a["result"]["results"][0]["seq"] for a in answers]
+    assert ("after", 201) == (after["id"], after["result"]["last_seq"])
     connection.connection_lost(None)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["TURN_BYTES", "TURN_LINES", "LineBuffer", "Stop"]
+__all__ = ["TURN_BYTES", "TURN_LINES", "TURN_MEMBERS", "LineBuffer", "Stop"]
 
 TURN_LINES = 64
 """Lines handed out in one turn, at most."""
 TURN_BYTES = 1 << 20
 """Bytes of lines handed out in one turn, at most (the line that passes it included)."""
+TURN_MEMBERS = 64
+"""Members of one batch started in one turn, at most (a batch of 1,000 appends would
+hold the loop for ~100 ms)."""
 
 
 class Stop(Enum):
