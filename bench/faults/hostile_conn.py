@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import random
 import socket
 import threading
@@ -199,85 +200,130 @@ class GoodClient(threading.Thread):
     account, then ``health``, then ``query`` of its balances, over and over, recording
     each round trip, with ``pause_s`` between round trips. Every append must be
     answered with a result (or -32001, "retry later"); a lost connection is a problem,
-    and it connects again."""
+    and it connects again.
+
+    The round trips run in a child process of their own (``_good_loop``), so what they
+    measure is the daemon, not this process's other threads holding the GIL while they
+    build or parse megabyte lines; this thread only collects the child's records."""
 
     def __init__(self, path: Path, number: int, seed: int,
                  answer_timeout_s: float = 60.0, pause_s: float = 0.02) -> None:
         super().__init__(daemon=True, name=f"good-{number}")
         self.path = path
         self.number = number
+        self.seed = seed
         self.answer_timeout_s = answer_timeout_s
         self.pause_s = pause_s
         self.samples: list[Sample] = []
         self.acked: list[Key] = []
         self.problems: list[tuple[float, str]] = []
         self.halt = threading.Event()
-        self.rng = random.Random(seed * 100 + number)
-        self.count = 0
-
-    def _events(self) -> list[dict[str, Any]]:
-        account = f"good-{self.number}"
-        events = []
-        for _ in range(self.rng.randint(1, 5)):
-            self.count += 1
-            symbol = self.rng.choice(["EURUSD", "XAUUSD", "BTCUSD"])
-            price = f"{self.rng.uniform(90, 110):.2f}"
-            roll = self.rng.random()
-            data: dict[str, Any]
-            if roll < 0.7:
-                kind, data = "fill", {"symbol": symbol, "side": self.rng.choice(
-                    ["buy", "sell"]), "quantity": str(self.rng.randint(1, 3)),
-                    "price": price, "fee": "0.01"}
-            elif roll < 0.9:
-                kind, data = "mark", {"prices": {symbol: price}}
-            else:
-                kind, data = "cash", {"amount": "1000", "kind": "deposit"}
-            minute = self.count % 1440
-            events.append({"id": f"g{self.number}-{self.count}",
-                           "source": f"good/bot-{self.number}", "type": kind,
-                           "time": f"2024-03-{1 + self.count // 1440 % 28:02d}T"
-                                   f"{minute // 60:02d}:{minute % 60:02d}:00Z",
-                           "account": account, "data": data})
-        return events
 
     def run(self) -> None:
-        client: Client | None = None
-        n = 0
-        while not self.halt.wait(self.pause_s):
-            if client is None:
-                try:
-                    client = Client(self.path, self.answer_timeout_s)
-                except OSError as exc:
-                    self.problems.append((time.monotonic(), f"cannot connect: {exc!r}"))
-                    self.halt.wait(0.2)
+        context = multiprocessing.get_context("fork")
+        reader, writer = context.Pipe(duplex=False)
+        stop = context.Event()
+        child = context.Process(
+            target=_good_loop, daemon=True, name=f"good-{self.number}",
+            args=(writer, stop, self.path, self.number, self.seed, self.answer_timeout_s,
+                  self.pause_s))
+        child.start()
+        writer.close()
+        try:
+            while True:
+                if self.halt.is_set():
+                    stop.set()
+                if not reader.poll(0.1):
                     continue
-            n += 1
-            step = n % 3
-            method = ("append", "health", "query")[step]
-            params: Any = None
-            events: list[dict[str, Any]] = []
-            if method == "append":
-                events = self._events()
-                params = {"events": events}
-            elif method == "query":
-                params = {"view": "balances", "account": f"good-{self.number}"}
-            started = time.monotonic()
+                try:
+                    kind, record = reader.recv()
+                except EOFError:
+                    break
+                if kind == "sample":
+                    self.samples.append(Sample(*record))
+                elif kind == "acked":
+                    self.acked += [tuple(k) for k in record]
+                else:
+                    self.problems.append(tuple(record))
+        finally:
+            stop.set()
+            child.join(self.answer_timeout_s)
+            if child.is_alive():
+                child.kill()
+            reader.close()
+
+
+def _good_events(rng: random.Random, number: int, count: int) -> tuple[list[dict[str, Any]], int]:
+    """1-5 valid events for good client ``number`` (fills, marks, cash), and the count
+    of events made so far."""
+    account = f"good-{number}"
+    events = []
+    for _ in range(rng.randint(1, 5)):
+        count += 1
+        symbol = rng.choice(["EURUSD", "XAUUSD", "BTCUSD"])
+        price = f"{rng.uniform(90, 110):.2f}"
+        roll = rng.random()
+        data: dict[str, Any]
+        if roll < 0.7:
+            kind, data = "fill", {"symbol": symbol, "side": rng.choice(["buy", "sell"]),
+                                  "quantity": str(rng.randint(1, 3)), "price": price,
+                                  "fee": "0.01"}
+        elif roll < 0.9:
+            kind, data = "mark", {"prices": {symbol: price}}
+        else:
+            kind, data = "cash", {"amount": "1000", "kind": "deposit"}
+        minute = count % 1440
+        events.append({"id": f"g{number}-{count}", "source": f"good/bot-{number}",
+                       "type": kind,
+                       "time": f"2024-03-{1 + count // 1440 % 28:02d}T"
+                               f"{minute // 60:02d}:{minute % 60:02d}:00Z",
+                       "account": account, "data": data})
+    return events, count
+
+
+def _good_loop(out: Any, stop: Any, path: Path, number: int, seed: int,
+               answer_timeout_s: float, pause_s: float) -> None:
+    """The good client's round trips (in its child process): each sent to ``out`` as
+    ``("sample", (at, took, method))``, ``("acked", keys)`` or ``("problem", (at, why))``."""
+    rng = random.Random(seed * 100 + number)
+    count = 0
+    client: Client | None = None
+    n = 0
+    while not stop.wait(pause_s):
+        if client is None:
             try:
-                answer = client.call(method, params, n, self.answer_timeout_s)
-            except (EOFError, TimeoutError, OSError, ValueError) as exc:
-                self.problems.append((started, f"{method} not answered: {exc!r}"))
-                client.close()
-                client = None
-                self.halt.wait(0.2)
+                client = Client(path, answer_timeout_s)
+            except OSError as exc:
+                out.send(("problem", (time.monotonic(), f"cannot connect: {exc!r}")))
+                stop.wait(0.2)
                 continue
-            self.samples.append(Sample(started, time.monotonic() - started, method))
-            if "error" in answer:
-                if answer["error"].get("code") != -32001:
-                    self.problems.append((started, f"{method} answered {answer['error']}"))
-            elif method == "append":
-                self.acked += [(e["source"], e["id"]) for e in events]
-        if client is not None:
+        n += 1
+        method = ("append", "health", "query")[n % 3]
+        params: Any = None
+        events: list[dict[str, Any]] = []
+        if method == "append":
+            events, count = _good_events(rng, number, count)
+            params = {"events": events}
+        elif method == "query":
+            params = {"view": "balances", "account": f"good-{number}"}
+        started = time.monotonic()
+        try:
+            answer = client.call(method, params, n, answer_timeout_s)
+        except (EOFError, TimeoutError, OSError, ValueError) as exc:
+            out.send(("problem", (started, f"{method} not answered: {exc!r}")))
             client.close()
+            client = None
+            stop.wait(0.2)
+            continue
+        out.send(("sample", (started, time.monotonic() - started, method)))
+        if "error" in answer:
+            if answer["error"].get("code") != -32001:
+                out.send(("problem", (started, f"{method} answered {answer['error']}")))
+        elif method == "append":
+            out.send(("acked", [(e["source"], e["id"]) for e in events]))
+    if client is not None:
+        client.close()
+    out.close()
 
 
 # ------------------------------------------------------------------ per-class tally
