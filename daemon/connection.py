@@ -142,8 +142,8 @@ class Connection(asyncio.Protocol):
             self._abort_timer = self._loop.call_later(grace_s, transport.abort)
 
     def close(self) -> None:
-        """``Outbox.close``: close once what is written is flushed (``close_soon``)."""
-        self.close_soon()
+        """``Outbox.close``: close once what is written is read, however late."""
+        self.close_soon(grace_s=math.inf)
 
     def abort(self) -> None:
         """Cut the connection off now, dropping what is not yet sent."""

@@ -140,6 +140,17 @@ class RawConnection:
         return False
 
 
+def refused(path: Path, count: int, timeout_s: float = 5.0) -> list[list[Any]]:
+    """Open ``count`` connections at once and read each until the daemon closes it: the
+    messages each got (a refused connection gets one error line, then EOF)."""
+    conns = [RawConnection(path, timeout_s=timeout_s) for _ in range(count)]
+    try:
+        return [conn.read_until_eof(timeout_s=timeout_s) for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def health(path: Path) -> dict[str, Any]:
     """``health`` over a fresh connection."""
     with RawConnection(path) as conn:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_support import RawConnection, limits_env, log_records, running
+from tests.daemon_support import RawConnection, limits_env, log_records, refused, running
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other uids")
 
@@ -111,12 +111,7 @@ def test_uids_within_their_caps_never_leave_new_connections_hanging(
                 assert {"codes": [None] * PER_UID} == held
             with _holding(proc.socket, 61005, 1, refused=True) as fifth:
                 assert {"codes": [-32600]} == fifth
-            refused = [RawConnection(proc.socket, timeout_s=5) for _ in range(3)]
-            try:
-                answers = [conn.read_until_eof(timeout_s=5) for conn in refused]
-            finally:
-                for conn in refused:
-                    conn.close()
+            answers = refused(proc.socket, 3)
             assert [[-32600]] * 3 == [[a["error"]["code"] for a in got] for got in answers]
             assert "max_connections" in answers[0][0]["error"]["message"]
         with RawConnection(proc.socket, timeout_s=5) as conn:

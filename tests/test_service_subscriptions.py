@@ -16,9 +16,9 @@ from tests.server_fakes import PEER, FakeOutbox, FakeRecorder, make_service, sto
 
 
 async def _settle() -> None:
-    """Let the pumps run until they wait."""
-    for _ in range(20):
-        await asyncio.sleep(0)
+    """Let the pumps run until they wait (their pages are converted on worker threads)."""
+    for _ in range(40):
+        await asyncio.sleep(0.002)
 
 
 def _service(tmp_path: Path, events: int = 0, **limits: int) -> Service:
