@@ -21,6 +21,7 @@ otherwise form one with its own package's ``__init__``.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -37,7 +38,9 @@ from tests.conftest import (
     starts_process,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(importlib.util.find_spec("daemon").origin or "").resolve().parent.parent  # type: ignore[union-attr]
+"""Where the four packages are imported from: the source tree, or site-packages when
+the suite runs against the installed wheel (``.ci/test``)."""
 PACKAGES = ("schemas", "eventstore", "projections", "daemon")
 ALLOWED = {
     "schemas": {"schemas"},

@@ -4,6 +4,7 @@ I/O, the service knows nothing of the server, and no import cycle runs through t
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 from daemon.service.handlers import Handlers
 from daemon.wire.methods import METHODS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(importlib.util.find_spec("daemon").origin or "").resolve().parent.parent  # type: ignore[union-attr]
+"""Where the four packages are imported from: the source tree, or site-packages when
+the suite runs against the installed wheel (``.ci/test``)."""
 PACKAGES = ("schemas", "eventstore", "projections", "daemon")
 SERVER_ROOMS = ("daemon.wire", "daemon.service", "daemon.calls", "daemon.connection",
                 "daemon.server", "daemon.sockets", "daemon.errormap", "daemon.backup")
