@@ -261,7 +261,7 @@ class Connection(asyncio.Protocol):
             self.service.subscriptions.close_all(
                 self, f"subscriber too slow: took none of its notifications for {timeout} s "
                 "(limits.write_timeout_s); disconnected")
-            self.close_soon(grace_s=math.inf)
+            self.close()
         else:
             self.abort()
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,38 @@ class RawConnection:
         except TimeoutError:
             return True
         return False
+
+
+def call_as(path: Path, calls: list[tuple[str, dict[str, Any]]], uid: int,
+            gid: int | None = None, groups: Sequence[int] = ()
+            ) -> tuple[int, list[dict[str, Any]]]:
+    """Run ``calls`` over one connection from a forked child that has ``uid``, primary
+    ``gid`` (default: ``uid``) and supplementary ``groups``; returns the child's pid and
+    its answers. Fails the test if the child could not connect or call."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(reader)
+            os.setgroups(list(groups))
+            os.setgid(uid if gid is None else gid)
+            os.setuid(uid)
+            with RawConnection(path) as conn:
+                answers = [conn.call(method, params) for method, params in calls]
+            payload: dict[str, Any] = {"answers": answers}
+        except BaseException as exc:
+            payload = {"error": repr(exc)}
+        os.write(writer, json.dumps(payload).encode())
+        os._exit(0)
+    os.close(writer)
+    chunks = []
+    while chunk := os.read(reader, 1 << 16):
+        chunks.append(chunk)
+    os.close(reader)
+    os.waitpid(pid, 0)
+    result = json.loads(b"".join(chunks))
+    assert "error" not in result, result
+    return pid, result["answers"]
 
 
 def refused(path: Path, count: int, timeout_s: float = 5.0) -> list[list[Any]]:

@@ -23,6 +23,7 @@ from tests.daemon_support import (
     VIEWS,
     RawConnection,
     all_views,
+    call_as,
     health,
     read_all,
     running,
@@ -31,6 +32,9 @@ from tests.daemon_support import (
     wait_for_log,
 )
 from tests.support import DaemonProcess, fill, wire_event
+
+NOBODY = 65534
+"""The uid the access-rule tests act as (its rules in their config)."""
 
 
 def _events(client_no: int, n: int) -> list[dict[str, Any]]:
@@ -138,36 +142,6 @@ def open_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _as_user(path: Path, calls: list[tuple[str, dict[str, Any]]],
-             uid: int = 65534) -> tuple[int, list[dict[str, Any]]]:
-    """Run ``calls`` over one connection in a forked child as ``uid``/gid ``uid``;
-    returns the child's pid and the answers."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.close(reader)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            with RawConnection(path) as conn:
-                answers = [conn.call(method, params) for method, params in calls]
-            payload: dict[str, Any] = {"answers": answers}
-        except BaseException as exc:
-            payload = {"error": repr(exc)}
-        os.write(writer, json.dumps(payload).encode())
-        os._exit(0)
-    os.close(writer)
-    chunks = []
-    while chunk := os.read(reader, 1 << 16):
-        chunks.append(chunk)
-    os.close(reader)
-    os.waitpid(pid, 0)
-    result = json.loads(b"".join(chunks))
-    assert "error" not in result, result
-    return pid, result["answers"]
-
-
 def _codes(answers: list[dict[str, Any]]) -> list[int | None]:
     return [a.get("error", {}).get("code") for a in answers]
 
@@ -193,7 +167,7 @@ def test_access_rules_metadata_and_sighup_reload(tmp_path: Path, open_dir: Path)
     proc = DaemonProcess(tmp_path, extra_args=["--config", str(config)])
     proc.socket = open_dir / "tradelog.sock"
     with proc:
-        pid, answers = _as_user(proc.socket, [
+        pid, answers = call_as(proc.socket, [
             ("append", {"events": [fill("buy", "1", "1", account="bot-a")]}),
             ("append", {"events": [fill("buy", "1", "1", account="bot-c")]}),
             ("append", {"events": [fill("buy", "1", "1", account="bot-a"),
@@ -205,7 +179,7 @@ def test_access_rules_metadata_and_sighup_reload(tmp_path: Path, open_dir: Path)
             ("read", {}),
             ("read", {"account": "bot-a"}),
             ("subscribe", {"account": "bot-c"}),
-        ])
+        ], uid=NOBODY)
         assert [None, -32004, -32004, None, None, -32004, -32004, -32004, None, -32004] == (
             _codes(answers))
         [(metadata,)] = sqlite_rows(proc.db, "SELECT metadata FROM events")
@@ -219,9 +193,9 @@ def test_access_rules_metadata_and_sighup_reload(tmp_path: Path, open_dir: Path)
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGHUP)
         wait_for_log(proc, "config_reloaded")
-        _, answers = _as_user(proc.socket, [
+        _, answers = call_as(proc.socket, [
             ("append", {"events": [fill("buy", "1", "1", account="bot-c")] * 3}),
-        ])
+        ], uid=NOBODY)
         assert [None] == _codes(answers)
 
         config.write_text("limits = 'not a table'")

@@ -20,7 +20,7 @@ import pytest
 from daemon.access import _proc_groups
 from daemon.process import ServeProcess
 from eventstore.ddl import EVENT_TRIGGERS
-from tests.daemon_support import RawConnection, health, log_records, tradelog
+from tests.daemon_support import RawConnection, call_as, health, log_records, tradelog
 from tests.support import DaemonProcess, fill, wire_event
 
 ROOT = os.geteuid() == 0
@@ -132,33 +132,8 @@ def test_unknown_group_name_is_refused_naming_it(tmp_path: Path) -> None:
 
 def _as_peer(path: Path, calls: list[tuple[str, dict[str, Any]]], uid: int, gid: int,
              groups: list[int]) -> list[dict[str, Any]]:
-    """Run ``calls`` over one connection from a child process that has ``uid``, primary
-    ``gid`` and supplementary ``groups``; returns its answers."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.close(reader)
-            os.setgroups(groups)
-            os.setgid(gid)
-            os.setuid(uid)
-            with RawConnection(path) as conn:
-                answers = [conn.call(method, params) for method, params in calls]
-            payload: dict[str, Any] = {"answers": answers}
-        except BaseException as exc:
-            payload = {"error": repr(exc)}
-        os.write(writer, json.dumps(payload).encode())
-        os._exit(0)
-    os.close(writer)
-    chunks = []
-    while chunk := os.read(reader, 1 << 16):
-        chunks.append(chunk)
-    os.close(reader)
-    os.waitpid(pid, 0)
-    result = json.loads(b"".join(chunks))
-    assert "error" not in result, result
-    found: list[dict[str, Any]] = result["answers"]
-    return found
+    """Run ``calls`` from a child with ``uid``, primary ``gid`` and ``groups``: its answers."""
+    return call_as(path, calls, uid, gid, groups)[1]
 
 
 def _codes(answers: list[dict[str, Any]]) -> list[int | None]:

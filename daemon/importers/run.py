@@ -64,16 +64,7 @@ async def append_rows(read: ReadResult, append: Appender, size: int = 500,
     """
     report = ImportReport(rows=len(read.rows), events=len(read.events),
                           file_realized=read.realized)
-    for batch in chunks(read.rows, size):
-        answer = await append(batch)
-        for result in answer["results"]:
-            if result["duplicate"]:
-                report.duplicates += 1
-            else:
-                report.stored += 1
-        if progress is not None:
-            progress(len(batch))
-    return report
+    return await append_batches(chunks(read.rows, size), append, report, progress)
 
 
 async def append_batches(batches: Iterable[list[dict[str, Any]]], append: Appender,
