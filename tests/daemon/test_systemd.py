@@ -17,7 +17,7 @@ import pytest
 
 from daemon.systemd import listen_sockets, notify, watchdog_interval
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 SERVICE = UNITS / "tradelog.service"
 SOCKET_UNIT = UNITS / "tradelog.socket"

@@ -25,7 +25,7 @@ from daemon.report import render_html, report_command
 from eventstore.recorder import Recorder
 from projections.metrics import compute_metrics
 from tests.fold_support import new_event
-from tests.test_metrics import ACCOUNT, hand_history
+from tests.projections.test_metrics import ACCOUNT, hand_history
 
 CHARTS = ("equity", "drawdown", "calendar", "monthly")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -35,7 +35,7 @@ from eventstore.recorder import stored_canonical
 from schemas import parse_event
 from tests.support import fill, wire_event
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def new(raw: dict[str, Any]) -> NewEvent:

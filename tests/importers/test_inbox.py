@@ -15,7 +15,7 @@ from pathlib import Path
 from daemon.client import Client
 from tests.support import DaemonProcess
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 SETTLE = {"TRADELOG_INBOX_SETTLE_S": "0.3", "TRADELOG_INBOX_QUANTITY": "100000"}
 
 

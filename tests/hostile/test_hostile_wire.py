@@ -453,7 +453,7 @@ def test_every_limit_is_documented_with_its_default() -> None:
     the code has."""
     from daemon.config import Config, Limits
 
-    text = (Path(__file__).parent.parent / "docs" / "CONFIG.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "CONFIG.md").read_text()
     rows = {cells[1].strip("` "): [c.strip() for c in cells[2:]] for cells in
             (row.split("|") for row in text.splitlines() if row.startswith("| `"))}
     for name, field in Limits.model_fields.items():

@@ -144,7 +144,7 @@ def test_demo_prints_account_instrument_strategy_and_trade_attrs(tmp_path: Path)
     and the chain verified (exit 0)."""
     done = subprocess.run([sys.executable, "-m", "examples.demo", "--bars", "400",
                            "--dir", str(tmp_path / "demo")],
-                          cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True,
                           text=True, timeout=300, check=False,
                           env={**os.environ, "COLUMNS": "200"})
     assert 0 == done.returncode, done.stdout[-2000:] + done.stderr[-2000:]

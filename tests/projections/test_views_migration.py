@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.daemon_support import RawConnection, log_records, read_all, sqlite_rows
 from tests.support import DaemonProcess, fill, wire_event
 
-RELEASE_1_0 = Path(__file__).parent / "data" / "release_1_0.db"
+RELEASE_1_0 = Path(__file__).parents[1] / "data" / "release_1_0.db"
 
 
 def _ready_events(proc: DaemonProcess) -> list[int]:

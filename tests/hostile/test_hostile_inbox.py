@@ -19,7 +19,7 @@ from daemon.access import Peer
 from daemon.client import Client
 from daemon.importers.inbox import owner_peer
 from tests.support import DaemonProcess
-from tests.test_inbox import SETTLE, events_jsonl, wait_for
+from tests.importers.test_inbox import SETTLE, events_jsonl, wait_for
 
 ALICE_UID = 54321
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")

@@ -15,7 +15,7 @@ from eventstore.ddl import EVENT_TRIGGERS
 from schemas import parse_event
 from tests.support import fill
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _make_log(path: Path, count: int) -> None:

@@ -23,7 +23,7 @@ import daemon
 from daemon.client import Client
 from tests.support import DaemonProcess
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 SCRIPT = Path(sysconfig.get_path("scripts")) / "tradelog"
 
 

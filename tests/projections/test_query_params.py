@@ -17,7 +17,7 @@ from eventstore.errors import ValidationError
 from projections import tables as t
 from projections.query import ViewQuery
 from projections.query_params import MAX_LIMIT, MAX_OFFSET
-from tests.test_query_filters import NOTES
+from tests.projections.test_query_filters import NOTES
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from projections.query import ViewQuery, query_view
 from projections.startup import open_views
 from schemas import parse_event
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 LOT = Decimal(100000)
 
 

@@ -18,7 +18,7 @@ from eventstore.recorder import Recorder
 from projections import runner as runner_module
 from projections.startup import open_views, rebuild_views
 from tests.fold_support import new_event, view_rows
-from tests.test_fold_properties import sequences, split
+from tests.projections.test_fold_properties import sequences, split
 
 
 def _snapshot_count(path: Path) -> int:

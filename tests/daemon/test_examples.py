@@ -18,7 +18,7 @@ from daemon.client import Client
 from examples import backtest_run, kite_strangle, options_play
 from tests.support import DaemonProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def quiet() -> Console:

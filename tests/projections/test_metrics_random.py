@@ -36,7 +36,7 @@ from projections.query_params import MAX_LIMIT
 from projections.state import State
 from tests.fold_support import ev, new_event
 from tests.support import DaemonProcess
-from tests.test_demo import independent_backtest
+from tests.daemon.test_demo import independent_backtest
 
 ACCOUNT = "rnd"
 DEMO_BARS = 2000

@@ -20,7 +20,7 @@ from eventstore.errors import VersionConflictError
 from eventstore.record import AppendRequest
 from eventstore.recorder import Recorder
 from tests.fold_support import fold_rows, new_event, view_rows
-from tests.test_views_runner import checkpoint, sample
+from tests.projections.test_views_runner import checkpoint, sample
 
 
 def _request(account: str = "acct-1", start: int = 0) -> AppendRequest:
