@@ -69,6 +69,29 @@ def _listen(path: Path, mode: int, group: int | None) -> socket.socket:
     return sock
 
 
+def check_socket_path(path: Path, group: int | None) -> None:
+    """Before anything else is created: fail now if no socket can be made at ``path``
+    (a folder that cannot be created, a read-only or foreign place, a name too long),
+    by binding one there and removing it again. A path where a socket already is is
+    left for ``_listen`` (a stale one is replaced, a live one refused).
+
+    Raises:
+        OSError: the system's reason, with ``filename`` the path.
+    """
+    make_dirs(path.parent, group)
+    if path.exists() or path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.bind(str(path))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    finally:
+        probe.close()
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
 def raise_open_files() -> int:
     """Raise the soft open-file limit (RLIMIT_NOFILE) to the hard one (to 2**20 where the
     hard one is unlimited); returns the soft limit now in force (unchanged where raising
@@ -176,6 +199,8 @@ async def serve(config: Config, config_file: Path | None = None,
     set_umask(config.group)
     try:
         check_backup_config(config)
+        if os.environ.get("LISTEN_PID") != str(os.getpid()):
+            check_socket_path(config.socket, config.group)
         lock = acquire(config.db, config.group)
         narrowed = prepare_db(config.db, config.group)
         checked = await _check_tail(config)

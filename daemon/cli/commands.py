@@ -7,60 +7,84 @@ import asyncio
 import json
 import sys
 import time
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from daemon.client import AsyncClient, Client, RemoteError
+from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError
+from daemon.cli.source import connect, open_source, require_account
+from daemon.cli.tables import default_format, print_answer, print_view, terminal_safe
+from daemon.client import AsyncClient, RemoteError
 from daemon.config import Config
 from daemon.jsonread import JSONReadError, loads
-from eventstore.errors import ValidationError
+from daemon.lockfile import acquire
+from eventstore.errors import DatabaseFileError, ValidationError
 from eventstore.recorder import Recorder
-from projections.query import ViewQuery, query_view
+from projections.query import ViewQuery
 from projections.startup import rebuild_views
 from schemas.values import format_utc
 
-__all__ = ["emit", "health", "print_view", "rebuild", "show", "tail", "terminal_safe",
-           "verify", "view_query"]
+__all__ = ["emit", "health", "print_view", "rebuild", "refusal_text", "show", "tail",
+           "terminal_safe", "verify", "view_query"]
+
+
+def _existing_db(config: Config) -> Path:
+    """``config.db`` if it is a file; never creates one.
+
+    Raises:
+        CliError: no file there (exit 4), naming it and what to do.
+    """
+    db = Path(config.db)
+    if not db.is_file():
+        raise CliError(f"no database at {db}; give the file with --db PATH (the daemon's is "
+                       "in its log line daemon_ready)", EXIT_NOT_FOUND)
+    return db
 
 
 def verify(args: argparse.Namespace, config: Config) -> int:
     """Exit 0 with a summary when the chain holds; 1 naming the first bad event ("storage
     corrupt at seq N": altered, missing, or a row that cannot be read at all)."""
+    db = _existing_db(config)
 
     async def run() -> int:
-        recorder = await Recorder.open(config.db, readonly=True)
+        recorder = await Recorder.open(db, readonly=True)
         try:
             report = await recorder.verify()
         finally:
             await recorder.close()
         if report.ok:
             print(f"verify: ok: {report.checked} events, chain intact, last hash "
-                  f"{report.last_hash[:16]}…, append-only triggers in place ({config.db})")
+                  f"{report.last_hash[:16]}…, append-only triggers in place ({db})")
             return 0
         if report.bad_seq is not None:
             print(f"verify: FAILED: storage corrupt at seq {report.bad_seq}: {report.reason} "
-                  f"({report.checked} events good before it; {config.db})")
+                  f"({report.checked} events good before it; {db})")
         else:
-            print(f"verify: FAILED: {report.reason} ({report.checked} events checked; "
-                  f"{config.db})")
+            print(f"verify: FAILED: {report.reason} ({report.checked} events checked; {db})")
         return 1
 
     return asyncio.run(run())
 
 
 def rebuild(args: argparse.Namespace, config: Config) -> int:
-    """Rebuild every view from the log with a progress bar and the rate in events/s."""
+    """Rebuild every view from the log with a progress bar and the rate in events/s.
+
+    Holds the daemon's lock (``daemon.lockfile``) while it runs: refused (exit 1) while
+    a daemon serves the file, which keeps its views current itself."""
+    db = _existing_db(config)
+    try:
+        lock = acquire(db)
+    except DatabaseFileError as exc:
+        raise CliError(f"{exc}; a running daemon keeps the views current itself: stop it "
+                       "first to rebuild them (they are rebuilt as it starts again)") from None
 
     async def run() -> int:
-        recorder = await Recorder.open(config.db)
+        recorder = await Recorder.open(db)
         try:
             total = await recorder.last_seq()
             started = time.perf_counter()
@@ -83,7 +107,10 @@ def rebuild(args: argparse.Namespace, config: Config) -> int:
         finally:
             await recorder.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    finally:
+        lock.close()
 
 
 def _as_of(value: str | None) -> int | str | None:
@@ -125,119 +152,84 @@ def view_query(args: argparse.Namespace) -> ViewQuery:
 
 
 def show(args: argparse.Namespace, config: Config) -> int:
-    """Print a view: read-only from the file with ``--db``, or from the daemon with --socket.
+    """Print a view, from the daemon when one answers, else read-only from the file
+    (``daemon.cli.source``), in ``--format`` (``daemon.cli.tables``).
 
-    Exit 1 with the reason when a flag's value is refused (the daemon's words, or the
-    same check made here)."""
+    Raises ``CliError`` for an unknown ``--account`` (exit 4, listing the known ones),
+    ``RemoteError``/``ValidationError`` when a flag's value is refused (exit 1)."""
     query = view_query(args)
-    if args.socket is not None and args.db is None:
-        filters = {k: v for k, v in query.given().items() if k != "view"}
-        try:
-            with Client(args.socket, retry_for_s=5) as client:
-                answer = client.query(args.view, **filters)
-        except RemoteError as exc:
-            print(f"tradelog: {exc.message}", file=sys.stderr)
-            return 1
-    else:
-
-        async def run() -> dict[str, Any]:
-            recorder = await Recorder.open(config.db, readonly=True)
-            try:
-                return await query_view(recorder, query)
-            finally:
-                await recorder.close()
-
-        answer = asyncio.run(run())
-    if args.json:
-        print(json.dumps(answer, indent=2))
-        return 0
-    print_view(answer)
+    fmt = "json" if args.json else (args.format or default_format())
+    with open_source(args, config, "show") as source:
+        require_account(source, args.account)
+        answer = source.query(query)
+    print_answer(answer, fmt, exact=args.exact)
     return 0
-
-
-def print_view(answer: dict[str, Any], console: Console | None = None,
-               columns: list[str] | None = None) -> None:
-    """A view answer as a readable table (all fields, or ``columns``).
-
-    Every text is shown through ``terminal_safe``: a stored text's control characters
-    and rich markup are printed visibly, never acted on by the terminal or by rich.
-    """
-    rows = answer["rows"]
-    title = f"{answer['view']} (as of seq {answer['as_of_seq']}"
-    if "total" in answer and answer["total"] != len(rows):
-        title += f"; {len(rows)} of {answer['total']} rows"
-    table = Table(title=terminal_safe(title + ")"))
-    if columns is None:
-        columns = list(rows[0]) if rows else []
-    if not rows:
-        columns = ["(no rows)"]
-    for name in columns:
-        table.add_column(terminal_safe(name), overflow="fold")
-    for row in rows:
-        table.add_row(*("" if row[c] is None else terminal_safe(str(row[c])) for c in columns))
-    (console or Console()).print(table)
-
-
-_BIDI = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
-                  "\u2066\u2067\u2068\u2069")
-"""Characters that reorder or break the lines around them on a terminal."""
-
-
-def _visible(char: str) -> str:
-    if unicodedata.category(char) == "Cc" or char in _BIDI:
-        code = ord(char)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    return char
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` fit for a terminal through rich: control characters (C0, DEL, C1, tab
-    and newline included) and bidirectional controls written as visible escapes
-    (ESC as ``\\x1b``, U+202E as ``\\u202e``), then rich markup escaped."""
-    return escape("".join(_visible(c) for c in text))
 
 
 def _now() -> str:
     return format_utc(datetime.now(UTC))
 
 
+def _stdin_events(account: str | None) -> list[Any]:
+    """The JSON lines on stdin; ``account`` fills in events that name none.
+
+    Raises:
+        CliError: a line is not JSON, or names another account than ``account`` (exit 2).
+    """
+    events: list[Any] = []
+    for number, line in enumerate(sys.stdin.buffer, 1):
+        if not line.strip():
+            continue
+        try:
+            event = loads(line)
+        except JSONReadError as exc:
+            raise CliError(f"stdin line {number}: {exc}; send one JSON event per line",
+                           EXIT_USAGE) from None
+        if account is not None and isinstance(event, dict):
+            named = event.setdefault("account", account)
+            if named != account:
+                raise CliError(f"stdin line {number}: the event names account {named!r}, "
+                               f"not --account {account!r}; drop one of them", EXIT_USAGE)
+        events.append(event)
+    return events
+
+
 def emit(args: argparse.Namespace, config: Config) -> int:
-    """Append one event from flags, or JSON lines from stdin in batches; prints results."""
+    """Append one event from flags, or JSON lines from stdin in batches of ``--batch``;
+    prints what was stored. A refused batch is reported once, with its reasons (exit 1);
+    the batches before it stay stored."""
     if args.event_type:
         if not (args.account and args.data):
-            print("tradelog emit: --type needs --account and --data", file=sys.stderr)
-            return 2
+            raise CliError("--type needs --account and --data", EXIT_USAGE)
         try:
             data = loads(args.data.encode())
         except JSONReadError as exc:
-            print(f"tradelog emit: --data is not JSON: {exc}", file=sys.stderr)
-            return 2
+            raise CliError(f"--data is not JSON: {exc}", EXIT_USAGE) from None
         batches: list[list[Any]] = [[{
             "id": args.event_id or str(uuid.uuid4()), "source": args.source,
             "type": args.event_type, "time": args.time or _now(), "account": args.account,
             "data": data}]]
     else:
-        events: list[Any] = []
-        for number, line in enumerate(sys.stdin.buffer, 1):
-            if not line.strip():
-                continue
-            try:
-                events.append(loads(line))
-            except JSONReadError as exc:
-                print(f"tradelog emit: line {number}: {exc}", file=sys.stderr)
-                return 2
+        if sys.stdin.isatty():
+            print("emit: reading JSON events from stdin, one per line (Ctrl-D to end)",
+                  file=sys.stderr)
+        events = _stdin_events(args.account)
+        if not events:
+            print("emit: nothing to send (stdin held no events)", file=sys.stderr)
+            return 0
         batches = [events[i:i + args.batch] for i in range(0, len(events), args.batch)]
     stored = duplicates = 0
-    last: int | None = None
-    with Client(config.socket) as client:
-        for batch in batches:
+    last = 0
+    with connect(config.socket, wait_s=args.wait) as client:
+        for number, batch in enumerate(batches, 1):
             try:
                 result = client.append(batch)
             except RemoteError as exc:
-                print(f"tradelog emit: refused: {exc.message}", file=sys.stderr)
-                if exc.data:
-                    print(json.dumps(exc.data, indent=2), file=sys.stderr)
-                return 1
+                where = f"batch {number} of {len(batches)}" if len(batches) > 1 else "the batch"
+                if number > 1:
+                    print(f"emit: {stored} stored, {duplicates} duplicates before {where}, "
+                          f"last seq {last}", file=sys.stderr)
+                raise CliError(f"the daemon refused {where}: {refusal_text(exc)}") from None
             for item in result["results"]:
                 duplicates += item["duplicate"]
                 stored += not item["duplicate"]
@@ -246,12 +238,30 @@ def emit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def refusal_text(exc: RemoteError) -> str:
+    """The daemon's refusal in one text: its message, and its ``data`` (as compact JSON)
+    only where the message does not already hold it."""
+    text = exc.message
+    if exc.data and json.dumps(exc.data, separators=(",", ":"))[:200] not in text:
+        details = exc.data.get("errors") if isinstance(exc.data, dict) else None
+        if isinstance(details, list):
+            lines = [str(d.get("message", d)) if isinstance(d, dict) else str(d)
+                     for d in details[:50]]
+            new = [line for line in lines if line not in text]
+            if new:
+                text += "\n  " + "\n  ".join(new)
+        elif not isinstance(exc.data, dict) or str(exc.data) not in text:
+            text += " " + json.dumps(exc.data, separators=(",", ":"), default=str)[:2000]
+    return text
+
+
 def tail(args: argparse.Namespace, config: Config) -> int:
     """Print committed events as JSON lines (``--count`` to stop after N)."""
     types = args.types.split(",") if args.types else None
+    connect(config.socket, wait_s=args.wait).close()
 
     async def run() -> int:
-        async with AsyncClient(config.socket) as client:
+        async with AsyncClient(config.socket, retry_for_s=10) as client:
             start = args.from_seq
             if start is None:
                 start = (await client.health())["last_seq"] + 1
@@ -268,14 +278,7 @@ def tail(args: argparse.Namespace, config: Config) -> int:
 
 
 def health(args: argparse.Namespace, config: Config) -> int:
-    """Print the daemon's health as JSON; exit 1 when it cannot be reached."""
-    try:
-        with Client(config.socket, retry_for_s=2) as client:
-            print(json.dumps(client.health(), default=float))
-    except RemoteError as exc:
-        print(f"tradelog: the daemon refused: {exc.message}", file=sys.stderr)
-        return 1
-    except (OSError, EOFError) as exc:
-        print(f"tradelog: no daemon at {config.socket}: {exc}", file=sys.stderr)
-        return 1
+    """Print the daemon's health as JSON; exit 3 when it cannot be reached."""
+    with connect(config.socket, retry_for_s=2) as client:
+        print(json.dumps(client.health(), default=float))
     return 0

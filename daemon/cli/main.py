@@ -1,25 +1,23 @@
-"""The ``tradelog`` command line.
+"""The ``tradelog`` command line (every command, option and exit code: docs/CLI.md).
 
     tradelog serve   [--db PATH] [--socket PATH] [--config FILE] [--inbox DIR]
     tradelog schema                      JSON Schema of one wire event
     tradelog verify  [--db PATH]         walk the hash chain
-    tradelog rebuild [--db PATH]         rebuild every view from the log
-    tradelog show VIEW [--db PATH | --socket PATH] [--account A] [--symbol S] [--status S]
-                       [--symbol-prefix P] [--attr K=V ...] [--since T] [--until T]
-                       [--order asc|desc] [--offset N] [--limit N] [--as-of N|T]
-                       [--as-of-time T] [--json]   (every query filter: --help)
+    tradelog rebuild [--db PATH]         rebuild every view from the log (no daemon running)
+    tradelog show VIEW [--db PATH | --socket PATH] [--format table|tsv|csv|json] [filters]
     tradelog emit    [--socket PATH]     events as JSON lines on stdin, or one from flags
     tradelog tail    [--socket PATH] [--from N] [--account A] [--types T,..]
     tradelog health  [--socket PATH]
-    tradelog report  [--account A] [--json] [--html FILE] [--db PATH]
+    tradelog report  [--account A] [--json] [--html FILE] [--db PATH | --socket PATH]
     tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
     tradelog backup DEST [--db PATH | --socket PATH]   verified copy (docs/OPERATIONS.md)
     tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]
     tradelog export DIR [--db PATH] [--to-seq N]     events.jsonl and one CSV per view
     tradelog --version
 
-Exit codes: 0 success, 1 a check failed (verify) or the daemon refused, 2 bad usage,
-70 the daemon stopped on a storage fault.
+Exit codes (``daemon.cli.errors``): 0 success, 1 refused or failed, 2 bad usage, 3 the
+daemon cannot be reached, 4 not found, 5 not permitted, 70 storage fault (serve), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -31,74 +29,139 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.config import load_config
+from daemon.cli.errors import EXIT_INTERRUPTED, CliError
+from daemon.config import default_paths, load_config
 from daemon.version import VERSION
-from eventstore.errors import TradelogError
 from projections.tables import VIEWS
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help that ends each option with its default, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or "default" in text or default in (None, False)
+                or default is argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` (and its subcommands') with ``_Formatter``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
 
 def _add_paths(parser: argparse.ArgumentParser, db: bool = True, sock: bool = True) -> None:
+    default_db, default_socket = default_paths()
     if db:
-        parser.add_argument("--db", type=Path, help="database file (default: data directory)")
+        parser.add_argument("--db", type=Path, metavar="PATH",
+                            help=f"the database file (default: {default_db}, or the "
+                            "config file's `db`)")
     if sock:
-        parser.add_argument("--socket", type=Path, help="daemon socket (default: runtime dir)")
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
+        parser.add_argument("--socket", type=Path, metavar="PATH",
+                            help=f"the daemon's socket (default: {default_socket}, or the "
+                            "config file's `socket`)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML configuration file (docs/CONFIG.md; default: none, "
+                        "or $TRADELOG_CONFIG)")
+
+
+def _add_wait(parser: argparse.ArgumentParser, default: float) -> None:
+    parser.add_argument("--wait", type=float, default=default, metavar="SECONDS",
+                        help="how long to wait for a daemon that is not there yet, saying "
+                        "so on stderr")
+
+
+_IMPORT_HELP = {"file": "the file to import (CSV or JSON lines)",
+                "format": "the file's format"}
+"""Help for ``import`` arguments its module leaves without one."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``tradelog`` argument parser: one required subcommand (serve, verify, show, ...)."""
-    parser = argparse.ArgumentParser(prog="tradelog", description=(
+    parser = _Parser(prog="tradelog", description=(
         "Event-sourced persistence for trading bots: an append-only SQLite event log "
-        "with views, served over a Unix socket."))
-    parser.add_argument("--version", action="version", version=f"tradelog {VERSION}")
-    sub = parser.add_subparsers(dest="command", required=True)
+        "with views, served over a Unix socket. Exit codes: 0 ok, 1 refused or failed, "
+        "2 bad usage, 3 daemon unreachable, 4 not found, 5 not permitted (docs/CLI.md)."))
+    parser.add_argument("--version", action="version", version=f"tradelog {VERSION}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the daemon")
     _add_paths(serve)
-    serve.add_argument("--inbox", type=Path, help="watch this folder for files to import")
-    serve.add_argument("--log-format", choices=["auto", "json", "console"])
+    serve.add_argument("--inbox", type=Path, metavar="DIR",
+                       help="watch this folder for files to import (default: none)")
+    serve.add_argument("--log-format", choices=["auto", "json", "console"],
+                       help="log lines as JSON or for people (default: auto: JSON under "
+                       "systemd or when stdout is not a terminal)")
     sub.add_parser("schema", help="print the JSON Schema of a wire event")
     verify = sub.add_parser("verify", help="check the hash chain and append-only triggers")
     _add_paths(verify, sock=False)
-    rebuild = sub.add_parser("rebuild", help="rebuild every view from the log")
+    rebuild = sub.add_parser("rebuild", help="rebuild every view from the log (the daemon "
+                             "must be stopped: it takes its lock)")
     _add_paths(rebuild, sock=False)
-    show = sub.add_parser("show", help="print a view")
-    show.add_argument("view", choices=list(VIEWS))
+    show = sub.add_parser("show", help="print a view (from the daemon if it runs, else "
+                          "the file, read-only)")
+    show.add_argument("view", choices=list(VIEWS), help="the view to print")
     _add_paths(show)
     _add_query_flags(show)
     emit = sub.add_parser("emit", help="append events: JSON lines on stdin, or one from flags")
     _add_paths(emit, db=False)
-    emit.add_argument("--type", dest="event_type")
-    emit.add_argument("--account")
-    emit.add_argument("--source", default="cli/emit")
-    emit.add_argument("--id", dest="event_id")
-    emit.add_argument("--time", help="RFC 3339 time (default: now)")
-    emit.add_argument("--data", help="the event's data as a JSON object")
-    emit.add_argument("--batch", type=int, default=500, help="events per append from stdin")
-    tail = sub.add_parser("tail", help="print events as they are committed")
+    emit.add_argument("--type", dest="event_type", metavar="TYPE",
+                      help="send one event of this type (signal, order, fill, cash, ...) "
+                      "built from the flags instead of reading stdin")
+    emit.add_argument("--account", help="the event's account; with stdin, the account "
+                      "of every event that names none (one naming another is refused)")
+    emit.add_argument("--source", default="cli/emit", help="the event's source")
+    emit.add_argument("--id", dest="event_id", metavar="ID",
+                      help="the event's id (default: a new UUID)")
+    emit.add_argument("--time", help="the event's RFC 3339 time (default: now)")
+    emit.add_argument("--data", metavar="JSON", help="the event's data as a JSON object")
+    emit.add_argument("--batch", type=int, default=500, metavar="N",
+                      help="events per append from stdin")
+    _add_wait(emit, 0.5)
+    tail = sub.add_parser("tail", help="print events as JSON lines as they are committed")
     _add_paths(tail, db=False)
-    tail.add_argument("--from", dest="from_seq", type=int,
+    tail.add_argument("--from", dest="from_seq", type=int, metavar="SEQ",
                       help="first seq (default: only new events)")
-    tail.add_argument("--account")
-    tail.add_argument("--types", help="comma-separated event types")
-    tail.add_argument("--count", type=int, help="stop after this many events")
+    tail.add_argument("--account", help="only this account's events (default: all)")
+    tail.add_argument("--types", metavar="T,...",
+                      help="comma-separated event types (default: all)")
+    tail.add_argument("--count", type=int, metavar="N",
+                      help="stop after this many events (default: never)")
+    _add_wait(tail, 0.5)
     from daemon.cli.imports import add_parser as add_import
 
     add_import(sub)
-    report = sub.add_parser("report", help="performance metrics of an account (or all)")
+    for action in sub.choices["import"]._actions:
+        if action.help is None and action.dest in _IMPORT_HELP:
+            action.help = _IMPORT_HELP[action.dest]
+    report = sub.add_parser("report", help="performance metrics of an account (or all), "
+                            "from the daemon if it runs, else the file, read-only")
     _add_paths(report)
     report.add_argument("--account", help="one account (default: every account)")
     report.add_argument("--json", action="store_true", help="print JSON")
-    report.add_argument("--html", type=Path, help="write a self-contained HTML page here")
-    report.add_argument("--since", help="first trading day or time to include")
-    report.add_argument("--until", help="last trading day or time to include")
-    report.add_argument("--symbol", help="only round trips in this symbol")
-    report.add_argument("--strategy", help="only round trips from this strategy's signals")
-    report.add_argument("--as-of", dest="as_of", help="a seq or an RFC 3339 time")
-    report.add_argument("--annualization", type=int,
-                        help="trading days per year for Sharpe/Sortino (365 or 252)")
-    health = sub.add_parser("health", help="ask the daemon how it is")
+    report.add_argument("--html", type=Path, metavar="FILE",
+                        help="also write a self-contained HTML page here")
+    report.add_argument("--since", help="first trading day or time to include "
+                        "(default: the first)")
+    report.add_argument("--until", help="last trading day or time to include "
+                        "(default: the last)")
+    report.add_argument("--symbol", help="only round trips in this symbol (default: all)")
+    report.add_argument("--strategy", help="only round trips from this strategy's signals "
+                        "(default: all)")
+    report.add_argument("--as-of", dest="as_of", metavar="SEQ|TIME",
+                        help="as the log stood after this seq, or at this RFC 3339 "
+                        "recorded time (default: now)")
+    report.add_argument("--annualization", type=int, metavar="DAYS",
+                        help="trading days per year for Sharpe/Sortino (default: 365, or "
+                        "252 for accounts trading on weekdays only)")
+    health = sub.add_parser("health", help="ask the daemon how it is (JSON)")
     _add_paths(health, db=False)
     _add_operations(sub)
     return parser
@@ -106,25 +169,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_query_flags(show: argparse.ArgumentParser) -> None:
     """The ``query`` params of PROTOCOL.md as ``show`` flags (docs/PROTOCOL-NOTES.md)."""
-    show.add_argument("--account")
-    show.add_argument("--symbol")
-    show.add_argument("--symbol-prefix", help="symbols starting with this text")
-    for name in ("strategy", "status", "venue", "asset-class", "entity-id"):
-        show.add_argument(f"--{name}")
-    show.add_argument("--entity", choices=["signal", "order"])
+    show.add_argument("--format", choices=["table", "tsv", "csv", "json"],
+                      help="output (default: table on a terminal, tsv in a pipe)")
+    show.add_argument("--json", action="store_true", help="the same as --format json")
+    show.add_argument("--exact", action="store_true",
+                      help="in a table, money as stored (default: to 2 decimals); tsv, "
+                      "csv and json are always exact")
+    show.add_argument("--account", help="only this account's rows (default: all)")
+    show.add_argument("--symbol", help="only this symbol's rows (default: all)")
+    show.add_argument("--symbol-prefix", metavar="P", help="symbols starting with this text")
+    for name, what in (("strategy", "strategy"), ("status", "status"), ("venue", "venue"),
+                       ("asset-class", "asset class"), ("entity-id", "entity id")):
+        show.add_argument(f"--{name}", help=f"only rows with this {what} (default: all)")
+    show.add_argument("--entity", choices=["signal", "order"],
+                      help="history: only this kind of entity (default: both)")
     show.add_argument("--attr", action="append", metavar="KEY=VALUE",
                       help="rows whose attrs hold KEY with VALUE (repeatable); VALUE is read "
                            "as JSON when it is a number, true, false, null or a \"quoted\" "
                            "string, else taken as text")
     show.add_argument("--since", help="first date or time of the view's time column")
     show.add_argument("--until", help="last date or time of the view's time column")
-    show.add_argument("--updated-since", help="rows updated at or after this time")
-    show.add_argument("--order", choices=["asc", "desc"])
-    show.add_argument("--offset", type=int, help="rows to skip (in the view's order)")
-    show.add_argument("--limit", type=int, help="at most this many rows (default 1000)")
-    show.add_argument("--as-of", help="a seq number or an RFC 3339 recorded time")
-    show.add_argument("--as-of-time", help="fold only the events whose event time <= this")
-    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show.add_argument("--updated-since", metavar="TIME", help="rows updated at or after this "
+                      "time")
+    show.add_argument("--order", choices=["asc", "desc"],
+                      help="row order (default: the most recent rows, oldest first)")
+    show.add_argument("--offset", type=int, metavar="N",
+                      help="rows to skip (in the view's order; default 0)")
+    show.add_argument("--limit", type=int, metavar="N",
+                      help="at most this many rows (default 1000)")
+    show.add_argument("--as-of", metavar="SEQ|TIME",
+                      help="the views as they stood after this seq, or at this RFC 3339 "
+                      "recorded time (when the daemon stored the events, not the events' "
+                      "own time; default: now)")
+    show.add_argument("--as-of-time", metavar="TIME",
+                      help="fold only the events whose own (event) time is at or before "
+                      "this RFC 3339 time")
 
 
 def _add_operations(sub: Any) -> None:
@@ -149,60 +228,124 @@ def _add_operations(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``tradelog`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.command == "schema":
-        from schemas import wire_event_json_schema
+    """Entry point of the ``tradelog`` console script; returns the exit code
+    (``daemon.cli.errors``). Failures print one line naming what failed and what to do;
+    ``TRADELOG_DEBUG=1`` shows the traceback too."""
+    from daemon.cli.errors import debug_wanted, quiet_broken_pipe
 
-        print(json.dumps(wire_event_json_schema(), indent=2))
-        return 0
+    args = build_parser().parse_args(argv)
     try:
+        if args.command == "schema":
+            from schemas import wire_event_json_schema
+
+            print(json.dumps(wire_event_json_schema(), indent=2), flush=True)
+            return 0
         return _run(args)
-    except TradelogError as exc:
-        print(f"tradelog: {exc}", file=sys.stderr)
-        return 1
-    except (ConnectionError, FileNotFoundError) as exc:
-        print(f"tradelog: cannot reach the daemon: {exc}; is `tradelog serve` running on "
-              "that socket?", file=sys.stderr)
-        return 1
+    except BrokenPipeError:
+        quiet_broken_pipe()  # the reader (`| head`) has what it wanted
+        return 0
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug_wanted():
+            import traceback
+
+            traceback.print_exc()
+        message, code = _explain(exc, args.command)
+        print(f"tradelog {args.command}: {message}", file=sys.stderr)
+        return code
+
+
+def _explain(exc: Exception, command: str) -> tuple[str, int]:
+    """The one-line message and exit code for a failure of ``command``."""
+    from daemon.cli.commands import refusal_text
+    from daemon.cli.errors import EXIT_FAILED, os_error
+    from daemon.client import RemoteError
+    from eventstore.errors import TradelogError
+
+    if isinstance(exc, CliError):
+        return exc.message, exc.code
+    if isinstance(exc, RemoteError):
+        return f"the daemon refused: {refusal_text(exc)}", EXIT_FAILED
+    if isinstance(exc, TradelogError):
+        return str(exc), EXIT_FAILED
+    if isinstance(exc, OSError) and exc.filename is not None:
+        error = os_error(exc)
+        return error.message, error.code
+    if isinstance(exc, OSError | EOFError):
+        return (f"the connection to the daemon failed: {exc}; check it with `tradelog "
+                "health`", EXIT_FAILED)
+    return (f"unexpected {type(exc).__name__}: {exc}; TRADELOG_DEBUG=1 shows the traceback",
+            EXIT_FAILED)
 
 
 def _config(args: argparse.Namespace) -> Any:
     overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
                  "inbox": getattr(args, "inbox", None),
                  "log_format": getattr(args, "log_format", None)}
-    return load_config(args.config, overrides)
+    try:
+        return load_config(args.config, overrides)
+    except OSError as exc:
+        from daemon.cli.errors import os_error
+
+        raise os_error(exc, "read the configuration file") from None
 
 
 def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.command == "serve":
-        # The writer process imports what it needs while this one imports the daemon.
-        from daemon.writer.launch import launch
-
-        launched = launch() if config.writer_process else None
-        from daemon.logs import configure_logging
-        from daemon.server import serve
-
-        configure_logging(config.log_format, config.log_level)
-        return asyncio.run(serve(config, args.config, launched=launched))
+        return _serve(args, config)
     from daemon.cli import commands
 
     if args.command == "import":
-        from daemon.cli.imports import run_import
-
-        return run_import(args, config)
+        return _import(args, config)
     if args.command == "report":
-        from daemon.report import report_command
+        from daemon.cli.report import report
 
-        return report_command(args, config)
+        return report(args, config)
     if args.command in ("backup", "restore", "export"):
         return _operation(args, config)
     handler = getattr(commands, args.command)
     code: int = handler(args, config)
     return code
+
+
+def _serve(args: argparse.Namespace, config: Any) -> int:
+    """``tradelog serve``; a database or socket path that cannot be used is reported
+    naming it, before anything is created."""
+    from daemon.cli.errors import os_error
+
+    # The writer process imports what it needs while this one imports the daemon.
+    from daemon.writer.launch import launch
+
+    launched = launch() if config.writer_process else None
+    from daemon.logs import configure_logging
+    from daemon.server import serve
+
+    configure_logging(config.log_format, config.log_level)
+    try:
+        return asyncio.run(serve(config, args.config, launched=launched))
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        raise os_error(exc, "start the daemon", "give --db and --socket paths in folders "
+                       "this user may write (see `tradelog serve --help`)") from None
+
+
+def _import(args: argparse.Namespace, config: Any) -> int:
+    """``tradelog import`` after the checks every command makes: the file is there, and
+    the daemon answers unless ``--db`` or ``--dry-run`` says it is not needed."""
+    from daemon.cli.errors import EXIT_NOT_FOUND
+    from daemon.cli.imports import run_import
+    from daemon.cli.source import connect
+
+    if not Path(args.file).is_file():
+        what = "a folder, not a file" if Path(args.file).is_dir() else "no such file"
+        raise CliError(f"{args.file}: {what}; give the path of the file to import",
+                       EXIT_NOT_FOUND)
+    if args.db is None and not args.dry_run:
+        connect(config.socket).close()
+    return run_import(args, config)
 
 
 def _operation(args: argparse.Namespace, config: Any) -> int:
