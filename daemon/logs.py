@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["Throttle", "configure_logging", "get_logger"]
+__all__ = ["Tally", "Throttle", "configure_logging", "get_logger"]
 
 
 def _wants_json(fmt: str) -> bool:
@@ -81,3 +82,58 @@ class Throttle:
         held = self.allow()
         if held is not None:
             getattr(logger, level)(event, **fields, held_back=held)
+
+
+class Tally:
+    """One info record per ``interval_s`` of activity instead of one per operation: the
+    operations ``add``-ed meanwhile are summed (``sums``), their largest values kept
+    (``most``, logged as ``max_<name>``) and their latest values kept (``last``); the
+    record is logged ``interval_s`` after the first operation of the interval (by the
+    running event loop), or at ``flush()``. ``count_name`` (e.g. ``groups``) names the
+    number of ``add`` calls.
+    Nothing is logged for an interval without activity.
+    """
+
+    def __init__(self, logger: Any, event: str, interval_s: float = 1.0,
+                 count_name: str = "operations") -> None:
+        self.logger = logger
+        self.event = event
+        self.interval_s = interval_s
+        self.count_name = count_name
+        self._sums: dict[str, float] = {}
+        self._most: dict[str, float] = {}
+        self._last: dict[str, Any] = {}
+        self._operations = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, sums: dict[str, float], most: dict[str, float] | None = None,
+            last: dict[str, Any] | None = None) -> None:
+        """Count one operation; the first of an interval schedules the record (when an
+        event loop runs; else the record waits for ``flush()``)."""
+        self._operations += 1
+        for name, value in sums.items():
+            self._sums[name] = self._sums.get(name, 0) + value
+        for name, value in (most or {}).items():
+            self._most[name] = max(self._most.get(name, value), value)
+        self._last.update(last or {})
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._timer = loop.call_later(self.interval_s, self.flush)
+
+    def flush(self) -> None:
+        """Log the record of the operations counted so far, if any, and start afresh."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._operations:
+            return
+        fields: dict[str, Any] = {self.count_name: self._operations, **self._sums}
+        fields.update({f"max_{name}": value for name, value in self._most.items()})
+        fields.update(self._last)
+        self._sums, self._most, self._last, self._operations = {}, {}, {}, 0
+        self.logger.info(self.event, interval_s=self.interval_s,
+                         **{k: round(v, 3) if isinstance(v, float) else v
+                            for k, v in fields.items()})

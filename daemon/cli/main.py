@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         message, code = _explain(exc, args.command)
-        print(f"tradelog {args.command}: {message}", file=sys.stderr)
+        print(f"tradelog: {message}", file=sys.stderr)
         return code
 
 

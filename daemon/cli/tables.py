@@ -146,13 +146,14 @@ def _print_records(console: Console, title: str, names: list[str], cells: list[l
     """Rows too wide for the terminal: one block per row, a field and its value a line."""
     console.print(title)
     label = max(len(n) for n in names)
-    right = [max(len(r[i]) for r in cells) for i in range(len(names))]
+    # Numbers right-aligned to the widest number of the whole answer, texts left.
+    right = max([len(r[i]) for r in cells for i in range(len(names)) if numeric[i]] + [0])
     for number, row_cells in enumerate(cells, 1):
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True, style="bold")
         grid.add_column(overflow="fold")
         for i, name in enumerate(names):
-            shown = row_cells[i].rjust(right[i]) if numeric[i] else row_cells[i]
+            shown = row_cells[i].rjust(right) if numeric[i] else row_cells[i]
             grid.add_row(terminal_safe(name.ljust(label)), terminal_safe(shown))
         console.rule(f"row {number}", align="left", characters="-")
         console.print(grid)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from daemon.access import Peer
-from daemon.logs import get_logger
+from daemon.logs import Tally, get_logger
 from eventstore.errors import StorageUnavailableError
 from eventstore.record import AppendOutcome, AppendRequest
 
@@ -65,6 +65,8 @@ class GroupCommits:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._tally = Tally(log, "appends_committed", interval_s=1.0, count_name="groups")
+        """One info record per second of appends (each group's at debug)."""
 
     def start(self) -> None:
         """Start the group-commit task; call once, inside the running loop."""
@@ -92,6 +94,7 @@ class GroupCommits:
         self._queue.put_nowait(_STOP)
         if self._task is not None:
             await self._task
+        self._tally.flush()
 
     async def _loop(self) -> None:
         """Take what is queued as one group and hand it to the writer, up to
@@ -151,8 +154,13 @@ class GroupCommits:
                 pending.future.set_result(self._as_seen_by(outcome, pending.peer))
         if outcomes:
             self.last_seq = max(self.last_seq, outcomes[-1].last_seq)
-        log.info("batch_committed", requests=len(group), events=stored, duplicates=duplicates,
-                 rejected=rejected, last_seq=self.last_seq,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        duration_ms = (time.perf_counter() - started) * 1000
+        log.debug("batch_committed", requests=len(group), events=stored,
+                  duplicates=duplicates, rejected=rejected, last_seq=self.last_seq,
+                  duration_ms=round(duration_ms, 3))
+        self._tally.add({"requests": len(group), "events": stored, "duplicates": duplicates,
+                         "rejected": rejected, "commit_ms": duration_ms},
+                        most={"group_requests": len(group), "commit_ms": duration_ms},
+                        last={"last_seq": self.last_seq})
         if stored:
             self._on_stored()

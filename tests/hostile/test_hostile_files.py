@@ -386,7 +386,8 @@ def test_show_prints_stored_control_characters_and_markup_visibly(
             conn.result("append", {"events": [wire_event("journal", {"text": _HOSTILE})]})
         assert 0 == proc.stop()
     monkeypatch.setenv("COLUMNS", "400")  # one line per row: no folding inside the text
-    table = tradelog("show", "journal", "--db", str(tmp_path / "tradelog.db"))
+    table = tradelog("show", "journal", "--format", "table", "--db",
+                     str(tmp_path / "tradelog.db"))
     assert 0 == table.returncode, table.stderr
     text = table.stdout.decode()
     raw_controls = sorted({c for c in text if (ord(c) < 32 and c != "\n") or ord(c) == 127

@@ -132,7 +132,7 @@ def test_cli_tail_health_and_show(daemon: DaemonProcess) -> None:
                        fill("buy", "1", "3")])
     tail = tradelog("tail", "--socket", sock, "--from", "1", "--count", "2", "--types", "fill")
     health = tradelog("health", "--socket", sock)
-    table = tradelog("show", "positions", "--socket", sock)
+    table = tradelog("show", "positions", "--socket", sock, "--format", "table")
     as_json = tradelog("show", "positions", "--socket", sock, "--json", "--as-of", "1")
     assert 0 == tail.returncode, tail.stderr
     assert [1, 3] == [json.loads(x)["seq"] for x in tail.stdout.splitlines()]
@@ -145,7 +145,7 @@ def test_cli_tail_health_and_show(daemon: DaemonProcess) -> None:
 
 
 def test_cli_health_without_daemon(tmp_path: Path) -> None:
-    """`tradelog health` with no daemon on the socket exits 1 saying so."""
+    """`tradelog health` with no daemon on the socket exits 3 naming the socket."""
     result = tradelog("health", "--socket", str(tmp_path / "none.sock"))
-    assert 1 == result.returncode
-    assert b"no daemon at" in result.stderr
+    assert 3 == result.returncode
+    assert f"cannot reach the daemon at {tmp_path / 'none.sock'}".encode() in result.stderr
