@@ -146,10 +146,14 @@ def needs_daemon_mark(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``daemon`` every test that starts a process."""
+    """Mark ``daemon`` every test that starts a process; with pytest-xdist
+    (``--dist loadgroup``), the ``slow`` ones (fault runs that load the whole machine)
+    all go to one worker, one after another, beside the lighter tests of the others."""
     for item in items:
         if item.get_closest_marker("daemon") is None and needs_daemon_mark(item):
             item.add_marker(pytest.mark.daemon)
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.xdist_group("slow"))
 
 
 class UnmarkedProcessError(BaseException):
