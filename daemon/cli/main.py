@@ -280,6 +280,15 @@ def _explain(exc: Exception, command: str) -> tuple[str, int]:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    import os
+
+    from daemon.cli.errors import EXIT_NOT_FOUND
+
+    file = args.config or (Path(os.environ["TRADELOG_CONFIG"])
+                           if os.environ.get("TRADELOG_CONFIG") else None)
+    if file is not None and not Path(file).is_file():
+        raise CliError(f"no configuration file at {file}; give an existing TOML file with "
+                       "--config (docs/CONFIG.md), or leave it out", EXIT_NOT_FOUND)
     overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
                  "inbox": getattr(args, "inbox", None),
                  "log_format": getattr(args, "log_format", None)}
@@ -349,6 +358,16 @@ def _import(args: argparse.Namespace, config: Any) -> int:
 
 
 def _operation(args: argparse.Namespace, config: Any) -> int:
+    """``backup``, ``restore`` and ``export``, after checking that the file they read is
+    there (exit 4 naming it)."""
+    from daemon.cli.errors import EXIT_NOT_FOUND
+
+    source = {"restore": args.src if args.command == "restore" else None,
+              "export": config.db,
+              "backup": config.db if args.db is not None else None}[args.command]
+    if source is not None and not Path(source).is_file():
+        raise CliError(f"no database at {source}; give the path of an existing tradelog "
+                       "file", EXIT_NOT_FOUND)
     if args.command == "backup":
         from daemon.cli.backup import backup_command
 

@@ -178,12 +178,18 @@ def test_unknown_account_lists_the_known_ones(daemon: DaemonProcess) -> None:
 
 
 def test_bad_usage_exits_2_and_missing_database_4(tmp_path: Path) -> None:
-    """An unknown flag exits 2 (usage); ``show --db`` of a missing file exits 4 naming it
-    and does not create it."""
+    """An unknown flag exits 2 (usage); every command given a missing database or config
+    file exits 4 naming it, and creates nothing."""
     usage = run("show", "balances", "--no-such-flag")
     assert EXIT_USAGE == usage.returncode
-    missing = run("show", "balances", "--db", str(tmp_path / "none.db"))
-    _plain_failure(missing, EXIT_NOT_FOUND, str(tmp_path / "none.db"))
+    none = str(tmp_path / "none.db")
+    for command in (["show", "balances", "--db", none], ["verify", "--db", none],
+                    ["export", str(tmp_path / "out"), "--db", none],
+                    ["backup", str(tmp_path / "b.db"), "--db", none],
+                    ["restore", none, "--db", str(tmp_path / "r.db")]):
+        _plain_failure(run(*command), EXIT_NOT_FOUND, none)
+    config = str(tmp_path / "none.toml")
+    _plain_failure(run("serve", "--config", config), EXIT_NOT_FOUND, config)
     assert [] == list(tmp_path.iterdir())
 
 
