@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import select
 import sys
 import time
 import uuid
@@ -255,12 +257,24 @@ def refusal_text(exc: RemoteError) -> str:
     return text
 
 
+async def _reader_gone(interval_s: float = 0.25) -> None:
+    """Return once the reader of stdout has gone (``tradelog tail | head`` after head
+    exits), checked every ``interval_s``; never returns for a terminal or a file."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), 0)  # POLLERR and POLLHUP are always reported
+    while True:
+        await asyncio.sleep(interval_s)
+        if any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0)):
+            return
+
+
 def tail(args: argparse.Namespace, config: Config) -> int:
-    """Print committed events as JSON lines (``--count`` to stop after N)."""
+    """Print committed events as JSON lines (``--count`` to stop after N); stop quietly
+    when the reader of the output goes away, even while no event comes."""
     types = args.types.split(",") if args.types else None
     connect(config.socket, wait_s=args.wait).close()
 
-    async def run() -> int:
+    async def follow() -> None:
         async with AsyncClient(config.socket, retry_for_s=10) as client:
             start = args.from_seq
             if start is None:
@@ -272,6 +286,18 @@ def tail(args: argparse.Namespace, config: Config) -> int:
                 seen += 1
                 if args.count is not None and seen >= args.count:
                     break
+
+    async def run() -> int:
+        following = asyncio.create_task(follow())
+        gone = asyncio.create_task(_reader_gone())
+        await asyncio.wait([following, gone], return_when=asyncio.FIRST_COMPLETED)
+        if not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+            raise BrokenPipeError("the reader of the output has gone")
+        gone.cancel()
+        following.result()
         return 0
 
     return asyncio.run(run())

@@ -228,7 +228,7 @@ def test_example_run_again_stores_nothing_twice(daemon: DaemonProcess, example: 
 @pytest.mark.parametrize(("module", "expected"), [
     ("options_play", "fill exec-7731-dup, void void-exec-7731-dup"),
     ("kite_strangle", "auto_trailing_sl"),
-    ("backtest_run", "10122.777"),
+    ("backtest_run", "10122.78"),  # equity, shown to 2 decimals
 ])
 def test_example_runs_as_a_script(tmp_path: Path, module: str, expected: str) -> None:
     """``python -m examples.<name>`` starts its own daemon, records, prints its summary
