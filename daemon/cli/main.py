@@ -23,14 +23,13 @@ interrupted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.errors import EXIT_INTERRUPTED, CliError
-from daemon.config import default_paths, load_config
+from daemon.cli.errors import EXIT_INTERRUPTED
+from daemon.config import default_paths
 from daemon.version import VERSION
 from projections.tables import VIEWS
 
@@ -78,6 +77,17 @@ def _add_wait(parser: argparse.ArgumentParser, default: float) -> None:
                         "so on stderr")
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1, for counts and sizes (argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
+    return value
+
+
 _IMPORT_HELP = {"file": "the file to import (CSV or JSON lines)",
                 "format": "the file's format"}
 """Help for ``import`` arguments its module leaves without one."""
@@ -122,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the event's id (default: a new UUID)")
     emit.add_argument("--time", help="the event's RFC 3339 time (default: now)")
     emit.add_argument("--data", metavar="JSON", help="the event's data as a JSON object")
-    emit.add_argument("--batch", type=int, default=500, metavar="N",
+    emit.add_argument("--batch", type=_positive, default=500, metavar="N",
                       help="events per append from stdin")
     _add_wait(emit, 0.5)
     tail = sub.add_parser("tail", help="print events as JSON lines as they are committed")
@@ -132,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--account", help="only this account's events (default: all)")
     tail.add_argument("--types", metavar="T,...",
                       help="comma-separated event types (default: all)")
-    tail.add_argument("--count", type=int, metavar="N",
+    tail.add_argument("--count", type=_positive, metavar="N",
                       help="stop after this many events (default: never)")
     _add_wait(tail, 0.5)
     from daemon.cli.imports import add_parser as add_import
@@ -231,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tradelog`` console script; returns the exit code
     (``daemon.cli.errors``). Failures print one line naming what failed and what to do;
     ``TRADELOG_DEBUG=1`` shows the traceback too."""
+    from daemon.cli.dispatch import explain, run
     from daemon.cli.errors import debug_wanted, quiet_broken_pipe
 
     args = build_parser().parse_args(argv)
@@ -240,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(wire_event_json_schema(), indent=2), flush=True)
             return 0
-        return _run(args)
+        return run(args)
     except BrokenPipeError:
         quiet_broken_pipe()  # the reader (`| head`) has what it wanted
         return 0
@@ -251,134 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        message, code = _explain(exc, args.command)
+        message, code = explain(exc)
         print(f"tradelog: {message}", file=sys.stderr)
         return code
-
-
-def _explain(exc: Exception, command: str) -> tuple[str, int]:
-    """The one-line message and exit code for a failure of ``command``."""
-    from daemon.cli.commands import refusal_text
-    from daemon.cli.errors import EXIT_FAILED, os_error
-    from daemon.client import RemoteError
-    from eventstore.errors import TradelogError
-
-    if isinstance(exc, CliError):
-        return exc.message, exc.code
-    if isinstance(exc, RemoteError):
-        return f"the daemon refused: {refusal_text(exc)}", EXIT_FAILED
-    if isinstance(exc, TradelogError):
-        return str(exc), EXIT_FAILED
-    if isinstance(exc, OSError) and exc.filename is not None:
-        error = os_error(exc)
-        return error.message, error.code
-    if isinstance(exc, OSError | EOFError):
-        return (f"the connection to the daemon failed: {exc}; check it with `tradelog "
-                "health`", EXIT_FAILED)
-    return (f"unexpected {type(exc).__name__}: {exc}; TRADELOG_DEBUG=1 shows the traceback",
-            EXIT_FAILED)
-
-
-def _config(args: argparse.Namespace) -> Any:
-    import os
-
-    from daemon.cli.errors import EXIT_NOT_FOUND
-
-    file = args.config or (Path(os.environ["TRADELOG_CONFIG"])
-                           if os.environ.get("TRADELOG_CONFIG") else None)
-    if file is not None and not Path(file).is_file():
-        raise CliError(f"no configuration file at {file}; give an existing TOML file with "
-                       "--config (docs/CONFIG.md), or leave it out", EXIT_NOT_FOUND)
-    overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
-                 "inbox": getattr(args, "inbox", None),
-                 "log_format": getattr(args, "log_format", None)}
-    try:
-        return load_config(args.config, overrides)
-    except OSError as exc:
-        from daemon.cli.errors import os_error
-
-        raise os_error(exc, "read the configuration file") from None
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = _config(args)
-    if args.command == "serve":
-        return _serve(args, config)
-    from daemon.cli import commands
-
-    if args.command == "import":
-        return _import(args, config)
-    if args.command == "report":
-        from daemon.cli.report import report
-
-        return report(args, config)
-    if args.command in ("backup", "restore", "export"):
-        return _operation(args, config)
-    handler = getattr(commands, args.command)
-    code: int = handler(args, config)
-    return code
-
-
-def _serve(args: argparse.Namespace, config: Any) -> int:
-    """``tradelog serve``; a database or socket path that cannot be used is reported
-    naming it, before anything is created."""
-    from daemon.cli.errors import os_error
-
-    # The writer process imports what it needs while this one imports the daemon.
-    from daemon.writer.launch import launch
-
-    launched = launch() if config.writer_process else None
-    from daemon.logs import configure_logging
-    from daemon.server import serve
-
-    configure_logging(config.log_format, config.log_level)
-    try:
-        return asyncio.run(serve(config, args.config, launched=launched))
-    except OSError as exc:
-        if exc.filename is None:
-            raise
-        raise os_error(exc, "start the daemon", "give --db and --socket paths in folders "
-                       "this user may write (see `tradelog serve --help`)") from None
-
-
-def _import(args: argparse.Namespace, config: Any) -> int:
-    """``tradelog import`` after the checks every command makes: the file is there, and
-    the daemon answers unless ``--db`` or ``--dry-run`` says it is not needed."""
-    from daemon.cli.errors import EXIT_NOT_FOUND
-    from daemon.cli.imports import run_import
-    from daemon.cli.source import connect
-
-    if not Path(args.file).is_file():
-        what = "a folder, not a file" if Path(args.file).is_dir() else "no such file"
-        raise CliError(f"{args.file}: {what}; give the path of the file to import",
-                       EXIT_NOT_FOUND)
-    if args.db is None and not args.dry_run:
-        connect(config.socket).close()
-    return run_import(args, config)
-
-
-def _operation(args: argparse.Namespace, config: Any) -> int:
-    """``backup``, ``restore`` and ``export``, after checking that the file they read is
-    there (exit 4 naming it)."""
-    from daemon.cli.errors import EXIT_NOT_FOUND
-
-    source = {"restore": args.src if args.command == "restore" else None,
-              "export": config.db,
-              "backup": config.db if args.db is not None else None}[args.command]
-    if source is not None and not Path(source).is_file():
-        raise CliError(f"no database at {source}; give the path of an existing tradelog "
-                       "file", EXIT_NOT_FOUND)
-    if args.command == "backup":
-        from daemon.cli.backup import backup_command
-
-        return backup_command(args, config)
-    if args.command == "restore":
-        from daemon.cli.restore import restore_command
-
-        return restore_command(args, config)
-    from daemon.cli.export import export_command
-
-    return export_command(args, config)
 
 
 if __name__ == "__main__":
