@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,22 +77,27 @@ def _socat_line() -> str:
 
 
 def test_readme_socat_line_works_without_xdg_runtime_dir(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's raw JSON-RPC line reaches a daemon on the default socket of a user
     without ``XDG_RUNTIME_DIR`` (the socket then sits beside the database)."""
     if shutil.which("socat") is None:
         pytest.skip("socat is not installed")
-    env = {k: v for k, v in clean_env().items() if not k.startswith("XDG_")}
-    env["HOME"] = str(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))  # default_paths reads Path.home()
-    db, sock = default_paths(env)
-    assert (sock.parent, sock.name) == (db.parent, "tradelog.sock")
-    db.parent.mkdir(parents=True)
-    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "health"})
-    with DaemonProcess(db.parent):
-        done = subprocess.run(["bash", "-c", f"echo '{request}' | {_socat_line()}"],
-                              capture_output=True, text=True, timeout=30, check=False,
-                              env=env)
+    # A short home: the socket's path must fit in AF_UNIX's 108 bytes.
+    home = Path(tempfile.mkdtemp(prefix="tl-home-", dir="/tmp"))
+    try:
+        env = {k: v for k, v in clean_env().items() if not k.startswith("XDG_")}
+        env["HOME"] = str(home)
+        monkeypatch.setenv("HOME", str(home))  # default_paths reads Path.home()
+        db, sock = default_paths(env)
+        assert (sock.parent, sock.name) == (db.parent, "tradelog.sock")
+        db.parent.mkdir(parents=True)
+        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "health"})
+        with DaemonProcess(db.parent):
+            done = subprocess.run(["bash", "-c", f"echo '{request}' | {_socat_line()}"],
+                                  capture_output=True, text=True, timeout=30, check=False,
+                                  env=env)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     assert 0 == done.returncode, done.stderr
     assert "ok" == json.loads(done.stdout)["result"]["status"]
 
