@@ -83,7 +83,7 @@ def rebuild(args: argparse.Namespace, config: Config) -> int:
         lock = acquire(db)
     except DatabaseFileError as exc:
         raise CliError(f"{exc}; a running daemon keeps the views current itself: stop it "
-                       "first to rebuild them (they are rebuilt as it starts again)") from None
+                       "first to rebuild them") from None
 
     async def run() -> int:
         recorder = await Recorder.open(db)
