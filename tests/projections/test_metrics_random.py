@@ -34,9 +34,9 @@ from projections.metrics import compute_metrics
 from projections.query import ViewQuery, query_view
 from projections.query_params import MAX_LIMIT
 from projections.state import State
+from tests.daemon.test_demo import independent_backtest
 from tests.fold_support import ev, new_event
 from tests.support import DaemonProcess
-from tests.daemon.test_demo import independent_backtest
 
 ACCOUNT = "rnd"
 DEMO_BARS = 2000
