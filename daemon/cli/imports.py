@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from daemon.client import AsyncClient
 from daemon.config import Config
 from daemon.importers import FORMATS
+from daemon.importers.reconcile import Query, file_in_views
 from daemon.importers.run import ImportReport, append_batches
 from daemon.importers.safedir import snapshot
 from daemon.importers.twopass import (
@@ -77,11 +78,14 @@ def _chunk(text: str) -> int:
     return value
 
 
-def _realized(rows: list[dict[str, Any]], accounts: set[str] | None) -> Decimal | None:
-    if accounts is None:
-        return None  # too many accounts in one file to reconcile
-    return sum((Decimal(r["realized_pnl"]) for r in rows if r["account"] in accounts),
-               Decimal(0))
+async def _reconcile(query: Query, report: ImportReport, checked: Checked) -> None:
+    """The views' figures for this file's own positions (one account, none of its events
+    without a stated P&L: an events file reconciles nothing)."""
+    accounts, positions = checked.accounts, checked.positions
+    if accounts is None or len(accounts) != 1 or positions is None or not positions:
+        return
+    report.views_closed, report.views_realized = await file_in_views(
+        query, next(iter(accounts)), positions)
 
 
 Batches = Iterable[list[dict[str, Any]]]
@@ -91,8 +95,7 @@ async def _through_daemon(socket: Path, batches: Batches, report: ImportReport,
                           checked: Checked, account: str | None, progress: Any) -> None:
     async with AsyncClient(socket) as client:
         await append_batches(batches, client.append, report, progress)
-        answer = await client.query("balances", **({"account": account} if account else {}))
-    report.views_realized = _realized(answer["rows"], checked.accounts)
+        await _reconcile(client.query, report, checked)
 
 
 async def _into_file(db: Path, batches: Batches, report: ImportReport, checked: Checked,
@@ -109,10 +112,13 @@ async def _into_file(db: Path, batches: Batches, report: ImportReport, checked: 
                 return {"results": [r.to_wire() for r in outcome.results]}
 
             await append_batches(batches, append, report, progress)
-            answer = await query_view(recorder, ViewQuery("balances"))
+
+            async def query(view: str, **params: Any) -> dict[str, Any]:
+                return await query_view(recorder, ViewQuery(view, **params))
+
+            await _reconcile(query, report, checked)
         finally:
             await recorder.close()
-    report.views_realized = _realized(answer["rows"], checked.accounts)
 
 
 def _check(args: argparse.Namespace, spool: int) -> Checked | str:
@@ -156,6 +162,8 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
             for line in checked.reason().splitlines():
                 print(f"  {line}", file=sys.stderr)
             return 1
+        for warning in checked.warnings():
+            print(f"import: warning: {warning}", file=sys.stderr)
         if args.dry_run:
             print(f"dry run: {checked.rows} rows -> {checked.events} events "
                   f"({', '.join(f'{n} {k}' for k, n in sorted(checked.kinds.items()))}); "
@@ -167,7 +175,8 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
                                 quantity=args.quantity, timezone=args.timezone,
                                 max_events=args.chunk, max_chars=BATCH_CHARS)
         report = ImportReport(rows=checked.rows, events=checked.events,
-                              file_realized=checked.realized)
+                              file_realized=checked.realized, file_closed=checked.closed,
+                              file_cash=checked.cash)
         with Progress(TextColumn(f"importing {args.file.name}"), BarColumn(),
                       MofNCompleteColumn(), console=console, transient=True) as bar:
             task = bar.add_task("import", total=checked.events)

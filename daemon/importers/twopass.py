@@ -31,6 +31,8 @@ __all__ = ["MAX_PROBLEMS", "Checked", "StoppedError", "TooLargeError", "check_fi
 MAX_PROBLEMS = 50
 """Problems kept for the report; the others are only counted."""
 MAX_ACCOUNTS = 1000
+MAX_POSITIONS = 1_000_000
+"""Position ids of one file kept for the reconciliation; past this it is not made."""
 SAMPLE = 5
 _READ = 1 << 20
 
@@ -59,6 +61,47 @@ class Checked:
     sample: list[dict[str, Any]] = field(default_factory=list)
     accounts: set[str] | None = field(default_factory=set)
     """The accounts written (None past ``MAX_ACCOUNTS``); ``sample``: the first events."""
+    closed: int = 0
+    """Round trips the file states as closed."""
+    cash: Decimal = Decimal(0)
+    """Day-level P&L recorded as ``cash`` adjustments (account currency)."""
+    unused: dict[str, int] = field(default_factory=dict)
+    """Each field with no place in the events, by name: in how many rows it had a value."""
+    positions: set[str] | None = field(default_factory=set)
+    """The ``position_id`` of every fill of a row that states its P&L (None past
+    ``MAX_POSITIONS``): the round trips of this file, for the reconciliation."""
+
+    def count(self, item: ImportRow) -> None:
+        """Count the row ``item`` (already checked) in the totals."""
+        self.rows += 1
+        self.events += len(item.events)
+        self.closed += item.closed
+        if item.realized is not None:
+            self.realized += item.realized
+        if item.cash is not None:
+            self.cash += item.cash
+        for name in item.unused:
+            if name in self.unused or len(self.unused) < MAX_PROBLEMS:
+                self.unused[name] = self.unused.get(name, 0) + 1
+        for event in item.events:
+            self.kinds[event["type"]] += 1
+            if len(self.sample) < SAMPLE:
+                self.sample.append(event)
+            if self.accounts is not None:
+                self.accounts.add(event["account"])
+                if len(self.accounts) > MAX_ACCOUNTS:
+                    self.accounts = None
+            key = event["data"].get("position_id") if (
+                event["type"] == "fill" and item.realized is not None) else None
+            if self.positions is not None and isinstance(key, str):
+                self.positions.add(key)
+                if len(self.positions) > MAX_POSITIONS:
+                    self.positions = None
+
+    def warnings(self) -> list[str]:
+        """One line per field of the file that has no place in the events, by name."""
+        return [f"field {name!r} has no place in tradelog's events and was not imported "
+                f"({rows} rows have it)" for name, rows in sorted(self.unused.items())]
 
     def add(self, problem: ImportProblem) -> None:
         """Keep ``problem`` (or count it past ``MAX_PROBLEMS``)."""
@@ -156,18 +199,7 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
         if refusal:
             checked.add(ImportProblem(item.line, refusal))
             continue
-        checked.rows += 1
-        checked.events += len(item.events)
-        if item.realized is not None:
-            checked.realized += item.realized
-        for event in item.events:
-            checked.kinds[event["type"]] += 1
-            if len(checked.sample) < SAMPLE:
-                checked.sample.append(event)
-            if checked.accounts is not None:
-                checked.accounts.add(event["account"])
-                if len(checked.accounts) > MAX_ACCOUNTS:
-                    checked.accounts = None
+        checked.count(item)
     tee.drain()
     checked.copied = tee.copied
     return checked
