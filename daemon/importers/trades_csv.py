@@ -21,7 +21,8 @@ from daemon.importers.rows import (
     wire_event,
 )
 
-__all__ = ["EXIT_REASONS", "TRADES_COLUMNS", "iter_trades_csv"]
+__all__ = ["EXIT_REASONS", "TRADES_COLUMNS", "LineTooLongError", "bounded_lines",
+           "iter_trades_csv"]
 
 TRADES_COLUMNS = (
     "trade_id", "symbol", "entry_date", "entry_price", "stop_loss_price", "target_price",
@@ -46,19 +47,19 @@ ATTRS = ("atr_at_entry", "risk_reward_ratio")
 _PLACED = frozenset(TRADES_COLUMNS) - {"created_at"} | {"quantity"}
 
 
-class _LineTooLongError(ValueError):
-    pass
+class LineTooLongError(ValueError):
+    """A line of more than ``MAX_LINE_CHARS`` characters."""
 
 
-def _bounded_lines(text: TextIO) -> Iterator[str]:
-    """The lines of ``text``, raising ``_LineTooLongError`` for one of more than
+def bounded_lines(text: TextIO) -> Iterator[str]:
+    """The lines of ``text``, raising ``LineTooLongError`` for one of more than
     ``MAX_LINE_CHARS`` characters instead of holding it in memory."""
     while True:
         line = text.readline(MAX_LINE_CHARS + 1)
         if not line:
             return
         if len(line) > MAX_LINE_CHARS:
-            raise _LineTooLongError(f"a line longer than {MAX_LINE_CHARS} characters")
+            raise LineTooLongError(f"a line longer than {MAX_LINE_CHARS} characters")
         yield line
 
 
@@ -83,7 +84,7 @@ def iter_trades_csv(stream: BinaryIO, name: str, account: str | None,
     del name
     source = import_source("trades-csv", account)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(_bounded_lines(text))
+    reader = csv.DictReader(bounded_lines(text))
     try:
         header = reader.fieldnames or []
         missing = [c for c in ("trade_id", "symbol", "entry_date", "entry_price",
@@ -107,7 +108,7 @@ def iter_trades_csv(stream: BinaryIO, name: str, account: str | None,
             found.unused = tuple(c for c in extra if (row.get(c) or "").strip())
             found.size = sum(len(v) for v in row.values() if isinstance(v, str))
             yield found
-    except (_LineTooLongError, csv.Error) as exc:
+    except (LineTooLongError, csv.Error) as exc:
         yield ImportProblem(reader.line_num + 1, f"{exc}; the rest was not read")
     except UnicodeDecodeError:
         yield ImportProblem(reader.line_num + 1, "not UTF-8 text; the rest was not read")

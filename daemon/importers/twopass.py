@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from daemon.importers.formats import iter_rows
+from daemon.importers.mapping import Mapping
 from daemon.importers.rows import ImportProblem, ImportRow
 
 __all__ = ["MAX_PROBLEMS", "Checked", "StoppedError", "TooLargeError", "check_file",
@@ -168,7 +169,8 @@ def make_spool(near: int | None) -> int:
 
 def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
                quantity: Decimal | None, timezone: str, limit: int,
-               may_write: Callable[[str], str | None], stop: threading.Event) -> Checked:
+               may_write: Callable[[str], str | None], stop: threading.Event,
+               mapping: Mapping | None = None) -> Checked:
     """Pass 1 over the open file ``fd`` (read from its current offset): parse and validate
     every row, check with ``may_write`` (None: allowed, else the reason) every account
     written, and copy every byte to ``spool``. Blocking: run it on a thread.
@@ -182,7 +184,7 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
     tee = _Tee(fd, spool, limit, stop)
     stream = io.BufferedReader(tee, _READ)
     allowed: dict[str, str | None] = {}
-    for item in iter_rows(stream, fmt, name, account, quantity, timezone):
+    for item in iter_rows(stream, fmt, name, account, quantity, timezone, mapping=mapping):
         if isinstance(item, ImportProblem):
             checked.add(item)
             continue
@@ -207,7 +209,8 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
 
 def spool_batches(spool: int, fmt: str, name: str, account: str | None, *,
                   quantity: Decimal | None, timezone: str, max_events: int,
-                  max_chars: int) -> Generator[list[dict[str, Any]], None, None]:
+                  max_chars: int, mapping: Mapping | None = None
+                  ) -> Generator[list[dict[str, Any]], None, None]:
     """Pass 2: the events of the spool (already checked) in batches of at most
     ``max_events`` events and about ``max_chars`` characters of the file, never
     splitting one row's events. Blocking: call ``next`` on a thread.
@@ -220,7 +223,7 @@ def spool_batches(spool: int, fmt: str, name: str, account: str | None, *,
         current: list[dict[str, Any]] = []
         chars = 0
         for item in iter_rows(stream, fmt, name, account, quantity, timezone,
-                              validate=False):
+                              validate=False, mapping=mapping):
             if not isinstance(item, ImportRow):
                 raise ValueError(f"the copy of the file reads differently: {item}")
             if current and (len(current) + len(item.events) > max_events
