@@ -49,6 +49,12 @@ def iter_mapped(stream: BinaryIO, name: str, account: str | None, mapping: Mappi
     if account is None:
         yield ImportProblem(1, "a mapped file needs an account")
         return
+    if mapping.kind != "signal" and not mapping.has_quantity and quantity is None:
+        yield ImportProblem(1, "the mapping gives no quantity: map a field to quantity "
+                               "under [fields], give one under [values], or give the "
+                               "quantity of every record (--quantity, the inbox folder's "
+                               ".tradelog.toml)")
+        return
     fmt = mapping.format or ("csv" if name.lower().endswith(".csv") else "json")
     reader = _Reader(mapping, account, quantity, timezone)
     records = _csv(stream) if fmt == "csv" else _json(stream, mapping.records)

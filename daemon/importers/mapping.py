@@ -46,11 +46,13 @@ __all__ = ["KINDS", "REQUIRED", "FieldMap", "Mapping", "MappingError", "load_map
 Kind = Literal["round_trip", "fill", "signal"]
 KINDS: tuple[str, ...] = ("round_trip", "fill", "signal")
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "round_trip": ("symbol", "side", "quantity", "entry_time", "entry_price"),
-    "fill": ("symbol", "side", "quantity", "price", "time"),
+    "round_trip": ("symbol", "side", "entry_time", "entry_price"),
+    "fill": ("symbol", "side", "price", "time"),
     "signal": ("symbol", "side", "time", "strategy"),
 }
-"""The event fields each kind needs, from ``[fields]`` or ``[values]``."""
+"""The event fields each kind needs, from ``[fields]`` or ``[values]``; a ``round_trip``
+or ``fill`` needs a ``quantity`` too, which may also come from ``--quantity`` or the
+inbox's settings (a file without one is refused when none is given)."""
 _NAME = r"^[A-Za-z0-9._-]{1,64}$"
 _FIELD = Field(default=None, min_length=1, max_length=256)
 
@@ -125,6 +127,11 @@ class Mapping(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def has_quantity(self) -> bool:
+        """Whether the mapping gives each record a quantity (a field or a constant)."""
+        return bool(self.fields.quantity) or "quantity" in self.values
 
     @property
     def source_name(self) -> str:

@@ -94,7 +94,9 @@ def iter_trades_csv(stream: BinaryIO, name: str, account: str | None,
             return
         if "quantity" not in header and quantity is None:
             yield ImportProblem(1, "the file has no quantity column; add one, or give the "
-                                   "quantity of every row (--quantity, inbox_quantity)")
+                                   "quantity of every row (--quantity; in the inbox, "
+                                   "quantity in the folder's .tradelog.toml, or "
+                                   "inbox_quantity)")
             return
         extra = tuple(c for c in header if c not in _PLACED and c not in DERIVED)
         for row in reader:

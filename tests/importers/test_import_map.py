@@ -102,7 +102,7 @@ def test_a_csv_through_a_mapping_with_a_constant_quantity(tmp_path: Path) -> Non
     ('name = "x"\nkind = "fill"\n[fields]\nsymbol = "s"\nsidee = "d"\n',
      ["fields.sidee: Extra inputs are not permitted"]),
     ('name = "x"\nkind = "round_trip"\n[fields]\nsymbol = "s"\nexit_price = "p"\n',
-     ["a round_trip needs side, quantity, entry_time, entry_price: name the record's "
+     ["a round_trip needs side, entry_time, entry_price: name the record's "
       "field under [fields] or give a constant under [values]",
       "exit_price and exit_time come together"]),
     ('name = "no spaces"\nkind = "signal"\n', ["name: String should match pattern"]),
@@ -126,7 +126,7 @@ def test_cli_refuses_a_bad_mapping_before_reading_the_file(tmp_path: Path) -> No
     run = tradelog("import", str(DATA / "trades_data.json"), "--map", str(bad),
                    "--account", "a", "--db", str(tmp_path / "x.db"))
     assert 2 == run.returncode
-    assert "a fill needs symbol, side, quantity, price, time" in run.stderr
+    assert "a fill needs symbol, side, price, time" in run.stderr
     both = tradelog("import", str(DATA / "trades_data.json"), "--map", str(TRADES_MAP),
                     "--format", "trades-csv", "--account", "a", "--db", str(tmp_path / "x.db"))
     assert 2 == both.returncode
