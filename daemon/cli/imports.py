@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from daemon.client import RemoteError
 from daemon.config import Config
 from daemon.importers import FORMATS
 from daemon.importers.formats import MAPPED
@@ -39,6 +40,7 @@ from daemon.importers.twopass import (
     spool_batches,
 )
 from daemon.importers.void import FileEvents, TooManyEventsError, VoidPlan, find_stored
+from eventstore.errors import IdempotencyConflictError
 
 __all__ = ["add_parser", "run_import"]
 
@@ -59,6 +61,9 @@ def add_parser(sub: Any) -> None:
                         "(events-jsonl: optional; events must match it)")
     parser.add_argument("--quantity", type=Decimal,
                         help="quantity for rows without one (the trades CSV has none)")
+    parser.add_argument("--revision", type=_revision, default=1,
+                        help="2, 3...: import rows whose earlier import was voided, under "
+                        "a new source (give the same to --void it)")
     parser.add_argument("--timezone", default="UTC",
                         help="IANA zone of times written without an offset (default UTC)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show, store nothing")
@@ -69,10 +74,22 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--config", type=Path, help="TOML configuration file")
 
 
+CONFLICT = -32002
+CONFLICT_HINT = (
+    "import: rows of this file were imported before with other content (another "
+    "--quantity, --timezone or mapping, or the row changed in the file). To replace that "
+    "import: void it (`tradelog import OLD_FILE --void` with the options it was imported "
+    "with), then import this file with --revision 2 (docs/OPERATIONS.md)")
 BATCH_CHARS = 4 << 20
 """About this many characters of the file per append, whatever ``--chunk`` says."""
 MAX_CHUNK = 10_000
 """Events in one ``append``, at most (PROTOCOL.md, "Limits")."""
+
+
+def _revision(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 999:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r}: give a whole number from 1 to 999")
+    return int(text)
 
 
 def _chunk(text: str) -> int:
@@ -128,7 +145,8 @@ def _run_void(args: argparse.Namespace, config: Config, fmt: str, batches: Batch
     events = FileEvents()
     if fmt not in ("events-jsonl", MAPPED):
         events.current = import_source(fmt, args.account)
-        events.legacy = f"import/{fmt}/{args.file.name}"  # before ids left the file's name
+        if args.revision == 1:  # before ids left the file's name
+            events.legacy = f"import/{fmt}/{args.file.name}"
     try:
         for batch in batches:
             events.add(batch)
@@ -159,7 +177,8 @@ def _check(args: argparse.Namespace, spool: int, fmt: str,
         checked = check_file(fd, spool, fmt, args.file.name, args.account,
                              quantity=args.quantity, timezone=args.timezone,
                              limit=1 << 62, may_write=lambda _: None,
-                             stop=threading.Event(), mapping=mapping)
+                             stop=threading.Event(), mapping=mapping,
+                             revision=args.revision)
         if snapshot(os.fstat(fd)) != before or checked.copied != before[2]:
             return f"{args.file} changed while it was read; nothing was stored"
     finally:
@@ -213,7 +232,7 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         batches = spool_batches(spool, fmt, args.file.name, args.account,
                                 quantity=args.quantity, timezone=args.timezone,
                                 max_events=args.chunk, max_chars=BATCH_CHARS,
-                                mapping=mapping)
+                                mapping=mapping, revision=args.revision)
         report = ImportReport(rows=checked.rows, events=checked.events,
                               file_realized=checked.realized, file_closed=checked.closed,
                               file_cash=checked.cash)
@@ -226,8 +245,15 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-            asyncio.run(_store(args, args.socket or config.socket, batches, report,
-                               checked, advance))
+            try:
+                asyncio.run(_store(args, args.socket or config.socket, batches, report,
+                                   checked, advance))
+            except (IdempotencyConflictError, RemoteError) as exc:
+                if isinstance(exc, RemoteError) and exc.code != CONFLICT:
+                    raise
+                print(f"import: {exc}\n{CONFLICT_HINT}\n{report.stored} new events were "
+                      "stored before it", file=sys.stderr)
+                return 1
     finally:
         os.close(spool)
     print(report.reconciliation())

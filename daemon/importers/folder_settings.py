@@ -7,6 +7,7 @@ bot's own JSON needs a mapping). A small TOML file in the folder says it once::
     quantity = "100000"          # for rows without a quantity
     timezone = "Europe/London"   # times written without an offset (default UTC)
     format = "trades-csv"        # instead of telling it from the name and header
+    revision = 2                 # after voiding an import, to import the rows again
     [map]                        # or: read the folder's files through this mapping
     name = "ict-bot"             # (the keys of a --map file: daemon.importers.mapping)
     kind = "round_trip"
@@ -56,6 +57,9 @@ class FolderSettings(BaseModel):
     format: str | None = None
     """One of ``FORMATS`` (None: from the file's name and header, or ``map``)."""
     map: Mapping | None = None
+    revision: int = Field(default=1, ge=1, le=999)
+    """Above 1: the folder's files go under a new source (``iter_rows``), for rows whose
+    earlier import was voided."""
 
     @field_validator("timezone")
     @classmethod

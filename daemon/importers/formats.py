@@ -72,18 +72,22 @@ def detect_format(path: Path) -> str | None:
 
 def iter_rows(stream: BinaryIO, fmt: str, name: str, account: str | None,
               quantity: Decimal | None = None, timezone: str = "UTC",
-              validate: bool = True, mapping: Mapping | None = None) -> Iterator[Item]:
+              validate: bool = True, mapping: Mapping | None = None,
+              revision: int = 1) -> Iterator[Item]:
     """The rows of ``stream`` in format ``fmt`` (``name`` is the file's name: a mapped
     file's format may come from its extension; it is never part of an event), one at a
     time: memory stays bounded whatever the file's size. With ``mapping`` the file is
     read through it (``MAPPED``, whatever ``fmt`` says). With ``validate`` every event
     is checked as the daemon would (a row with a bad event becomes a problem naming its
-    line).
+    line). A ``revision`` above 1 adds ``/r<revision>`` to the ``source`` of a legacy
+    file's events: a corrected import of rows whose first import was voided (the same
+    ids under the first source would be refused as changed content).
 
     Raises:
         KeyError: an unknown format name.
     """
     checks = validate and fmt != "events-jsonl"  # that reader validates as it parses
+    suffix = f"/r{revision}" if revision > 1 and fmt != "events-jsonl" else ""
     if mapping is not None:
         checks = validate
         items = iter_mapped(stream, name, account, mapping, quantity, timezone)
@@ -92,6 +96,9 @@ def iter_rows(stream: BinaryIO, fmt: str, name: str, account: str | None,
     else:
         items = FORMATS[fmt](stream, name, account, quantity, timezone)
     for item in items:
+        if suffix and isinstance(item, ImportRow):
+            for event in item.events:
+                event["source"] += suffix
         if checks and isinstance(item, ImportRow):
             bad = _validate(item.events)
             if bad:
@@ -101,7 +108,8 @@ def iter_rows(stream: BinaryIO, fmt: str, name: str, account: str | None,
 
 
 def read_file(path: Path, fmt: str, account: str | None, quantity: Decimal | None = None,
-              timezone: str = "UTC", mapping: Mapping | None = None) -> ReadResult:
+              timezone: str = "UTC", mapping: Mapping | None = None,
+              revision: int = 1) -> ReadResult:
     """Read the whole of ``path`` in format ``fmt`` (``tradelog import``); every event is
     validated, problems carry lines.
 
@@ -111,7 +119,7 @@ def read_file(path: Path, fmt: str, account: str | None, quantity: Decimal | Non
     checked = ReadResult()
     with path.open("rb") as handle:
         for item in iter_rows(handle, fmt, path.name, account, quantity, timezone,
-                              mapping=mapping):
+                              mapping=mapping, revision=revision):
             if isinstance(item, ImportRow):
                 checked.rows.append(item)
             else:

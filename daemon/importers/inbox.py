@@ -5,8 +5,9 @@ changing for ``inbox_settle_s``, then moved to ``DIR/done/``, or to ``DIR/failed
 ``<name>.error.txt`` beside it saying why. The format comes from the extension and the
 header; the account from the first subfolder (``DIR/ACCOUNT/file.csv``), or from the
 events themselves for JSONL. A folder's ``.tradelog.toml`` gives its files a quantity,
-a time zone, a format or a ``--map`` mapping (``daemon.importers.folder_settings``). The folder is polled a few times a second (no link is ever
-followed, so a link to a large tree costs nothing). Hidden files and names ending in
+a time zone, a format or a ``--map`` mapping (``daemon.importers.folder_settings``).
+The folder is polled a few times a second (no link is ever followed, so a link to a
+large tree costs nothing). Hidden files and names ending in
 ``.part``, ``.tmp`` or ``~`` are left alone: write there, then rename.
 
 Under the same access rules as the socket: a file is imported as the uid that owns it

@@ -54,8 +54,8 @@ BATCH_CHARS = 1 << 20
 """About this many characters of the file per append (1 MiB), whatever its events' sizes."""
 RETRY_S = 5.0
 """Wait before trying again a file whose import the storage could not take."""
-_How = tuple[str, str, str | None, Decimal | None, str, Mapping | None]
-"""How a file is read: format, name, account, quantity, time zone, mapping."""
+_How = tuple[str, str, str | None, Decimal | None, str, Mapping | None, int]
+"""How a file is read: format, name, account, quantity, time zone, mapping, revision."""
 
 
 class InboxService(Protocol):
@@ -238,7 +238,7 @@ class FileImporter:
                 checked = await self._in_thread(
                     check_file, fd, spool, fmt, name, account, quantity=quantity, timezone=zone,
                     limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop,
-                    mapping=mapping)
+                    mapping=mapping, revision=settings.revision)
             except OSError as exc:  # e.g. no room for the private copy: try again later
                 raise StorageUnavailableError(f"cannot read it into a private copy: {exc}"
                                               ) from None
@@ -258,7 +258,8 @@ class FileImporter:
                             fields=sorted(checked.unused),
                             advice="these fields have no place in tradelog's events")
             stored, duplicates = await self._append(
-                spool, (fmt, name, account, quantity, zone, mapping), peer, where, st)
+                spool, (fmt, name, account, quantity, zone, mapping, settings.revision), peer,
+                where, st)
         finally:
             for handle in (fd, spool):
                 if handle >= 0:
@@ -300,11 +301,11 @@ class FileImporter:
 
     async def _append(self, spool: int, how: _How, peer: Peer, where: str,
                       st: os.stat_result) -> tuple[int, int]:
-        fmt, name, account, quantity, zone, mapping = how
+        fmt, name, account, quantity, zone, mapping, revision = how
         batches = spool_batches(spool, fmt, name, account, quantity=quantity, timezone=zone,
                                 max_events=min(BATCH_EVENTS,
                                                self.service.config.limits.max_events_per_append),
-                                max_chars=BATCH_CHARS, mapping=mapping)
+                                max_chars=BATCH_CHARS, mapping=mapping, revision=revision)
         metadata = {"inbox_file": where}
         stored = duplicates = 0
         try:

@@ -170,7 +170,7 @@ def make_spool(near: int | None) -> int:
 def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
                quantity: Decimal | None, timezone: str, limit: int,
                may_write: Callable[[str], str | None], stop: threading.Event,
-               mapping: Mapping | None = None) -> Checked:
+               mapping: Mapping | None = None, revision: int = 1) -> Checked:
     """Pass 1 over the open file ``fd`` (read from its current offset): parse and validate
     every row, check with ``may_write`` (None: allowed, else the reason) every account
     written, and copy every byte to ``spool``. Blocking: run it on a thread.
@@ -184,7 +184,8 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
     tee = _Tee(fd, spool, limit, stop)
     stream = io.BufferedReader(tee, _READ)
     allowed: dict[str, str | None] = {}
-    for item in iter_rows(stream, fmt, name, account, quantity, timezone, mapping=mapping):
+    for item in iter_rows(stream, fmt, name, account, quantity, timezone, mapping=mapping,
+                          revision=revision):
         if isinstance(item, ImportProblem):
             checked.add(item)
             continue
@@ -209,7 +210,7 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
 
 def spool_batches(spool: int, fmt: str, name: str, account: str | None, *,
                   quantity: Decimal | None, timezone: str, max_events: int,
-                  max_chars: int, mapping: Mapping | None = None
+                  max_chars: int, mapping: Mapping | None = None, revision: int = 1
                   ) -> Generator[list[dict[str, Any]], None, None]:
     """Pass 2: the events of the spool (already checked) in batches of at most
     ``max_events`` events and about ``max_chars`` characters of the file, never
@@ -223,7 +224,7 @@ def spool_batches(spool: int, fmt: str, name: str, account: str | None, *,
         current: list[dict[str, Any]] = []
         chars = 0
         for item in iter_rows(stream, fmt, name, account, quantity, timezone,
-                              validate=False, mapping=mapping):
+                              validate=False, mapping=mapping, revision=revision):
             if not isinstance(item, ImportRow):
                 raise ValueError(f"the copy of the file reads differently: {item}")
             if current and (len(current) + len(item.events) > max_events

@@ -95,3 +95,30 @@ def test_void_through_the_running_daemon(tmp_path: Path) -> None:
     assert {"import/void"} == {v["source"] for v in voids}
     assert voids[0]["data"]["reason"] == ("undoing the import of kite_daily_pnl.json "
                                          "(tradelog import --void)")
+
+
+def test_a_wrong_import_is_voided_then_imported_again_as_a_revision(tmp_path: Path) -> None:
+    """Imported with the wrong quantity, the file cannot be imported again with another
+    (its rows' ids are stored with other content: refused, saying how to replace it);
+    after --void, --revision 2 imports the corrected rows under a new source and the
+    views reconcile to 936; --void with --revision 2 finds those."""
+    db = tmp_path / "t.db"
+    wrong = ["--format", "trades-csv", "--account", "bot", "--quantity", "1000"]
+    assert 0 == tradelog("import", str(DATA / "trades.csv"), *wrong, "--db", str(db)).returncode
+    again = tradelog("import", str(DATA / "trades.csv"), *CSV_ARGS, "--db", str(db))
+    assert 1 == again.returncode
+    assert "is already stored at seq 2 with different content" in again.stderr
+    assert "then import this file with --revision 2" in again.stderr
+    assert 0 == tradelog("import", str(DATA / "trades.csv"), *wrong, "--void", "--db",
+                         str(db)).returncode
+    fixed = tradelog("import", str(DATA / "trades.csv"), *CSV_ARGS, "--revision", "2",
+                     "--db", str(db))
+    assert 0 == fixed.returncode, fixed.stderr
+    assert ("789 new events, 0 already stored; this file: 262 round trips, realized P&L "
+            "936.00000; in the views: 262 round trips, realized P&L 936  (match)"
+            ) in fixed.stdout
+    read = read_file(DATA / "trades.csv", "trades-csv", "bot", Decimal(100000), revision=2)
+    assert {"import/trades-csv/bot/r2"} == {e["source"] for e in read.events}
+    undo = tradelog("import", str(DATA / "trades.csv"), *CSV_ARGS, "--revision", "2",
+                    "--void", "--dry-run", "--db", str(db))
+    assert "789 would be voided" in undo.stdout
