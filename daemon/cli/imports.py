@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -64,7 +65,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--revision", type=_revision, default=1,
                         help="2, 3...: import rows whose earlier import was voided, under "
                         "a new source (give the same to --void it)")
-    parser.add_argument("--timezone", default="UTC",
+    parser.add_argument("--timezone", default="UTC", type=_zone,
                         help="IANA zone of times written without an offset (default UTC)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show, store nothing")
     parser.add_argument("--chunk", type=_chunk, default=500,
@@ -84,6 +85,15 @@ BATCH_CHARS = 4 << 20
 """About this many characters of the file per append, whatever ``--chunk`` says."""
 MAX_CHUNK = 10_000
 """Events in one ``append``, at most (PROTOCOL.md, "Limits")."""
+
+
+def _zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not an IANA time zone name "
+                                         "(e.g. Asia/Kolkata, UTC)") from None
+    return text
 
 
 def _revision(text: str) -> int:
@@ -225,7 +235,10 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         if args.dry_run and not args.void:
             print(f"dry run: {checked.rows} rows -> {checked.events} events "
                   f"({', '.join(f'{n} {k}' for k, n in sorted(checked.kinds.items()))}); "
-                  f"realized P&L in file {checked.realized:f}; nothing stored")
+                  f"this file: {checked.closed} round trips, realized P&L "
+                  f"{checked.realized:f}"
+                  + (f", day-level P&L as cash adjustments {checked.cash:f}"
+                     if checked.cash else "") + "; nothing stored")
             for event in checked.sample:
                 print("  " + json.dumps(event, default=str))
             return 0

@@ -155,12 +155,16 @@ class _Reader:
         form = self.mapping.time_format
         try:
             if form in ("unix", "unix_ms"):
-                seconds = Decimal(text) / (1000 if form == "unix_ms" else 1)
-                moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=float(seconds))
+                # bounded text (decimal_field), exact arithmetic: no float rounding
+                seconds = decimal_field({label: text}, label) / (
+                    1000 if form == "unix_ms" else 1)
+                whole = int(seconds)
+                moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+                    seconds=whole, microseconds=int((seconds - whole) * 1_000_000))
             else:
                 moment = (datetime.fromisoformat(text) if form == "iso"
                           else datetime.strptime(text, form))
-        except (ValueError, ArithmeticError, OverflowError):
+        except (ValueError, ArithmeticError, OverflowError):  # RowError is a ValueError
             raise RowError(f"{label} is not a time in the {form} format") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=self.timezone)

@@ -7,7 +7,10 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from daemon.client import Client
+from daemon.importers.folder_settings import SettingsError, read_settings
 from tests.importers.test_inbox import wait_for
 from tests.support import DaemonProcess
 
@@ -64,3 +67,20 @@ def test_folder_settings_give_quantity_mapping_and_refusals(tmp_path: Path) -> N
     assert "quantty: Extra inputs are not permitted" in note("typo")
     assert "timezone: 'Mars/Base' is not an IANA time zone name" in note("typo")
     assert "the folder's .tradelog.toml is a symbolic link" in note("linked")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+def test_settings_of_another_user_are_not_taken(tmp_path: Path) -> None:
+    """A .tradelog.toml owned by neither the daemon's user nor the file's owner is
+    refused, naming its owner; owned by the file's owner it is taken."""
+    settings = tmp_path / ".tradelog.toml"
+    settings.write_text('quantity = "5"\n')
+    os.chown(settings, 4242, 4242)
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(SettingsError, match="is owned by uid 4242, neither the daemon's"):
+            read_settings(folder, file_owner=1000)
+        os.chown(settings, 1000, 1000)
+        assert Decimal(5) == read_settings(folder, file_owner=1000).quantity
+    finally:
+        os.close(folder)
