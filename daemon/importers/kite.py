@@ -40,9 +40,20 @@ def is_kite(position: dict[str, Any]) -> bool:
     return "buy_quantity" in position or "sell_quantity" in position
 
 
-def _number(position: dict[str, Any], name: str, *, required: bool = True) -> Decimal | None:
-    values = {name: "" if position.get(name) is None else str(position.get(name))}
-    return decimal_field(values, name) if required else optional_decimal(values, name)
+def _text(position: dict[str, Any], name: str) -> dict[str, str]:
+    value = position.get(name)
+    return {name: "" if value is None else str(value)}
+
+
+def _number(position: dict[str, Any], name: str) -> Decimal:
+    """``position[name]`` as a decimal (``rows.decimal_field``'s bounds and errors)."""
+    return decimal_field(_text(position, name), name)
+
+
+def _optional(position: dict[str, Any], name: str, default: Decimal) -> Decimal:
+    """``position[name]`` as a decimal, or ``default`` when missing or blank."""
+    value = optional_decimal(_text(position, name), name)
+    return default if value is None else value
 
 
 def kite_position(position: dict[str, Any], date: str, time: str, account: str,
@@ -61,10 +72,9 @@ def kite_position(position: dict[str, Any], date: str, time: str, account: str,
     if not symbol:
         raise RowError("tradingsymbol is empty")
     net = _number(position, "quantity")
-    bought = _number(position, "buy_quantity", required=False) or Decimal(0)
-    sold = _number(position, "sell_quantity", required=False) or Decimal(0)
-    multiplier = _number(position, "multiplier", required=False) or Decimal(1)
-    assert net is not None
+    bought = _optional(position, "buy_quantity", Decimal(0))
+    sold = _optional(position, "sell_quantity", Decimal(0))
+    multiplier = _optional(position, "multiplier", Decimal(1))
     if bought < 0 or sold < 0 or multiplier <= 0:
         raise RowError("buy_quantity and sell_quantity must be >= 0, multiplier > 0")
     if bought - sold != net:
@@ -87,7 +97,6 @@ def kite_position(position: dict[str, Any], date: str, time: str, account: str,
     for side, quantity in (("buy", bought), ("sell", sold)):
         if quantity:
             price = _number(position, f"{side}_price")
-            assert price is not None
             if price <= 0:
                 raise RowError(f"{side}_price must be > 0")
             legs.append((side, quantity, price))
@@ -101,12 +110,11 @@ def kite_position(position: dict[str, Any], date: str, time: str, account: str,
         events.append(wire_event("fill", f"{key}:{side}", source, time, account, data))
     if net:
         last = _number(position, "last_price")
-        assert last is not None
         if last <= 0:
             raise RowError("last_price must be > 0 for a position left open")
         events.append(wire_event("mark", f"{key}:mark", source, time, account,
                                  {"prices": {symbol: str(last)}}))
-    realized = _number(position, "realised", required=False)
+    realized = optional_decimal(_text(position, "realised"), "realised")
     if realized is None and len(legs) == 2:
         realized = (legs[1][2] - legs[0][2]) * min(bought, sold) * multiplier * (
             1 if legs[0][0] == "buy" else -1)

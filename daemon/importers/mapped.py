@@ -149,6 +149,13 @@ class _Reader:
             raise RowError(f"{self.fields.get(name, name)} must be > 0")
         return value
 
+    def amount(self, record: dict[str, Any], name: str) -> Decimal:
+        """Like ``number`` with ``positive``, for a field the event cannot do without."""
+        value = self.number(record, name, positive=True)
+        if value is None:
+            raise RowError(f"{self.fields.get(name, name)} is empty")
+        return value
+
     def time(self, record: dict[str, Any], name: str) -> str:
         text = self.need(record, name)
         label = f"{self.fields.get(name, name)} {text[:30]!r}"
@@ -234,13 +241,11 @@ class _Reader:
     def _fills(self, record: dict[str, Any], key: str, symbol: str,
                round_trip: bool) -> ImportRow:
         side = self.side(record, fill=True)
-        qty = self.number(record, "quantity", positive=True)
-        assert qty is not None
+        qty = self.amount(record, "quantity")
         fee = self.number(record, "fee")
         common: dict[str, Any] = {"symbol": symbol, "quantity": str(qty)}
         if not round_trip:
-            data = {**common, "side": side, "price": str(self.number(record, "price",
-                                                                      positive=True))}
+            data = {**common, "side": side, "price": str(self.amount(record, "price"))}
             position = self.get(record, "position_id")
             if position:
                 data["position_id"] = position
@@ -252,7 +257,7 @@ class _Reader:
             return ImportRow(0, [wire_event("fill", key, self.source,
                                             self.time(record, "time"), self.account, data)],
                              self.number(record, "realized_pnl"))
-        entry = self.number(record, "entry_price", positive=True)
+        entry = self.amount(record, "entry_price")
         common["position_id"] = key
         events = [wire_event("fill", f"{key}:open", self.source,
                              self.time(record, "entry_time"), self.account,
@@ -269,7 +274,6 @@ class _Reader:
                                  self.time(record, "exit_time"), self.account, close))
         realized = self.number(record, "realized_pnl")
         if realized is None:
-            assert entry is not None
             realized = (exit_price - entry) * qty * (1 if side == "buy" else -1)
         return ImportRow(0, events, realized, closed=1)
 

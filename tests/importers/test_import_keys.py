@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ def tradelog(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def views(db: Path, account: str) -> dict[str, list[dict[str, Any]]]:
-    import asyncio
+    """The balances, trades, positions and daily rows of ``account`` in the file ``db``."""
 
     async def read() -> dict[str, list[dict[str, Any]]]:
         recorder = await _open(db)

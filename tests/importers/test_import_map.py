@@ -76,20 +76,21 @@ def test_predictions_json_become_signals(tmp_path: Path) -> None:
 
 def test_a_csv_through_a_mapping_with_a_constant_quantity(tmp_path: Path) -> None:
     """A CSV's columns map the same way; a quantity given under [values] applies to
-    every row; a side the mapping does not know is a problem naming the row and what
-    to add."""
+    every row; a side the mapping does not know, or a blank price, is a problem naming
+    the row and what to fix."""
     path = tmp_path / "fills.csv"
     path.write_text("time,ticker,action,px,commission\n"
                     "2024-01-02 10:00:00,AAPL,BOT,185.5,1\n"
                     "2024-01-02 15:00:00,AAPL,SLD,187.25,1\n"
-                    "2024-01-03 15:00:00,AAPL,HOLD,187.25,1\n")
+                    "2024-01-03 15:00:00,AAPL,HOLD,187.25,1\n"
+                    "2024-01-03 16:00:00,AAPL,BOT,,1\n")
     text = ('name = "ibkr"\nkind = "fill"\n[fields]\ntime = "time"\nsymbol = "ticker"\n'
             'side = "action"\nprice = "px"\nfee = "commission"\n[values]\nquantity = "10"\n'
             '[sides]\nBOT = "buy"\nSLD = "sell"\n')
     read = read_file(path, "mapped", "ib", timezone="America/New_York",
                      mapping=parse_mapping(text))
     assert [(4, "action 'HOLD' is not a side: map it under [sides] (to long, short, buy "
-                "or sell)")] == [(p.line, p.reason) for p in read.problems]
+                "or sell)"), (5, "px is empty")] == [(p.line, p.reason) for p in read.problems]
     assert [("buy", "10", "185.5", "1", "2024-01-02T15:00:00Z"),
             ("sell", "10", "187.25", "1", "2024-01-02T20:00:00Z")] == [
         (e["data"]["side"], e["data"]["quantity"], e["data"]["price"], e["data"]["fee"],
