@@ -42,7 +42,6 @@ def analytics(sampler: Sampler, context: dict[str, Any], *, period: str,
     start, end = account.first_event_at, sampler.last_time
     positions = list(sampler.state.positions.get(sampler.account, {}).values())
     risk = series_figures(days, periods, capital, keep)
-    del risk["equity_curve"]
     risk.update(exposure(sampler.trades, [p.opened_at for p in positions], start, end))
 
     def groups(name: str, of_record: Callable[[Realized], str | None],

@@ -133,7 +133,6 @@ def series_figures(days: Sequence[DayEnd], periods: int, capital: Capital,
     ``keep`` bounds the days (``since``/``until``). Percent figures are None without
     capital and ratios None with fewer than ``MIN_RETURNS`` returns; ``reason`` says why.
     """
-    kept = [d for d in days if keep(d.day)]
     returns = [r for day, r in daily_returns(days) if keep(day)] if capital.source else []
     n = len(returns)
     enough = n >= MIN_RETURNS
@@ -180,8 +179,25 @@ def series_figures(days: Sequence[DayEnd], periods: int, capital: Capital,
         out[f"cvar_{name}_pct"] = _pct(cvar(returns, level)) if enough else None
         out[f"parametric_var_{name}_pct"] = (_pct(parametric_var(returns, level))
                                              if enough else None)
-    out["equity_curve"] = [{"date": d.day, "equity": money(e)} for d, e in
-                           zip(kept, [p[1] for p in points[1:]], strict=True)]
+    out["equity_curve"] = _curve(points, capital.source is not None)
+    return out
+
+
+def _curve(points: Sequence[tuple[str, Decimal, Decimal]],
+           percent: bool) -> list[dict[str, Any]]:
+    """Per day: equity, and the drawdown below the running peak of trading equity
+    (money, and percent of the peak's equity when ``percent``), the anchor excluded."""
+    out: list[dict[str, Any]] = []
+    peak: tuple[str, Decimal, Decimal] | None = None
+    for index, point in enumerate(points):
+        if peak is None or point[1] - point[2] > peak[1] - peak[2]:
+            peak = point
+        if index:
+            amount = (peak[1] - peak[2]) - (point[1] - point[2])
+            out.append({"date": point[0], "equity": money(point[1]),
+                        "drawdown": money(amount),
+                        "drawdown_pct": ratio(HUNDRED * amount / peak[1])
+                        if percent and peak[1] > 0 else None})
     return out
 
 
