@@ -48,7 +48,7 @@ def analytics(sampler: Sampler, context: dict[str, Any], *, period: str,
                of_trade: Callable[[Trade], str | None],
                unrealized: Callable[[DayEnd, str | None], Decimal],
                of_position: Callable[[Any], str | None], only: str | None,
-               ) -> list[dict[str, Any]]:
+               curves: bool) -> list[dict[str, Any]]:
         keys = ({of_record(r) for r in sampler.realized}
                 | {of_trade(t) for t in sampler.trades} | {of_position(p) for p in positions})
         out = []
@@ -58,6 +58,8 @@ def analytics(sampler: Sampler, context: dict[str, Any], *, period: str,
             series = group_days(days, [r for r in sampler.realized if of_record(r) == key],
                                 lambda d, k=key: unrealized(d, k))  # type: ignore[misc]
             figures = series_figures(series, periods, capital, keep)
+            if not curves:
+                del figures["equity_curve"]
             figures.update(exposure([t for t in sampler.trades if of_trade(t) == key],
                                     [p.opened_at for p in positions if of_position(p) == key],
                                     start, end))
@@ -67,11 +69,11 @@ def analytics(sampler: Sampler, context: dict[str, Any], *, period: str,
     strategies = groups(
         "strategy", lambda r: r.strategy, lambda t: t.strategy,
         lambda d, k: d.unrealized_by_strategy.get(k, ZERO),
-        lambda p: sampler.strategy_of(p.signal_id), strategy)
+        lambda p: sampler.strategy_of(p.signal_id), strategy, True)
     symbols = groups(
         "symbol", lambda r: r.symbol, lambda t: t.row.symbol,
         lambda d, k: d.unrealized_by_symbol.get(k or "", ZERO),
-        lambda p: p.symbol, symbol)
+        lambda p: p.symbol, symbol, False)
     name: str | None
     if benchmark is not None:
         name, prices = benchmark

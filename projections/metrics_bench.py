@@ -65,11 +65,11 @@ def benchmark_figures(days: Sequence[DayEnd], returns: Sequence[tuple[str, Decim
         index = bisect_right(dates, day)
         return prices[dates[index - 1]] if index else None
 
-    wanted = {day for day, _ in returns}
+    start = min((day for day, _ in returns), default=None)
     first: Decimal | None = None
     for end in days:
         value = price(end.day)
-        if value is None or (wanted and end.day < min(wanted)):
+        if value is None or (start is not None and end.day < start):
             continue
         first = first or value
         out["curve"].append({"date": end.day, "price": ratio(value),

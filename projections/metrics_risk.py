@@ -102,12 +102,17 @@ def parametric_var(returns: Sequence[Decimal], level: Decimal) -> Decimal | None
 
 
 def _moments(values: Sequence[Decimal]) -> tuple[int, Decimal, Decimal, Decimal]:
+    """n and the central moments m2, m3, m4 (divided by n), in one pass."""
     n = len(values)
     m = mean(values)
-    m2 = sum(((v - m) ** 2 for v in values), ZERO) / n
-    m3 = sum(((v - m) ** 3 for v in values), ZERO) / n
-    m4 = sum(((v - m) ** 4 for v in values), ZERO) / n
-    return n, m2, m3, m4
+    m2 = m3 = m4 = ZERO
+    for value in values:
+        d = value - m
+        d2 = d * d
+        m2 += d2
+        m3 += d2 * d
+        m4 += d2 * d2
+    return n, m2 / n, m3 / n, m4 / n
 
 
 def skew(values: Sequence[Decimal]) -> Decimal | None:

@@ -346,3 +346,61 @@ class Vouch:
     @staticmethod
     def positive(text: str) -> bool:
         return float(text) > 0
+
+
+def deepest_by_pandas(days: list[str], pnl: list[float]) -> dict[str, Any]:
+    """Peak, trough and recovery of capital + P&L (the capital itself anchors the peak on
+    the first day), with numpy's running maximum."""
+    x = np.array([0.0, *pnl])
+    labels = [days[0], *days]
+    peak_x = np.maximum.accumulate(x)
+    trough = int(np.argmax(peak_x - x))
+    peak = int(np.argmax(x[:trough + 1]))
+    after = [i for i in range(trough + 1, len(x)) if x[i] >= x[peak]]
+    recovery = labels[after[0]] if after else None
+    return {"amount": float(peak_x[trough] - x[trough]), "peak_date": labels[peak],
+            "trough_date": labels[trough], "recovery_date": recovery,
+            "recovery_days": (date.fromisoformat(recovery) - date.fromisoformat(
+                labels[trough])).days if recovery else None,
+            "recovered": recovery is not None,
+            "pct": 100 * float(peak_x[trough] - x[trough]) / (CAPITAL + x[peak])}
+
+
+async def test_drawdown_peak_trough_and_recovery(
+        answer: tuple[dict[str, Any], Books]) -> None:
+    """For the account and each strategy: the deepest drawdown's amount, percent, peak,
+    trough, recovery date and the days from trough to recovery (or not recovered)."""
+    result, books = answer
+    total = [a + b for a, b in zip(books.pnl["alpha"], books.pnl["beta"], strict=True)]
+    cases = [(result["risk"], total)] + [
+        (s, books.pnl[s["strategy"]]) for s in result["strategies"]]
+    for figures, pnl in cases:
+        expected = deepest_by_pandas(books.days, pnl)
+        got = figures["max_drawdown"]
+        assert approx(expected.pop("amount")) == float(got["amount"])
+        assert approx(expected.pop("pct")) == float(got["pct"])
+        assert expected == {k: got[k] for k in expected}
+
+
+async def test_intraday_drawdown_recovers_at_the_first_mark_back_at_the_peak(
+        tmp_path: Path) -> None:
+    """Deposit 1000, buy 10 @ 100, marks 90 (trough: -100), 99, 100.5 (back above the
+    peak 1000 half a day after the trough): recovered then, 0.5 days after the trough."""
+    def at(hour: int) -> str:
+        return f"2024-01-02T{hour:02d}:00:00Z"
+
+    events = [
+        ev("cash", {"amount": "1000", "kind": "deposit"}, account=ACCOUNT, time=at(1)),
+        ev("fill", {"symbol": "X", "side": "buy", "quantity": "10", "price": "100"},
+           account=ACCOUNT, time=at(2)),
+        ev("mark", {"prices": {"X": "100"}}, account=ACCOUNT, time=at(3)),
+        ev("mark", {"prices": {"X": "90"}}, account=ACCOUNT, time=at(4)),
+        ev("mark", {"prices": {"X": "99"}}, account=ACCOUNT, time=at(10)),
+        ev("mark", {"prices": {"X": "100.5"}}, account=ACCOUNT, time=at(16)),
+    ]
+    result = await metrics_of(tmp_path, events)
+    dd = result["drawdown"]["max"]
+    assert ("100", "10", at(3), at(4)) == (dd["amount"], dd["pct"], dd["peak_time"],
+                                           dd["trough_time"])
+    assert (True, at(16), "2024-01-02", "0.5") == (
+        dd["recovered"], dd["recovery_time"], dd["recovery_date"], dd["recovery_days"])
