@@ -36,7 +36,8 @@ th,td{border:1px solid #ccc;padding:.15rem .45rem;text-align:right;white-space:n
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .neg{color:#b00020}.pos{color:#006b2d}.note{color:#666;font-size:.8rem;max-width:60rem}
 .chart{margin:.5rem 0 1rem}.grid td{min-width:4.2rem}
-@media print{body{margin:0}h2{break-before:page}.chart{break-inside:avoid}}
+@media print{body{margin:0}section+section h2{break-before:page}.chart,table{break-inside:avoid}
+table{font-size:.62rem}th,td{padding:.1rem .25rem}}
 """
 _SCRIPT = r"""
 (function(){

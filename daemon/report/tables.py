@@ -106,7 +106,7 @@ def _risk_rows(f: dict[str, Any]) -> list[tuple[str, Cell]]:
 def _group(m: dict[str, Any], key: str, name: str) -> Table:
     counts = {r[name]: r for r in m["by_" + name]}
     table = Table(f"Per {name}", [name, "net P&L", "return", "Sharpe", "Sortino", "Calmar",
-                                  "max drawdown", "max DD %", "recovered", "VaR 95 %",
+                                  "max drawdown", "max DD %", "recovered (after)", "VaR 95 %",
                                   "volatility", "exposure", "round trips", "win rate"],
                   key=key)
     for row in m[key]:
@@ -119,7 +119,8 @@ def _group(m: dict[str, Any], key: str, name: str) -> Table:
             Cell("num", row["sharpe"]), Cell("num", row["sortino"]),
             Cell("num", row["calmar"]), Cell("money", dd["amount"]), Cell("pct", dd["pct"]),
             _t(None if dd["recovered"] is None else
-               (dd["recovery_date"] if dd["recovered"] else "no")),
+               f"{dd['recovery_date']} ({dd['recovery_days']} d)" if dd["recovered"]
+               else "not yet"),
             Cell("pct", row["var_95_pct"]), Cell("pct", row["volatility_pct"]),
             Cell("pct", row["exposure_pct"]), Cell("int", c.get("round_trips", 0)),
             Cell("pct", str(100 * wins / (wins + losses)) if wins + losses else None)])
