@@ -30,6 +30,7 @@ from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 from eventstore.recorder import Recorder
 from projections.metrics import compute_metrics
 from tests.fold_support import ev, new_event
+from tests.projections.test_metrics_random import views_of
 
 ACCOUNT = "lib"
 CAPITAL = 100_000
@@ -261,28 +262,54 @@ async def test_exposure_is_time_with_a_position_open(
     assert 60 * int(busy.sum()) == result["risk"]["exposure_seconds"]
 
 
-async def test_weekly_table_matches_pandas(tmp_path: Path) -> None:
-    """``period="week"``: per ISO week, realized P&L, round trips, win rate and the
-    compounded return equal a pandas group-by over the trades and the daily returns."""
-    events, books = history()
-    result = await metrics_of(tmp_path, events, period="week")
-    assert "week" == result["periods"]["period"]
+async def test_period_tables_match_pandas(tmp_path: Path) -> None:
+    """``period="week"``: per ISO week, realized P&L, round trips, wins, losses, win rate
+    and the compounded return equal pandas group-bys over the ``trades`` view, the
+    ``daily`` view and the daily returns; ``day`` and ``month`` tables likewise."""
+    events, _ = history()
+    recorder = await Recorder.open(tmp_path / "log.db")
+    try:
+        await recorder.append([new_event(e) for e in events])
+        tables = {p: await compute_metrics(recorder, ACCOUNT, now=END, period=p)
+                  for p in ("day", "week", "month")}
+        views = await views_of(recorder, ACCOUNT)
+    finally:
+        await recorder.close()
+    result = tables["week"]
     daily = pd.DataFrame({"date": pd.to_datetime(
         [d["date"] for d in result["equity"]["daily"]]),
         "r": [float(d["return_pct"]) / 100 for d in result["equity"]["daily"]]})
-    iso = daily.date.dt.isocalendar()
-    daily["week"] = iso.year.astype(str) + "-W" + iso.week.map("{:02d}".format)
-    growth = daily.groupby("week").r.apply(lambda x: (np.prod(1 + x) - 1) * 100)
-    rows = {row["period"]: row for row in result["periods"]["rows"]}
-    assert list(growth.index) == list(rows)
-    for week, value in growth.items():
-        assert approx(value) == float(rows[week]["return_pct"])
-    assert sum(r["round_trips"] for r in rows.values()) == result["trades"]["round_trips"]
-    first = rows["2024-W01"]
-    assert 5 == first["round_trips"] - (1 if books.beta_open[1][0] < "2024-01-08" else 0)
-    monthly = await metrics_of(tmp_path, events, name="m.db")
-    assert ["2024-01", "2024-02", "2024-03"] == [r["period"] for r in
-                                                  monthly["periods"]["rows"]]
+    trades = pd.DataFrame({"date": pd.to_datetime([t["closed_at"] for t in views["trades"]]
+                                                  ).tz_localize(None).normalize(),
+                           "net": [float(t["net_pnl"]) for t in views["trades"]]})
+    pnl = pd.DataFrame({"date": pd.to_datetime([d["date"] for d in views["daily"]]),
+                        "pnl": [float(d["realized_pnl"]) for d in views["daily"]]})
+
+    def key(frame: pd.DataFrame, period: str) -> pd.Series:
+        if period == "day":
+            return frame.date.dt.strftime("%Y-%m-%d")
+        if period == "month":
+            return frame.date.dt.strftime("%Y-%m")
+        iso = frame.date.dt.isocalendar()
+        return iso.year.astype(str) + "-W" + iso.week.map("{:02d}".format)
+
+    for period, answer in tables.items():
+        assert period == answer["periods"]["period"]
+        rows = {row["period"]: row for row in answer["periods"]["rows"]}
+        growth = daily.groupby(key(daily, period)).r.apply(lambda x: (np.prod(1 + x) - 1) * 100)
+        assert list(growth.index) == list(rows)
+        for name, value in growth.items():
+            assert approx(value) == float(rows[name]["return_pct"])
+        for name, value in pnl.groupby(key(pnl, period)).pnl.sum().items():
+            assert approx(value) == float(rows[name]["realized_pnl"])
+        grouped = trades.groupby(key(trades, period)).net
+        for name, nets in grouped:
+            wins, losses = int((nets > 0).sum()), int((nets < 0).sum())
+            assert (len(nets), wins, losses) == (rows[name]["round_trips"], rows[name]["wins"],
+                                                 rows[name]["losses"])
+            assert approx(100 * wins / (wins + losses)) == float(rows[name]["win_rate_pct"])
+    assert ["2024-01", "2024-02", "2024-03"] == [
+        r["period"] for r in tables["month"]["periods"]["rows"]]
 
 
 async def test_no_capital_gives_no_percent(tmp_path: Path) -> None:
