@@ -13,6 +13,7 @@ from projections.metrics_groups import (
     Capital,
     exposure,
     group_days,
+    moment,
     series_figures,
 )
 from projections.metrics_periods import histogram, last_trades, open_positions, period_table
@@ -39,7 +40,10 @@ def analytics(sampler: Sampler, context: dict[str, Any], *, period: str,
     periods: int = context["periods"]
     keep = context["window"].has_day
     account = sampler.state.accounts[sampler.account]
-    start, end = account.first_event_at, sampler.last_time
+    start = end = None
+    if account.first_event_at is not None and sampler.last_time is not None:
+        start, end = context["window"].clip(moment(account.first_event_at),
+                                            moment(sampler.last_time))
     positions = list(sampler.state.positions.get(sampler.account, {}).values())
     risk = series_figures(days, periods, capital, keep)
     risk.update(exposure(sampler.trades, [p.opened_at for p in positions], start, end))

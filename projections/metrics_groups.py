@@ -32,7 +32,7 @@ from projections.metrics_series import DayEnd, Realized, Sampler, Trade
 from projections.metrics_stats import daily_returns, money, ratio, sharpe, sortino
 
 __all__ = ["LEVELS", "NO_CAPITAL", "Capital", "exposure", "few_returns", "find_capital",
-           "group_days", "series_figures", "with_capital"]
+           "group_days", "moment", "series_figures", "with_capital"]
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -205,26 +205,31 @@ def _pct(value: Decimal | None) -> str | None:
     return None if value is None else ratio(HUNDRED * value)
 
 
-def exposure(trades: Sequence[Trade], open_since: Sequence[str], start: str | None,
-             end: str | None) -> dict[str, Any]:
+def exposure(trades: Sequence[Trade], open_since: Sequence[str], start: datetime | None,
+             end: datetime | None) -> dict[str, Any]:
     """Time in the market: the union of the round trips' [opened_at, closed_at] and the
-    open positions' [opened_at, end], over [start, end] (first and last event times).
-    ``exposure_pct`` = 100 * exposed / span (None for a zero span)."""
+    open positions' [opened_at, end], inside [start, end] (the first and last event
+    times, narrowed to ``since``/``until``). ``exposure_pct`` = 100 * exposed / span
+    (None for a zero span)."""
     if start is None or end is None:
         return {"exposure_seconds": 0, "span_seconds": 0, "exposure_pct": None}
-    lo, hi = _moment(start), _moment(end)
     spans = sorted([(_moment(t.row.opened_at), _moment(t.row.closed_at)) for t in trades]
-                   + [(_moment(o), hi) for o in open_since])
+                   + [(_moment(o), end) for o in open_since])
     exposed = 0.0
-    cursor = lo
+    cursor = start
     for opened, closed in spans:
-        first, last = max(opened, cursor), min(closed, hi)
+        first, last = max(opened, cursor), min(closed, end)
         if last > first:
             exposed += (last - first).total_seconds()
             cursor = last
-    span = (hi - lo).total_seconds()
+    span = (end - start).total_seconds()
     return {"exposure_seconds": int(exposed), "span_seconds": int(span),
             "exposure_pct": ratio(HUNDRED * Decimal(exposed) / Decimal(span)) if span else None}
+
+
+def moment(text: str) -> datetime:
+    """An RFC 3339 text (``...Z`` or an offset) as an aware datetime."""
+    return _moment(text)
 
 
 def _moment(text: str) -> datetime:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -79,6 +79,21 @@ class Window:
         if self.since is not None and day < self._day(self.since):
             return False
         return self.until is None or day <= self._day(self.until)
+
+    def clip(self, first: datetime, last: datetime) -> tuple[datetime, datetime]:
+        """[first, last] narrowed to the bounds: a date bound starts (``since``) or ends
+        (``until``, exclusive of the next day) at midnight in the account's time zone."""
+        zone = ZoneInfo(self.timezone)
+        if self.since is not None:
+            start = (datetime.combine(date.fromisoformat(self.since), datetime.min.time(),
+                                      zone) if _DATE.match(self.since) else _parsed(self.since))
+            first = max(first, start)
+        if self.until is not None:
+            end = (datetime.combine(date.fromisoformat(self.until) + timedelta(days=1),
+                                    datetime.min.time(), zone)
+                   if _DATE.match(self.until) else _parsed(self.until))
+            last = min(last, end)
+        return first, max(first, last)
 
     def has(self, time: str, day: str) -> bool:
         """Whether an event at ``time`` (UTC text) on trading day ``day`` is inside."""

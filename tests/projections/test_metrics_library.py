@@ -431,3 +431,12 @@ async def test_intraday_drawdown_recovers_at_the_first_mark_back_at_the_peak(
                                            dd["trough_time"])
     assert (True, at(16), "2024-01-02", "0.5") == (
         dd["recovered"], dd["recovery_time"], dd["recovery_date"], dd["recovery_days"])
+
+
+async def test_exposure_inside_a_window(tmp_path: Path) -> None:
+    """With since/until dates, exposure counts only inside them: alpha's 5 hours in the
+    second week over the 5 days from Monday 00:00 to Saturday 00:00 (UTC)."""
+    result = await metrics_of(tmp_path, history()[0], since="2024-01-08", until="2024-01-12")
+    alpha = {s["strategy"]: s for s in result["strategies"]}["alpha"]
+    assert (5 * 3600, 5 * 86400) == (alpha["exposure_seconds"], alpha["span_seconds"])
+    assert approx(100 * 5 / 120) == float(alpha["exposure_pct"])
