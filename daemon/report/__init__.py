@@ -143,6 +143,8 @@ def report_command(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(answer, indent=2))
     else:
         console = Console()
+        if not console.is_terminal:  # a file or a pipe: wide tables stay whole
+            console = Console(width=200)
         for metrics in reports:
             print_text(metrics, console)
         if not reports:

@@ -103,29 +103,36 @@ def _risk_rows(f: dict[str, Any]) -> list[tuple[str, Cell]]:
     ]
 
 
-def _group(m: dict[str, Any], key: str, name: str) -> Table:
+def _group(m: dict[str, Any], key: str, name: str) -> list[Table]:
+    """Per strategy (symbol): its equity figures, then its deepest drawdown."""
     counts = {r[name]: r for r in m["by_" + name]}
     table = Table(f"Per {name}", [name, "net P&L", "return", "Sharpe", "Sortino", "Calmar",
-                                  "max drawdown", "max DD %", "recovered (after)", "VaR 95 %",
-                                  "volatility", "exposure", "round trips", "win rate"],
-                  key=key)
+                                  "volatility", "VaR 95 %", "CVaR 95 %", "exposure",
+                                  "round trips", "win rate"], key=key)
+    drawdowns = Table(f"Per {name}: deepest drawdown (day ends)",
+                      [name, "max drawdown", "max DD %", "peak", "trough", "recovered",
+                       "days to recover"], key=f"{key}_drawdown")
     for row in m[key]:
         c = counts.get(row[name], {})
         wins, losses = c.get("wins", 0), c.get("losses", 0)
-        dd = row["max_drawdown"]
+        label = _t(row[name] if row[name] is not None else "(none)")
         table.rows.append([
-            _t(row[name] if row[name] is not None else "(none)"),
-            _pnl(row["net_pnl"]), _ret(row["return_pct"]),
+            label, _pnl(row["net_pnl"]), _ret(row["return_pct"]),
             Cell("num", row["sharpe"]), Cell("num", row["sortino"]),
-            Cell("num", row["calmar"]), Cell("money", dd["amount"]), Cell("pct", dd["pct"]),
-            _t(None if dd["recovered"] is None else
-               f"{dd['recovery_date']} ({dd['recovery_days']} d)" if dd["recovered"]
-               else "not yet"),
-            Cell("pct", row["var_95_pct"]), Cell("pct", row["volatility_pct"]),
+            Cell("num", row["calmar"]), Cell("pct", row["volatility_pct"]),
+            Cell("pct", row["var_95_pct"]), Cell("pct", row["cvar_95_pct"]),
             Cell("pct", row["exposure_pct"]), Cell("int", c.get("round_trips", 0)),
             Cell("pct", str(100 * wins / (wins + losses)) if wins + losses else None)])
+        dd = row["max_drawdown"]
+        drawn = dd["amount"] not in (None, "0")
+        drawdowns.rows.append([
+            label, Cell("money", dd["amount"]), Cell("pct", dd["pct"]),
+            _t(dd["peak_date"] if drawn else None), _t(dd["trough_date"] if drawn else None),
+            _t(None if dd["recovered"] is None else
+               dd["recovery_date"] if dd["recovered"] else "not recovered"),
+            Cell("int", dd["recovery_days"]) if dd["recovered"] else _t(None)])
     table.note = m[key][0]["reason"] if m[key] else None
-    return table
+    return [table, drawdowns]
 
 
 def account_tables(m: dict[str, Any]) -> list[Table]:
@@ -176,8 +183,8 @@ def account_tables(m: dict[str, Any]) -> list[Table]:
             ("tracking error", Cell("pct", b["tracking_error_pct"])),
             ("information ratio", Cell("num", b["information_ratio"]))],
             "benchmark", b["reason"]),
-        _group(m, "strategies", "strategy"),
-        _group(m, "symbols", "symbol"),
+        *_group(m, "strategies", "strategy"),
+        *_group(m, "symbols", "symbol"),
     ]
     p = m["periods"]
     out.append(Table(f"By {p['period']}", [p["period"], "P&L", "return", "round trips",

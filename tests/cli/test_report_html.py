@@ -223,8 +223,17 @@ def test_every_figure_is_on_the_page_and_in_the_text(
                          text), label
         assert re.search(rf"{re.escape(label)}\s*│\s*{re.escape(figure)}", out), label
     for row in m["strategies"]:
-        assert f"<td>{row['strategy']}</td>" in text
-        assert f"{Decimal(row['sharpe']).quantize(Decimal('0.01'))}" in text
+        dd = row["max_drawdown"]
+        figures = [f"{Decimal(row[k]).quantize(Decimal('0.01')):,.2f}"
+                   for k in ("net_pnl", "sharpe", "sortino", "calmar")]
+        net, *ratios = (rf"<td[^>]*>{re.escape(f)}</td>" for f in figures)
+        assert re.search(rf"<td>{row['strategy']}</td>{net}<td[^>]*>[^<]*</td>"
+                         + "".join(ratios), text), row["strategy"]
+        cells = [dd["peak_date"], dd["trough_date"],
+                 dd["recovery_date"] if dd["recovered"] else "not recovered"]
+        assert re.search(rf"<td>{row['strategy']}</td><td>[^<]*</td><td>[^<]*</td>"
+                         + "".join(f"<td>{c}</td>" for c in cells), text), row["strategy"]
+        assert dd["peak_date"] in out
     assert "Open positions" in out
     assert "Last round trips" in out
     assert m["last_trades"][0]["closed_at"] in text
