@@ -440,3 +440,33 @@ async def test_exposure_inside_a_window(tmp_path: Path) -> None:
     alpha = {s["strategy"]: s for s in result["strategies"]}["alpha"]
     assert (5 * 3600, 5 * 86400) == (alpha["exposure_seconds"], alpha["span_seconds"])
     assert approx(100 * 5 / 120) == float(alpha["exposure_pct"])
+
+
+async def test_drawdown_with_a_later_deposit_is_in_money_not_compounded(
+        tmp_path: Path) -> None:
+    """A convention that differs (docs/METRICS.md): with a deposit after the start, the
+    drawdown percent is money lost since the peak over the equity at the peak, the
+    deposit taken out; empyrical compounds the time-weighted returns instead, which
+    scales earlier losses by later capital. Without the deposit the two agree (above)."""
+    events, books = history()
+    total = np.array([a + b for a, b in zip(books.pnl["alpha"], books.pnl["beta"],
+                                            strict=True)])
+    plain = deepest_by_pandas(books.days, list(total))
+    day = next(d for d in books.days if plain["peak_date"] < d <= plain["trough_date"])
+    at = next(i for i, e in enumerate(events) if e["time"] >= day)
+    events.insert(at, ev("cash", {"amount": "50000", "kind": "deposit"}, account=ACCOUNT,
+                         time=f"{day}T08:00:00Z"))
+    result = await metrics_of(tmp_path, events)
+    deposits = np.array([CAPITAL + (50_000 if d >= day else 0) for d in books.days])
+    x = np.concatenate([[0.0], total])
+    equity = np.concatenate([[CAPITAL], deposits + total])
+    peak_x = np.maximum.accumulate(x)
+    trough = int(np.argmax(peak_x - x))
+    peak = int(np.argmax(x[:trough + 1]))
+    money_pct = 100 * (x[peak] - x[trough]) / equity[peak]
+    got = float(result["risk"]["max_drawdown"]["pct"])
+    assert approx(money_pct) == got
+    assert approx(plain["pct"]) == got  # the deposit changed no money lost
+    r = np.array([float(d["return_pct"]) / 100 for d in result["equity"]["daily"]])
+    compounded = -100 * empyrical.max_drawdown(r)
+    assert compounded < got - 1e-3  # later losses over a larger base: a smaller percent
