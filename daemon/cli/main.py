@@ -11,7 +11,7 @@
     tradelog emit    [--socket PATH]     events as JSON lines on stdin, or one from flags
     tradelog tail    [--socket PATH] [--from N] [--account A] [--types T,..]
     tradelog health  [--socket PATH]
-    tradelog report  [--account A] [--json] [--html FILE] [--db PATH]
+    tradelog report  [--account A] [--json] [--html|--pdf|--xlsx FILE] [--period P] [--db PATH]
     tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
     tradelog backup DEST [--db PATH | --socket PATH]   verified copy (docs/OPERATIONS.md)
     tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]
@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--as-of", dest="as_of", help="a seq or an RFC 3339 time")
     report.add_argument("--annualization", type=int,
                         help="trading days per year for Sharpe/Sortino (365 or 252)")
+    report.add_argument("--period", choices=("day", "week", "month"), default="month",
+                        help="the period table: trading days, ISO weeks or months")
+    report.add_argument("--now", help="RFC 3339 moment for 'today' (default: the clock)")
+    report.add_argument("--benchmark", type=Path,
+                        help="CSV of benchmark prices (date, close) instead of its marks")
+    report.add_argument("--pdf", type=Path, help="print the page to this PDF (Chromium)")
+    report.add_argument("--xlsx", type=Path, help="write the tables to this workbook")
     health = sub.add_parser("health", help="ask the daemon how it is")
     _add_paths(health, db=False)
     _add_operations(sub)
