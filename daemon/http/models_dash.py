@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field, create_model
 
 from daemon.http.models import ROW_MODELS, VIEW_ANSWERS, list_of, optional
 
-__all__ = ["Balance", "CumulativePnl", "DailyLoss", "DailyStats", "Performance", "PeriodProfit",
-           "PnlCalendar", "Profit", "Trades"]
+__all__ = ["Balance", "CumulativePnl", "DailyLoss", "DailyStats", "EquityCurve", "Performance",
+           "PeriodProfit", "PnlCalendar", "Profit", "Trades"]
 
 Dec = str
 
@@ -130,3 +130,19 @@ Balance: type[BaseModel] = create_model(
     "Balance", __doc__="freqtrade's ``/balance``: the account's ``balances`` row and its "
     "currency.", account=(str, ...), as_of_seq=(int, ...), currency=(str | None, ...),
     balance=(optional(ROW_MODELS["balances"]), ...))
+
+
+class CurvePoint(BaseModel):
+    seq: int
+    time: str
+    equity: Dec | None
+    drawdown: Dec | None
+    drawdown_pct: Dec | None
+
+
+class EquityCurve(BaseModel):
+    """Equity and drawdown per sample, oldest first."""
+
+    account: str
+    as_of_seq: int
+    points: list[CurvePoint]

@@ -24,7 +24,14 @@ from daemon.http.common import (
     reader_of,
 )
 from daemon.http.context import Api, clock
-from daemon.http.models_dash import CumulativePnl, DailyLoss, DailyStats, PnlCalendar, Trades
+from daemon.http.models_dash import (
+    CumulativePnl,
+    DailyLoss,
+    DailyStats,
+    EquityCurve,
+    PnlCalendar,
+    Trades,
+)
 from eventstore.errors import ValidationError
 from projections.query_params import MAX_LIMIT, MAX_OFFSET
 
@@ -168,3 +175,25 @@ async def daily_loss(request: Request, reader: ReaderDep, account: RequiredAccou
     found = await _figures(request, reader, account)
     return json_answer({"account": account, "as_of_seq": found["as_of_seq"],
                         "timezone": found["timezone"], **found["daily_loss"]})
+
+
+@router.get("/equity-curve", response_model=EquityCurve,
+            summary="equity and drawdown on one time axis")
+async def equity_curve(request: Request, reader: ReaderDep, account: RequiredAccount,
+                       max_points: Annotated[int, Query(ge=2, le=100_000)] = 5000
+                       ) -> Response:
+    """One point per metrics sample (a ``mark``, or a round trip's close), oldest first:
+    ``equity`` (at a close, the balance then), ``drawdown`` below the running peak
+    (money) and ``drawdown_pct`` (metrics ``drawdown.curve``). More than ``max_points``
+    samples are thinned evenly, the last one always kept."""
+    found = await _figures(request, reader, account)
+    equity = {p["seq"]: p["balance"] for p in found["equity"]["balance_curve"]}
+    equity.update({p["seq"]: p["equity"] for p in found["equity"]["marked_curve"]})
+    points = [{"seq": p["seq"], "time": p["time"], "equity": equity.get(p["seq"]),
+               "drawdown": p["drawdown"], "drawdown_pct": p["drawdown_pct"]}
+              for p in found["drawdown"]["curve"]]
+    if len(points) > max_points:
+        step = len(points) / (max_points - 1)
+        points = [points[int(i * step)] for i in range(max_points - 1)] + [points[-1]]
+    return json_answer({"account": account, "as_of_seq": found["as_of_seq"],
+                        "points": points})

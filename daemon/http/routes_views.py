@@ -174,9 +174,13 @@ async def health(request: Request, reader: ReaderDep) -> Response:
 @router.get("/verify", response_model=VerifyStatus, tags=["status"],
             summary="the hash chain: intact up to which seq, checked when")
 async def verify(request: Request, reader: ReaderDep) -> Response:
-    """The last background walk of the hash chain (``daemon.http.verify``)."""
+    """The last background walk of the hash chain (``daemon.http.verify``); when it is
+    behind the log, the walker is woken, so a later request sees the newer events."""
     api = api_of(request)
-    return json_answer(api.verifier.status(api.service.last_seq))
+    status = api.verifier.status(api.service.last_seq)
+    if status["verified_seq"] < status["last_seq"]:
+        api.verifier.wake.set()
+    return json_answer(status)
 
 
 @router.get("/stream", tags=["log"], summary="committed events, live (Server-Sent Events)",
