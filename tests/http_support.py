@@ -62,3 +62,19 @@ def http_daemon(directory: Path, listen: str = "127.0.0.1:0",
 def seed(socket_path: Path, bars: int = 700) -> int:
     """The demo's SMA bot over the first ``bars`` EUR/USD bars; returns the events sent."""
     return run(socket_path, read_bars(limit=bars))
+
+
+def sse_blocks(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """Server-Sent Events from the lines of a stream: one dict per event (``event``,
+    ``id``, ``data``; comments left out)."""
+    block: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if block:
+                yield block
+            block = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        block[name] = value[1:] if value.startswith(" ") else value
