@@ -138,7 +138,7 @@
         { scale: "eq", stroke: "#8a96a3", grid: { stroke: "#2a323c" }, size: 80, values: (u, v) => v.map((x) => fmt.money(x)) },
         { scale: "dd", side: 1, stroke: "#8a96a3", grid: { show: false }, size: 70, values: (u, v) => v.map((x) => (x > 0 ? "" : fmt.pct(x))) }],
       series: [{}, { label: "equity", scale: "eq", stroke: "#4c9aff", width: 1.5, value: (u, v) => fmt.money(v) },
-        { label: "drawdown", scale: "dd", stroke: "#e5534b", fill: "rgba(229,83,75,0.2)", fillTo: 0, value: (u, v) => fmt.pct(v) }] };
+        { label: "drawdown", scale: "dd", stroke: "#e5534b", fill: "rgba(229,83,75,0.2)", fillTo: () => 0, value: (u, v) => fmt.pct(v) }] };
     state.chart = new uPlot(opts, data, box);
   }
 
