@@ -14,10 +14,14 @@ from daemon.http import routes_dash, routes_ft, routes_views
 from daemon.http.auth import NotAuthenticatedError
 from daemon.http.common import error_answer
 from daemon.http.context import Api
+from daemon.logs import get_logger
 from daemon.version import VERSION
+from daemon.wire.rpc import RpcError
 from eventstore.errors import TradelogError
 
 __all__ = ["OPENAPI_URL", "create_app"]
+
+log = get_logger("tradelog.http")
 
 OPENAPI_URL = "/api/v1/openapi.json"
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -45,13 +49,14 @@ def create_app(api: Api, cors_origins: list[str] | None = None) -> FastAPI:
                            allow_headers=["Authorization", "Last-Event-ID"])
 
     async def failed(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, TradelogError | NotAuthenticatedError | RpcError):
+            api.service.throttle("http_request_failed").log(
+                log, "error", "http_request_failed", path=request.url.path,
+                error=repr(exc)[:300])
         return error_answer(exc)
 
-    for kind in (TradelogError, NotAuthenticatedError, Exception):
+    for kind in (TradelogError, NotAuthenticatedError, RpcError, Exception):
         app.add_exception_handler(kind, failed)
-    from daemon.wire.rpc import RpcError
-
-    app.add_exception_handler(RpcError, failed)
 
     page = (_assets() / "dashboard" / "index.html").read_text()
 

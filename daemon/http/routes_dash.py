@@ -21,6 +21,7 @@ from daemon.http.common import (
     as_of_value,
     given,
     json_answer,
+    read_answer,
     reader_of,
 )
 from daemon.http.context import Api, clock
@@ -59,25 +60,42 @@ async def account_today(api: Api, reader: Reader, account: str, now: datetime
     return zone, now.astimezone(ZoneInfo(zone)).date()
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    nets = [Decimal(r["net_pnl"]) for r in rows if r.get("net_pnl") is not None]
-    wins = [n for n in nets if n > 0]
-    losses = [n for n in nets if n < 0]
-    decided = len(wins) + len(losses)
-    fees = sum((Decimal(r["fees"]) for r in rows if r.get("fees") is not None), Decimal(0))
-    return {
-        "round_trips": len(rows),
-        "wins": len(wins),
-        "losses": len(losses),
-        "breakevens": len(nets) - decided,
-        "win_rate_pct": str(round(Decimal(100) * len(wins) / decided, 2)) if decided else None,
-        "gross_profit": str(sum(wins, Decimal(0))),
-        "gross_loss": str(sum(losses, Decimal(0))),
-        "fees": str(fees),
-        "net_pnl": str(sum(nets, Decimal(0))),
-        "best": str(max(nets)) if nets else None,
-        "worst": str(min(nets)) if nets else None,
-    }
+class _Summary:
+    """The trades summary, added up a page at a time (no page is kept)."""
+
+    def __init__(self) -> None:
+        self.count = self.wins = self.losses = 0
+        self.profit = self.loss = self.fees = Decimal(0)
+        self.best: Decimal | None = None
+        self.worst: Decimal | None = None
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.count += 1
+            if row.get("fees") is not None:
+                self.fees += Decimal(row["fees"])
+            if row.get("net_pnl") is None:
+                continue
+            net = Decimal(row["net_pnl"])
+            if net > 0:
+                self.wins, self.profit = self.wins + 1, self.profit + net
+            elif net < 0:
+                self.losses, self.loss = self.losses + 1, self.loss + net
+            self.best = net if self.best is None else max(self.best, net)
+            self.worst = net if self.worst is None else min(self.worst, net)
+
+    def wire(self) -> dict[str, Any]:
+        decided = self.wins + self.losses
+        return {
+            "round_trips": self.count, "wins": self.wins, "losses": self.losses,
+            "breakevens": self.count - decided,
+            "win_rate_pct": str(round(Decimal(100) * self.wins / decided, 2))
+            if decided else None,
+            "gross_profit": str(self.profit), "gross_loss": str(self.loss),
+            "fees": str(self.fees), "net_pnl": str(self.profit + self.loss),
+            "best": None if self.best is None else str(self.best),
+            "worst": None if self.worst is None else str(self.worst),
+        }
 
 
 @router.get("/trades", response_model=Trades, summary="closed trades with filters and a summary")
@@ -99,14 +117,14 @@ async def trades(request: Request, reader: ReaderDep, account: RequiredAccount,
     page = await api.query(reader, {**filters, **given(
         order=order, offset=offset, limit=limit, as_of=as_of_value(as_of))})
     seq = page["as_of_seq"]
-    rows: list[dict[str, Any]] = []
-    while len(rows) < page["total"]:
-        part = await api.query(reader, {**filters, "order": "asc", "offset": len(rows),
+    summary = _Summary()
+    while summary.count < page["total"]:
+        part = await api.query(reader, {**filters, "order": "asc", "offset": summary.count,
                                         "limit": _SUMMARY_PAGE, "as_of": seq})
         if not part["rows"]:
             break
-        rows += part["rows"]
-    return json_answer({**page, "summary": _summary(rows)})
+        summary.add(part["rows"])
+    return await read_answer(request, {**page, "summary": summary.wire()})
 
 
 async def _figures(request: Request, reader: Reader, account: str) -> dict[str, Any]:

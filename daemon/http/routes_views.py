@@ -21,6 +21,7 @@ from daemon.http.common import (
     as_of_value,
     given,
     json_answer,
+    read_answer,
     reader_of,
 )
 from daemon.http.models import VIEW_ANSWERS, EventsPage, Health, Metrics, VerifyStatus
@@ -97,7 +98,8 @@ def _view_route(view: str) -> None:
             values["attrs"] = _attrs(values["attrs"])
         if "as_of" in values:
             values["as_of"] = as_of_value(values["as_of"])
-        return json_answer(await api_of(request).query(reader, {"view": view, **values}))
+        return await read_answer(request,
+                                 await api_of(request).query(reader, {"view": view, **values}))
 
     base = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                               annotation=Request),
@@ -138,7 +140,7 @@ async def metrics(request: Request, reader: ReaderDep, account: RequiredAccount,
     last event, as there; the dashboard's routes use the clock instead."""
     params = given(account=account, since=since, until=until, symbol=symbol,
                    strategy=strategy, as_of=as_of_value(as_of), annualization=annualization)
-    return json_answer(await api_of(request).metrics(reader, params))
+    return await read_answer(request, await api_of(request).metrics(reader, params))
 
 
 @router.get("/events", response_model=EventsPage, tags=["log"],

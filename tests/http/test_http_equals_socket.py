@@ -18,6 +18,7 @@ import pytest
 
 from daemon.client import Client, RemoteError
 from tests.http_support import ACCOUNT, HttpDaemon, http_daemon, seed
+from tests.support import wire_event
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,26 @@ def test_health_and_verify(served: HttpDaemon) -> None:
         time.sleep(0.05)
     assert ("intact", expected["last_seq"]) == (status["status"], status["verified_seq"])
     assert status["checked_at"] is not None
+
+
+def test_answer_size_limit_is_the_sockets(tmp_path: Path) -> None:
+    """An answer past ``limits.max_answer_bytes`` is refused over HTTP as on the socket:
+    400 with the socket's -32602 and its advice (fewer rows)."""
+    env = {"TRADELOG_LIMITS__MAX_ANSWER_BYTES": str(64 << 10),
+           "TRADELOG_LIMITS__MAX_LINE_BYTES": str(32 << 10)}
+    notes = [wire_event("journal", {"text": f"note {i}: " + "x" * 300}, account=ACCOUNT)
+             for i in range(300)]
+    with http_daemon(tmp_path, env=env) as daemon:
+        with Client(daemon.proc.socket) as client:
+            for start in range(0, len(notes), 50):
+                client.append(notes[start:start + 50])
+            with pytest.raises(RemoteError) as refused:
+                client.query("journal", account=ACCOUNT)
+            small = client.query("journal", account=ACCOUNT, limit=5)
+        answer = daemon.get("/api/v1/views/journal", account=ACCOUNT)
+        assert small == daemon.json("/api/v1/views/journal", account=ACCOUNT, limit=5)
+    assert 400 == answer.status_code
+    error = answer.json()["error"]
+    assert refused.value.code == error["code"]
+    assert "ask for fewer rows" in error["message"]
+    assert refused.value.message.split(" bytes")[1] == error["message"].split(" bytes")[1]
