@@ -4,10 +4,8 @@ cumulative P&L, daily stats, the P&L calendar and the daily loss card."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -24,7 +22,7 @@ from daemon.http.common import (
     read_answer,
     reader_of,
 )
-from daemon.http.context import Api, clock
+from daemon.http.context import clock
 from daemon.http.models_dash import (
     CumulativePnl,
     DailyLoss,
@@ -33,31 +31,15 @@ from daemon.http.models_dash import (
     PnlCalendar,
     Trades,
 )
-from eventstore.errors import ValidationError
 from projections.query_params import MAX_LIMIT, MAX_OFFSET
 
-__all__ = ["account_today", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["dashboard"])
 ReaderDep = Annotated[Reader, Depends(reader_of)]
 Text = Annotated[str | None, Query(min_length=1, max_length=256)]
 Time = Annotated[str | None, Query(max_length=64)]
 _SUMMARY_PAGE = 10_000
-
-
-async def account_today(api: Api, reader: Reader, account: str, now: datetime
-                        ) -> tuple[str, date]:
-    """The account's time zone and its trading day at ``now`` (UTC when it has no
-    ``limits`` event naming one).
-
-    Raises:
-        ValidationError: the account has no balances row (no events).
-    """
-    found = await api.query(reader, {"view": "balances", "account": account})
-    if not found["rows"]:
-        raise ValidationError(f"account {account!r} has no events; check the account name")
-    zone = found["rows"][0].get("timezone") or "UTC"
-    return zone, now.astimezone(ZoneInfo(zone)).date()
 
 
 class _Summary:
@@ -161,9 +143,8 @@ async def daily_stats(request: Request, reader: ReaderDep, account: RequiredAcco
     (zeros on a day without events); ``days``: the ``daily`` rows (the ``limit`` most
     recent, oldest first, within ``since``/``until``)."""
     api = api_of(request)
-    now = clock()
-    zone, today = await account_today(api, reader, account, now)
-    day = today.isoformat()
+    figures = await _figures(request, reader, account)
+    zone, day = figures["timezone"], figures["today"]
     found = await api.query(reader, {"view": "daily", "account": account,
                                      "since": day, "until": day})
     row = found["rows"][0] if found["rows"] else {"account": account, "date": day,
