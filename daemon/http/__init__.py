@@ -45,7 +45,8 @@ async def start(service: Service) -> Running:
             rules are set with no tokens file, or the address cannot be bound.
     """
     config = service.config
-    assert config.http_listen is not None
+    if config.http_listen is None:
+        raise ConfigError("http_listen is not set: nothing to serve over HTTP")
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401

@@ -33,28 +33,24 @@ class _Walk:
     reason: str = ""
 
 
+_CHUNK = 50_000
+"""Events re-hashed per read transaction (a long one would hold back WAL checkpoints)."""
+
+
 def _walk(path: Path, start: _Walk) -> _Walk:
     """Re-hash the events after ``start.seq``; the new position, or the first bad seq."""
     conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
     walk = _Walk(start.seq, start.hash)
     try:
-        conn.execute("BEGIN")
-        for row in rows_after(conn, start.seq):
-            seq = row[0]
-            if seq != walk.seq + 1:
-                walk.bad_seq, walk.reason = walk.seq + 1, f"seq {walk.seq + 1} is missing"
-                break
+        while walk.bad_seq is None:
+            before = walk.seq
+            conn.execute("BEGIN")
             try:
-                digest = chain_hash(walk.hash, stored_canonical(row))
-            except (TypeError, ValueError) as exc:
-                walk.bad_seq, walk.reason = seq, unreadable_reason(exc)
+                _chunk(conn, walk)
+            finally:
+                conn.execute("COMMIT")
+            if walk.seq - before < _CHUNK:
                 break
-            if digest != row[12]:
-                walk.bad_seq = seq
-                walk.reason = "hash does not match: the event was altered, removed or reordered"
-                break
-            walk.seq, walk.hash = seq, digest
-        conn.execute("COMMIT")
     except StorageDamagedError as exc:
         walk.bad_seq, walk.reason = exc.seq, exc.why
     except sqlite3.Error as exc:
@@ -62,6 +58,25 @@ def _walk(path: Path, start: _Walk) -> _Walk:
     finally:
         conn.close()
     return walk
+
+
+def _chunk(conn: sqlite3.Connection, walk: _Walk) -> None:
+    """Re-hash up to ``_CHUNK`` events after ``walk.seq``, moving ``walk`` on."""
+    for row in rows_after(conn, walk.seq, walk.seq + _CHUNK + 1):
+        seq = row[0]
+        if seq != walk.seq + 1:
+            walk.bad_seq, walk.reason = walk.seq + 1, f"seq {walk.seq + 1} is missing"
+            return
+        try:
+            digest = chain_hash(walk.hash, stored_canonical(row))
+        except (TypeError, ValueError) as exc:
+            walk.bad_seq, walk.reason = seq, unreadable_reason(exc)
+            return
+        if digest != row[12]:
+            walk.bad_seq = seq
+            walk.reason = "hash does not match: the event was altered, removed or reordered"
+            return
+        walk.seq, walk.hash = seq, digest
 
 
 class Verifier:

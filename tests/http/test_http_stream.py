@@ -120,3 +120,20 @@ def test_sigterm_with_a_stream_open_exits_cleanly(tmp_path: Path) -> None:
         code = daemon.proc.stop(signal.SIGTERM, timeout_s=10.0)
         assert 0 == code
         assert ended.wait(5)
+
+
+def test_a_closed_stream_is_forgotten(served: HttpDaemon) -> None:
+    """A stream counts as a connection while open; once its client goes, its
+    subscription and its count are dropped."""
+    import time
+
+    before = served.json("/api/v1/health")["connections"]
+    with httpx.stream("GET", served.base + "/api/v1/stream", timeout=20.0) as answer:
+        lines = answer.iter_lines()  # kept: a dropped iterator closes the response
+        assert "retry: 2000" == next(lines)
+        assert before + 1 == served.json("/api/v1/health")["connections"]
+    for _ in range(100):
+        if served.json("/api/v1/health")["connections"] == before:
+            break
+        time.sleep(0.05)
+    assert before == served.json("/api/v1/health")["connections"]
