@@ -122,18 +122,24 @@ def test_sigterm_with_a_stream_open_exits_cleanly(tmp_path: Path) -> None:
         assert ended.wait(5)
 
 
-def test_a_closed_stream_is_forgotten(served: HttpDaemon) -> None:
-    """A stream counts as a connection while open; once its client goes, its
-    subscription and its count are dropped."""
+def _connections_become(daemon: HttpDaemon, count: int) -> int:
+    """The daemon's connection count, once it is ``count`` (or after 5 s)."""
     import time
 
-    before = served.json("/api/v1/health")["connections"]
+    for _ in range(100):
+        found: int = daemon.json("/api/v1/health")["connections"]
+        if found == count:
+            return found
+        time.sleep(0.05)
+    return found
+
+
+def test_a_closed_stream_is_forgotten(served: HttpDaemon) -> None:
+    """A stream counts as a connection while open; once its client goes, its
+    subscription and its count are dropped (the earlier tests' streams included)."""
+    assert 0 == _connections_become(served, 0)
     with httpx.stream("GET", served.base + "/api/v1/stream", timeout=20.0) as answer:
         lines = answer.iter_lines()  # kept: a dropped iterator closes the response
         assert "retry: 2000" == next(lines)
-        assert before + 1 == served.json("/api/v1/health")["connections"]
-    for _ in range(100):
-        if served.json("/api/v1/health")["connections"] == before:
-            break
-        time.sleep(0.05)
-    assert before == served.json("/api/v1/health")["connections"]
+        assert 1 == served.json("/api/v1/health")["connections"]
+    assert 0 == _connections_become(served, 0)
