@@ -119,6 +119,19 @@ for _view in t.VIEWS:
     _view_route(_view)
 
 
+@router.get("/accounts", response_model=VIEW_ANSWERS["accounts"], tags=["views"],
+            summary="the accounts this caller may read")
+async def accounts(request: Request, reader: ReaderDep) -> Response:
+    """The ``accounts`` view, only the rows of the accounts the token may read (all of
+    them without tokens): what the dashboard offers to choose from."""
+    api = api_of(request)
+    found = await api.query(Reader("accounts", None), {"view": "accounts"})
+    if reader.accounts is not None:
+        found["rows"] = [r for r in found["rows"] if r["account"] in reader.accounts]
+        found["total"] = len(found["rows"])
+    return await read_answer(request, found)
+
+
 @router.get("/views", tags=["views"], summary="the views and their filters")
 async def views() -> dict[str, Any]:
     """Each view's filters and time column (what ``since``/``until`` bound)."""

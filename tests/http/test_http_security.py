@@ -13,11 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from daemon.client import Client
 from daemon.config import ConfigError, load_config
 from daemon.http import start
 from daemon.http.address import parse_listen
 from tests.http_support import ACCOUNT, HttpDaemon, http_daemon, seed
-from tests.support import DaemonProcess
+from tests.support import DaemonProcess, fill
 
 READER = "r" * 40
 """A token that may read the demo's account only."""
@@ -49,6 +50,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpDaemon]:
     with http_daemon(directory, "0.0.0.0:0",
                      env={"TRADELOG_HTTP_TOKENS_FILE": str(tokens)}) as daemon:
         seed(daemon.proc.socket, bars=120)
+        with Client(daemon.proc.socket) as client:
+            client.append([fill("buy", "1", "10", symbol="XYZ", account="other-desk")])
         yield daemon
 
 
@@ -77,6 +80,15 @@ def test_tokens_map_to_accounts(guarded: HttpDaemon) -> None:
     assert -32004 == other.json()["error"]["code"]
     assert "name one" in every.json()["error"]["message"]
     assert 200 == guarded.get("/api/v1/views/trades", token=ADMIN).status_code
+
+
+def test_accounts_lists_only_the_tokens_accounts(guarded: HttpDaemon) -> None:
+    """``/api/v1/accounts`` (what the page offers) holds the token's accounts only."""
+    mine = guarded.get("/api/v1/accounts", token=READER).json()
+    every = guarded.get("/api/v1/accounts", token=ADMIN).json()
+    assert [ACCOUNT] == [r["account"] for r in mine["rows"]]
+    assert 1 == mine["total"]
+    assert [ACCOUNT, "other-desk"] == sorted(r["account"] for r in every["rows"])
 
 
 def test_no_cors_headers_unless_configured(guarded: HttpDaemon, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@
 
   async function loadAccounts() {
     let rows = [];
-    try { rows = (await get("/views/accounts")).rows; } catch (err) { showError(err.message); }
+    try { rows = (await get("/accounts")).rows; } catch (err) { showError(err.message); }
     const select = $("account");
     const wanted = new URLSearchParams(location.hash.slice(1)).get("account");
     select.replaceChildren(...rows.map((r) => { const o = document.createElement("option"); o.value = r.account; o.textContent = r.name ? `${r.account} (${r.name})` : r.account; return o; }));
