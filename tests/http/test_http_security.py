@@ -157,3 +157,19 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
                                 "http_listen": "127.0.0.1:0"})
     with pytest.raises(ConfigError, match=r"tradelog\[http\]"):
         asyncio.run(start(SimpleNamespace(config=config)))  # type: ignore[arg-type]
+
+
+def test_the_daemon_does_not_import_the_extra_unless_asked() -> None:
+    """Without ``http_listen`` the daemon runs without FastAPI and uvicorn installed:
+    neither the server, the CLI nor the config imports them."""
+    import subprocess
+
+    code = ("import sys\n"
+            "for name in ('fastapi', 'uvicorn', 'starlette'):\n"
+            "    sys.modules[name] = None\n"
+            "import daemon.server, daemon.cli.main, daemon.config\n"
+            "daemon.config.load_config(None, {'db': 'x.db', 'socket': 'x.sock',\n"
+            "                                 'http_listen': '127.0.0.1:8787'})\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert (0, "") == (result.returncode, result.stderr)
