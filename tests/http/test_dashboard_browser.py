@@ -87,3 +87,35 @@ def _keep_screenshot(page: Page) -> None:
     folder = Path(os.environ.get("CI_OUT", ".ci/out"))
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / "dashboard.png"), full_page=True)
+
+
+def test_page_with_tokens_asks_for_one_and_streams_with_it(tmp_path: Path) -> None:
+    """With tokens required, the page asks for one; given a token that reads one account,
+    it shows that account (the only one offered) and goes live with the token."""
+    token = "t" * 40
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(f'[[tokens]]\nname = "desk"\ntoken = "{token}"\nread = ["{ACCOUNT}"]\n')
+    tokens.chmod(0o600)
+    with http_daemon(tmp_path, env={"TRADELOG_HTTP_TOKENS_FILE": str(tokens)}) as daemon:
+        seed(daemon.proc.socket, bars=120)
+        with Client(daemon.proc.socket) as client:
+            client.append([fill("buy", "1", "10", symbol="XYZ", account="other-desk")])
+        balance = daemon.get("/api/v1/balance", token=token, account=ACCOUNT).json()
+        problems: list[str] = []
+        with sync_playwright() as play:
+            browser = play.chromium.launch(executable_path=CHROMIUM,
+                                           args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.on("pageerror", lambda exc: problems.append(str(exc)))
+                page.goto(daemon.base + "/")
+                expect(page.locator("#auth")).to_be_visible(timeout=10_000)
+                page.fill("#token", token)
+                page.click("#token-save")
+                expect(page.locator("#balance")).to_have_text(
+                    money(balance["balance"]["balance"]), timeout=10_000)
+                expect(page.locator("#account option")).to_have_count(1)
+                expect(page.locator("#live")).to_have_text("live", timeout=10_000)
+            finally:
+                browser.close()
+    assert [] == problems
