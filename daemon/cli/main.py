@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_paths(serve)
     serve.add_argument("--inbox", type=Path, help="watch this folder for files to import")
     serve.add_argument("--log-format", choices=["auto", "json", "console"])
+    serve.add_argument("--http", dest="http_listen", metavar="HOST:PORT",
+                       help="also serve the read-only HTTP API and dashboard here "
+                       "(e.g. 127.0.0.1:8787; docs/HTTP.md)")
     sub.add_parser("schema", help="print the JSON Schema of a wire event")
     verify = sub.add_parser("verify", help="check the hash chain and append-only triggers")
     _add_paths(verify, sock=False)
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 def _config(args: argparse.Namespace) -> Any:
     overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
                  "inbox": getattr(args, "inbox", None),
-                 "log_format": getattr(args, "log_format", None)}
+                 "log_format": getattr(args, "log_format", None),
+                 "http_listen": getattr(args, "http_listen", None)}
     return load_config(args.config, overrides)
 
 
