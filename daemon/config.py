@@ -149,6 +149,35 @@ class Config(BaseModel):
         True, description="commit in a second process (daemon/writer/) so that request "
         "handling and commits use two cores; false: commit on a thread of the daemon's "
         "own process (one core)")
+    http_listen: str | None = Field(
+        None, description="HOST:PORT of the read-only HTTP API and dashboard "
+        "(docs/HTTP.md), e.g. 127.0.0.1:8787; needs the `http` extra. None: no HTTP")
+    http_tokens_file: Path | None = Field(
+        None, description="TOML file of bearer tokens and the accounts each may read "
+        "(docs/HTTP.md); required when http_listen is not a loopback address")
+    http_cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to read the HTTP API from a "
+        "browser page of theirs (CORS); empty: none")
+
+    @field_validator("http_listen")
+    @classmethod
+    def _http_listen(cls, value: str | None) -> str | None:
+        from daemon.http.address import parse_listen
+
+        if value is not None:
+            parse_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _http_tokens(self) -> Config:
+        from daemon.http.address import parse_listen
+
+        if self.http_listen is not None and self.http_tokens_file is None \
+                and not parse_listen(self.http_listen).loopback:
+            raise ValueError(f"http_listen {self.http_listen} is not a loopback address: "
+                             "set http_tokens_file (docs/HTTP.md, \"Security\") or listen "
+                             "on 127.0.0.1")
+        return self
 
     @field_validator("group", mode="before")
     @classmethod
@@ -239,4 +268,6 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     return config.model_copy(update={
         "db": config.db.expanduser().absolute(),
         "socket": config.socket.expanduser().absolute(),
+        "http_tokens_file": config.http_tokens_file.expanduser().absolute()
+        if config.http_tokens_file is not None else None,
     })

@@ -216,6 +216,7 @@ async def serve(config: Config, config_file: Path | None = None,
     owned_socket: Path | None = None
     recorder: Recorder | None = None
     writer: Writer | None = None
+    http: Any = None
     # Before anything can connect: a SIGTERM right after start must drain, not kill.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -240,6 +241,10 @@ async def serve(config: Config, config_file: Path | None = None,
             sock = _listen(config.socket, config.socket_mode, config.group)
             owned_socket = config.socket
         server = await loop.create_unix_server(lambda: Connection(service), sock=sock)
+        if config.http_listen is not None:
+            from daemon import http as http_api
+
+            http = await http_api.start(service)
 
         def on_hup() -> None:
             try:
@@ -263,6 +268,7 @@ async def serve(config: Config, config_file: Path | None = None,
                  socket_activated=bool(activated), last_seq=last_seq,
                  projection_seq=writer.checkpoint, caught_up_events=folded,
                  tail_checked_events=checked, file_modes_changed=narrowed,
+                 http=http.url if http is not None else None,
                  writer_pid=getattr(writer, "pid", os.getpid()),
                  startup_ms=round((time.perf_counter() - started) * 1000, 1), pid=os.getpid())
         systemd.notify("READY=1", f"STATUS=serving; last seq {last_seq}",
@@ -278,6 +284,8 @@ async def serve(config: Config, config_file: Path | None = None,
         if dog is not None:
             dog.cancel()
         server.close()
+        if http is not None:
+            await http.stop(min(2.0, _left(deadline) / 4))
         inbox_stop.set()
         helpers = [task for task in (inbox, backups) if task is not None]
         await asyncio.wait(helpers, timeout=_left(deadline) / 2)
@@ -302,6 +310,8 @@ async def serve(config: Config, config_file: Path | None = None,
                 signal.signal(signum, signal.SIG_IGN)
         if server is not None:
             server.close()
+        if http is not None:
+            await http.stop(0.5)
         if owned_socket is not None:
             with contextlib.suppress(OSError):
                 owned_socket.unlink()

@@ -13,20 +13,20 @@ quotients rounded half-even to 10 places), counts are ints, times are UTC RFC 33
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from eventstore.errors import ValidationError
 from eventstore.recorder import Recorder
-from projections.calendar import utc_datetime
-from projections.metrics_series import Realized, Sampler, Trade
+from projections.metrics_analytics import analytics
+from projections.metrics_groups import Capital, find_capital, with_capital
+from projections.metrics_series import Realized, Sample, Sampler, Trade
 from projections.metrics_stats import (
+    Drawdown,
     daily_returns,
     drawdown,
     group_stats,
@@ -34,116 +34,22 @@ from projections.metrics_stats import (
     monthly,
     period_pnl,
     ratio,
-    sharpe,
-    sortino,
     trade_stats,
 )
+from projections.metrics_window import (
+    Window,
+    check_params,
+    default_annualization,
+    parse_now,
+)
 from projections.query import as_of_seq
-from schemas.values import DECIMAL_CONTEXT, format_time, parse_time
+from schemas.values import DECIMAL_CONTEXT, format_time
 
 __all__ = ["PAGE", "Window", "compute_metrics", "default_annualization"]
 
 PAGE = 4096
 """Events read per page."""
-_ACCOUNT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class Window:
-    """``since``/``until`` bounds, inclusive: each a date ``YYYY-MM-DD`` (a trading day)
-    or an RFC 3339 time. Times compare with event times; dates with trading days (a time
-    bound compares with a day through its date in the account's time zone)."""
-
-    since: str | None
-    until: str | None
-    timezone: str = "UTC"
-
-    @staticmethod
-    def check(value: str | None, name: str) -> None:
-        """Raises ``ValidationError`` when ``value`` is neither a date nor an RFC 3339 time."""
-        if value is None:
-            return
-        if not isinstance(value, str):
-            raise ValidationError(f"{name} must be a date YYYY-MM-DD or an RFC 3339 time")
-        if _DATE.match(value):
-            try:
-                date.fromisoformat(value)
-            except ValueError:
-                raise ValidationError(f"{name}: {value!r} is not a date YYYY-MM-DD") from None
-            return
-        try:
-            parse_time(value)
-        except ValueError as exc:
-            raise ValidationError(
-                f"{name}: {exc} (give a date YYYY-MM-DD or an RFC 3339 time)") from None
-
-    def _day(self, value: str) -> str:
-        if _DATE.match(value):
-            return value
-        return parse_time(value).astimezone(ZoneInfo(self.timezone)).date().isoformat()
-
-    def has_day(self, day: str) -> bool:
-        """Whether a trading day is inside the bounds."""
-        if self.since is not None and day < self._day(self.since):
-            return False
-        return self.until is None or day <= self._day(self.until)
-
-    def has(self, time: str, day: str) -> bool:
-        """Whether an event at ``time`` (UTC text) on trading day ``day`` is inside."""
-        for bound, before in ((self.since, True), (self.until, False)):
-            if bound is None:
-                continue
-            if _DATE.match(bound):
-                if (day < bound) if before else (day > bound):
-                    return False
-            else:
-                moment, limit = utc_datetime(time), _parsed(bound)
-                if (moment < limit) if before else (moment > limit):
-                    return False
-        return True
-
-
-@lru_cache(maxsize=16)
-def _parsed(bound: str) -> datetime:
-    return parse_time(bound)
-
-
-def default_annualization(fill_days: Sequence[str]) -> int:
-    """365 when the trading days with fills include a Saturday and a Sunday (a market that
-    trades every day), else 252 (FX and stock markets; FX opens on Sunday evening)."""
-    weekdays = {date.fromisoformat(day).weekday() for day in fill_days}
-    return 365 if {5, 6} <= weekdays else 252
-
-
-def _check(account: str, symbol: str | None, strategy: str | None,
-           as_of: int | str | None, annualization: int | None, now: datetime | None,
-           since: str | None, until: str | None) -> None:
-    if not isinstance(account, str) or not _ACCOUNT.match(account):
-        raise ValidationError("account must be 1-64 characters of A-Z, a-z, 0-9, '.', '_', '-'")
-    for name, value in (("symbol", symbol), ("strategy", strategy)):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ValidationError(f"{name} must be a non-empty string (or left out)")
-    Window.check(since, "since")
-    Window.check(until, "until")
-    if as_of is not None:
-        if isinstance(as_of, bool) or not isinstance(as_of, int | str):
-            raise ValidationError("as_of must be a seq >= 0 or an RFC 3339 time")
-        if isinstance(as_of, int) and as_of < 0:
-            raise ValidationError("as_of must be a seq >= 0 or an RFC 3339 time")
-        if isinstance(as_of, str):
-            try:
-                parse_time(as_of)
-            except ValueError as exc:
-                raise ValidationError(f"as_of: {exc}") from None
-    if annualization is not None and (isinstance(annualization, bool)
-                                      or not isinstance(annualization, int)
-                                      or not 1 <= annualization <= 1000):
-        raise ValidationError("annualization must be an integer of periods per year, 1-1000 "
-                              "(365 for markets open every day, 252 otherwise)")
-    if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):
-        raise ValidationError("now must be a timezone-aware datetime")
 
 
 async def _voided(recorder: Recorder, account: str, last: int) -> set[tuple[str, str]]:
@@ -163,6 +69,7 @@ async def _sample(recorder: Recorder, account: str, last: int) -> Sampler:
     """Fold the account's events 1..last, reading the next page while folding one."""
     sampler = Sampler(account)
     if last < 1:
+        sampler.finish()
         return sampler
     sampler.voided = await _voided(recorder, account, last)
     pending = asyncio.ensure_future(recorder.read(1, PAGE, account=account))
@@ -170,6 +77,7 @@ async def _sample(recorder: Recorder, account: str, last: int) -> Sampler:
         events = [e for e in await pending if e.seq <= last]
         if not events or events[-1].seq >= last:
             sampler.feed(events)
+            sampler.finish()
             return sampler
         pending = asyncio.ensure_future(recorder.read(events[-1].seq + 1, PAGE, account=account))
         try:
@@ -182,17 +90,22 @@ async def _sample(recorder: Recorder, account: str, last: int) -> Sampler:
 async def compute_metrics(recorder: Recorder, account: str, *, since: str | None = None,
                           until: str | None = None, symbol: str | None = None,
                           strategy: str | None = None, as_of: int | str | None = None,
-                          annualization: int | None = None, now: datetime | None = None,
-                          ) -> dict[str, Any]:
+                          annualization: int | None = None,
+                          now: datetime | str | None = None, period: str = "month",
+                          benchmark_prices: Mapping[str, Decimal] | None = None,
+                          benchmark_name: str | None = None) -> dict[str, Any]:
     """The performance metrics of ``account`` (docs/METRICS.md has every definition).
 
     ``since``/``until`` (dates or RFC 3339 times, inclusive) bound every series;
     ``symbol``/``strategy`` keep only the round trips and realized P&L of that symbol or
-    strategy (the equity, drawdown and ratios stay the whole account's: ``scope``);
-    ``as_of`` (seq or RFC 3339 recorded time) folds only the events up to it; ``now``
-    sets "today" (default: the time of the account's latest event); ``annualization``
-    overrides the periods per year of Sharpe and Sortino (default 365 when the account
-    fills on both Saturdays and Sundays, else 252).
+    strategy (the account's equity, drawdown and ratios stay the whole account's:
+    ``scope``; ``strategies``/``symbols`` give each one's own equity figures); ``as_of``
+    (seq or RFC 3339 recorded time) folds only the events up to it; ``now`` (datetime or
+    RFC 3339 text) sets "today" and the period starts, default the wall clock at the
+    call; ``annualization`` overrides the periods per year of the ratios (default 365
+    when the account fills on both Saturdays and Sundays, else 252); ``period`` ("day",
+    "week" or "month") picks the period table; ``benchmark_prices`` (date ``YYYY-MM-DD``
+    -> price, named ``benchmark_name``) replaces the marks of the account's benchmark.
 
     Returns a JSON-ready dict (money as exact decimal strings, ratios rounded to 10
     places, counts as ints); see docs/METRICS.md for its shape.
@@ -200,16 +113,61 @@ async def compute_metrics(recorder: Recorder, account: str, *, since: str | None
     Raises:
         ValidationError: a bad parameter, or an account with no events up to ``as_of``.
     """
-    _check(account, symbol, strategy, as_of, annualization, now, since, until)
+    check_params(account, symbol, strategy, as_of, annualization, now, since, until, period)
+    moment = parse_now(now) or datetime.now(UTC)
     last = await recorder.last_seq() if as_of is None else await as_of_seq(recorder, as_of)
     sampler = await _sample(recorder, account, last)
     if sampler.last_time is None:
         raise ValidationError(f"account {account!r} has no events (as of seq {last}); "
                               "check the account name")
     with localcontext(DECIMAL_CONTEXT):
-        return _assemble(sampler, last, since=since, until=until, symbol=symbol,
-                         strategy=strategy, annualization=annualization,
-                         now=now or utc_datetime(sampler.last_time))
+        answer = _assemble(sampler, last, since=since, until=until, symbol=symbol,
+                           strategy=strategy, annualization=annualization, now=moment)
+        extra = analytics(sampler, answer.pop("_context"), period=period, symbol=symbol,
+                          strategy=strategy,
+                          benchmark=(benchmark_name or "file", benchmark_prices)
+                          if benchmark_prices is not None else None)
+        answer["ratios"] = extra.pop("ratios") | answer["ratios"]
+        answer.update(extra)
+        answer["headline"] = _headline(answer)
+        return answer
+
+
+def _headline(answer: dict[str, Any]) -> dict[str, Any]:
+    """The five figures a reader wants first, each taken from its section."""
+    risk = answer["risk"]
+    return {"net_pnl": risk["net_pnl"], "return_pct": risk["return_pct"],
+            "max_drawdown": answer["drawdown"]["max"]["amount"],
+            "max_drawdown_pct": answer["drawdown"]["max_pct"]["pct"],
+            "sharpe": answer["ratios"]["sharpe"],
+            "win_rate_pct": answer["trades"]["win_rate_pct"],
+            "reason": risk["reason"]}
+
+
+def _with_opening(samples: Sequence[Sample], capital: Capital) -> list[Sample]:
+    if not capital.opening:
+        return list(samples)
+    return [replace(s, equity=s.equity + capital.opening,
+                    transfers=s.transfers + capital.opening) for s in samples]
+
+
+def _recovery(samples: Sequence[Sample], best: Drawdown) -> dict[str, Any]:
+    """The first sample after the trough whose trading equity is back at the peak's."""
+    out: dict[str, Any] = {"recovery_time": None, "recovery_date": None,
+                           "recovery_days": None, "recovered": None}
+    if best.peak is None or best.trough is None or not best.amount:
+        return out
+    level = best.peak.equity - best.peak.transfers
+    out["recovered"] = False
+    for sample in samples:
+        if sample.seq > best.trough.seq and sample.equity - sample.transfers >= level:
+            seconds = (datetime.fromisoformat(sample.time.replace("Z", "+00:00"))
+                       - datetime.fromisoformat(best.trough.time.replace("Z", "+00:00"))
+                       ).total_seconds()
+            out.update(recovery_time=sample.time, recovery_date=sample.day,
+                       recovery_days=ratio(Decimal(seconds) / 86400), recovered=True)
+            break
+    return out
 
 
 def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | None,
@@ -218,6 +176,7 @@ def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | No
     account = sampler.state.accounts[sampler.account]
     window = Window(since, until, account.timezone)
     today = now.astimezone(ZoneInfo(account.timezone)).date()
+    capital = find_capital(sampler)
 
     def chosen(sym: str, strat: str | None) -> bool:
         return (symbol is None or sym == symbol) and (strategy is None or strat == strategy)
@@ -226,13 +185,13 @@ def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | No
                if chosen(r.symbol, r.strategy) and window.has(r.time, r.day)]
     trades = [t for t in sampler.trades
               if chosen(t.row.symbol, t.strategy) and window.has(t.row.closed_at, t.day)]
-    samples = [s for s in sampler.samples if window.has(s.time, s.day)]
-    days = list(sampler.days.values())
-    returns = [(d, r) for d, r in daily_returns(days) if window.has_day(d)]
+    samples = _with_opening([s for s in sampler.samples if window.has(s.time, s.day)], capital)
+    days = with_capital(list(sampler.days.values()), capital)
+    returns = [(d, r) for d, r in daily_returns(days)
+               if window.has_day(d)] if capital.source else []
     fill_days = [d.day for d in days if d.fills]
     periods = annualization or default_annualization(fill_days)
-    best, best_pct, current, curve = drawdown(samples)
-    values = [r for _, r in returns]
+    best, best_pct, current, curve = drawdown(samples, percent=capital.source is not None)
     today_row = sampler.state.daily.get((sampler.account, today.isoformat()))
     loss_used = today_row.loss_used if today_row is not None else ZERO
     limit = account.daily_loss_limit
@@ -246,6 +205,7 @@ def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | No
         "filters": {"since": since, "until": until, "symbol": symbol, "strategy": strategy},
         "scope": {"trades": "filtered" if symbol or strategy else "account",
                   "equity": "account"},
+        "capital": capital.to_wire(),
         "pnl": period_pnl(records, today),
         "calendar": {"days": _calendar_days(records, trades),
                      "months": monthly(records, returns)},
@@ -254,31 +214,31 @@ def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | No
         "by_strategy": group_stats(trades, _strategy_of, "strategy"),
         "equity": {
             "balance_curve": [{"seq": s.seq, "time": s.time, "trade_id": s.trade_id,
-                               "balance": money(s.balance)}
+                               "balance": money(s.balance - capital.opening)}
                               for s in samples if s.kind == "close"],
-            "marked_curve": [{"seq": s.seq, "time": s.time, "equity": money(s.equity)}
+            "marked_curve": [{"seq": s.seq, "time": s.time,
+                              "equity": money(s.equity - capital.opening)}
                              for s in samples if s.kind == "mark"],
-            "daily": [{"date": d.day, "equity": money(d.equity),
-                       "transfers": money(d.transfers),
+            "daily": [{"date": d.day, "equity": money(d.equity - capital.opening),
+                       "transfers": money(d.transfers - (capital.opening if i == 0 else 0)),
                        "return_pct": ratio(100 * returns_by_day[d.day])
                        if d.day in returns_by_day else None}
-                      for d in days if window.has_day(d.day)],
+                      for i, d in enumerate(days) if window.has_day(d.day)],
             "final": {"balance": money(account.cash + account.realized_pnl),
                       "equity": money(account.cash + account.realized_pnl
                                       + account.unrealized_pnl)},
         },
         "drawdown": {
-            "max": best.to_wire(),
+            "max": best.to_wire() | _recovery(samples, best),
             "max_pct": best_pct.to_wire(),
             "current": current.to_wire(),
             "curve": [{"seq": s.seq, "time": s.time, "drawdown": money(d.amount),
                        "drawdown_pct": ratio(d.pct)} for s, d in curve],
+            "reason": capital.reason,
         },
-        "ratios": {"sharpe": ratio(sharpe(values, periods)),
-                   "sortino": ratio(sortino(values, periods)),
-                   "annualization": periods,
+        "ratios": {"annualization": periods,
                    "annualization_source": "given" if annualization else "default",
-                   "daily_returns": len(values),
+                   "daily_returns": len(returns),
                    "risk_free_rate": "0"},
         "daily_loss": {
             "date": today.isoformat(),
@@ -287,6 +247,9 @@ def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | No
             "used_pct": ratio(100 * loss_used / limit) if limit else None,
             "blocked": limit is not None and loss_used >= limit,
         },
+        "_context": {"window": window, "capital": capital, "days": days,
+                     "returns": returns, "periods": periods, "records": records,
+                     "trades": trades},
     }
 
 

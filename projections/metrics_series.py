@@ -8,7 +8,11 @@ Pure: feed it stored events in ``seq`` order; it folds them with ``projections.f
 - ``trades``: every closed round trip with its strategy and closing trading day;
 - ``samples``: balance and equity after every ``mark`` and every round-trip close, with
   the account's cumulative transfers (``deposit``/``withdrawal`` cash) at that moment;
-- ``days``: equity at the last event of each trading day and that day's transfers.
+- ``days``: equity at the last event of each trading day and that day's transfers, with
+  the unrealized P&L of the open positions at the day's end by strategy and by symbol, and
+  the day's last mark of each benchmark symbol (an ``account`` event's ``benchmark``).
+
+Call ``finish`` after the last event so the last day gets its end-of-day snapshot.
 
 Money is exact ``Decimal`` in the account currency; times are UTC text (``...Z``) and
 trading days ``YYYY-MM-DD`` in the account's time zone in force when the event is folded.
@@ -82,6 +86,12 @@ class DayEnd:
     equity: Decimal
     transfers: Decimal = ZERO
     fills: int = 0
+    unrealized_by_strategy: dict[str | None, Decimal] = field(default_factory=dict)
+    """Unrealized P&L of the positions open at the day's end, by the position's strategy."""
+    unrealized_by_symbol: dict[str, Decimal] = field(default_factory=dict)
+    """The same by symbol."""
+    benchmark: dict[str, Decimal] = field(default_factory=dict)
+    """Benchmark symbol -> its latest mark at the day's end."""
 
 
 @dataclass(slots=True)
@@ -96,10 +106,17 @@ class Sampler:
     days: dict[str, DayEnd] = field(default_factory=dict)
     transfers: Decimal = ZERO
     last_time: str | None = None
+    benchmarks: set[str] = field(default_factory=set)
+    """Every symbol an ``account`` event of the account has named as its benchmark."""
+    current_day: str | None = None
     voided: set[tuple[str, str]] = field(default_factory=set)
     """source+id of the events voided (up to the last seq sampled): they and the voids
     are skipped, so the series are those of a log that never held them (EVENTS.md
     invariant 5)."""
+
+    def strategy_of(self, signal_id: str | None) -> str | None:
+        """The strategy of a signal id (None: no signal, or an unknown one)."""
+        return self._strategy(signal_id)
 
     def _strategy(self, signal_id: str | None) -> str | None:
         if signal_id is None:
@@ -116,6 +133,25 @@ class Sampler:
                     continue
                 self._one(event)
 
+    def finish(self) -> None:
+        """Take the end-of-day snapshot of the last day (call after the last ``feed``)."""
+        if self.current_day is not None and self.current_day in self.days:
+            self._snapshot(self.days[self.current_day])
+
+    def _snapshot(self, end: DayEnd) -> None:
+        """Unrealized P&L by strategy and symbol, and benchmark marks, at a day's end."""
+        by_strategy: dict[str | None, Decimal] = {}
+        by_symbol: dict[str, Decimal] = {}
+        for position in self.state.positions.get(self.account, {}).values():
+            strategy = self._strategy(position.signal_id)
+            by_strategy[strategy] = by_strategy.get(strategy, ZERO) + position.unrealized_pnl
+            by_symbol[position.symbol] = (by_symbol.get(position.symbol, ZERO)
+                                          + position.unrealized_pnl)
+        end.unrealized_by_strategy, end.unrealized_by_symbol = by_strategy, by_symbol
+        account = self.state.accounts.get(self.account)
+        if account is not None:
+            end.benchmark = {s: account.marks[s] for s in self.benchmarks if s in account.marks}
+
     def _one(self, event: StoredEvent) -> None:
         state = self.state
         before: tuple[str, str | None] | None = None
@@ -131,6 +167,12 @@ class Sampler:
         at = event.time if event.time.endswith("Z") else _utc_text(moment)
         self.last_time = at
         kind = event.event_type
+        if day != self.current_day:
+            if self.current_day is not None and self.current_day in self.days:
+                self._snapshot(self.days[self.current_day])
+            self.current_day = day
+        if kind == "account" and event.data.get("benchmark"):
+            self.benchmarks.add(str(event.data["benchmark"]))
         if kind == "cash" and event.data["kind"] in TRANSFER_KINDS:
             self.transfers += Decimal(event.data["amount"])
         equity = _equity(account)

@@ -231,8 +231,8 @@ class Drawdown:
 NO_DRAWDOWN = Drawdown(ZERO, None, None, None)
 
 
-def drawdown(samples: Sequence[Sample]) -> tuple[Drawdown, Drawdown, Drawdown,
-                                                   list[tuple[Sample, Drawdown]]]:
+def drawdown(samples: Sequence[Sample], percent: bool = True,
+             ) -> tuple[Drawdown, Drawdown, Drawdown, list[tuple[Sample, Drawdown]]]:
     """Maximum drawdown by money, maximum by percent, the current one, and the curve.
 
     On the equity samples in order, with transfers taken out so a deposit is not a gain
@@ -249,7 +249,7 @@ def drawdown(samples: Sequence[Sample]) -> tuple[Drawdown, Drawdown, Drawdown,
         if peak is None or x > peak.equity - peak.transfers:
             peak = sample
         amount = peak.equity - peak.transfers - x
-        pct = HUNDRED * amount / peak.equity if peak.equity > 0 else None
+        pct = HUNDRED * amount / peak.equity if percent and peak.equity > 0 else None
         current = Drawdown(amount, pct, peak, sample)
         curve.append((sample, current))
         if amount > best.amount:

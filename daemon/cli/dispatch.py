@@ -52,7 +52,8 @@ def _config(args: argparse.Namespace) -> Any:
                        "--config (docs/CONFIG.md), or leave it out", EXIT_NOT_FOUND)
     overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
                  "inbox": getattr(args, "inbox", None),
-                 "log_format": getattr(args, "log_format", None)}
+                 "log_format": getattr(args, "log_format", None),
+                 "http_listen": getattr(args, "http_listen", None)}
     try:
         return load_config(args.config, overrides)
     except OSError as exc:

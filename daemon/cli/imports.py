@@ -1,7 +1,10 @@
-"""``tradelog import FILE --format F --account A [--dry-run] [--socket PATH | --db PATH]``.
+"""``tradelog import FILE (--format F | --map MAPPING.toml) --account A [--void]
+[--dry-run] [--socket PATH | --db PATH]``.
 
 Through the running daemon by default (or ``--socket``); straight into the file with
 ``--db`` when no daemon runs (the daemon's lock is taken, so the two never mix).
+``--void`` undoes an import: every event the file stored is voided
+(``daemon.importers.void``).
 """
 
 from __future__ import annotations
@@ -16,27 +19,29 @@ from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from daemon.client import AsyncClient
+from daemon.client import RemoteError
 from daemon.config import Config
 from daemon.importers import FORMATS
+from daemon.importers.formats import MAPPED
+from daemon.importers.mapping import Mapping, MappingError, load_mapping
+from daemon.importers.reconcile import Query, file_in_views
+from daemon.importers.rows import import_source
 from daemon.importers.run import ImportReport, append_batches
 from daemon.importers.safedir import snapshot
+from daemon.importers.store import open_store
 from daemon.importers.twopass import (
     Checked,
     check_file,
     make_spool,
     spool_batches,
 )
-from daemon.lockfile import hold_lock
-from eventstore.record import NewEvent
-from eventstore.recorder import Recorder
-from projections.query import ViewQuery, query_view
-from projections.startup import open_views
-from schemas import parse_event
+from daemon.importers.void import FileEvents, TooManyEventsError, VoidPlan, find_stored
+from eventstore.errors import IdempotencyConflictError
 
 __all__ = ["add_parser", "run_import"]
 
@@ -45,12 +50,22 @@ def add_parser(sub: Any) -> None:
     """Add the ``import`` subcommand to the CLI's subparsers."""
     parser = sub.add_parser("import", help="import a legacy trades file or events")
     parser.add_argument("file", type=Path)
-    parser.add_argument("--format", required=True, choices=sorted(FORMATS))
+    parser.add_argument("--format", choices=sorted(FORMATS),
+                        help="the file's format (or --map)")
+    parser.add_argument("--map", type=Path, metavar="MAPPING.toml",
+                        help="read a CSV or JSON records through this mapping "
+                        "(docs/OPERATIONS.md, 'Mapping a bot's own files')")
+    parser.add_argument("--void", action="store_true",
+                        help="undo: void every event this file stored (read with the "
+                        "same --format/--map, --account and --quantity as its import)")
     parser.add_argument("--account", help="the account the rows belong to "
                         "(events-jsonl: optional; events must match it)")
     parser.add_argument("--quantity", type=Decimal,
                         help="quantity for rows without one (the trades CSV has none)")
-    parser.add_argument("--timezone", default="UTC",
+    parser.add_argument("--revision", type=_revision, default=1,
+                        help="2, 3...: import rows whose earlier import was voided, under "
+                        "a new source (give the same to --void it)")
+    parser.add_argument("--timezone", default="UTC", type=_zone,
                         help="IANA zone of times written without an offset (default UTC)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show, store nothing")
     parser.add_argument("--chunk", type=_chunk, default=500,
@@ -60,10 +75,31 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--config", type=Path, help="TOML configuration file")
 
 
+CONFLICT = -32002
+CONFLICT_HINT = (
+    "import: rows of this file were imported before with other content (another "
+    "--quantity, --timezone or mapping, or the row changed in the file). To replace that "
+    "import: void it (`tradelog import OLD_FILE --void` with the options it was imported "
+    "with), then import this file with --revision 2 (docs/OPERATIONS.md)")
 BATCH_CHARS = 4 << 20
 """About this many characters of the file per append, whatever ``--chunk`` says."""
 MAX_CHUNK = 10_000
 """Events in one ``append``, at most (PROTOCOL.md, "Limits")."""
+
+
+def _zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not an IANA time zone name "
+                                         "(e.g. Asia/Kolkata, UTC)") from None
+    return text
+
+
+def _revision(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 999:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r}: give a whole number from 1 to 999")
+    return int(text)
 
 
 def _chunk(text: str) -> int:
@@ -77,45 +113,70 @@ def _chunk(text: str) -> int:
     return value
 
 
-def _realized(rows: list[dict[str, Any]], accounts: set[str] | None) -> Decimal | None:
-    if accounts is None:
-        return None  # too many accounts in one file to reconcile
-    return sum((Decimal(r["realized_pnl"]) for r in rows if r["account"] in accounts),
-               Decimal(0))
+async def _reconcile(query: Query, report: ImportReport, checked: Checked) -> None:
+    """The views' figures for this file's own positions (one account, none of its events
+    without a stated P&L: an events file reconciles nothing)."""
+    accounts, positions = checked.accounts, checked.positions
+    if accounts is None or len(accounts) != 1 or positions is None or not positions:
+        return
+    report.views_closed, report.views_realized = await file_in_views(
+        query, next(iter(accounts)), positions)
 
 
 Batches = Iterable[list[dict[str, Any]]]
+_METADATA = {"importer": "tradelog import"}
 
 
-async def _through_daemon(socket: Path, batches: Batches, report: ImportReport,
-                          checked: Checked, account: str | None, progress: Any) -> None:
-    async with AsyncClient(socket) as client:
-        await append_batches(batches, client.append, report, progress)
-        answer = await client.query("balances", **({"account": account} if account else {}))
-    report.views_realized = _realized(answer["rows"], checked.accounts)
+async def _store(args: argparse.Namespace, socket: Path, batches: Batches,
+                 report: ImportReport, checked: Checked, progress: Any) -> None:
+    async with open_store(args.db, socket, _METADATA) as store:
+        await append_batches(batches, store.append, report, progress)
+        await _reconcile(store.query, report, checked)
 
 
-async def _into_file(db: Path, batches: Batches, report: ImportReport, checked: Checked,
-                     progress: Any) -> None:
-    with hold_lock(db):
-        recorder = await Recorder.open(db)
-        try:
-            await open_views(recorder)
-
-            async def append(batch: list[dict[str, Any]]) -> dict[str, Any]:
-                outcome = await recorder.append(
-                    [NewEvent.from_model(parse_event(e), {"importer": "tradelog import"})
-                     for e in batch])
-                return {"results": [r.to_wire() for r in outcome.results]}
-
-            await append_batches(batches, append, report, progress)
-            answer = await query_view(recorder, ViewQuery("balances"))
-        finally:
-            await recorder.close()
-    report.views_realized = _realized(answer["rows"], checked.accounts)
+async def _void(args: argparse.Namespace, socket: Path, events: FileEvents,
+                report: ImportReport, checked: Checked) -> list[VoidPlan]:
+    """Void what the file stored (nothing with ``--dry-run``); the plan of each account."""
+    reason = f"undoing the import of {args.file.name} (tradelog import --void)"
+    plans = []
+    async with open_store(args.db, socket, _METADATA) as store:
+        for account in sorted(events.keys):
+            plan = await find_stored(store.read, account, events)
+            plans.append(plan)
+            voids = [] if args.dry_run else plan.voids(reason)
+            for start in range(0, len(voids), args.chunk):
+                await store.append(voids[start:start + args.chunk])
+        await _reconcile(store.query, report, checked)
+    return plans
 
 
-def _check(args: argparse.Namespace, spool: int) -> Checked | str:
+def _run_void(args: argparse.Namespace, config: Config, fmt: str, batches: Batches,
+              report: ImportReport, checked: Checked) -> int:
+    events = FileEvents()
+    if fmt not in ("events-jsonl", MAPPED):
+        events.current = import_source(fmt, args.account)
+        if args.revision == 1:  # before ids left the file's name
+            events.legacy = f"import/{fmt}/{args.file.name}"
+    try:
+        for batch in batches:
+            events.add(batch)
+    except TooManyEventsError as exc:
+        print(f"import: {exc}", file=sys.stderr)
+        return 1
+    plans = asyncio.run(_void(args, args.socket or config.socket, events, report, checked))
+    voided = sum(len(p.targets) for p in plans)
+    verb = "would be voided (dry run: nothing stored)" if args.dry_run else "voided"
+    print(f"void: {events.count} events in this file: {voided} {verb}, "
+          f"{sum(p.voided for p in plans)} voided before, "
+          f"{sum(p.missing for p in plans)} never stored")
+    if report.views_closed is not None and report.views_realized is not None:
+        print(f"in the views: {report.views_closed} round trips of this file, realized P&L "
+              f"{report.views_realized:f}")
+    return 0
+
+
+def _check(args: argparse.Namespace, spool: int, fmt: str,
+           mapping: Mapping | None) -> Checked | str:
     """Pass 1 over the file into ``spool``; the result, or why the file cannot be read."""
     try:
         fd = os.open(args.file, os.O_RDONLY | os.O_CLOEXEC)
@@ -123,10 +184,11 @@ def _check(args: argparse.Namespace, spool: int) -> Checked | str:
         return f"cannot read {args.file}: {exc.strerror}"
     try:
         before = snapshot(os.fstat(fd))
-        checked = check_file(fd, spool, args.format, args.file.name, args.account,
+        checked = check_file(fd, spool, fmt, args.file.name, args.account,
                              quantity=args.quantity, timezone=args.timezone,
                              limit=1 << 62, may_write=lambda _: None,
-                             stop=threading.Event())
+                             stop=threading.Event(), mapping=mapping,
+                             revision=args.revision)
         if snapshot(os.fstat(fd)) != before or checked.copied != before[2]:
             return f"{args.file} changed while it was read; nothing was stored"
     finally:
@@ -140,12 +202,24 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
     a private copy that the appends then read: memory does not grow with the file, and
     what is stored is what was checked."""
     console = Console(stderr=True)
-    if args.format != "events-jsonl" and not args.account:
+    mapping = None
+    if args.map is not None:
+        try:
+            mapping = load_mapping(args.map)
+        except MappingError as exc:
+            print(f"tradelog import: {exc}", file=sys.stderr)
+            return 2
+    if (args.format is None) == (mapping is None):
+        print("tradelog import: give --format, or --map with a mapping file (not both)",
+              file=sys.stderr)
+        return 2
+    fmt = args.format or MAPPED
+    if fmt != "events-jsonl" and not args.account:
         print("tradelog import: --account is required for this format", file=sys.stderr)
         return 2
     spool = make_spool(None)
     try:
-        checked = _check(args, spool)
+        checked = _check(args, spool, fmt, mapping)
         if isinstance(checked, str):
             print(f"import: {checked}", file=sys.stderr)
             return 1
@@ -156,18 +230,27 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
             for line in checked.reason().splitlines():
                 print(f"  {line}", file=sys.stderr)
             return 1
-        if args.dry_run:
+        for warning in checked.warnings():
+            print(f"import: warning: {warning}", file=sys.stderr)
+        if args.dry_run and not args.void:
             print(f"dry run: {checked.rows} rows -> {checked.events} events "
                   f"({', '.join(f'{n} {k}' for k, n in sorted(checked.kinds.items()))}); "
-                  f"realized P&L in file {checked.realized:f}; nothing stored")
+                  f"this file: {checked.closed} round trips, realized P&L "
+                  f"{checked.realized:f}"
+                  + (f", day-level P&L as cash adjustments {checked.cash:f}"
+                     if checked.cash else "") + "; nothing stored")
             for event in checked.sample:
                 print("  " + json.dumps(event, default=str))
             return 0
-        batches = spool_batches(spool, args.format, args.file.name, args.account,
+        batches = spool_batches(spool, fmt, args.file.name, args.account,
                                 quantity=args.quantity, timezone=args.timezone,
-                                max_events=args.chunk, max_chars=BATCH_CHARS)
+                                max_events=args.chunk, max_chars=BATCH_CHARS,
+                                mapping=mapping, revision=args.revision)
         report = ImportReport(rows=checked.rows, events=checked.events,
-                              file_realized=checked.realized)
+                              file_realized=checked.realized, file_closed=checked.closed,
+                              file_cash=checked.cash)
+        if args.void:
+            return _run_void(args, config, fmt, batches, report, checked)
         with Progress(TextColumn(f"importing {args.file.name}"), BarColumn(),
                       MofNCompleteColumn(), console=console, transient=True) as bar:
             task = bar.add_task("import", total=checked.events)
@@ -175,11 +258,15 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-            if args.db is not None:
-                asyncio.run(_into_file(args.db, batches, report, checked, advance))
-            else:
-                asyncio.run(_through_daemon(args.socket or config.socket, batches, report,
-                                            checked, args.account, advance))
+            try:
+                asyncio.run(_store(args, args.socket or config.socket, batches, report,
+                                   checked, advance))
+            except (IdempotencyConflictError, RemoteError) as exc:
+                if isinstance(exc, RemoteError) and exc.code != CONFLICT:
+                    raise
+                print(f"import: {exc}\n{CONFLICT_HINT}\n{report.stored} new events were "
+                      "stored before it", file=sys.stderr)
+                return 1
     finally:
         os.close(spool)
     print(report.reconciliation())

@@ -8,7 +8,8 @@
     tradelog emit    [--socket PATH]     events as JSON lines on stdin, or one from flags
     tradelog tail    [--socket PATH] [--from N] [--account A] [--types T,..]
     tradelog health  [--socket PATH]
-    tradelog report  [--account A] [--json] [--html FILE] [--db PATH | --socket PATH]
+    tradelog report  [--account A] [--json] [--html|--pdf|--xlsx FILE] [--period P]
+                     [--db PATH | --socket PATH]
     tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
     tradelog backup DEST [--db PATH | --socket PATH]   verified copy (docs/OPERATIONS.md)
     tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=["auto", "json", "console"],
                        help="log lines as JSON or for people (default: auto: JSON under "
                        "systemd or when stdout is not a terminal)")
+    serve.add_argument("--http", dest="http_listen", metavar="HOST:PORT",
+                       help="also serve the read-only HTTP API and dashboard here "
+                       "(e.g. 127.0.0.1:8787; docs/HTTP.md; default: not at all)")
     sub.add_parser("schema", help="print the JSON Schema of a wire event")
     verify = sub.add_parser("verify", help="check the hash chain and append-only triggers")
     _add_paths(verify, sock=False)
@@ -158,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print JSON")
     report.add_argument("--html", type=Path, metavar="FILE",
                         help="also write a self-contained HTML page here")
+    report.add_argument("--pdf", type=Path, metavar="FILE",
+                        help="also print the page to this PDF (needs Chromium)")
+    report.add_argument("--xlsx", type=Path, metavar="FILE",
+                        help="also write the tables to this workbook")
     report.add_argument("--since", help="first trading day or time to include "
                         "(default: the first)")
     report.add_argument("--until", help="last trading day or time to include "
@@ -171,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--annualization", type=int, metavar="DAYS",
                         help="trading days per year for Sharpe/Sortino (default: 365, or "
                         "252 for accounts trading on weekdays only)")
+    report.add_argument("--period", choices=("day", "week", "month"), default="month",
+                        help="the period table: trading days, ISO weeks or months")
+    report.add_argument("--now", metavar="TIME",
+                        help="RFC 3339 moment for 'today' (default: the clock)")
+    report.add_argument("--benchmark", type=Path, metavar="CSV",
+                        help="CSV of benchmark prices (date, close) instead of its marks "
+                        "(read here: the report then reads the file, not the daemon)")
     health = sub.add_parser("health", help="ask the daemon how it is (JSON)")
     _add_paths(health, db=False)
     _add_operations(sub)

@@ -8,12 +8,9 @@ The figures are ``projections.metrics`` (docs/METRICS.md); their text and HTML f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
 
 from daemon.cli.errors import EXIT_DENIED, EXIT_NOT_FOUND, CliError, os_error
 from daemon.cli.source import known_accounts, open_source, require_account
@@ -23,7 +20,7 @@ __all__ = ["check_html_target", "report"]
 
 
 def check_html_target(path: Path) -> None:
-    """Nothing if a page can be written at ``path``.
+    """Nothing if a report file (HTML, PDF, xlsx) can be written at ``path``.
 
     Raises:
         CliError: its folder is missing (exit 4) or not writable (exit 5), or ``path``
@@ -41,9 +38,10 @@ def check_html_target(path: Path) -> None:
                        EXIT_DENIED)
 
 
-def _params(args: argparse.Namespace) -> dict[str, Any]:
+def _wire_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``metrics`` params (PROTOCOL.md) that ``args`` asks for."""
     params: dict[str, Any] = {}
-    for name in ("since", "until", "symbol", "strategy", "annualization"):
+    for name in ("since", "until", "symbol", "strategy", "annualization", "period", "now"):
         if getattr(args, name, None) is not None:
             params[name] = getattr(args, name)
     as_of = getattr(args, "as_of", None)
@@ -53,36 +51,35 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, config: Config) -> int:
-    """Print the metrics of ``--account`` (or of every account) and write ``--html``.
+    """Print the metrics of ``--account`` (or of every account) and write ``--html``,
+    ``--pdf`` and ``--xlsx`` (``daemon.report.report_command`` makes the output).
+
+    From the daemon when one answers (``daemon.cli.source``), else read-only from the
+    file; ``--benchmark`` prices are read here, so with it the file is read.
 
     Returns 0. Raises ``CliError`` (unknown account: exit 4 listing the known ones; an
-    HTML path that cannot be written), ``DaemonUnreachableError`` (``--socket`` given, no
-    daemon: exit 3), ``RemoteError``/``ValidationError`` (a bad parameter: exit 1).
+    output path that cannot be written), ``DaemonUnreachableError`` (``--socket`` given,
+    no daemon: exit 3), ``RemoteError``/``TradelogError`` (a bad parameter: exit 1).
     """
-    from daemon import report as pages
+    from daemon.report import report_command
 
-    html = Path(args.html) if args.html is not None else None
-    if html is not None:
-        check_html_target(html)
-    params = _params(args)
-    with open_source(args, config, "report") as source:
+    for name in ("html", "pdf", "xlsx"):
+        target = getattr(args, name, None)
+        if target is not None:
+            check_html_target(Path(target))
+    prefer_file = getattr(args, "benchmark", None) is not None
+    with open_source(args, config, "report", prefer_file=prefer_file) as source:
         require_account(source, args.account)
-        names = [args.account] if args.account is not None else known_accounts(source)
-        reports = [source.metrics(name, **params) for name in names]
-    if html is not None:
-        try:
-            html.write_text(pages.render_page(reports), encoding="utf-8")
-        except OSError as exc:
-            raise os_error(exc, "write the report") from None
-    if args.json:
-        answer: Any = reports[0] if args.account is not None else {"accounts": reports}
-        print(json.dumps(answer, indent=2))
-        return 0
-    console = Console()
-    for metrics in reports:
-        pages._print_text(metrics, console)
-    if not reports:
-        console.print("no accounts in the log")
-    if html is not None:
-        console.print(f"report: wrote {html}")
-    return 0
+        reports = None
+        if source.client is not None:
+            names = [args.account] if args.account is not None else known_accounts(source)
+            params = _wire_params(args)
+            reports = [source.metrics(name, **params) for name in names]
+        else:
+            args.db = source.db
+    try:
+        return report_command(args, config, reports=reports)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        raise os_error(exc, "write the report") from None

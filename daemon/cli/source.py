@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.errors import EXIT_NOT_FOUND, CliError, DaemonUnreachableError
+from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError, DaemonUnreachableError
 from daemon.client import Client, RemoteError
 from daemon.config import Config
 from eventstore.recorder import Recorder
@@ -131,17 +131,23 @@ class ReadSource:
         return runner.run(compute_metrics(recorder, account, **params))
 
 
-def open_source(args: Any, config: Config, command: str) -> ReadSource:
+def open_source(args: Any, config: Config, command: str,
+                prefer_file: bool = False) -> ReadSource:
     """The daemon at ``args.socket``/``config.socket`` if it answers, else ``config.db``
-    read-only; ``--db`` without ``--socket`` reads the file. Says which on stderr.
+    read-only; ``--db`` without ``--socket`` reads the file, and so does ``prefer_file``
+    (an option that only the file can serve). Says which on stderr.
 
     Raises:
         DaemonUnreachableError: ``--socket`` was given and nothing answers there (exit 3).
-        CliError: neither a daemon nor the file is there (exit 4).
+        CliError: neither a daemon nor the file is there (exit 4); ``--socket`` given
+            with ``prefer_file`` (exit 2).
     """
     given_socket = getattr(args, "socket", None) is not None
     given_db = getattr(args, "db", None) is not None
-    if given_socket or not given_db:
+    if prefer_file and given_socket:
+        raise CliError(f"{command}: this option is applied to the database file, not "
+                       "through the daemon: give --db PATH instead of --socket", EXIT_USAGE)
+    if (given_socket or not given_db) and not prefer_file:
         why = _probe(config.socket)
         if why is None:
             print(f"{command}: from the daemon at {config.socket}", file=sys.stderr)

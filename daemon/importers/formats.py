@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 
 from daemon.importers.daily_pnl_json import iter_daily_pnl_json
 from daemon.importers.events_jsonl import iter_events_jsonl
+from daemon.importers.mapped import iter_mapped
+from daemon.importers.mapping import Mapping
 from daemon.importers.rows import (
     MAX_LINE_CHARS,
     ImportProblem,
@@ -27,8 +29,8 @@ from daemon.importers.trades_csv import iter_trades_csv
 from schemas import EventValidationError, parse_event
 
 # The rows' types and MAX_LINE_CHARS are named here too, where they were first defined.
-__all__ = ["FORMATS", "MAX_LINE_CHARS", "ImportProblem", "ImportRow", "Item", "ReadResult",
-           "Reader", "detect_format", "format_of", "iter_rows", "read_file"]
+__all__ = ["FORMATS", "MAPPED", "MAX_LINE_CHARS", "ImportProblem", "ImportRow", "Item",
+           "ReadResult", "Reader", "detect_format", "format_of", "iter_rows", "read_file"]
 
 Reader = Callable[[BinaryIO, str, Any, Decimal | None, str], Iterator[Item]]
 """A format's reader: ``(stream, file name, account or None, quantity or None, time
@@ -39,6 +41,10 @@ FORMATS: dict[str, Reader] = {
     "daily-pnl-json": iter_daily_pnl_json,
     "events-jsonl": iter_events_jsonl,
 }
+
+
+MAPPED = "mapped"
+"""The format name of a file read through a ``--map`` mapping."""
 
 
 def format_of(name: str, head: bytes) -> str | None:
@@ -66,20 +72,33 @@ def detect_format(path: Path) -> str | None:
 
 def iter_rows(stream: BinaryIO, fmt: str, name: str, account: str | None,
               quantity: Decimal | None = None, timezone: str = "UTC",
-              validate: bool = True) -> Iterator[Item]:
-    """The rows of ``stream`` in format ``fmt`` (``name`` is the file's name, part of the
-    events' ``source``), one at a time: memory stays bounded whatever the file's size.
-    With ``validate`` every event is checked as the daemon would (a row with a bad event
-    becomes a problem naming its line).
+              validate: bool = True, mapping: Mapping | None = None,
+              revision: int = 1) -> Iterator[Item]:
+    """The rows of ``stream`` in format ``fmt`` (``name`` is the file's name: a mapped
+    file's format may come from its extension; it is never part of an event), one at a
+    time: memory stays bounded whatever the file's size. With ``mapping`` the file is
+    read through it (``MAPPED``, whatever ``fmt`` says). With ``validate`` every event
+    is checked as the daemon would (a row with a bad event becomes a problem naming its
+    line). A ``revision`` above 1 adds ``/r<revision>`` to the ``source`` of a legacy
+    file's events: a corrected import of rows whose first import was voided (the same
+    ids under the first source would be refused as changed content).
 
     Raises:
         KeyError: an unknown format name.
     """
     checks = validate and fmt != "events-jsonl"  # that reader validates as it parses
-    items = (iter_events_jsonl(stream, name, account, check=False)
-             if fmt == "events-jsonl" and not validate
-             else FORMATS[fmt](stream, name, account, quantity, timezone))
+    suffix = f"/r{revision}" if revision > 1 and fmt != "events-jsonl" else ""
+    if mapping is not None:
+        checks = validate
+        items = iter_mapped(stream, name, account, mapping, quantity, timezone)
+    elif fmt == "events-jsonl" and not validate:
+        items = iter_events_jsonl(stream, name, account, check=False)
+    else:
+        items = FORMATS[fmt](stream, name, account, quantity, timezone)
     for item in items:
+        if suffix and isinstance(item, ImportRow):
+            for event in item.events:
+                event["source"] += suffix
         if checks and isinstance(item, ImportRow):
             bad = _validate(item.events)
             if bad:
@@ -89,7 +108,8 @@ def iter_rows(stream: BinaryIO, fmt: str, name: str, account: str | None,
 
 
 def read_file(path: Path, fmt: str, account: str | None, quantity: Decimal | None = None,
-              timezone: str = "UTC") -> ReadResult:
+              timezone: str = "UTC", mapping: Mapping | None = None,
+              revision: int = 1) -> ReadResult:
     """Read the whole of ``path`` in format ``fmt`` (``tradelog import``); every event is
     validated, problems carry lines.
 
@@ -98,7 +118,8 @@ def read_file(path: Path, fmt: str, account: str | None, quantity: Decimal | Non
     """
     checked = ReadResult()
     with path.open("rb") as handle:
-        for item in iter_rows(handle, fmt, path.name, account, quantity, timezone):
+        for item in iter_rows(handle, fmt, path.name, account, quantity, timezone,
+                              mapping=mapping, revision=revision):
             if isinstance(item, ImportRow):
                 checked.rows.append(item)
             else:

@@ -4,8 +4,10 @@ A ``*.jsonl``, ``*.csv`` or ``*.json`` file under DIR is imported once it has st
 changing for ``inbox_settle_s``, then moved to ``DIR/done/``, or to ``DIR/failed/`` with
 ``<name>.error.txt`` beside it saying why. The format comes from the extension and the
 header; the account from the first subfolder (``DIR/ACCOUNT/file.csv``), or from the
-events themselves for JSONL. The folder is polled a few times a second (no link is ever
-followed, so a link to a large tree costs nothing). Hidden files and names ending in
+events themselves for JSONL. A folder's ``.tradelog.toml`` gives its files a quantity,
+a time zone, a format or a ``--map`` mapping (``daemon.importers.folder_settings``).
+The folder is polled a few times a second (no link is ever followed, so a link to a
+large tree costs nothing). Hidden files and names ending in
 ``.part``, ``.tmp`` or ``~`` are left alone: write there, then rename.
 
 Under the same access rules as the socket: a file is imported as the uid that owns it
@@ -56,7 +58,8 @@ class Inbox:
 
     Settings come from ``service.config`` at each file: ``inbox_settle_s``,
     ``inbox_max_bytes`` and ``inbox_quantity`` (None: a trades CSV needs a quantity
-    column). Times without an offset are read as UTC.
+    column), and from the folder's ``.tradelog.toml`` (quantity, time zone, format,
+    mapping). Times without an offset are read as UTC unless the folder says otherwise.
     """
 
     def __init__(self, directory: Path, service: InboxService) -> None:

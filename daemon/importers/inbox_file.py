@@ -19,8 +19,10 @@ from typing import Any, Protocol, TypeVar
 
 from daemon.access import Access, Peer
 from daemon.config import Config
-from daemon.importers.formats import format_of
+from daemon.importers.folder_settings import SETTINGS_NAME, SettingsError, read_settings
+from daemon.importers.formats import MAPPED, format_of
 from daemon.importers.inbox_scan import Scanner
+from daemon.importers.mapping import Mapping
 from daemon.importers.safedir import (
     FILE_FLAGS,
     FileChangedError,
@@ -52,6 +54,8 @@ BATCH_CHARS = 1 << 20
 """About this many characters of the file per append (1 MiB), whatever its events' sizes."""
 RETRY_S = 5.0
 """Wait before trying again a file whose import the storage could not take."""
+_How = tuple[str, str, str | None, Decimal | None, str, Mapping | None, int]
+"""How a file is read: format, name, account, quantity, time zone, mapping, revision."""
 
 
 class InboxService(Protocol):
@@ -210,21 +214,31 @@ class FileImporter:
 
             if account is not None and (refusal := may_write(account)):
                 raise _RefusedError(f"{refusal} (the owner of the file)", st)
-            fmt = format_of(name, os.pread(fd, 4096, 0))
+            try:
+                settings = read_settings(folder, st.st_uid)
+            except SettingsError as exc:
+                raise _RefusedError(str(exc), st) from None
+            mapping = settings.map
+            fmt = MAPPED if mapping is not None else (
+                settings.format or format_of(name, os.pread(fd, 4096, 0)))
             if fmt is None:
                 raise _RefusedError("unknown format: expected *.jsonl events, a trades *.csv "
                                     "with a trade_id column, or a daily P&L *.json with "
-                                    "\"records\"", st)
+                                    "\"records\"; for other files, give the folder a "
+                                    f"{SETTINGS_NAME} with format or [map]", st)
             if fmt != "events-jsonl" and account is None:
                 raise _RefusedError(f"put {fmt} files in a subfolder named after the account: "
                                     f"{self.directory}/<account>/{shown(name)}", st)
             config = self.service.config
-            quantity = config.inbox_quantity
+            quantity = (settings.quantity if settings.quantity is not None
+                        else config.inbox_quantity)
+            zone = settings.timezone
             try:
                 spool = make_spool(self._fd)
                 checked = await self._in_thread(
-                    check_file, fd, spool, fmt, name, account, quantity=quantity, timezone="UTC",
-                    limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop)
+                    check_file, fd, spool, fmt, name, account, quantity=quantity, timezone=zone,
+                    limit=config.inbox_max_bytes, may_write=may_write, stop=self._stop,
+                    mapping=mapping, revision=settings.revision)
             except OSError as exc:  # e.g. no room for the private copy: try again later
                 raise StorageUnavailableError(f"cannot read it into a private copy: {exc}"
                                               ) from None
@@ -239,8 +253,13 @@ class FileImporter:
                 raise _RefusedError(checked.reason() + "\nnothing was stored", st)
             os.close(fd)
             fd = -1
-            stored, duplicates = await self._append(spool, fmt, name, account, quantity,
-                                                    peer, where, st)
+            if checked.unused:
+                log.warning("inbox_fields_not_imported", file=where,
+                            fields=sorted(checked.unused),
+                            advice="these fields have no place in tradelog's events")
+            stored, duplicates = await self._append(
+                spool, (fmt, name, account, quantity, zone, mapping, settings.revision), peer,
+                where, st)
         finally:
             for handle in (fd, spool):
                 if handle >= 0:
@@ -280,13 +299,13 @@ class FileImporter:
         finally:
             os.close(target_dir)
 
-    async def _append(self, spool: int, fmt: str, name: str, account: str | None,
-                      quantity: Decimal | None, peer: Peer, where: str,
+    async def _append(self, spool: int, how: _How, peer: Peer, where: str,
                       st: os.stat_result) -> tuple[int, int]:
-        batches = spool_batches(spool, fmt, name, account, quantity=quantity, timezone="UTC",
+        fmt, name, account, quantity, zone, mapping, revision = how
+        batches = spool_batches(spool, fmt, name, account, quantity=quantity, timezone=zone,
                                 max_events=min(BATCH_EVENTS,
                                                self.service.config.limits.max_events_per_append),
-                                max_chars=BATCH_CHARS)
+                                max_chars=BATCH_CHARS, mapping=mapping, revision=revision)
         metadata = {"inbox_file": where}
         stored = duplicates = 0
         try:

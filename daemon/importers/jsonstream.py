@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from daemon.jsonread import JSONReadError, loads
 
-__all__ = ["JSONRecord", "JSONRecordError", "json_records"]
+__all__ = ["JSONRecord", "JSONRecordError", "json_array", "json_records"]
 
 _CHUNK = 1 << 16
 _WHITESPACE = " \t\n\r"
@@ -130,6 +130,21 @@ def json_records(stream: BinaryIO, key: str,
         yield from _records(_Text(stream, max_chars), key)
     except JSONRecordError as exc:
         yield exc
+
+
+def json_array(stream: BinaryIO, max_chars: int) -> Iterator[JSONRecord | JSONRecordError]:
+    """The elements of the JSON array ``stream`` holds, in order, bounded and ended as
+    ``json_records``'s."""
+    try:
+        yield from _whole_array(_Text(stream, max_chars))
+    except JSONRecordError as exc:
+        yield exc
+
+
+def _whole_array(text: _Text) -> Iterator[JSONRecord]:
+    yield from _array(text, "the top level")
+    if text.peek():
+        raise JSONRecordError("text after the end of the JSON document")
 
 
 def _records(text: _Text, key: str) -> Iterator[JSONRecord]:

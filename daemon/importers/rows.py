@@ -9,6 +9,7 @@ on the row's line. Pure: no I/O.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -19,8 +20,8 @@ from schemas import EventValidationError
 from schemas.values import format_utc
 
 __all__ = ["MAX_EXPONENT", "MAX_LINE_CHARS", "MAX_NUMBER_CHARS", "ImportProblem", "ImportRow",
-           "Item", "ReadResult", "RowError", "decimal_field", "optional_decimal",
-           "problems_text", "time_field", "utc_text", "wire_event"]
+           "Item", "ReadResult", "RowError", "content_key", "decimal_field", "import_source",
+           "optional_decimal", "problems_text", "time_field", "utc_text", "wire_event"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class ImportRow:
     realized: Decimal | None = None
     size: int = 0
     """Characters of the file the row came from (bounds the bytes of one append)."""
+    closed: int = 0
+    """Round trips the row closes, as the file states them (for the reconciliation)."""
+    cash: Decimal | None = None
+    """Day-level P&L the row records as a ``cash`` adjustment (account currency)."""
+    unused: tuple[str, ...] = ()
+    """Names of the row's fields that have no place in the events (warned about once)."""
 
 
 @dataclass
@@ -156,3 +163,25 @@ def wire_event(kind: str, event_id: str, source: str, time: str, account: str,
 def problems_text(exc: EventValidationError) -> str:
     """Every problem of an event that fails validation, ``path: message``, joined."""
     return "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+
+
+def import_source(fmt: str, account: str) -> str:
+    """The ``source`` of the events a legacy file of format ``fmt`` gives ``account``.
+
+    It names neither the file nor its folder: with event ids made from each row's own key
+    (``content_key``), the same rows under another file name, or in a later export
+    holding more rows, are the same events, stored once (PROTOCOL.md: ``source`` + ``id``
+    is the idempotency key)."""
+    return f"import/{fmt}/{account}"
+
+
+def content_key(*parts: object) -> str:
+    """A row's key made from its normalised content, for rows with no key of their own:
+    the first 16 hex digits of the SHA-256 of ``parts`` (decimals normalised, so ``1.50``
+    and ``1.5`` give the same key; text stripped), joined by U+001F."""
+    def norm(part: object) -> str:
+        if isinstance(part, Decimal):
+            return format(part.normalize(), "f") if part else "0"
+        return str(part).strip()
+    text = "\x1f".join(norm(p) for p in parts)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -21,7 +21,10 @@ Appender = Callable[[list[dict[str, Any]]], Awaitable[dict[str, Any]]]
 
 @dataclass
 class ImportReport:
-    """What an import did. Money in the account currency."""
+    """What an import did, and what the views show of this file's own round trips (not
+    of the whole account: ``daemon.importers.reconcile``). Money in the account
+    currency; ``views_*`` None: not reconciled (too many accounts or positions, or a
+    file of events that states no P&L)."""
 
     rows: int = 0
     events: int = 0
@@ -30,16 +33,25 @@ class ImportReport:
     file_realized: Decimal = Decimal(0)
     views_realized: Decimal | None = None
     problems: list[ImportProblem] = field(default_factory=list)
+    file_closed: int = 0
+    views_closed: int | None = None
+    file_cash: Decimal = Decimal(0)
 
     def reconciliation(self) -> str:
-        """The one-line summary printed at the end of an import."""
-        views = "n/a" if self.views_realized is None else f"{self.views_realized:f}"
-        match = ""
-        if self.views_realized is not None:
-            match = "  (match)" if self.views_realized == self.file_realized else "  (DIFFER)"
-        return (f"reconciliation: {self.rows} rows, {self.stored} events stored, "
-                f"{self.duplicates} duplicates skipped; realized P&L in file "
-                f"{self.file_realized:f}, in views {views}{match}")
+        """The one-line summary printed at the end of an import, e.g. ``reconciliation:
+        263 rows: 0 new events, 789 already stored; this file: 262 round trips, realized
+        P&L 936.00000; in the views: 262 round trips, realized P&L 936  (match)``."""
+        line = (f"reconciliation: {self.rows} rows: {self.stored} new events, "
+                f"{self.duplicates} already stored; this file: {self.file_closed} round "
+                f"trips, realized P&L {self.file_realized:f}")
+        if self.file_cash:
+            line += f", day-level P&L as cash adjustments {self.file_cash:f}"
+        if self.views_realized is None or self.views_closed is None:
+            return line + "; in the views: n/a"
+        same = (self.views_closed == self.file_closed
+                and self.views_realized == self.file_realized)
+        return (line + f"; in the views: {self.views_closed} round trips, realized P&L "
+                f"{self.views_realized:f}  " + ("(match)" if same else "(DIFFER)"))
 
 
 def chunks(rows: Sequence[ImportRow], size: int) -> list[list[dict[str, Any]]]:
@@ -63,7 +75,8 @@ async def append_rows(read: ReadResult, append: Appender, size: int = 500,
     Raises whatever ``append`` raises (what was appended before stays; re-run to resume).
     """
     report = ImportReport(rows=len(read.rows), events=len(read.events),
-                          file_realized=read.realized)
+                          file_realized=read.realized,
+                          file_closed=sum(r.closed for r in read.rows))
     return await append_batches(chunks(read.rows, size), append, report, progress)
 
 

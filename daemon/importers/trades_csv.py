@@ -15,12 +15,14 @@ from daemon.importers.rows import (
     Item,
     RowError,
     decimal_field,
+    import_source,
     optional_decimal,
     time_field,
     wire_event,
 )
 
-__all__ = ["EXIT_REASONS", "TRADES_COLUMNS", "iter_trades_csv"]
+__all__ = ["EXIT_REASONS", "TRADES_COLUMNS", "LineTooLongError", "bounded_lines",
+           "iter_trades_csv"]
 
 TRADES_COLUMNS = (
     "trade_id", "symbol", "entry_date", "entry_price", "stop_loss_price", "target_price",
@@ -37,21 +39,27 @@ EXIT_REASONS = {
     "LIQUIDATION": "liquidation",
 }
 """The file's ``exit_reason`` (upper-cased) to EVENTS.md's; any other is ``other``."""
+DERIVED = ("holding_period", "unrealized_pnl")
+"""Columns the views compute from the events (``trades.holding_seconds``,
+``positions.unrealized_pnl``): not stored, not warned about."""
+ATTRS = ("atr_at_entry", "risk_reward_ratio")
+"""Columns kept in the opening fill's ``attrs`` (EVENTS.md: what tradelog has no field for)."""
+_PLACED = frozenset(TRADES_COLUMNS) - {"created_at"} | {"quantity"}
 
 
-class _LineTooLongError(ValueError):
-    pass
+class LineTooLongError(ValueError):
+    """A line of more than ``MAX_LINE_CHARS`` characters."""
 
 
-def _bounded_lines(text: TextIO) -> Iterator[str]:
-    """The lines of ``text``, raising ``_LineTooLongError`` for one of more than
+def bounded_lines(text: TextIO) -> Iterator[str]:
+    """The lines of ``text``, raising ``LineTooLongError`` for one of more than
     ``MAX_LINE_CHARS`` characters instead of holding it in memory."""
     while True:
         line = text.readline(MAX_LINE_CHARS + 1)
         if not line:
             return
         if len(line) > MAX_LINE_CHARS:
-            raise _LineTooLongError(f"a line longer than {MAX_LINE_CHARS} characters")
+            raise LineTooLongError(f"a line longer than {MAX_LINE_CHARS} characters")
         yield line
 
 
@@ -64,15 +72,19 @@ def iter_trades_csv(stream: BinaryIO, name: str, account: str | None,
     exit reason when CLOSED (else a ``mark`` at ``current_price``), and a ``journal``
     entry for ``notes``. Each trade is its own position (``position_id`` = trade_id).
     ``quantity`` (None: the file must have a quantity column) is used for rows without one.
+    Ids are ``<trade_id>:<part>`` under ``import_source``: never the file's name, so the
+    same trades in a renamed or re-exported file are stored once. A column with no place
+    in the events (``created_at``, any unknown one) is named in the rows' ``unused``.
     A line over ``MAX_LINE_CHARS``, text that is not UTF-8 or a malformed CSV stops the
     reading with one last problem.
     """
     if account is None:
         yield ImportProblem(1, "a trades CSV needs an account")
         return
-    source = f"import/trades-csv/{name}"
+    del name
+    source = import_source("trades-csv", account)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(_bounded_lines(text))
+    reader = csv.DictReader(bounded_lines(text))
     try:
         header = reader.fieldnames or []
         missing = [c for c in ("trade_id", "symbol", "entry_date", "entry_price",
@@ -82,8 +94,11 @@ def iter_trades_csv(stream: BinaryIO, name: str, account: str | None,
             return
         if "quantity" not in header and quantity is None:
             yield ImportProblem(1, "the file has no quantity column; add one, or give the "
-                                   "quantity of every row (--quantity, inbox_quantity)")
+                                   "quantity of every row (--quantity; in the inbox, "
+                                   "quantity in the folder's .tradelog.toml, or "
+                                   "inbox_quantity)")
             return
+        extra = tuple(c for c in header if c not in _PLACED and c not in DERIVED)
         for row in reader:
             line = reader.line_num
             try:
@@ -92,9 +107,10 @@ def iter_trades_csv(stream: BinaryIO, name: str, account: str | None,
                 yield ImportProblem(line, str(exc))
                 continue
             found.line = line
+            found.unused = tuple(c for c in extra if (row.get(c) or "").strip())
             found.size = sum(len(v) for v in row.values() if isinstance(v, str))
             yield found
-    except (_LineTooLongError, csv.Error) as exc:
+    except (LineTooLongError, csv.Error) as exc:
         yield ImportProblem(reader.line_num + 1, f"{exc}; the rest was not read")
     except UnicodeDecodeError:
         yield ImportProblem(reader.line_num + 1, "not UTF-8 text; the rest was not read")
@@ -144,6 +160,9 @@ def _trade_row(row: dict[str, str], account: str, quantity: Decimal, source: str
         events.append(wire_event("signal", f"{trade_id}:signal", source, opened, account, signal))
     opening: dict[str, Any] = {"symbol": symbol, "side": side_open, "quantity": str(qty),
                                "price": str(entry_price), "position_id": trade_id}
+    attrs = {k: v for k in ATTRS if (v := (row.get(k) or "").strip()[:256])}
+    if attrs:
+        opening["attrs"] = attrs
     if signal_id:
         opening["signal_id"] = signal_id
     events.append(wire_event("fill", f"{trade_id}:open", source, opened, account, opening))
@@ -177,4 +196,4 @@ def _trade_row(row: dict[str, str], account: str, quantity: Decimal, source: str
         events.append(wire_event("journal", f"{trade_id}:notes", source, opened, account, {
             "text": notes[:10000], "tags": ["imported"], "symbol": symbol,
             "position_id": trade_id}))
-    return ImportRow(0, events, realized)
+    return ImportRow(0, events, realized, closed=int(status == "CLOSED"))

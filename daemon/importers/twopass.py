@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from daemon.importers.formats import iter_rows
+from daemon.importers.mapping import Mapping
 from daemon.importers.rows import ImportProblem, ImportRow
 
 __all__ = ["MAX_PROBLEMS", "Checked", "StoppedError", "TooLargeError", "check_file",
@@ -31,6 +32,8 @@ __all__ = ["MAX_PROBLEMS", "Checked", "StoppedError", "TooLargeError", "check_fi
 MAX_PROBLEMS = 50
 """Problems kept for the report; the others are only counted."""
 MAX_ACCOUNTS = 1000
+MAX_POSITIONS = 1_000_000
+"""Position ids of one file kept for the reconciliation; past this it is not made."""
 SAMPLE = 5
 _READ = 1 << 20
 
@@ -59,6 +62,47 @@ class Checked:
     sample: list[dict[str, Any]] = field(default_factory=list)
     accounts: set[str] | None = field(default_factory=set)
     """The accounts written (None past ``MAX_ACCOUNTS``); ``sample``: the first events."""
+    closed: int = 0
+    """Round trips the file states as closed."""
+    cash: Decimal = Decimal(0)
+    """Day-level P&L recorded as ``cash`` adjustments (account currency)."""
+    unused: dict[str, int] = field(default_factory=dict)
+    """Each field with no place in the events, by name: in how many rows it had a value."""
+    positions: set[str] | None = field(default_factory=set)
+    """The ``position_id`` of every fill of a row that states its P&L (None past
+    ``MAX_POSITIONS``): the round trips of this file, for the reconciliation."""
+
+    def count(self, item: ImportRow) -> None:
+        """Count the row ``item`` (already checked) in the totals."""
+        self.rows += 1
+        self.events += len(item.events)
+        self.closed += item.closed
+        if item.realized is not None:
+            self.realized += item.realized
+        if item.cash is not None:
+            self.cash += item.cash
+        for name in item.unused:
+            if name in self.unused or len(self.unused) < MAX_PROBLEMS:
+                self.unused[name] = self.unused.get(name, 0) + 1
+        for event in item.events:
+            self.kinds[event["type"]] += 1
+            if len(self.sample) < SAMPLE:
+                self.sample.append(event)
+            if self.accounts is not None:
+                self.accounts.add(event["account"])
+                if len(self.accounts) > MAX_ACCOUNTS:
+                    self.accounts = None
+            key = event["data"].get("position_id") if (
+                event["type"] == "fill" and item.realized is not None) else None
+            if self.positions is not None and isinstance(key, str):
+                self.positions.add(key)
+                if len(self.positions) > MAX_POSITIONS:
+                    self.positions = None
+
+    def warnings(self) -> list[str]:
+        """One line per field of the file that has no place in the events, by name."""
+        return [f"field {name!r} has no place in tradelog's events and was not imported "
+                f"({rows} rows have it)" for name, rows in sorted(self.unused.items())]
 
     def add(self, problem: ImportProblem) -> None:
         """Keep ``problem`` (or count it past ``MAX_PROBLEMS``)."""
@@ -125,7 +169,8 @@ def make_spool(near: int | None) -> int:
 
 def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
                quantity: Decimal | None, timezone: str, limit: int,
-               may_write: Callable[[str], str | None], stop: threading.Event) -> Checked:
+               may_write: Callable[[str], str | None], stop: threading.Event,
+               mapping: Mapping | None = None, revision: int = 1) -> Checked:
     """Pass 1 over the open file ``fd`` (read from its current offset): parse and validate
     every row, check with ``may_write`` (None: allowed, else the reason) every account
     written, and copy every byte to ``spool``. Blocking: run it on a thread.
@@ -139,7 +184,8 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
     tee = _Tee(fd, spool, limit, stop)
     stream = io.BufferedReader(tee, _READ)
     allowed: dict[str, str | None] = {}
-    for item in iter_rows(stream, fmt, name, account, quantity, timezone):
+    for item in iter_rows(stream, fmt, name, account, quantity, timezone, mapping=mapping,
+                          revision=revision):
         if isinstance(item, ImportProblem):
             checked.add(item)
             continue
@@ -156,18 +202,7 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
         if refusal:
             checked.add(ImportProblem(item.line, refusal))
             continue
-        checked.rows += 1
-        checked.events += len(item.events)
-        if item.realized is not None:
-            checked.realized += item.realized
-        for event in item.events:
-            checked.kinds[event["type"]] += 1
-            if len(checked.sample) < SAMPLE:
-                checked.sample.append(event)
-            if checked.accounts is not None:
-                checked.accounts.add(event["account"])
-                if len(checked.accounts) > MAX_ACCOUNTS:
-                    checked.accounts = None
+        checked.count(item)
     tee.drain()
     checked.copied = tee.copied
     return checked
@@ -175,7 +210,8 @@ def check_file(fd: int, spool: int, fmt: str, name: str, account: str | None, *,
 
 def spool_batches(spool: int, fmt: str, name: str, account: str | None, *,
                   quantity: Decimal | None, timezone: str, max_events: int,
-                  max_chars: int) -> Generator[list[dict[str, Any]], None, None]:
+                  max_chars: int, mapping: Mapping | None = None, revision: int = 1
+                  ) -> Generator[list[dict[str, Any]], None, None]:
     """Pass 2: the events of the spool (already checked) in batches of at most
     ``max_events`` events and about ``max_chars`` characters of the file, never
     splitting one row's events. Blocking: call ``next`` on a thread.
@@ -188,7 +224,7 @@ def spool_batches(spool: int, fmt: str, name: str, account: str | None, *,
         current: list[dict[str, Any]] = []
         chars = 0
         for item in iter_rows(stream, fmt, name, account, quantity, timezone,
-                              validate=False):
+                              validate=False, mapping=mapping, revision=revision):
             if not isinstance(item, ImportRow):
                 raise ValueError(f"the copy of the file reads differently: {item}")
             if current and (len(current) + len(item.events) > max_events

@@ -96,6 +96,10 @@ class MetricsParams(_Params):
     strategy: StrictStr | None = None
     as_of: Annotated[StrictInt, Field(ge=0)] | StrictStr | None = None
     annualization: Annotated[StrictInt, Field(ge=1, le=366)] | None = None
+    now: StrictStr | None = None
+    """RFC 3339 moment that sets "today" and the period starts; None: the daemon's clock."""
+    period: Literal["day", "week", "month"] = "month"
+    """The period table of the answer: trading days, ISO weeks or months."""
 
 
 class ReadParams(_Params):

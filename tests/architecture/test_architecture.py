@@ -69,6 +69,9 @@ PURE = {
         "projections.positions", "projections.balances", "projections.daily",
         "projections.orders", "projections.signals", "projections.journal",
         "projections.rowcache", "projections.metrics_series", "projections.metrics_stats",
+        "projections.metrics_risk", "projections.metrics_groups", "projections.metrics_bench",
+        "projections.metrics_periods", "projections.metrics_analytics",
+        "projections.metrics_window",
     ),
     "wire": ("daemon.wire",),
 }

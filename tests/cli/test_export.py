@@ -43,12 +43,12 @@ def test_export_then_import_into_an_empty_database(source: Path, tmp_path: Path)
     imported = tradelog("import", str(out / "events.jsonl"), "--format", "events-jsonl",
                         "--db", str(fresh))
     assert 0 == imported.returncode, imported.stderr
-    assert "19 events stored" in imported.stdout.decode()
+    assert "19 new events" in imported.stdout.decode()
     assert _content(stored_rows(source)) == _content(stored_rows(fresh))
     assert asyncio.run(views_of(source)) == asyncio.run(views_of(fresh))
     again = tradelog("import", str(out / "events.jsonl"), "--format", "events-jsonl",
                      "--db", str(fresh))
-    assert "0 events stored, 19 duplicates skipped" in again.stdout.decode()
+    assert "0 new events, 19 already stored" in again.stdout.decode()
 
 
 async def test_views_as_csv_with_exact_decimals(source: Path, tmp_path: Path) -> None:

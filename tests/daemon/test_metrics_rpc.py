@@ -1,5 +1,7 @@
 """The ``metrics`` method over the socket and ``tradelog report`` on the CLI."""
 
+# STYLE.md wants `assert expected == actual`; ruff's SIM300 reads that as a Yoda condition.
+
 from __future__ import annotations
 
 import json
@@ -28,6 +30,8 @@ def test_metrics_method_answers_from_the_daemon(tmp_path: Path) -> None:
         with Client(daemon.socket) as client:
             client.append(events)
             answer = client.call("metrics", {"account": "acct-1"})
+            weekly = client.call("metrics", {"account": "acct-1", "period": "week",
+                                             "now": "2024-03-05T20:00:00Z"})
             with pytest.raises(RemoteError) as refused:
                 client.call("metrics", {"account": "acct-1", "annualization": "often"})
         report = subprocess.run(
@@ -37,5 +41,13 @@ def test_metrics_method_answers_from_the_daemon(tmp_path: Path) -> None:
     assert "5" == answer["pnl"]["all_time"]
     assert Decimal(50) == Decimal(answer["trades"]["win_rate_pct"])
     assert -32602 == refused.value.code
+    # "today" is the daemon's clock (no event today: 0), or the ``now`` given
+    assert "0" == answer["pnl"]["today"]
+    assert ("2024-03-05", "-15") == (weekly["today"], weekly["pnl"]["today"])
+    assert [("2024-W10", "5", 2, "50")] == [
+        (r["period"], r["realized_pnl"], r["round_trips"], r["win_rate_pct"])
+        for r in weekly["periods"]["rows"]]
+    assert "needs at least 20 daily returns; there are 2" == answer["ratios"]["reason"]
+    assert None is answer["ratios"]["sharpe"]
     assert 0 == report.returncode, report.stderr
     assert answer["trades"] == json.loads(report.stdout)["trades"]

@@ -18,8 +18,8 @@ import pytest
 from daemon.access import Peer
 from daemon.client import Client
 from daemon.importers.inbox import owner_peer
-from tests.support import DaemonProcess
 from tests.importers.test_inbox import SETTLE, events_jsonl, wait_for
+from tests.support import DaemonProcess
 
 ALICE_UID = 54321
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")

@@ -112,10 +112,12 @@ def test_cli_import_twice_into_file_reconciles_and_stores_nothing_again(tmp_path
                             "daily-pnl-json", "--account", "legacy-json", "--db", str(db))
         assert 0 == csv_run.returncode, csv_run.stderr
         assert 0 == json_run.returncode, json_run.stderr
-        assert "realized P&L in file 936.00000, in views 936  (match)" in csv_run.stdout
-        assert "in file -13940.35734, in views -13940.35734  (match)" in json_run.stdout
-    assert "0 events stored, 789 duplicates skipped" in csv_run.stdout
-    assert "0 events stored, 526 duplicates skipped" in json_run.stdout
+        assert ("this file: 262 round trips, realized P&L 936.00000; in the views: 262 "
+                "round trips, realized P&L 936  (match)") in csv_run.stdout
+        assert ("realized P&L -13940.35734; in the views: 263 round trips, realized P&L "
+                "-13940.35734  (match)") in json_run.stdout
+    assert "0 new events, 789 already stored" in csv_run.stdout
+    assert "0 new events, 526 already stored" in json_run.stdout
 
 
 async def _open(db: Path) -> Recorder:
@@ -179,7 +181,7 @@ def test_events_jsonl_import_checks_every_line(tmp_path: Path) -> None:
     done = tradelog("import", str(tmp_path / "ok.jsonl"), "--format", "events-jsonl",
                     "--db", str(tmp_path / "t.db"))
     assert 0 == done.returncode, done.stderr
-    assert "1 events stored" in done.stdout
+    assert "1 new events" in done.stdout
 
 
 def test_cli_import_through_running_daemon_twice(tmp_path: Path) -> None:
@@ -194,8 +196,9 @@ def test_cli_import_through_running_daemon_twice(tmp_path: Path) -> None:
         second = tradelog(*args)
         direct = tradelog(*args[:-2], "--db", str(daemon.db))
     assert 0 == first.returncode, first.stderr
-    assert "789 events stored, 0 duplicates skipped" in first.stdout
-    assert "in file 936.00000, in views 936  (match)" in first.stdout
-    assert "0 events stored, 789 duplicates skipped" in second.stdout
+    assert "789 new events, 0 already stored" in first.stdout
+    assert ("realized P&L 936.00000; in the views: 262 round trips, realized P&L 936  "
+            "(match)") in first.stdout
+    assert "0 new events, 789 already stored" in second.stdout
     assert 1 == direct.returncode
     assert "in use by another tradelog process" in direct.stderr

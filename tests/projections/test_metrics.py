@@ -109,6 +109,9 @@ async def recorder(tmp_path: Path) -> AsyncIterator[Recorder]:
         await rec.close()
 
 
+LAST = datetime(2024, 3, 7, 20, tzinfo=UTC)
+"""A moment on the history's last day, for tests that read "today"."""
+
 HAND_RETURNS = [Fraction(100, 10000), Fraction(50, 10100), Fraction(18, 10150),
                 Fraction(-70, 10168), Fraction(0), Fraction(-24, 9098)]
 """Daily returns by hand: (E_d - E_prev - F_d) / (E_prev + F_d)."""
@@ -147,13 +150,28 @@ async def test_per_symbol_and_per_strategy_tables(recorder: Recorder) -> None:
             row("strategy", None, 3, 2, 0, 1, "150")] == result["by_strategy"]
 
 
-async def test_period_pnl_counts_from_the_latest_event(recorder: Recorder) -> None:
-    """"Today" defaults to the latest event's day (Thu 2024-03-07): all-time 74, year
-    -26 (2023's +100 left out), month and week (from Monday 03-04) -76, today -24."""
-    result = await compute_metrics(recorder, ACCOUNT)
+async def test_period_pnl_on_the_last_day(recorder: Recorder) -> None:
+    """With ``now`` on the last day (Thu 2024-03-07): all-time 74, year -26 (2023's +100
+    left out), month and week (from Monday 03-04) -76, today -24."""
+    result = await compute_metrics(recorder, ACCOUNT, now=LAST)
     assert "2024-03-07" == result["today"]
     assert {"all_time": "74", "year_to_date": "-26", "month_to_date": "-76",
             "week_to_date": "-76", "today": "-24"} == result["pnl"]
+
+
+async def test_today_is_the_clock_not_the_last_event(recorder: Recorder) -> None:
+    """Without ``now``, "today" is the wall clock's date in the account's time zone, so a
+    day without events (here: every day since 2024) shows today's P&L as 0, not the last
+    event's day's -24; an RFC 3339 text works as ``now`` too."""
+    before = datetime.now(UTC).date().isoformat()
+    result = await compute_metrics(recorder, ACCOUNT)
+    after = datetime.now(UTC).date().isoformat()
+    assert result["today"] in {before, after}
+    assert "0" == result["pnl"]["today"]
+    assert "0" == result["pnl"]["week_to_date"]
+    assert "0" == result["daily_loss"]["loss_used"]
+    given = await compute_metrics(recorder, ACCOUNT, now="2024-03-07T20:00:00Z")
+    assert "-24" == given["pnl"]["today"]
 
 
 async def test_period_pnl_with_a_given_now(recorder: Recorder) -> None:
@@ -203,18 +221,18 @@ async def test_drawdown_takes_transfers_out(recorder: Recorder) -> None:
     assert {"amount": "105", "pct": q10(Fraction(100 * 105, 10168)),
             "peak_time": "2024-03-04T12:00:00Z", "peak_date": "2024-03-04",
             "peak_equity": "10168", "trough_time": "2024-03-05T12:00:00Z",
-            "trough_date": "2024-03-05", "trough_equity": "10063"} == dd["max"]
-    assert dd["max"] == dd["max_pct"]
+            "trough_date": "2024-03-05", "trough_equity": "10063", "recovery_time": None,
+            "recovery_date": None, "recovery_days": None, "recovered": False} == dd["max"]
+    assert {k: v for k, v in dd["max"].items() if not k.startswith("recover")} == dd["max_pct"]
     assert ("94", q10(Fraction(100 * 94, 10168))) == (dd["current"]["amount"],
                                                       dd["current"]["pct"])
     assert ["0", "0", "0", "0", "105", "70", "70", "70", "82", "94"] == [
         p["drawdown"] for p in dd["curve"]]
 
 
-async def test_sharpe_and_sortino_from_hand_returns(recorder: Recorder) -> None:
+def test_sharpe_and_sortino_from_hand_returns() -> None:
     """Sharpe = mean / sample std * sqrt(252); Sortino = mean / sqrt(mean(min(r,0)^2)) *
-    sqrt(252), over the six daily returns; 252 because nothing filled on a weekend."""
-    result = await compute_metrics(recorder, ACCOUNT)
+    sqrt(252), over the six daily returns of the history."""
     r = HAND_RETURNS
     mean = sum(r, Fraction(0)) / 6
     variance = sum(((x - mean) ** 2 for x in r), Fraction(0)) / 5
@@ -226,16 +244,24 @@ async def test_sharpe_and_sortino_from_hand_returns(recorder: Recorder) -> None:
     m = Decimal(mean.numerator) / Decimal(mean.denominator)
     expected_sharpe = float(m / root(variance) * Decimal(252).sqrt())
     expected_sortino = float(m / root(downside) * Decimal(252).sqrt())
-    ratios = result["ratios"]
+    returns = [Decimal(x.numerator) / Decimal(x.denominator) for x in r]
+    assert expected_sharpe == pytest.approx(float(sharpe(returns, 252) or 0), abs=1e-9)
+    assert expected_sortino == pytest.approx(float(sortino(returns, 252) or 0), abs=1e-9)
+
+
+async def test_six_daily_returns_give_no_sharpe(recorder: Recorder) -> None:
+    """Six daily returns are too few: Sharpe, Sortino and Calmar are withheld, saying so;
+    252 periods because nothing filled on a weekend."""
+    ratios = (await compute_metrics(recorder, ACCOUNT))["ratios"]
     assert 252 == ratios["annualization"]
     assert 6 == ratios["daily_returns"]
-    assert expected_sharpe == pytest.approx(float(ratios["sharpe"]), abs=1e-9)
-    assert expected_sortino == pytest.approx(float(ratios["sortino"]), abs=1e-9)
+    assert (None, None, None) == (ratios["sharpe"], ratios["sortino"], ratios["calmar"])
+    assert "needs at least 20 daily returns; there are 6" == ratios["reason"]
 
 
 async def test_daily_loss_card(recorder: Recorder) -> None:
     """Today's loss used (24 of a 100 limit: 24%), not blocked."""
-    result = await compute_metrics(recorder, ACCOUNT)
+    result = await compute_metrics(recorder, ACCOUNT, now=LAST)
     assert {"date": "2024-03-07", "loss_used": "24", "limit": "100", "used_pct": "24",
             "blocked": False} == result["daily_loss"]
 
@@ -253,7 +279,7 @@ async def test_daily_loss_card_blocked(tmp_path: Path) -> None:
     rec = await Recorder.open(tmp_path / "log.db")
     try:
         await rec.append([new_event(e) for e in events])
-        result = await compute_metrics(rec, ACCOUNT)
+        result = await compute_metrics(rec, ACCOUNT, now="2024-01-02T12:00:00Z")
     finally:
         await rec.close()
     assert {"date": "2024-01-02", "loss_used": "24", "limit": "20", "used_pct": "120",
@@ -293,8 +319,8 @@ async def test_as_of_replays_the_past(recorder: Recorder) -> None:
 
 async def test_other_account_is_left_out(recorder: Recorder) -> None:
     """Events of another account in the same log change nothing (but seqs and ids)."""
-    mine = await compute_metrics(recorder, ACCOUNT)
-    other = await compute_metrics(recorder, "other")
+    mine = await compute_metrics(recorder, ACCOUNT, now=LAST)
+    other = await compute_metrics(recorder, "other", now=LAST)
     mine.pop("account")
     other.pop("account")
     mine.pop("as_of_seq")
@@ -306,6 +332,8 @@ async def test_other_account_is_left_out(recorder: Recorder) -> None:
                 point.pop("trade_id", None)
         for point in result["drawdown"]["curve"]:
             point.pop("seq")
+        for row in result["last_trades"]:
+            row.pop("trade_id")
     assert mine == other
 
 
@@ -317,7 +345,9 @@ async def test_other_account_is_left_out(recorder: Recorder) -> None:
     ({"as_of": "noon"}, "as_of"),
     ({"annualization": 0}, "annualization"),
     ({"symbol": ""}, "symbol"),
-    ({"now": datetime(2024, 1, 1)}, "timezone-aware"),
+    ({"now": datetime(2024, 1, 1)}, "with its offset"),
+    ({"now": "tomorrow"}, "now"),
+    ({"period": "quarter"}, "period must be one of day, week, month"),
     ({"account": "nobody"}, "no events"),
 ])
 async def test_bad_params_raise_validation_error(recorder: Recorder, params: dict[str, Any],

@@ -26,8 +26,8 @@ from projections.query import ViewQuery, query_view
 from projections.query_params import MAX_LIMIT
 from projections.startup import open_views
 from tests.fold_support import new_event, rows_of
-from tests.query_support import write_history
 from tests.projections.test_fold_properties import sequences
+from tests.query_support import write_history
 
 MOMENTS = ["2024-03-01T09:00:00Z", "2024-03-02T09:20:00.5Z", "2024-03-03T15:00:00+05:30",
            "2024-03-04T09:31:00Z", "2030-01-01T00:00:00Z", "2000-01-01T00:00:00Z"]

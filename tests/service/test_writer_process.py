@@ -26,8 +26,8 @@ from eventstore.recorder import Recorder
 from projections.startup import flush_views, open_views
 from tests.daemon_support import all_views, health, read_all, sqlite_rows, tradelog
 from tests.fold_support import fold_rows, new_event, view_rows
-from tests.support import DaemonProcess, fill, wire_event
 from tests.projections.test_views_runner import checkpoint, sample
+from tests.support import DaemonProcess, fill, wire_event
 
 
 async def test_deferred_views_are_written_once_per_stretch_and_on_flush(tmp_path: Path
