@@ -99,7 +99,8 @@ def test_no_daemon_is_reported_at_once_naming_the_socket(tmp_path: Path,
 def test_show_and_report_say_where_they_read(tmp_path: Path) -> None:
     """With the daemon up, ``show`` and ``report`` (given the socket by flag or by the
     environment) ask it; with it stopped they read the file read-only. Each says which
-    on stderr, and ``report --socket`` with no daemon exits 3."""
+    on stderr; ``report --socket`` with no daemon exits 3, and with ``--benchmark``
+    (read here, so from the file) exits 2."""
     with DaemonProcess(tmp_path) as proc:
         seed(proc)
         env = clean_env(TRADELOG_SOCKET=str(proc.socket), TRADELOG_DB=str(proc.db))
@@ -116,6 +117,10 @@ def test_show_and_report_say_where_they_read(tmp_path: Path) -> None:
     assert json.loads(live.stdout)["rows"] == json.loads(offline.stdout)["rows"]
     gone = run("report", "--socket", str(proc.socket))
     _plain_failure(gone, EXIT_UNREACHABLE, str(proc.socket))
+    prices = tmp_path / "bench.csv"
+    prices.write_text("date,close\n2024-03-01,100\n")
+    both = run("report", "--socket", str(proc.socket), "--benchmark", str(prices))
+    _plain_failure(both, EXIT_USAGE, "give --db PATH instead of --socket")
 
 
 def test_rebuild_beside_a_running_daemon_is_refused(tmp_path: Path) -> None:
