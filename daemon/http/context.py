@@ -62,11 +62,12 @@ class Api:
 
     async def metrics(self, reader: Reader, params: dict[str, Any],
                       now: datetime | None = None) -> dict[str, Any]:
-        """The socket's ``metrics`` for ``reader`` (``now`` None: "today" is the day of the
-        account's last event, as on the socket; the dashboard passes ``clock()``).
+        """The socket's ``metrics`` for ``reader``. ``now`` (the dashboard passes
+        ``clock()``) overrides ``params["now"]``; with neither, "today" and the period
+        starts come from the daemon's clock, as on the socket.
 
-        Answers are shared by equal requests while no event is appended (and, with
-        ``now``, within the minute).
+        Answers are shared by equal requests while no event is appended and within
+        the minute.
 
         Raises:
             ValidationError, NotPermittedError, StorageUnavailableError.
@@ -74,7 +75,8 @@ class Api:
         checked = check_params(MetricsParams, params)
         check_read(reader, checked.account)
         values = checked.model_dump()
-        key = (tuple(sorted(values.items())), self.service.last_seq, now)
+        # Without a ``now`` the answer follows the wall clock: shared within the minute.
+        key = (tuple(sorted(values.items())), self.service.last_seq, now or clock())
         task = self._metrics.get(key)
         if task is None or (task.done() and task.exception() is not None):
             task = asyncio.ensure_future(self._compute(values, now))
@@ -88,9 +90,11 @@ class Api:
 
     async def _compute(self, values: dict[str, Any], now: datetime | None) -> dict[str, Any]:
         account = values.pop("account")
+        if now is not None:
+            values["now"] = now
         async with self.service.reads_running:
             await self.service.views_current()
-            return await compute_metrics(self.service.recorder, account, now=now, **values)
+            return await compute_metrics(self.service.recorder, account, **values)
 
 
 def _retrieved(task: asyncio.Task[dict[str, Any]]) -> None:

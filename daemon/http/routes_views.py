@@ -148,11 +148,15 @@ async def metrics(request: Request, reader: ReaderDep, account: RequiredAccount,
                   strategy: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
                   as_of: AsOfParam = None,
                   annualization: Annotated[int | None, Query(ge=1, le=366)] = None,
+                  now: Annotated[str | None, Query(max_length=64)] = None,
+                  period: Annotated[Literal["day", "week", "month"], Query()] = "month",
                   ) -> Response:
-    """The socket's ``metrics`` (docs/METRICS.md): "today" is the day of the account's
-    last event, as there; the dashboard's routes use the clock instead."""
+    """The socket's ``metrics`` (docs/METRICS.md): "today" and the period starts come
+    from ``now`` (RFC 3339) or, without it, the daemon's clock in the account's time
+    zone; ``period`` picks the period table (trading days, ISO weeks or months)."""
     params = given(account=account, since=since, until=until, symbol=symbol,
-                   strategy=strategy, as_of=as_of_value(as_of), annualization=annualization)
+                   strategy=strategy, as_of=as_of_value(as_of), annualization=annualization,
+                   now=now, period=period)
     return await read_answer(request, await api_of(request).metrics(reader, params))
 
 

@@ -70,13 +70,16 @@ def test_view_equals_query(served: HttpDaemon, view: str, params: dict[str, Any]
 
 
 @pytest.mark.parametrize("params", [
-    {"account": ACCOUNT},
-    {"account": ACCOUNT, "since": "2017-05-01", "until": "2017-05-31"},
-    {"account": ACCOUNT, "symbol": "EURUSD", "strategy": "sma-10-30", "annualization": 252},
-    {"account": ACCOUNT, "as_of": 500},
+    {"account": ACCOUNT, "now": "2017-06-02T12:00:00Z"},
+    {"account": ACCOUNT, "since": "2017-05-01", "until": "2017-05-31",
+     "now": "2017-05-31T20:00:00Z", "period": "week"},
+    {"account": ACCOUNT, "symbol": "EURUSD", "strategy": "sma-10-30", "annualization": 252,
+     "now": "2017-06-02T12:00:00Z", "period": "day"},
+    {"account": ACCOUNT, "as_of": 500, "now": "2017-06-02T12:00:00Z"},
 ])
 def test_metrics_equals_socket(served: HttpDaemon, params: dict[str, Any]) -> None:
-    """``GET /api/v1/metrics`` is the socket's ``metrics`` for the same params."""
+    """``GET /api/v1/metrics`` is the socket's ``metrics`` for the same params (``now``
+    given, since without it each answer reads the clock when it is computed)."""
     with Client(served.proc.socket) as client:
         expected = client.call("metrics", params)
     assert expected == served.json("/api/v1/metrics", **params)
