@@ -5,7 +5,8 @@ Runs ``bench.faults.hostile`` with a couple of hundred requests per class agains
 that it stays short (a partial line is dropped after 1 s instead of 10) and tells the
 script so; every other limit is the contract's default. Latency is not asserted here (no
 timed tests): a good client left without an answer for 10 s counts as a freeze, which is
-a liveness failure, not a slow machine. The 60 s per class is a liveness bound too.
+a liveness failure, not a slow machine. The 240 s per class is a liveness bound too,
+wide enough for a machine that runs the rest of the suite beside it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _PER_CLASS = 200
 def _options() -> hostile.Options:
     return hostile.Options(
         requests=_PER_CLASS * len(hostile.CLASSES), seed=5, rss_limit_mb=512,
-        p99_ms=None, stall_s=10.0, partial_limit_s=1.0, class_budget_s=60.0, hold_s=1.0,
+        p99_ms=None, stall_s=10.0, partial_limit_s=1.0, class_budget_s=240.0, hold_s=1.0,
         slow_subscribers=2, answer_s=10.0,
         env={"TRADELOG_LIMITS__PARTIAL_LINE_TIMEOUT_S": "1"})
 
