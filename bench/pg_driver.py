@@ -1,6 +1,7 @@
 """asyncpg against psycopg 3 on the PostgreSQL append path (docs/POSTGRESQL.md).
 
-    python -m bench.pg_driver [--dsn postgresql://postgres@127.0.0.1/test] [--seconds 5]
+    python -m bench.pg_driver [--dsn postgresql://postgres@127.0.0.1/test]
+                              [--commit durable|nowait] [--repeats 5] [--json FILE]
 
 Each driver runs the store's append transaction as ``eventstore.postgres`` does it:
 ``BEGIN``; ``pg_advisory_xact_lock``; the last row; the group's source+id pairs already
@@ -9,7 +10,9 @@ stored; the accounts' versions; one ``INSERT ... SELECT FROM unnest`` of the row
 (durable: ``synchronous_commit`` as the server has it). Loads: one event per
 transaction and groups of 64, from 1 connection and from 4 connections at once (each
 its own appender contending for the lock). Every run is on a fresh schema made with
-the store's own DDL (``eventstore.postgres.ddl``), dropped at the end.
+the store's own DDL (``eventstore.postgres.ddl``), dropped at the end. The drivers take
+turns within each repeat and the median repeat is reported, with the client's CPU time
+per event (the bench process's, all threads).
 """
 
 from __future__ import annotations
@@ -46,6 +49,15 @@ INSERT = (f"INSERT INTO events ({ddl.INSERT_COLUMNS}) SELECT * FROM unnest("
 UPSERT = ("INSERT INTO accounts (account, version) SELECT * FROM unnest($1::text[], "
           "$2::bigint[]) ON CONFLICT (account) DO UPDATE SET version = accounts.version "
           "+ excluded.version")
+
+
+SYNC = ["on"]
+"""``synchronous_commit`` of the bench's sessions: ``on`` (durable, as the store runs) or
+``off`` (``--commit nowait``: the WAL flush left out, to see the drivers' own cost)."""
+
+
+def _options(schema: str) -> str:
+    return f"-csearch_path={schema} -csynchronous_commit={SYNC[0]}"
 
 
 def _ps(sql: str) -> str:
@@ -97,8 +109,8 @@ async def asyncpg_append(conn: asyncpg.Connection, key: int, events: Sequence[Ne
 
 async def asyncpg_run(dsn: str, schema: str, key: int, batches: list[list[NewEvent]],
                       clients: int) -> list[float]:
-    conns = [await asyncpg.connect(dsn, server_settings={"search_path": schema})
-             for _ in range(clients)]
+    settings = {"search_path": schema, "synchronous_commit": SYNC[0]}
+    conns = [await asyncpg.connect(dsn, server_settings=settings) for _ in range(clients)]
     took: list[float] = []
 
     async def one(conn: asyncpg.Connection, mine: list[list[NewEvent]]) -> None:
@@ -139,7 +151,7 @@ def psycopg_run(dsn: str, schema: str, key: int, batches: list[list[NewEvent]],
     lock = threading.Lock()
 
     def one(mine: list[list[NewEvent]]) -> None:
-        with psycopg.connect(dsn, options=f"-csearch_path={schema}") as conn:
+        with psycopg.connect(dsn, options=_options(schema)) as conn:
             for batch in mine:
                 started = time.perf_counter()
                 psycopg_append(conn, key, batch)
@@ -160,7 +172,7 @@ async def apsycopg_run(dsn: str, schema: str, key: int, batches: list[list[NewEv
     took: list[float] = []
 
     async def one(mine: list[list[NewEvent]]) -> None:
-        conn = await psycopg.AsyncConnection.connect(dsn, options=f"-csearch_path={schema}")
+        conn = await psycopg.AsyncConnection.connect(dsn, options=_options(schema))
         try:
             for events in mine:
                 started = time.perf_counter()
@@ -219,14 +231,15 @@ def measure(dsn: str, name: str, events: list[NewEvent], group: int,
     batches = [events[i:i + group] for i in range(0, len(events), group)]
     schema, key = fresh_schema(dsn)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         took = RUNNERS[name](dsn, schema, key, batches, clients)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         drop_schema(dsn, schema)
     took.sort()
     return {"driver": name, "group": group, "clients": clients, "events": len(events),
             "events_per_s": round(len(events) / wall),
+            "client_cpu_us_per_event": round(cpu / len(events) * 1e6, 1),
             "commit_p50_ms": round(statistics.median(took) * 1000, 3),
             "commit_p99_ms": round(took[int(len(took) * 0.99) - 1] * 1000, 3)}
 
@@ -234,26 +247,32 @@ def measure(dsn: str, name: str, events: list[NewEvent], group: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pg_driver")
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--single", type=int, default=2000,
+    parser.add_argument("--single", type=int, default=1000,
                         help="events for the one-event-per-transaction runs")
-    parser.add_argument("--grouped", type=int, default=64 * 200,
+    parser.add_argument("--grouped", type=int, default=64 * 100,
                         help="events for the groups-of-64 runs")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--commit", choices=["durable", "nowait"], default="durable",
+                        help="nowait: synchronous_commit=off in the bench's sessions")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    SYNC[0] = "on" if args.commit == "durable" else "off"
     results = []
     for group, count in ((1, args.single), (64, args.grouped)):
         for clients in (1, 4):
-            for name in RUNNERS:
-                best: dict[str, Any] | None = None
-                for repeat in range(args.repeats):
-                    events = make_events(count, f"{uuid.uuid4().hex[:6]}-{repeat}")
-                    figure = measure(args.dsn, name, events, group, clients)
-                    if best is None or figure["events_per_s"] > best["events_per_s"]:
-                        best = figure
-                assert best is not None
-                results.append(best)
-                print(json.dumps(best), flush=True)
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in RUNNERS}
+            for repeat in range(args.repeats):
+                # The drivers take turns within each repeat, so that the machine's other
+                # load falls on each alike; the median repeat is kept.
+                events = make_events(count, f"{uuid.uuid4().hex[:6]}-{repeat}")
+                for name in RUNNERS:
+                    runs[name].append(measure(args.dsn, name, events, group, clients))
+            for figures in runs.values():
+                figures.sort(key=lambda f: f["events_per_s"])
+                kept = {**figures[len(figures) // 2], "commit": args.commit,
+                        "repeats": len(figures)}
+                results.append(kept)
+                print(json.dumps(kept), flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)

@@ -57,7 +57,7 @@ def map_pg_error(exc: psycopg.Error, doing: str) -> EventStoreError:
         return StorageBusyError(f"{doing}: the log is locked by another writer ({text})")
     if isinstance(exc, _CORRUPT):
         return StorageCorruptError(f"{doing}: PostgreSQL reports damaged data: {text}")
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | _UNAVAILABLE):
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, *_UNAVAILABLE)):
         return StorageUnavailableError(
             f"{doing}: PostgreSQL unavailable: {text}; nothing was stored")
     return EventStoreError(f"{doing}: {text}")
@@ -142,7 +142,8 @@ def prepare(conn: Connection, *, create: bool) -> int:
 
 
 def _check_meta(conn: Connection, schema: str) -> None:
-    meta = dict(conn.execute("SELECT key, value FROM tradelog_meta").fetchall())
+    meta: dict[str, str] = {str(key): str(value) for key, value in conn.execute(
+        "SELECT key, value FROM tradelog_meta").fetchall()}
     if meta.get("application") != ddl.APPLICATION:
         raise DatabaseFileError(f"schema {schema!r} is not a tradelog log")
     version = meta.get("schema_version", "")
