@@ -23,6 +23,7 @@ from daemon.config import Config
 from daemon.jsonread import JSONReadError, loads
 from eventstore.errors import ValidationError
 from eventstore.recorder import Recorder
+from eventstore.store import open_store
 from projections.query import ViewQuery, query_view
 from projections.startup import rebuild_views
 from schemas.values import format_utc
@@ -36,21 +37,23 @@ def verify(args: argparse.Namespace, config: Config) -> int:
     corrupt at seq N": altered, missing, or a row that cannot be read at all)."""
 
     async def run() -> int:
-        recorder = await Recorder.open(config.db, readonly=True)
+        store = config.store_url()
+        where = config.db if store.kind == "sqlite" else store.redacted()
+        recorder = await open_store(store, readonly=True)
         try:
             report = await recorder.verify()
         finally:
             await recorder.close()
         if report.ok:
             print(f"verify: ok: {report.checked} events, chain intact, last hash "
-                  f"{report.last_hash[:16]}…, append-only triggers in place ({config.db})")
+                  f"{report.last_hash[:16]}…, append-only triggers in place ({where})")
             return 0
         if report.bad_seq is not None:
             print(f"verify: FAILED: storage corrupt at seq {report.bad_seq}: {report.reason} "
-                  f"({report.checked} events good before it; {config.db})")
+                  f"({report.checked} events good before it; {where})")
         else:
             print(f"verify: FAILED: {report.reason} ({report.checked} events checked; "
-                  f"{config.db})")
+                  f"{where})")
         return 1
 
     return asyncio.run(run())

@@ -16,6 +16,7 @@
     tradelog backup DEST [--db PATH | --socket PATH]   verified copy (docs/OPERATIONS.md)
     tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]
     tradelog export DIR [--db PATH] [--to-seq N]     events.jsonl and one CSV per view
+    tradelog migrate --from URL --to URL   copy a log between stores (docs/POSTGRESQL.md)
     tradelog --version
 
 Exit codes: 0 success, 1 a check failed (verify) or the daemon refused, 2 bad usage,
@@ -42,6 +43,8 @@ __all__ = ["main"]
 def _add_paths(parser: argparse.ArgumentParser, db: bool = True, sock: bool = True) -> None:
     if db:
         parser.add_argument("--db", type=Path, help="database file (default: data directory)")
+        parser.add_argument("--store", help="the log's store: sqlite:///PATH or a "
+                            "postgresql:// URI (docs/POSTGRESQL.md); default: --db")
     if sock:
         parser.add_argument("--socket", type=Path, help="daemon socket (default: runtime dir)")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
@@ -101,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="ask the daemon how it is")
     _add_paths(health, db=False)
     _add_operations(sub)
+    from daemon.cli.migrate import add_parser as add_migrate
+
+    add_migrate(sub)
     return parser
 
 
@@ -171,13 +177,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _config(args: argparse.Namespace) -> Any:
     overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
+                 "store": getattr(args, "store", None),
                  "inbox": getattr(args, "inbox", None),
                  "log_format": getattr(args, "log_format", None)}
     return load_config(args.config, overrides)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "migrate":
+        from daemon.cli.migrate import migrate_command
+
+        return migrate_command(args)
     config = _config(args)
+    if config.store_url().kind != "sqlite" and args.command not in ("verify",):
+        print(f"tradelog: `{args.command}` does not run on a PostgreSQL store yet; on one "
+              "today: `verify` and `migrate` (docs/POSTGRESQL.md)", file=sys.stderr)
+        return 2
     if args.command == "serve":
         # The writer process imports what it needs while this one imports the daemon.
         from daemon.writer.launch import launch

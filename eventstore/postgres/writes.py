@@ -35,18 +35,18 @@ from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
 
-__all__ = ["append_group", "rollback"]
+__all__ = ["INSERT", "UPSERT", "append_group", "rollback"]
 
 _LAST = "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
 _KNOWN = (f"SELECT {', '.join('e.' + c.strip() for c in ddl.EVENT_COLUMNS.split(','))} "
           "FROM unnest(%s::text[], %s::text[]) AS w(source, id) "
           "JOIN events AS e ON e.source = w.source AND e.id = w.id")
 _VERSIONS = "SELECT account, version FROM accounts WHERE account = ANY(%s::text[])"
-_INSERT = (f"INSERT INTO events ({ddl.INSERT_COLUMNS}) SELECT * FROM unnest("
+INSERT = (f"INSERT INTO events ({ddl.INSERT_COLUMNS}) SELECT * FROM unnest("
            "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
            "%s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[], "
            "%s::text[], %s::text[])")
-_UPSERT = ("INSERT INTO accounts (account, version) SELECT * FROM unnest(%s::text[], "
+UPSERT = ("INSERT INTO accounts (account, version) SELECT * FROM unnest(%s::text[], "
            "%s::bigint[]) ON CONFLICT (account) DO UPDATE SET version = accounts.version "
            "+ excluded.version")
 
@@ -184,8 +184,8 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
                     group.add(event)
         with conn.pipeline():
             if group.stored:
-                conn.execute(_INSERT, group.columns)
-                conn.execute(_UPSERT, (list(group.pending), list(group.pending.values())))
+                conn.execute(INSERT, group.columns)
+                conn.execute(UPSERT, (list(group.pending), list(group.pending.values())))
             committing = True
             conn.execute("COMMIT")
     except EventStoreError:
