@@ -145,8 +145,22 @@ def psycopg_append(conn: psycopg.Connection[Any], key: int, events: Sequence[New
             conn.execute(_ps(UPSERT), (list(counts), list(counts.values())))
 
 
+def psycopg_plain_append(conn: psycopg.Connection[Any], key: int,
+                         events: Sequence[NewEvent]) -> None:
+    """The same transaction without pipeline mode: one round trip per statement."""
+    with conn.transaction():
+        conn.execute(_ps(LOCK), (key,))
+        last = conn.execute(LAST).fetchone()
+        conn.execute(_ps(KNOWN), ([e.source for e in events], [e.event_id for e in events]))
+        conn.execute(_ps(VERSIONS), (sorted({e.account for e in events}),))
+        seq, digest = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        cols, counts = columns(events, seq, digest, _now())
+        conn.execute(_ps(INSERT), cols)
+        conn.execute(_ps(UPSERT), (list(counts), list(counts.values())))
+
+
 def psycopg_run(dsn: str, schema: str, key: int, batches: list[list[NewEvent]],
-                clients: int) -> list[float]:
+                clients: int, append: Callable[..., None] = psycopg_append) -> list[float]:
     took: list[float] = []
     lock = threading.Lock()
 
@@ -154,7 +168,7 @@ def psycopg_run(dsn: str, schema: str, key: int, batches: list[list[NewEvent]],
         with psycopg.connect(dsn, options=_options(schema)) as conn:
             for batch in mine:
                 started = time.perf_counter()
-                psycopg_append(conn, key, batch)
+                append(conn, key, batch)
                 with lock:
                     took.append(time.perf_counter() - started)
 
@@ -222,6 +236,7 @@ def drop_schema(dsn: str, schema: str) -> None:
 RUNNERS: dict[str, Callable[..., list[float]]] = {
     "asyncpg": lambda *a: asyncio.run(asyncpg_run(*a)),
     "psycopg (sync, pipeline)": psycopg_run,
+    "psycopg (sync)": lambda *a: psycopg_run(*a, append=psycopg_plain_append),
     "psycopg (async, pipeline)": lambda *a: asyncio.run(apsycopg_run(*a)),
 }
 

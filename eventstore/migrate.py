@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eventstore.canonical import GENESIS_HASH, chain_hash
 from eventstore.errors import (
@@ -55,7 +55,12 @@ def _source_rows(url: StoreURL, after: int) -> Iterator[Iterator[Row]]:
         conn = open_sqlite(url.path, readonly=True, busy_timeout_s=5.0)
         try:
             conn.execute("BEGIN")
-            yield rows_after(conn, after)
+            # ``rows_after`` is a generator function (its annotation says Iterator).
+            rows = cast(Generator[Row, None, None], rows_after(conn, after))
+            try:
+                yield rows
+            finally:
+                rows.close()  # before its connection: a generator left open ends later
         finally:
             conn.close()
         return
@@ -68,7 +73,11 @@ def _source_rows(url: StoreURL, after: int) -> Iterator[Iterator[Row]]:
         prepare(pg, create=False)
         with pg.transaction():
             pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield reads.rows_after(pg, after)
+            pg_rows = reads.rows_after(pg, after)
+            try:
+                yield pg_rows
+            finally:
+                pg_rows.close()
     finally:
         pg.close()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg
+from psycopg.conninfo import conninfo_to_dict
 
 from eventstore.errors import (
     DatabaseFileError,
@@ -76,9 +77,13 @@ def connect(conninfo: str, *, readonly: bool = False, lock_timeout_s: float = 5.
     Raises:
         StorageUnavailableError: no server (or no read-write one) could be reached.
     """
-    extra: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout_s)),
-                             "application_name": "tradelog"}
-    if not readonly and "target_session_attrs" not in conninfo:
+    given = _params(conninfo)
+    extra: dict[str, Any] = {}
+    if "connect_timeout" not in given:
+        extra["connect_timeout"] = max(1, round(connect_timeout_s))
+    if "application_name" not in given:
+        extra["application_name"] = "tradelog"
+    if not readonly and "target_session_attrs" not in given:
         extra["target_session_attrs"] = "read-write"
     try:
         conn = psycopg.connect(conninfo, autocommit=True, **extra)
@@ -95,6 +100,18 @@ def connect(conninfo: str, *, readonly: bool = False, lock_timeout_s: float = 5.
         conn.close()
         raise map_pg_error(exc, "preparing the PostgreSQL connection") from exc
     return conn
+
+
+def _params(conninfo: str) -> dict[str, str]:
+    """The parameters a URI or key=value string gives (libpq's parser).
+
+    Raises:
+        StorageUnavailableError: libpq cannot parse it (the message says where).
+    """
+    try:
+        return conninfo_to_dict(conninfo)  # type: ignore[return-value]
+    except psycopg.Error as exc:
+        raise map_pg_error(exc, "reading the PostgreSQL URI") from exc
 
 
 def prepare(conn: Connection, *, create: bool) -> int:

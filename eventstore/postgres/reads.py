@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -73,7 +73,7 @@ def _stored(row: tuple[Any, ...]) -> StoredEvent:
 
 
 def rows_after(conn: Connection, after: int, before: int | None = None
-               ) -> Iterator[tuple[Any, ...]]:
+               ) -> Generator[tuple[Any, ...], None, None]:
     """Every stored row (``ddl.EVENT_COLUMNS``) with ``after < seq`` (and ``< before``), in
     seq order, streamed from a server-side cursor 4096 rows at a time. Must run inside a
     transaction (``snapshot``)."""

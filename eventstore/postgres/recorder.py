@@ -5,8 +5,9 @@ verify, verify_tail, close).
 Like the SQLite recorder it holds two connections, each on a thread of its own (psycopg's
 synchronous connection; the same code serves the writer process, which is synchronous):
 one appends, one reads, so a read never waits behind a commit. A connection found
-broken (the server restarted, a failover) is replaced at the next call: that call
-answers ``StorageUnavailableError`` (retryable, nothing stored) if no server is back.
+broken (the server restarted, a failover) is replaced, and the call that found it so
+runs once more on the new one (nothing of it was committed); it answers
+``StorageUnavailableError`` (retryable, nothing stored) when no server can be reached.
 """
 
 from __future__ import annotations
@@ -58,7 +59,15 @@ class _Session:
         """``fn(conn, lock_key)`` on the session's thread, (re)connecting first if needed."""
         def work() -> T:
             conn = self._ensure()
-            return fn(conn, self.key)
+            try:
+                return fn(conn, self.key)
+            except StorageUnavailableError:
+                if not conn.broken:
+                    raise
+            # The connection was found dead (a server restart, a failover) before anything
+            # was committed (a cut during COMMIT is CommitInDoubtError, never retried):
+            # the call runs once more on a new connection.
+            return fn(self._ensure(), self.key)
 
         return await asyncio.get_running_loop().run_in_executor(self.pool, work)
 

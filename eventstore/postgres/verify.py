@@ -6,6 +6,7 @@ versions checked in the catalog. Runs inside one read snapshot (``reads.snapshot
 from __future__ import annotations
 
 import re
+from contextlib import closing
 
 from eventstore.canonical import GENESIS_HASH
 from eventstore.postgres import ddl
@@ -67,7 +68,8 @@ def _version_drift(conn: Connection) -> str:
 def verify_chain(conn: Connection) -> VerifyReport:
     """Walk the chain from seq 1 (``bad_seq``: the first event missing, altered or out of
     place), then check the triggers and the accounts' versions (``reason`` alone)."""
-    checked, previous, bad_seq, reason = check_rows(rows_after(conn, 0), GENESIS_HASH, 1)
+    with closing(rows_after(conn, 0)) as rows:
+        checked, previous, bad_seq, reason = check_rows(rows, GENESIS_HASH, 1)
     if bad_seq is not None:
         return VerifyReport(checked, previous, bad_seq, reason)
     missing = trigger_problems(conn)
@@ -90,6 +92,6 @@ def verify_tail(conn: Connection, count: int) -> VerifyReport:
         if found is None:
             return VerifyReport(0, GENESIS_HASH, first - 1, f"seq {first - 1} is missing")
         previous = str(found[0])
-    checked, previous, bad_seq, reason = check_rows(rows_after(conn, first - 1), previous,
-                                                    first)
+    with closing(rows_after(conn, first - 1)) as rows:
+        checked, previous, bad_seq, reason = check_rows(rows, previous, first)
     return VerifyReport(checked, previous, bad_seq, reason)

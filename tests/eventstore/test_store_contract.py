@@ -429,8 +429,9 @@ async def test_verify_and_verify_tail_of_a_good_log(store: EventStore) -> None:
 
 
 async def test_both_stores_chain_the_same_events_to_the_same_hashes(tmp_path: Path) -> None:
-    """The same events appended to a SQLite and a PostgreSQL log get the same seqs and
-    hashes, each hash the SHA-256 of the previous hash and the canonical bytes."""
+    """The same events appended to a SQLite and a PostgreSQL log, in small and large
+    groups, get the same seqs and hashes (each the SHA-256 of the previous hash and the
+    canonical bytes) and verify on both."""
     pg = PgLog()
     try:
         stores = [await SqliteLog(tmp_path).open(), await pg.open()]
@@ -439,7 +440,11 @@ async def test_both_stores_chain_the_same_events_to_the_same_hashes(tmp_path: Pa
                 await recorder.append(fills("a", 3))
                 await recorder.append_groups([AppendRequest(fills("b", 2)),
                                               AppendRequest(fills("a", 1))])
+                # A large group too (PostgreSQL stores it by COPY).
+                await recorder.append_groups([AppendRequest(fills("c", 30)),
+                                              AppendRequest(fills("d", 9, account="x"))])
             sqlite_log, pg_log = [await r.read() for r in stores]
+            reports = [await r.verify() for r in stores]
         finally:
             for recorder in stores:
                 await recorder.close()
@@ -448,6 +453,8 @@ async def test_both_stores_chain_the_same_events_to_the_same_hashes(tmp_path: Pa
     assert [(e.seq, e.hash) for e in sqlite_log] == [(e.seq, e.hash) for e in pg_log]
     assert sqlite_log[0].hash == chain_hash("0" * 64, fills("a", 1)[0].canonical)
     assert [e.data for e in sqlite_log] == [e.data for e in pg_log]
+    assert 44 == len(pg_log)
+    assert [(True, 44)] * 2 == [(r.ok, r.checked) for r in reports]
 
 
 async def test_a_schema_holding_other_tables_is_refused(tmp_path: Path) -> None:
