@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import threading
@@ -107,8 +108,25 @@ async def asyncpg_append(conn: asyncpg.Connection, key: int, events: Sequence[Ne
         await conn.execute(UPSERT, list(counts), list(counts.values()))
 
 
+async def asyncpg_copy_append(conn: asyncpg.Connection, key: int,
+                              events: Sequence[NewEvent]) -> None:
+    """As ``asyncpg_append``, the rows sent by ``COPY`` (``copy_records_to_table``)."""
+    async with conn.transaction():
+        await conn.execute(LOCK, key)
+        last = await conn.fetchrow(LAST)
+        await conn.fetch(KNOWN, [e.source for e in events], [e.event_id for e in events])
+        await conn.fetch(VERSIONS, sorted({e.account for e in events}))
+        seq, digest = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        cols, counts = columns(events, seq, digest, _now())
+        await conn.copy_records_to_table(
+            "events", records=list(zip(*cols, strict=True)),
+            columns=[c.strip() for c in ddl.INSERT_COLUMNS.split(",")])
+        await conn.execute(UPSERT, list(counts), list(counts.values()))
+
+
 async def asyncpg_run(dsn: str, schema: str, key: int, batches: list[list[NewEvent]],
-                      clients: int) -> list[float]:
+                      clients: int, append: Callable[..., Any] = asyncpg_append
+                      ) -> list[float]:
     settings = {"search_path": schema, "synchronous_commit": SYNC[0]}
     conns = [await asyncpg.connect(dsn, server_settings=settings) for _ in range(clients)]
     took: list[float] = []
@@ -116,7 +134,7 @@ async def asyncpg_run(dsn: str, schema: str, key: int, batches: list[list[NewEve
     async def one(conn: asyncpg.Connection, mine: list[list[NewEvent]]) -> None:
         for batch in mine:
             started = time.perf_counter()
-            await asyncpg_append(conn, key, batch)
+            await append(conn, key, batch)
             took.append(time.perf_counter() - started)
 
     try:
@@ -156,6 +174,25 @@ def psycopg_plain_append(conn: psycopg.Connection[Any], key: int,
         seq, digest = (last[0], last[1]) if last else (0, GENESIS_HASH)
         cols, counts = columns(events, seq, digest, _now())
         conn.execute(_ps(INSERT), cols)
+        conn.execute(_ps(UPSERT), (list(counts), list(counts.values())))
+
+
+def psycopg_copy_append(conn: psycopg.Connection[Any], key: int,
+                        events: Sequence[NewEvent]) -> None:
+    """As ``psycopg_append``, the rows sent by ``COPY`` (what the store does for groups
+    of ``eventstore.postgres.writes.COPY_FROM`` events or more)."""
+    with conn.transaction():
+        with conn.pipeline():
+            conn.execute(_ps(LOCK), (key,))
+            last_cur = conn.execute(LAST)
+            conn.execute(_ps(KNOWN), ([e.source for e in events], [e.event_id for e in events]))
+            conn.execute(_ps(VERSIONS), (sorted({e.account for e in events}),))
+            last = last_cur.fetchone()
+        seq, digest = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        cols, counts = columns(events, seq, digest, _now())
+        with conn.cursor().copy(f"COPY events ({ddl.INSERT_COLUMNS}) FROM STDIN") as copy:
+            for row in zip(*cols, strict=True):
+                copy.write_row(row)
         conn.execute(_ps(UPSERT), (list(counts), list(counts.values())))
 
 
@@ -235,8 +272,11 @@ def drop_schema(dsn: str, schema: str) -> None:
 
 RUNNERS: dict[str, Callable[..., list[float]]] = {
     "asyncpg": lambda *a: asyncio.run(asyncpg_run(*a)),
+    "asyncpg (COPY)": lambda dsn, schema, key, batches, clients: asyncio.run(asyncpg_run(
+        dsn, schema, key, batches, clients, append=asyncpg_copy_append)),
     "psycopg (sync, pipeline)": psycopg_run,
-    "psycopg (sync)": lambda *a: psycopg_run(*a, append=psycopg_plain_append),
+    "psycopg (sync)": functools.partial(psycopg_run, append=psycopg_plain_append),
+    "psycopg (sync, pipeline, COPY)": functools.partial(psycopg_run, append=psycopg_copy_append),
     "psycopg (async, pipeline)": lambda *a: asyncio.run(apsycopg_run(*a)),
 }
 
@@ -267,13 +307,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grouped", type=int, default=64 * 100,
                         help="events for the groups-of-64 runs")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--groups", default="1,64", help="events per transaction to run")
     parser.add_argument("--commit", choices=["durable", "nowait"], default="durable",
                         help="nowait: synchronous_commit=off in the bench's sessions")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     SYNC[0] = "on" if args.commit == "durable" else "off"
     results = []
+    wanted = {int(g) for g in args.groups.split(",")}
     for group, count in ((1, args.single), (64, args.grouped)):
+        if group not in wanted:
+            continue
         for clients in (1, 4):
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in RUNNERS}
             for repeat in range(args.repeats):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from daemon.cli.main import main as tradelog
 from eventstore import Recorder, StorageUnavailableError
@@ -157,3 +158,44 @@ async def test_migrate_refuses_an_altered_source_at_its_seq(pg: NamedPgLog, tmp_
     finally:
         await copied.close()
     assert (True, 4) == (report.ok, report.checked)
+
+
+GRANTS = [
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT, INSERT ON {schema}.events TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON {schema}.accounts TO {role}",
+    "GRANT SELECT ON {schema}.tradelog_meta TO {role}",
+]
+"""What docs/POSTGRESQL.md grants the daemons' role."""
+
+
+async def test_a_role_granted_only_appending_cannot_change_the_log(pg: NamedPgLog) -> None:
+    """The log created by its owner; a role with the grants of docs/POSTGRESQL.md appends
+    (small and COPY-sized groups) and verifies, and is refused UPDATE, TRUNCATE and
+    disabling or dropping a trigger."""
+    role = f"tradelog_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        owner = await PgRecorder.open(pg.url)
+        await owner.close()
+        pg.intrude(*(g.format(schema=pg.schema, role=role) for g in GRANTS))
+        as_role = make_conninfo(pg.url, user=role)
+        recorder = await PgRecorder.open(as_role)
+        try:
+            await recorder.append(fills("a", 2))
+            assert 22 == (await recorder.append(fills("b", 20))).last_seq
+            assert (await recorder.verify()).ok
+        finally:
+            await recorder.close()
+        for statement in ("UPDATE events SET data = '{}'", "TRUNCATE events",
+                          "ALTER TABLE events DISABLE TRIGGER USER",
+                          "DROP TRIGGER events_no_update ON events"):
+            with psycopg.connect(as_role) as conn, pytest.raises(psycopg.errors.
+                                                                 InsufficientPrivilege):
+                conn.execute(statement)
+        assert 22 == len(pg.rows())
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
