@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -28,6 +28,7 @@ from tenacity import (
 from eventstore.errors import StorageBusyError, StorageUnavailableError
 from eventstore.postgres import reads, verify
 from eventstore.postgres.connect import Connection, connect, prepare
+from eventstore.postgres.notify import Waker
 from eventstore.postgres.writes import append_group
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
 from eventstore.verify import VerifyReport
@@ -91,10 +92,12 @@ class PgRecorder:
     """
 
     def __init__(self, appending: _Session | None, reading: _Session,
-                 busy_timeout_s: float) -> None:
+                 busy_timeout_s: float, conninfo: str = "") -> None:
         self._appending = appending
         self._reading = reading
         self.busy_timeout_s = busy_timeout_s
+        self.conninfo = conninfo
+        self._waker: Waker | None = None
 
     @classmethod
     async def open(cls, conninfo: str, *, readonly: bool = False,
@@ -127,11 +130,15 @@ class PgRecorder:
                 await appending.close()
             await reading.close()
             raise
-        return cls(appending, reading, busy_timeout_s)
+        return cls(appending, reading, busy_timeout_s, conninfo)
 
     async def close(self) -> None:
-        """Close both connections (idempotent)."""
+        """Close both connections, and the listening one if ``follow`` opened it
+        (idempotent)."""
         try:
+            if self._waker is not None:
+                waker, self._waker = self._waker, None
+                await waker.close()
             await self._reading.close()
         finally:
             if self._appending is not None:
@@ -229,3 +236,34 @@ class PgRecorder:
     async def verify_tail(self, count: int = TAIL_CHECK_EVENTS) -> VerifyReport:
         """Re-hash the last ``count`` events against their stored hashes."""
         return await self._snapshot(lambda conn: verify.verify_tail(conn, count))
+
+    # ---------------------------------------------------------------- following
+
+    async def follow(self, from_seq: int = 1, *, account: str | None = None,
+                     types: Sequence[str] | None = None, batch: int = 1000,
+                     poll_s: float = 1.0) -> AsyncIterator[StoredEvent]:
+        """Every stored event from ``from_seq`` on, in seq order, then each new one as it
+        is committed by any daemon on the log (``account``/``types`` filter): each once,
+        none missed. Woken by LISTEN/NOTIFY (``eventstore.postgres.notify``); reads by seq
+        at least every ``poll_s`` seconds even without a notification. Runs until the
+        caller stops iterating.
+
+        Raises:
+            StorageUnavailableError: a read found no server (the caller resumes from the
+                seq after the last event it got).
+        """
+        if self._waker is None:
+            self._waker = Waker(self.conninfo, self._reading.key)
+            self._waker.start()
+        waker = self._waker
+        position = from_seq
+        while True:
+            events, last = await self.read_page(position, batch, account, types)
+            for event in events:
+                yield event
+            if len(events) == batch:
+                position = events[-1].seq + 1  # more may match: read on at once
+                continue
+            # A short page holds every match up to ``last`` (same snapshot).
+            position = max(position, last + 1)
+            await waker.wait(position - 1, poll_s)

@@ -32,6 +32,7 @@ from eventstore.errors import (
 )
 from eventstore.postgres import ddl
 from eventstore.postgres.connect import CommitInDoubtError, Connection, map_pg_error
+from eventstore.postgres.notify import NOTIFY, channel
 from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
@@ -197,6 +198,7 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
                 if len(group.stored) < COPY_FROM:
                     conn.execute(INSERT, group.columns)
                 conn.execute(UPSERT, (list(group.pending), list(group.pending.values())))
+                conn.execute(NOTIFY, (channel(key), str(group.last_seq)))
             committing = True
             conn.execute("COMMIT")
     except EventStoreError:
