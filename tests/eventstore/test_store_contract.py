@@ -277,15 +277,16 @@ async def test_void_rules(store: EventStore) -> None:
     await store.append(fills("a", 2))
     assert [(3, False)] == seqs(await store.append([void("a-0", event_id="v1")]))
     refused = {
-        "unknown": void("nope", event_id="v2"),
-        "other account": void("a-1", event_id="v3", account="acct-2"),
-        "a void": void("v1", event_id="v4"),
-        "already voided": void("a-0", event_id="v5"),
+        "no event of account": void("nope", event_id="v2"),
+        "no event of account 'acct-2'": void("a-1", event_id="v3", account="acct-2"),
+        "itself a void": void("v1", event_id="v4"),
+        "already voided (by the void at seq 3)": void("a-0", event_id="v5"),
     }
-    for name, event in refused.items():
+    for words, event in refused.items():
         with pytest.raises(ValidationError) as caught:
             await store.append([event])
-        assert "data.target_id" == caught.value.problems[0]["path"], name
+        assert "data.target_id" == caught.value.problems[0]["path"], words
+        assert words in caught.value.problems[0]["message"]
     both = [void("a-1", event_id="v6"), void("a-1", event_id="v7")]
     with pytest.raises(ValidationError, match="already voided"):
         await store.append(both)
