@@ -27,10 +27,7 @@ from eventstore.postgres.connect import connect
 if TYPE_CHECKING:
     from eventstore.postgres.connect import Connection
 
-__all__ = ["NOTIFY", "Waker", "channel"]
-
-NOTIFY = "SELECT pg_notify(%s, %s)"
-"""Sent in the append's transaction with the log's channel and its new last seq."""
+__all__ = ["Waker", "channel"]
 
 
 def channel(key: int) -> str:

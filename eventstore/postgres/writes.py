@@ -6,9 +6,10 @@ one transaction-level advisory lock (``pg_advisory_xact_lock``, released by the
 ``COMMIT``): only its holder reads the last seq and hash, so seq is gapless and the
 chain one line. The lock is taken in a statement of its own: in READ COMMITTED each
 statement sees what was committed before it began, so the reads after it see the
-previous holder's commit. Two network round trips per group (pipeline mode):
-``BEGIN``, the lock and the reads; then the inserts and ``COMMIT`` (a third for ``COPY``
-when the group is large).
+previous holder's commit. Two network round trips and five statements per group
+(pipeline mode): ``BEGIN``, the lock and the reads; then the inserts with the versions
+and the notification, and ``COMMIT`` (a third round trip for ``COPY`` when the group is
+large).
 """
 
 from __future__ import annotations
@@ -32,25 +33,36 @@ from eventstore.errors import (
 )
 from eventstore.postgres import ddl
 from eventstore.postgres.connect import CommitInDoubtError, Connection, map_pg_error
-from eventstore.postgres.notify import NOTIFY, channel
+from eventstore.postgres.notify import channel
 from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
 
 __all__ = ["COPY", "INSERT", "UPSERT", "append_group", "rollback"]
 
-_LAST = "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
-_KNOWN = (f"SELECT {', '.join('e.' + c.strip() for c in ddl.EVENT_COLUMNS.split(','))} "
-          "FROM unnest(%s::text[], %s::text[]) AS w(source, id) "
-          "JOIN events AS e ON e.source = w.source AND e.id = w.id")
-_VERSIONS = "SELECT account, version FROM accounts WHERE account = ANY(%s::text[])"
+_COLUMNS = ", ".join("e." + c.strip() for c in ddl.EVENT_COLUMNS.split(","))
+_STATE = (
+    "SELECT (SELECT json_build_array(seq, hash, recorded_at) FROM events "
+    "ORDER BY seq DESC LIMIT 1), "
+    f"(SELECT coalesce(json_agg(json_build_array({_COLUMNS})), '[]') "
+    "FROM unnest(%s::text[], %s::text[]) AS w(source, id) "
+    "JOIN events AS e ON e.source = w.source AND e.id = w.id), "
+    "(SELECT coalesce(json_agg(json_build_array(account, version)), '[]') "
+    "FROM accounts WHERE account = ANY(%s::text[]))")
+"""The last row, the group's source+id pairs already stored (``EVENT_COLUMNS``) and its
+accounts' versions, in one statement (each a JSON value: the texts come back exact)."""
 INSERT = (f"INSERT INTO events ({ddl.INSERT_COLUMNS}) SELECT * FROM unnest("
-           "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-           "%s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[], "
-           "%s::text[], %s::text[])")
+          "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+          "%s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[], "
+          "%s::text[], %s::text[])")
 UPSERT = ("INSERT INTO accounts (account, version) SELECT * FROM unnest(%s::text[], "
-           "%s::bigint[]) ON CONFLICT (account) DO UPDATE SET version = accounts.version "
-           "+ excluded.version")
+          "%s::bigint[]) ON CONFLICT (account) DO UPDATE SET version = accounts.version "
+          "+ excluded.version")
+_THEN_NOTIFY = "SELECT pg_notify(%s, %s)"
+_INSERT_ALL = f"WITH ins AS ({INSERT}), acc AS ({UPSERT}) {_THEN_NOTIFY}"
+"""The rows, the versions and the notification in one statement."""
+_UPSERT_ALL = f"WITH acc AS ({UPSERT}) {_THEN_NOTIFY}"
+"""The versions and the notification, after the rows went by ``COPY``."""
 
 COPY = f"COPY events ({ddl.INSERT_COLUMNS}) FROM STDIN"
 COPY_FROM = 16
@@ -144,21 +156,23 @@ def _decide(conn: Connection, request: AppendRequest, group: _Group
 
 
 def _read_state(conn: Connection, key: int, requests: Sequence[AppendRequest]) -> _Group:
-    """``BEGIN``, the lock, then the last row, the group's stored source+id pairs and
-    its accounts' versions: one round trip."""
+    """``BEGIN``, the lock, then (a statement of its own, so that it sees the previous
+    holder's commit) the last row, the group's stored source+id pairs and its accounts'
+    versions: one round trip."""
     pairs = sorted({(e.source, e.event_id) for r in requests for e in r.events})
     accounts = sorted({e.account for r in requests for e in r.events}
                       | {r.expected_account for r in requests if r.expected_account})
     with conn.pipeline():
         conn.execute("BEGIN")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-        last_cur = conn.execute(_LAST)
-        known_cur = conn.execute(_KNOWN, ([p[0] for p in pairs], [p[1] for p in pairs]))
-        versions_cur = conn.execute(_VERSIONS, (accounts,))
-    stored_before = {(row[1], row[2]): (stored_canonical(row), int(row[0]), str(row[5]))
-                     for row in known_cur.fetchall()}
-    versions = {str(a): int(v) for a, v in versions_cur.fetchall()}
-    return _Group(last_cur.fetchone(), versions, stored_before)
+        cursor = conn.execute(_STATE, ([p[0] for p in pairs], [p[1] for p in pairs],
+                                       accounts))
+    row = cursor.fetchone()
+    last, known, versions = row if row is not None else (None, [], [])
+    stored_before = {(r[1], r[2]): (stored_canonical(r), int(r[0]), str(r[5]))
+                     for r in known}
+    return _Group(tuple(last) if last else None, {str(a): int(v) for a, v in versions},
+                  stored_before)
 
 
 def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
@@ -195,10 +209,12 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
                     copy.write_row(row)
         with conn.pipeline():
             if group.stored:
+                tail = [list(group.pending), list(group.pending.values()), channel(key),
+                        str(group.last_seq)]
                 if len(group.stored) < COPY_FROM:
-                    conn.execute(INSERT, group.columns)
-                conn.execute(UPSERT, (list(group.pending), list(group.pending.values())))
-                conn.execute(NOTIFY, (channel(key), str(group.last_seq)))
+                    conn.execute(_INSERT_ALL, [*group.columns, *tail])
+                else:
+                    conn.execute(_UPSERT_ALL, tail)
             committing = True
             conn.execute("COMMIT")
     except EventStoreError:
