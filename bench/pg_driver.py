@@ -3,9 +3,11 @@
     python -m bench.pg_driver [--dsn postgresql://postgres@127.0.0.1/test]
                               [--commit durable|nowait] [--repeats 5] [--json FILE]
 
-Each driver runs the store's append transaction as ``eventstore.postgres`` does it:
-``BEGIN``; ``pg_advisory_xact_lock``; the last row; the group's source+id pairs already
-stored; the accounts' versions; one ``INSERT ... SELECT FROM unnest`` of the rows
+Each driver runs the same append transaction, the statements of the store's first
+version (``eventstore.postgres.writes`` has since merged the three reads into one
+statement, and the insert, upsert and notification into one): ``BEGIN``;
+``pg_advisory_xact_lock``; the last row; the group's source+id pairs already stored; the
+accounts' versions; one ``INSERT ... SELECT FROM unnest`` of the rows, or ``COPY``
 (chained with ``eventstore.canonical.chain_hash``); the accounts upsert; ``COMMIT``
 (durable: ``synchronous_commit`` as the server has it). Loads: one event per
 transaction and groups of 64, from 1 connection and from 4 connections at once (each
