@@ -70,7 +70,9 @@ class Waker:
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
-                conn = connect(self.conninfo, readonly=True)
+                # The primary (target_session_attrs=read-write): notifications are sent
+                # there, and a standby refuses LISTEN.
+                conn = connect(self.conninfo, readonly=False)
             except Exception:
                 self._stop.wait(self.retry_s)
                 continue
