@@ -24,13 +24,14 @@ from eventstore.errors import (
     DatabaseFileError,
     EventStoreError,
     StorageDamagedError,
+    ValidationError,
     map_sqlite_error,
 )
 from eventstore.sqlitefile import open_sqlite
 from eventstore.store import StoreURL, parse_store
 from eventstore.verify import rows_after, stored_canonical
 
-__all__ = ["MigrateReport", "migrate"]
+__all__ = ["MigrateReport", "migrate", "stores"]
 
 Row = tuple[Any, ...]
 """A stored row in ``eventstore.ddl.EVENT_COLUMNS`` order."""
@@ -211,6 +212,19 @@ def _bad_row(row: Row, state: tuple[int, str]) -> StorageDamagedError | None:
     return None
 
 
+def stores(source: str, target: str) -> tuple[StoreURL, StoreURL]:
+    """Both URLs parsed, checked to name two logs.
+
+    Raises:
+        ValidationError: a bad URL, or the same log on both sides.
+    """
+    from_url, to_url = parse_store(source), parse_store(target)
+    if from_url == to_url or (from_url.path is not None and to_url.path is not None
+                              and from_url.path.resolve() == to_url.path.resolve()):
+        raise ValidationError("--from and --to name the same log; give two stores")
+    return from_url, to_url
+
+
 def migrate(source: str, target: str, *, batch: int = 5000,
             progress: Callable[[int], None] | None = None) -> MigrateReport:
     """Copy the log at ``source`` into ``target`` (store URLs, ``eventstore.store``);
@@ -224,11 +238,7 @@ def migrate(source: str, target: str, *, batch: int = 5000,
             source's at that seq), or either side is not a tradelog log.
         StorageUnavailableError: a store cannot be reached or written.
     """
-    from_url, to_url = parse_store(source), parse_store(target)
-    if from_url == to_url:
-        from eventstore.errors import ValidationError
-
-        raise ValidationError("--from and --to name the same log; give two stores")
+    from_url, to_url = stores(source, target)
     out: _Target = _SqliteTarget(to_url) if to_url.kind == "sqlite" else _PgTarget(to_url)
     try:
         kept, last_hash = out.last()

@@ -13,8 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eventstore.migrate import migrate
-from eventstore.store import open_store, parse_store
+from eventstore.migrate import migrate, stores
+from eventstore.store import open_store
 
 __all__ = ["add_parser", "migrate_command"]
 
@@ -45,7 +45,7 @@ async def _verify(url: str) -> tuple[bool, str]:
 
 def migrate_command(args: argparse.Namespace) -> int:
     """Copy with a progress bar, then verify both logs; print what was done."""
-    source, target = parse_store(args.source), parse_store(args.target)
+    source, target = stores(args.source, args.target)
     console = Console(stderr=True)
     with Progress(TextColumn("copying events"), BarColumn(), TextColumn("{task.completed}"),
                   TimeElapsedColumn(), console=console) as progress:
