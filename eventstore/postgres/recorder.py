@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from psycopg.errors import ReadOnlySqlTransaction
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -62,12 +63,14 @@ class _Session:
             conn = self._ensure()
             try:
                 return fn(conn, self.key)
-            except StorageUnavailableError:
-                if not conn.broken:
+            except StorageUnavailableError as exc:
+                if not (conn.broken or isinstance(exc.__cause__, ReadOnlySqlTransaction)):
                     raise
-            # The connection was found dead (a server restart, a failover) before anything
-            # was committed (a cut during COMMIT is CommitInDoubtError, never retried):
-            # the call runs once more on a new connection.
+                conn.close()
+            # The connection was found dead (a server restart, a failover), or its server
+            # no longer takes writes (demoted), before anything was committed (a cut
+            # during COMMIT is CommitInDoubtError, never retried): the call runs once
+            # more on a new connection, to whichever host the URI finds now.
             return fn(self._ensure(), self.key)
 
         return await asyncio.get_running_loop().run_in_executor(self.pool, work)

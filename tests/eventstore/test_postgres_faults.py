@@ -85,6 +85,25 @@ async def test_a_cut_connection_is_replaced_by_the_next_call(pg: NamedPgLog) -> 
         await recorder.close()
 
 
+async def test_a_session_that_no_longer_takes_writes_is_replaced(pg: NamedPgLog) -> None:
+    """The appending session's server refuses writes (as a demoted primary does): the
+    append runs again on a new session, which the URI points at a server that takes
+    them, and is stored once."""
+    recorder = await PgRecorder.open(pg.url)
+    try:
+        await recorder.append(fills("a", 1))
+        session = recorder._appending
+        assert session is not None
+        before = await session.run(lambda conn, key: conn.info.backend_pid)
+        await session.run(
+            lambda conn, key: conn.execute("SET default_transaction_read_only = on"))
+        assert [(2, False)] == seqs(await recorder.append(fills("b", 1)))
+        assert before != await session.run(lambda conn, key: conn.info.backend_pid)
+        assert 2 == await recorder.last_seq()
+    finally:
+        await recorder.close()
+
+
 async def test_a_connection_cut_during_commit_is_in_doubt_and_a_resend_settles(
         pg: NamedPgLog) -> None:
     """The connection lost while COMMIT runs: CommitInDoubtError (the caller cannot know);
