@@ -21,6 +21,7 @@ from eventstore.errors import (
     StorageBusyError,
     StorageCorruptError,
     StorageUnavailableError,
+    ValidationError,
 )
 from eventstore.postgres import ddl
 
@@ -75,6 +76,7 @@ def connect(conninfo: str, *, readonly: bool = False, lock_timeout_s: float = 5.
     ``on`` for this connection.
 
     Raises:
+        ValidationError: ``conninfo`` is not a URI or key=value string libpq can read.
         StorageUnavailableError: no server (or no read-write one) could be reached.
     """
     given = _params(conninfo)
@@ -106,12 +108,13 @@ def _params(conninfo: str) -> dict[str, str]:
     """The parameters a URI or key=value string gives (libpq's parser).
 
     Raises:
-        StorageUnavailableError: libpq cannot parse it (the message says where).
+        ValidationError: libpq cannot parse it (its words say where).
     """
     try:
         return conninfo_to_dict(conninfo)  # type: ignore[return-value]
     except psycopg.Error as exc:
-        raise map_pg_error(exc, "reading the PostgreSQL URI") from exc
+        raise ValidationError(f"not a PostgreSQL URI libpq can read: "
+                              f"{' '.join(str(exc).split())}") from None
 
 
 def prepare(conn: Connection, *, create: bool) -> int:
