@@ -14,6 +14,7 @@ large).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -55,13 +56,24 @@ INSERT = (f"INSERT INTO events ({ddl.INSERT_COLUMNS}) SELECT * FROM unnest("
           "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
           "%s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[], "
           "%s::text[], %s::text[])")
+"""Rows as fourteen column arrays, one statement whatever their number (``migrate``)."""
 UPSERT = ("INSERT INTO accounts (account, version) SELECT * FROM unnest(%s::text[], "
           "%s::bigint[]) ON CONFLICT (account) DO UPDATE SET version = accounts.version "
           "+ excluded.version")
 _THEN_NOTIFY = "SELECT pg_notify(%s, %s)"
-_INSERT_ALL = f"WITH ins AS ({INSERT}), acc AS ({UPSERT}) {_THEN_NOTIFY}"
-"""The rows, the versions and the notification in one statement."""
 _UPSERT_ALL = f"WITH acc AS ({UPSERT}) {_THEN_NOTIFY}"
+
+
+@functools.cache
+def _insert_values(rows: int) -> str:
+    """The rows, the versions and the notification in one statement, the rows as
+    ``VALUES`` of scalar parameters: for the small groups that do not go by ``COPY``,
+    cheaper for the driver to adapt than ``INSERT``'s fourteen arrays (about 0.1 ms of
+    a one-event append's 1.1 ms)."""
+    one = "(" + ", ".join(["%s"] * 14) + ")"
+    values = ", ".join([one] * rows)
+    return (f"WITH ins AS (INSERT INTO events ({ddl.INSERT_COLUMNS}) VALUES {values}), "
+            f"acc AS ({UPSERT}) {_THEN_NOTIFY}")
 """The versions and the notification, after the rows went by ``COPY``."""
 
 COPY = f"COPY events ({ddl.INSERT_COLUMNS}) FROM STDIN"
@@ -212,7 +224,10 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
                 tail = [list(group.pending), list(group.pending.values()), channel(key),
                         str(group.last_seq)]
                 if len(group.stored) < COPY_FROM:
-                    conn.execute(_INSERT_ALL, [*group.columns, *tail])
+                    rows = len(group.stored)
+                    conn.execute(_insert_values(rows), [
+                        value for row in zip(*group.columns, strict=True) for value in row
+                    ] + tail)
                 else:
                     conn.execute(_UPSERT_ALL, tail)
             committing = True
