@@ -16,7 +16,7 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,9 @@ from pydantic import (
 )
 
 from eventstore.errors import ValidationError as ConfigError
+
+if TYPE_CHECKING:
+    from eventstore.store import StoreURL
 
 __all__ = ["AccessRule", "Config", "ConfigError", "Limits", "default_paths", "load_config"]
 
@@ -179,6 +182,32 @@ class Config(BaseModel):
                              "on 127.0.0.1")
         return self
 
+    store: str | None = Field(
+        None, description="where the log is kept: sqlite:///PATH (the same as `db`), or "
+        "a PostgreSQL URI, postgresql://USER@HOST[:PORT][,HOST2...]/DBNAME[?...] "
+        "(docs/POSTGRESQL.md); None: the SQLite file `db`")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str | None) -> str | None:
+        """A store URL ``eventstore.store.parse_store`` accepts."""
+        if value is not None:
+            from eventstore.store import parse_store
+
+            try:
+                parse_store(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def store_url(self) -> StoreURL:
+        """The log's store: ``store`` parsed, or the SQLite file ``db``."""
+        from eventstore.store import StoreURL, parse_store
+
+        if self.store is None:
+            return StoreURL("sqlite", path=self.db)
+        return parse_store(self.store)
+
     @field_validator("group", mode="before")
     @classmethod
     def _group(cls, value: Any) -> Any:
@@ -265,6 +294,10 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         where = f" in {file}" if file else ""
         raise ConfigError(f"invalid configuration{where}: {problems}") from None
+    store = config.store_url()
+    if store.kind == "sqlite" and config.store is not None and store.path is not None:
+        # ``store = "sqlite:///PATH"`` is another spelling of ``db = PATH``.
+        config = config.model_copy(update={"db": store.path})
     return config.model_copy(update={
         "db": config.db.expanduser().absolute(),
         "socket": config.socket.expanduser().absolute(),

@@ -1,14 +1,14 @@
 """``python -m bench.faults SCRIPT [ARGS]``: run one fault script (killloop, diskfull, fuzz,
-hostile)."""
+hostile, pg_failover)."""
 
 from __future__ import annotations
 
 import sys
 
-from bench.faults import diskfull, fuzz, hostile, killloop
+from bench.faults import diskfull, fuzz, hostile, killloop, pg_failover
 
 SCRIPTS = {"killloop": killloop.main, "diskfull": diskfull.main, "fuzz": fuzz.main,
-           "hostile": hostile.main}
+           "hostile": hostile.main, "pg_failover": pg_failover.main}
 
 
 def main(argv: list[str] | None = None) -> int:

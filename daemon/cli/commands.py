@@ -27,6 +27,7 @@ from daemon.jsonread import JSONReadError, loads
 from daemon.lockfile import acquire
 from eventstore.errors import DatabaseFileError, ValidationError
 from eventstore.recorder import Recorder
+from eventstore.store import open_store
 from projections.query import ViewQuery
 from projections.startup import rebuild_views
 from schemas.values import format_utc
@@ -51,23 +52,25 @@ def _existing_db(config: Config) -> Path:
 def verify(args: argparse.Namespace, config: Config) -> int:
     """Exit 0 with a summary when the chain holds; 1 naming the first bad event ("storage
     corrupt at seq N": altered, missing, or a row that cannot be read at all)."""
-    db = _existing_db(config)
+    store = config.store_url()
+    where = _existing_db(config) if store.kind == "sqlite" else store.redacted()
 
     async def run() -> int:
-        recorder = await Recorder.open(db, readonly=True)
+        recorder = await open_store(store, readonly=True)
         try:
             report = await recorder.verify()
         finally:
             await recorder.close()
         if report.ok:
             print(f"verify: ok: {report.checked} events, chain intact, last hash "
-                  f"{report.last_hash[:16]}…, append-only triggers in place ({db})")
+                  f"{report.last_hash[:16]}…, append-only triggers in place ({where})")
             return 0
         if report.bad_seq is not None:
             print(f"verify: FAILED: storage corrupt at seq {report.bad_seq}: {report.reason} "
-                  f"({report.checked} events good before it; {db})")
+                  f"({report.checked} events good before it; {where})")
         else:
-            print(f"verify: FAILED: {report.reason} ({report.checked} events checked; {db})")
+            print(f"verify: FAILED: {report.reason} ({report.checked} events checked; "
+                  f"{where})")
         return 1
 
     return asyncio.run(run())

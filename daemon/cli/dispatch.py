@@ -51,6 +51,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise CliError(f"no configuration file at {file}; give an existing TOML file with "
                        "--config (docs/CONFIG.md), or leave it out", EXIT_NOT_FOUND)
     overrides = {"db": getattr(args, "db", None), "socket": getattr(args, "socket", None),
+                 "store": getattr(args, "store", None),
                  "inbox": getattr(args, "inbox", None),
                  "log_format": getattr(args, "log_format", None),
                  "http_listen": getattr(args, "http_listen", None)}
@@ -64,7 +65,16 @@ def _config(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; returns its exit code, raises what ``explain`` reads."""
+    if args.command == "migrate":
+        from daemon.cli.migrate import migrate_command
+
+        return migrate_command(args)
     config = _config(args)
+    if config.store_url().kind != "sqlite" and args.command != "verify":
+        from daemon.cli.errors import EXIT_USAGE
+
+        raise CliError(f"`{args.command}` does not run on a PostgreSQL store yet; on one "
+                       "today: `verify` and `migrate` (docs/POSTGRESQL.md)", EXIT_USAGE)
     if args.command == "serve":
         return _serve(args, config)
     from daemon.cli import commands

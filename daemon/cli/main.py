@@ -14,6 +14,7 @@
     tradelog backup DEST [--db PATH | --socket PATH]   verified copy (docs/OPERATIONS.md)
     tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]
     tradelog export DIR [--db PATH] [--to-seq N]     events.jsonl and one CSV per view
+    tradelog migrate --from URL --to URL   copy a log between stores (docs/POSTGRESQL.md)
     tradelog --version
 
 Exit codes (``daemon.cli.errors``): 0 success, 1 refused or failed, 2 bad usage, 3 the
@@ -63,6 +64,9 @@ def _add_paths(parser: argparse.ArgumentParser, db: bool = True, sock: bool = Tr
         parser.add_argument("--db", type=Path, metavar="PATH",
                             help=f"the database file (default: {default_db}, or the "
                             "config file's `db`)")
+        parser.add_argument("--store", metavar="URL",
+                            help="the log's store: sqlite:///PATH or a postgresql:// URI "
+                            "(docs/POSTGRESQL.md; default: the --db file)")
     if sock:
         parser.add_argument("--socket", type=Path, metavar="PATH",
                             help=f"the daemon's socket (default: {default_socket}, or the "
@@ -189,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="ask the daemon how it is (JSON)")
     _add_paths(health, db=False)
     _add_operations(sub)
+    from daemon.cli.migrate import add_parser as add_migrate
+
+    add_migrate(sub)
     return parser
 
 

@@ -1,0 +1,272 @@
+"""``PgRecorder``: the PostgreSQL log's async face, with the surface and outcomes of the
+SQLite ``eventstore.Recorder`` (append, append_groups, read, read_page, last_seq,
+verify, verify_tail, close).
+
+Like the SQLite recorder it holds two connections, each on a thread of its own (psycopg's
+synchronous connection; the same code serves the writer process, which is synchronous):
+one appends, one reads, so a read never waits behind a commit. A connection found
+broken (the server restarted, a failover) is replaced, and the call that found it so
+runs once more on the new one (nothing of it was committed); it answers
+``StorageUnavailableError`` (retryable, nothing stored) when no server can be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from psycopg.errors import ReadOnlySqlTransaction
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from eventstore.errors import StorageBusyError, StorageUnavailableError
+from eventstore.postgres import reads, verify
+from eventstore.postgres.connect import Connection, connect, prepare
+from eventstore.postgres.notify import Waker
+from eventstore.postgres.writes import append_group
+from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
+from eventstore.verify import VerifyReport
+
+__all__ = ["TAIL_CHECK_EVENTS", "PgRecorder"]
+
+TAIL_CHECK_EVENTS = 256
+T = TypeVar("T")
+
+
+class _Session:
+    """One psycopg connection, the one thread that uses it, and how to open it again."""
+
+    def __init__(self, opener: Callable[[], tuple[Connection, int]]) -> None:
+        self.opener = opener
+        self.conn: Connection | None = None
+        self.key = 0
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelog-pg")
+
+    def _ensure(self) -> Connection:
+        if self.conn is not None and (self.conn.broken or self.conn.closed):
+            self.conn.close()
+            self.conn = None
+        if self.conn is None:
+            self.conn, self.key = self.opener()
+        return self.conn
+
+    async def run(self, fn: Callable[[Connection, int], T]) -> T:
+        """``fn(conn, lock_key)`` on the session's thread, (re)connecting first if needed."""
+        def work() -> T:
+            conn = self._ensure()
+            try:
+                return fn(conn, self.key)
+            except StorageUnavailableError as exc:
+                if not (conn.broken or isinstance(exc.__cause__, ReadOnlySqlTransaction)):
+                    raise
+                conn.close()
+            # The connection was found dead (a server restart, a failover), or its server
+            # no longer takes writes (demoted), before anything was committed (a cut
+            # during COMMIT is CommitInDoubtError, never retried): the call runs once
+            # more on a new connection, to whichever host the URI finds now.
+            return fn(self._ensure(), self.key)
+
+        return await asyncio.get_running_loop().run_in_executor(self.pool, work)
+
+    async def close(self) -> None:
+        def work() -> None:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.pool, work)
+        finally:
+            self.pool.shutdown(wait=False)
+
+
+class PgRecorder:
+    """An open PostgreSQL log: append, read, verify.
+
+    Create with ``await PgRecorder.open(conninfo)``; close with ``await recorder.close()``.
+    ``conninfo`` is a libpq URI or key=value string (several hosts allowed).
+    """
+
+    def __init__(self, appending: _Session | None, reading: _Session,
+                 busy_timeout_s: float, conninfo: str = "") -> None:
+        self._appending = appending
+        self._reading = reading
+        self.busy_timeout_s = busy_timeout_s
+        self.conninfo = conninfo
+        self._waker: Waker | None = None
+
+    @classmethod
+    async def open(cls, conninfo: str, *, readonly: bool = False,
+                   busy_timeout_s: float = 5.0) -> PgRecorder:
+        """Connect and check (unless ``readonly``, create on first use) the log.
+
+        Raises:
+            DatabaseFileError: the schema holds something else, or a newer tradelog's log
+                (or, ``readonly``, no log).
+            StorageUnavailableError: no server could be reached.
+        """
+        def opener(ro: bool) -> Callable[[], tuple[Connection, int]]:
+            def open_one() -> tuple[Connection, int]:
+                conn = connect(conninfo, readonly=ro, lock_timeout_s=busy_timeout_s)
+                try:
+                    return conn, prepare(conn, create=not ro)
+                except BaseException:
+                    conn.close()
+                    raise
+            return open_one
+
+        appending = None if readonly else _Session(opener(False))
+        reading = _Session(opener(True))
+        try:
+            if appending is not None:
+                await appending.run(lambda conn, key: None)
+            await reading.run(lambda conn, key: None)
+        except BaseException:
+            if appending is not None:
+                await appending.close()
+            await reading.close()
+            raise
+        return cls(appending, reading, busy_timeout_s, conninfo)
+
+    async def close(self) -> None:
+        """Close both connections, and the listening one if ``follow`` opened it
+        (idempotent)."""
+        try:
+            if self._waker is not None:
+                waker, self._waker = self._waker, None
+                await waker.close()
+            await self._reading.close()
+        finally:
+            if self._appending is not None:
+                appending, self._appending = self._appending, None
+                await appending.close()
+
+    async def _retrying(self, session: _Session, fn: Callable[[Connection, int], T]) -> T:
+        started = time.monotonic()
+        try:
+            return await session.run(fn)
+        except StorageBusyError:
+            pass
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(StorageBusyError),
+                stop=stop_after_delay(
+                    max(0.0, self.busy_timeout_s * 2 - (time.monotonic() - started))),
+                wait=wait_random_exponential(multiplier=0.01, max=0.5),
+                reraise=True,
+            ):
+                with attempt:
+                    return await session.run(fn)
+        except StorageBusyError as exc:
+            raise StorageUnavailableError(
+                f"{exc}; still locked after retrying, nothing was stored") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---------------------------------------------------------------- writing
+
+    async def append(self, events: Sequence[NewEvent], expected_version: tuple[str, int]
+                     | None = None) -> AppendOutcome:
+        """Append one batch atomically (as ``eventstore.Recorder.append``).
+
+        Raises:
+            IdempotencyConflictError, ValidationError, VersionConflictError: nothing stored.
+            StorageUnavailableError: the server is unreachable, read-only or full.
+            StorageCorruptError: the outcome is in doubt (``CommitInDoubtError``).
+        """
+        account, version = expected_version if expected_version else (None, None)
+        [outcome] = await self.append_groups(
+            [AppendRequest(list(events), expected_account=account, expected_version=version)])
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    async def append_groups(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        """Commit several callers' batches in one transaction (group commit); each request
+        atomic on its own (``eventstore.postgres.writes.append_group``).
+
+        Raises:
+            StorageUnavailableError: this recorder is read-only, or nothing was stored.
+            StorageCorruptError: the group's outcome is in doubt.
+        """
+        if self._appending is None:
+            raise StorageUnavailableError("this recorder was opened read-only")
+        return await self._retrying(
+            self._appending, lambda conn, key: append_group(conn, key, requests))
+
+    # ---------------------------------------------------------------- reading
+
+    async def _snapshot(self, fn: Callable[[Connection], T]) -> T:
+        return await self._retrying(self._reading,
+                                    lambda conn, key: reads.snapshot(conn, fn))
+
+    async def read(self, from_seq: int = 1, limit: int = 1000, account: str | None = None,
+                   types: Sequence[str] | None = None) -> list[StoredEvent]:
+        """Stored events with ``seq >= from_seq``, in seq order, at most ``limit``;
+        ``account``/``types`` filter (None: all).
+
+        Raises:
+            StorageDamagedError: a stored payload cannot be decoded (its seq named).
+        """
+        return await self._snapshot(
+            lambda conn: reads.read_events(conn, from_seq, limit, account, types))
+
+    async def read_page(self, from_seq: int = 1, limit: int = 1000, account: str | None = None,
+                        types: Sequence[str] | None = None, before_seq: int | None = None
+                        ) -> tuple[list[StoredEvent], int]:
+        """Like ``read``, and the log's last seq from the same snapshot."""
+        def work(conn: Connection) -> tuple[list[StoredEvent], int]:
+            return (reads.read_events(conn, from_seq, limit, account, types, before_seq),
+                    reads.last_seq(conn))
+
+        return await self._snapshot(work)
+
+    async def last_seq(self) -> int:
+        """The highest stored ``seq`` (0 for an empty log)."""
+        return await self._snapshot(reads.last_seq)
+
+    async def verify(self) -> VerifyReport:
+        """Walk the chain from seq 1, then check the triggers and the accounts' versions
+        (``eventstore.postgres.verify.verify_chain``)."""
+        return await self._snapshot(verify.verify_chain)
+
+    async def verify_tail(self, count: int = TAIL_CHECK_EVENTS) -> VerifyReport:
+        """Re-hash the last ``count`` events against their stored hashes."""
+        return await self._snapshot(lambda conn: verify.verify_tail(conn, count))
+
+    # ---------------------------------------------------------------- following
+
+    async def follow(self, from_seq: int = 1, *, account: str | None = None,
+                     types: Sequence[str] | None = None, batch: int = 1000,
+                     poll_s: float = 1.0) -> AsyncIterator[StoredEvent]:
+        """Every stored event from ``from_seq`` on, in seq order, then each new one as it
+        is committed by any daemon on the log (``account``/``types`` filter): each once,
+        none missed. Woken by LISTEN/NOTIFY (``eventstore.postgres.notify``); reads by seq
+        at least every ``poll_s`` seconds even without a notification. Runs until the
+        caller stops iterating.
+
+        Raises:
+            StorageUnavailableError: a read found no server (the caller resumes from the
+                seq after the last event it got).
+        """
+        if self._waker is None:
+            self._waker = Waker(self.conninfo, self._reading.key)
+            self._waker.start()
+        waker = self._waker
+        position = from_seq
+        while True:
+            events, last = await self.read_page(position, batch, account, types)
+            for event in events:
+                yield event
+            if len(events) == batch:
+                position = events[-1].seq + 1  # more may match: read on at once
+                continue
+            # A short page holds every match up to ``last`` (same snapshot).
+            position = max(position, last + 1)
+            await waker.wait(position - 1, poll_s)

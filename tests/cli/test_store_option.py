@@ -1,0 +1,57 @@
+"""The ``store`` setting and ``--store``: a SQLite URL is another spelling of ``db``, a
+PostgreSQL URI (several hosts allowed) is taken as libpq reads it, anything else is
+refused saying what to give; commands that do not run on PostgreSQL yet say so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.cli.main import main as tradelog
+from daemon.config import ConfigError, load_config
+from eventstore.store import parse_store
+
+
+def test_a_sqlite_store_sets_the_database_file(tmp_path: Path) -> None:
+    """``store = "sqlite:///PATH"`` (relative, or absolute with four slashes) becomes
+    ``db``; without ``store`` the log is ``db``."""
+    config = load_config(overrides={"store": f"sqlite:///{tmp_path}/a.db"}, env={})
+    assert (tmp_path / "a.db", "sqlite") == (config.db, config.store_url().kind)
+    relative = load_config(overrides={"store": "sqlite:///logs/b.db"}, env={})
+    assert (Path.cwd() / "logs" / "b.db") == relative.db
+    plain = load_config(overrides={"db": tmp_path / "c.db"}, env={})
+    assert ("sqlite", tmp_path / "c.db") == (plain.store_url().kind, plain.store_url().path)
+
+
+def test_a_postgresql_store_with_several_hosts_is_taken(tmp_path: Path) -> None:
+    """A multi-host URI with target_session_attrs is accepted (also from the
+    environment) and kept as given; its password is hidden when shown."""
+    uri = ("postgresql://bot:s3cret@db1:5432,db2:5433/trading"
+           "?target_session_attrs=read-write")
+    config = load_config(env={"TRADELOG_STORE": uri})
+    store = config.store_url()
+    assert ("postgresql", uri) == (store.kind, store.conninfo)
+    assert "s3cret" not in store.redacted()
+    assert "bot:***@db1:5432,db2:5433/trading" in store.redacted()
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite:///", "postgresql://h/db?port=x=y=",
+                                 "/var/lib/tradelog.db"])
+def test_a_bad_store_is_refused_saying_what_to_give(url: str) -> None:
+    """A URL of another kind, a SQLite URL without a file, or a URI libpq cannot parse
+    is refused at load, naming ``store``."""
+    with pytest.raises(ConfigError, match="store"):
+        load_config(overrides={"store": url}, env={})
+    with pytest.raises(ConfigError):
+        parse_store(url)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["show", "positions"], ["rebuild"]])
+def test_commands_not_on_postgresql_yet_say_so(command: list[str],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``serve``, ``show`` and ``rebuild`` with a PostgreSQL store exit 2, naming what runs
+    on it today, without connecting."""
+    code = tradelog([*command, "--store", "postgresql://nobody@127.0.0.1:1/none"])
+    assert 2 == code
+    assert "does not run on a PostgreSQL store yet" in capsys.readouterr().err

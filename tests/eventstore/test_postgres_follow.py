@@ -1,0 +1,83 @@
+"""Following a PostgreSQL log that several writers append to: every event in seq order,
+none missed, none twice, woken by LISTEN/NOTIFY (the poll is set to a minute, so a
+follower that relied on it would not finish in time). Each test on a schema of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from eventstore import StoredEvent
+from eventstore.postgres.recorder import PgRecorder
+from tests.eventstore.test_postgres_faults import NamedPgLog, _terminate
+from tests.eventstore.test_store_contract import fills
+
+NO_POLL_S = 60.0
+
+
+@pytest.fixture
+def pg() -> Iterator[NamedPgLog]:
+    log = NamedPgLog()
+    try:
+        yield log
+    finally:
+        log.drop()
+
+
+async def _collect(follower: PgRecorder, count: int, **filters: str) -> list[StoredEvent]:
+    got: list[StoredEvent] = []
+    async for event in follower.follow(1, poll_s=NO_POLL_S, batch=50, **filters):
+        got.append(event)
+        if len(got) == count:
+            break
+    return got
+
+
+async def test_a_follower_sees_every_writers_events_in_seq_order_once(pg: NamedPgLog) -> None:
+    """Three recorders append at once while a fourth follows from seq 1: it gets 1..N in
+    order, each once, every appended event among them."""
+    writers = [await PgRecorder.open(pg.url) for _ in range(3)]
+    follower = await PgRecorder.open(pg.url, readonly=True)
+    try:
+        following = asyncio.create_task(_collect(follower, 3 * 20 * 2))
+        await asyncio.sleep(0.2)  # the follower is waiting on an empty log
+
+        async def write(n: int) -> None:
+            for i in range(20):
+                await writers[n].append(fills(f"w{n}-{i}", 2))
+
+        await asyncio.gather(*(write(n) for n in range(3)))
+        got = await asyncio.wait_for(following, 30)
+    finally:
+        for recorder in (*writers, follower):
+            await recorder.close()
+    assert list(range(1, 121)) == [e.seq for e in got]
+    assert {f"w{n}-{i}-{k}" for n in range(3) for i in range(20) for k in range(2)} == {
+        e.event_id for e in got}
+
+
+async def test_a_follower_whose_listening_session_is_cut_misses_nothing(
+        pg: NamedPgLog) -> None:
+    """The server ends the follower's sessions (its LISTEN one too) between appends: it
+    reconnects, reads by seq from where it was, and still gets every event once; with an
+    account filter it gets that account's events only."""
+    writer = await PgRecorder.open(pg.url)
+    follower = await PgRecorder.open(pg.url, readonly=True)
+    try:
+        following = asyncio.create_task(_collect(follower, 30))
+        only_b = asyncio.create_task(_collect(follower, 10, account="acct-b"))
+        await writer.append(fills("a", 10))
+        await asyncio.sleep(0.3)
+        assert _terminate(pg.name) >= 2
+        await writer.append(fills("b", 10, account="acct-b"))
+        await asyncio.sleep(0.3)
+        await writer.append(fills("c", 10))
+        got = await asyncio.wait_for(following, 30)
+        got_b = await asyncio.wait_for(only_b, 30)
+    finally:
+        await writer.close()
+        await follower.close()
+    assert list(range(1, 31)) == [e.seq for e in got]
+    assert list(range(11, 21)) == [e.seq for e in got_b]
