@@ -3,8 +3,10 @@
 One task takes every append queued at that moment (up to ``max_group_events`` events)
 as one group and hands it to the writer (``Writer.append_groups``: one transaction with
 its view updates), up to ``IN_FLIGHT`` groups ahead; only once the group is stored is
-each caller answered. One caller's conflict never fails another's request. A failure
-that leaves the outcome unknown sets ``fatal``: the daemon then exits for a restart.
+each caller answered. While a group commits, the next is taken once it is as big as
+that one, or once the writer is free, whichever comes first. One caller's conflict
+never fails another's request. A failure that leaves the outcome unknown sets
+``fatal``: the daemon then exits for a restart.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ class GroupCommits:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._queued = 0
+        """Events queued and not yet taken into a group."""
+        self._grown: asyncio.Future[None] | None = None
+        self._want = 0
+        """While the task waits for the next group to grow: resolve ``_grown`` once this
+        many events are queued."""
 
     def start(self) -> None:
         """Start the group-commit task; call once, inside the running loop."""
@@ -84,6 +92,9 @@ class GroupCommits:
                 "send it again once the daemon is back")
         future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(request, future, peer, request_id))
+        self._queued += len(request.events)
+        if self._grown is not None and self._queued >= self._want and not self._grown.done():
+            self._grown.set_result(None)
         return future
 
     async def stop(self) -> None:
@@ -96,15 +107,23 @@ class GroupCommits:
     async def _loop(self) -> None:
         """Take what is queued as one group and hand it to the writer, up to
         ``IN_FLIGHT`` groups ahead: the one grouping stage. The next group waits in the
-        writer's pipe while one commits (the writer never idles for a round trip), and
-        the group after it collects what arrives meanwhile."""
+        writer's pipe while one commits (the writer never idles for a round trip).
+
+        While a group commits, the next is taken only once as many events are queued
+        as that group holds, or once the writer is done with it: taken at once, it
+        would hold only what came in since the last one was taken (often one append),
+        and each group costs a commit (an fsync and about 0.5 ms of the writer's CPU
+        whatever its size). Once taken, it is no later than it would be in the pipe:
+        the writer is busy until then. Measured: docs/BENCHMARKS.md, section 11."""
         limit = self._group_events()
         stopping = False
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight: dict[asyncio.Task[None], int] = {}
         while not stopping:
             first = await self._queue.get()
             if first is _STOP:
                 break
+            if in_flight:
+                await self._grow(in_flight, min(limit, max(in_flight.values())))
             group: list[_Pending] = [first]
             size = len(first.request.events)
             while size < limit and not self._queue.empty():
@@ -114,11 +133,32 @@ class GroupCommits:
                     break
                 group.append(item)
                 size += len(item.request.events)
-            in_flight.add(asyncio.create_task(self._commit(group)))
+            self._queued -= size
+            in_flight[asyncio.create_task(self._commit(group))] = size
             if len(in_flight) >= IN_FLIGHT:
-                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                await self._settled(in_flight, set())
         if in_flight:
             await asyncio.wait(in_flight)
+
+    async def _grow(self, in_flight: dict[asyncio.Task[None], int], want: int) -> None:
+        """Return once ``want`` events are queued or a group in flight is answered."""
+        if self._queued >= want:
+            return
+        self._want = want
+        self._grown = asyncio.get_running_loop().create_future()
+        try:
+            await self._settled(in_flight, {self._grown})
+        finally:
+            self._grown = None
+
+    @staticmethod
+    async def _settled(in_flight: dict[asyncio.Task[None], int],
+                       also: set[asyncio.Future[None]]) -> None:
+        """Wait for a group in flight to be answered (or one of ``also`` to be done);
+        forget the groups answered."""
+        done, _ = await asyncio.wait({*in_flight, *also}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            in_flight.pop(task, None)  # type: ignore[call-overload]
 
     async def _commit(self, group: list[_Pending]) -> None:
         started = time.perf_counter()
