@@ -86,23 +86,23 @@ async def _turns(count: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-async def test_while_a_group_commits_the_next_grows_to_its_size(tmp_path: Path) -> None:
-    """While a group of 3 requests commits, one more request is not handed over alone;
-    once 3 are queued they go as one group, before the first group is answered."""
+async def test_while_a_group_commits_the_next_grows_to_half_its_size(tmp_path: Path) -> None:
+    """While a group of 4 requests commits, one more request is not handed over alone;
+    once 2 are queued they go as one group, before the first group is answered."""
     service, writer = _gated(tmp_path)
     service.start()
-    first = [service.submit(_request(service), PEER, n) for n in range(3)]
+    first = [service.submit(_request(service), PEER, n) for n in range(4)]
     await _turns()
-    second = [service.submit(_request(service), PEER, 3)]
+    second = [service.submit(_request(service), PEER, 4)]
     await _turns()
     held = list(writer.handed)
-    second += [service.submit(_request(service), PEER, n) for n in (4, 5)]
+    second.append(service.submit(_request(service), PEER, 5))
     await _turns()
     grown = list(writer.handed)
     writer.gate.set()
     outcomes = await asyncio.gather(*first, *second)
     await service.stop_commits()
-    assert ([3], [3, 3], [3, 3], [1, 2, 3, 4, 5, 6]) == (
+    assert ([4], [4, 2], [4, 2], [1, 2, 3, 4, 5, 6]) == (
         held, grown, writer.groups, [o.results[0].seq for o in outcomes])
 
 
@@ -111,15 +111,15 @@ async def test_a_small_group_goes_once_the_writer_is_free(tmp_path: Path) -> Non
     group is answered, however small."""
     service, writer = _gated(tmp_path)
     service.start()
-    first = [service.submit(_request(service), PEER, n) for n in range(3)]
+    first = [service.submit(_request(service), PEER, n) for n in range(4)]
     await _turns()
-    late = service.submit(_request(service), PEER, 3)
+    late = service.submit(_request(service), PEER, 4)
     await _turns()
     held = list(writer.handed)
     writer.gate.set()
     await asyncio.gather(*first, late)
     await service.stop_commits()
-    assert ([3], [3, 1]) == (held, writer.handed)
+    assert ([4], [4, 1]) == (held, writer.handed)
 
 
 async def test_storage_unavailable_fails_the_group_retryably(tmp_path: Path) -> None:
