@@ -4,7 +4,8 @@ One task takes every append queued at that moment (up to ``max_group_events`` ev
 as one group and hands it to the writer (``Writer.append_groups``: one transaction with
 its view updates), up to ``IN_FLIGHT`` groups ahead; only once the group is stored is
 each caller answered. While a group commits, the next is taken once it is half as big
-as that one, or once the writer is free, whichever comes first. One caller's conflict
+as that one (at most ``GROW_EVENTS``), or once the writer is free, whichever comes
+first. One caller's conflict
 never fails another's request. A failure that leaves the outcome unknown sets
 ``fatal``: the daemon then exits for a restart.
 """
@@ -25,13 +26,19 @@ from eventstore.record import AppendOutcome, AppendRequest
 if TYPE_CHECKING:
     from daemon.writer import Writer
 
-__all__ = ["IN_FLIGHT", "GroupCommits"]
+__all__ = ["GROW_EVENTS", "IN_FLIGHT", "GroupCommits"]
 
 log = get_logger("tradelog.service")
 
 IN_FLIGHT = 2
 """Groups handed to the writer and not yet answered, at most: one committing and the
 next already in the writer's pipe (the writer commits each group on its own)."""
+
+GROW_EVENTS = 16
+"""While a group commits, the next is taken once this many events are queued (or half
+the committing group's, if fewer): 16 spread a transaction's cost (about 0.3 ms of the
+writer's CPU and an fsync) to a few µs per event; waiting for more only risks idling
+the writer."""
 
 _STOP = object()
 
@@ -110,14 +117,15 @@ class GroupCommits:
         writer's pipe while one commits (the writer never idles for a round trip).
 
         While a group commits, the next is taken only once half as many events are
-        queued as that group holds, or once the writer is done with it: taken at once,
-        it would hold only what came in since the last one was taken (often one
-        append), and each group costs a commit (an fsync and about 0.3-0.5 ms of the
-        writer's CPU whatever its size). Half, not as many: with a closed set of
-        clients the appends not in the committing group may never add up to its size,
-        and the writer would then idle a round trip after every commit. Once taken,
-        the group is no later than it would be in the pipe: the writer is busy until
-        then. Measured: docs/BENCHMARKS.md, section 11."""
+        queued as that group holds (``GROW_EVENTS`` at most), or once the writer is
+        done with it. Taken at once, it would hold only what came in since the last
+        one was taken (often one append), and each group costs a commit (an fsync and
+        about 0.3-0.5 ms of the writer's CPU whatever its size). Half and at most 16,
+        not as many: with a closed set of clients the appends outside the committing
+        group may never add up to its size, and the writer would then idle a round
+        trip after every commit. Once taken, the group is no later than it would be in
+        the pipe: the writer is busy until then. Measured: docs/BENCHMARKS.md,
+        section 11."""
         limit = self._group_events()
         stopping = False
         in_flight: dict[asyncio.Task[None], int] = {}
@@ -126,7 +134,8 @@ class GroupCommits:
             if first is _STOP:
                 break
             if in_flight:
-                await self._grow(in_flight, min(limit, max(in_flight.values()) // 2))
+                await self._grow(in_flight, min(limit, GROW_EVENTS,
+                                                max(in_flight.values()) // 2))
             group: list[_Pending] = [first]
             size = len(first.request.events)
             while size < limit and not self._queue.empty():
