@@ -139,7 +139,7 @@ class Config(BaseModel):
         "like a full disk. None: no cap beyond SQLite's own")
     views_flush_events: int = Field(
         4096, ge=1, description="with writer_process: the writer writes the views' changed "
-        "rows once per this many events (and after 50 ms without appends, and before any "
+        "rows once per this many events (and after 0.5 s without appends, and before any "
         "query); smaller: shorter pauses, more row writes")
     backup_dir: Path | None = Field(
         None, description="where `backup` (the method) and scheduled backups write; "

@@ -53,16 +53,19 @@ def fill_state(state: State, balances: Rows, prices: Rows, accounts: Rows, instr
     """Put the rows of each view table (as ``load_queries`` read them) into ``state``.
     Call in ``DECIMAL_CONTEXT``."""
     for row in balances:
-        state.accounts[row[0]] = rows.account_from(row)
-    for account, symbol, mark, last_fill in prices:
-        holder = state.accounts[account]
-        if mark is not None:
-            holder.marks[symbol] = t.dec(mark)
-        if last_fill is not None:
-            holder.last_fills[symbol] = t.dec(last_fill)
+        account = rows.account_from(row)
+        state.accounts[account.account] = account
+    for row in prices:
+        price = rows.price_from(row)
+        holder = state.accounts[price.account]
+        if price.mark_price is not None:
+            holder.marks[price.symbol] = price.mark_price
+        if price.last_fill_price is not None:
+            holder.last_fills[price.symbol] = price.last_fill_price
     for row in accounts:
-        if row[0] in state.accounts:
-            rows.account_info_into(state.accounts[row[0]], row)
+        name = rows.ACCOUNTS.named(row)["account"]
+        if name in state.accounts:
+            rows.account_info_into(state.accounts[name], row)
     for row in instruments:
         instrument = rows.instrument_from(row)
         state.instruments[(instrument.account, instrument.symbol)] = instrument

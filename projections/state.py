@@ -148,7 +148,7 @@ class AccountState:
     @property
     def equity(self) -> Decimal:
         """balance + unrealized_pnl, account currency."""
-        return self.cash + self.realized_pnl + self.unrealized_pnl
+        return self.balance + self.unrealized_pnl
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ shape before any costly conversion, and never met by rounding or clamping:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import (
@@ -92,6 +93,10 @@ _RFC3339 = re.compile(
 )
 _PLAIN_IN_BOUNDS = re.compile(r"[+-]?0*[0-9]{1,15}(?:\.[0-9]{0,18})?").fullmatch
 """Plain decimal text that is certainly within the bounds (read without further checks)."""
+_UTC_IN_RANGE = re.compile(
+    r"(?:19\d\d|20\d\d|21[0-8]\d|219[0-8])-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z").fullmatch
+"""The usual time: UTC (``Z``), at most microseconds, a year 1900-2198 (certainly within
+EARLIEST..LATEST): read without further checks."""
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 
@@ -236,6 +241,9 @@ def parse_time(value: Any) -> datetime:
             "expected an RFC 3339 timestamp string such as 2024-05-01T09:30:00Z, "
             f"got {type(value).__name__}"
         )
+    if _UTC_IN_RANGE(value):
+        with contextlib.suppress(ValueError):  # an impossible date: told below
+            return datetime.fromisoformat(value)
     match = _RFC3339.match(value)
     if not match:
         raise ValueError(

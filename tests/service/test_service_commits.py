@@ -4,6 +4,7 @@ directly, with a writer that stores into a list."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,72 @@ async def test_a_group_holds_at_most_max_group_events(tmp_path: Path) -> None:
     await asyncio.gather(*futures)
     await service.stop_commits()
     assert [2, 1] == _writer(service).groups
+
+
+class _GatedWriter(FakeWriter):
+    """A ``FakeWriter`` that commits in the order groups are handed over, the first one
+    only once ``gate`` is set; ``handed`` records each group's size as it is handed over."""
+
+    def __init__(self, writer: FakeWriter) -> None:
+        super().__init__(writer.recorder)
+        self.gate = asyncio.Event()
+        self.handed: list[int] = []
+        self._order = asyncio.Lock()
+
+    async def append_groups(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        self.handed.append(len(requests))
+        async with self._order:
+            await self.gate.wait()
+            return await super().append_groups(requests)
+
+
+def _gated(tmp_path: Path) -> tuple[Service, _GatedWriter]:
+    """A service on fakes whose writer is a ``_GatedWriter``."""
+    service = make_service(tmp_path)
+    writer = _GatedWriter(_writer(service))
+    service.writer = service.commits.writer = writer  # type: ignore[assignment]
+    return service, writer
+
+
+async def _turns(count: int = 20) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_while_a_group_commits_the_next_grows_to_half_its_size(tmp_path: Path) -> None:
+    """While a group of 4 requests commits, one more request is not handed over alone;
+    once 2 are queued they go as one group, before the first group is answered."""
+    service, writer = _gated(tmp_path)
+    service.start()
+    first = [service.submit(_request(service), PEER, n) for n in range(4)]
+    await _turns()
+    second = [service.submit(_request(service), PEER, 4)]
+    await _turns()
+    held = list(writer.handed)
+    second.append(service.submit(_request(service), PEER, 5))
+    await _turns()
+    grown = list(writer.handed)
+    writer.gate.set()
+    outcomes = await asyncio.gather(*first, *second)
+    await service.stop_commits()
+    assert ([4], [4, 2], [4, 2], [1, 2, 3, 4, 5, 6]) == (
+        held, grown, writer.groups, [o.results[0].seq for o in outcomes])
+
+
+async def test_a_small_group_goes_once_the_writer_is_free(tmp_path: Path) -> None:
+    """A request queued while a bigger group commits is handed over as soon as that
+    group is answered, however small."""
+    service, writer = _gated(tmp_path)
+    service.start()
+    first = [service.submit(_request(service), PEER, n) for n in range(4)]
+    await _turns()
+    late = service.submit(_request(service), PEER, 4)
+    await _turns()
+    held = list(writer.handed)
+    writer.gate.set()
+    await asyncio.gather(*first, late)
+    await service.stop_commits()
+    assert ([4], [4, 1]) == (held, writer.handed)
 
 
 async def test_storage_unavailable_fails_the_group_retryably(tmp_path: Path) -> None:
