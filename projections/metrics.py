@@ -224,9 +224,7 @@ def _assemble(sampler: Sampler, last: int, *, since: str | None, until: str | No
                        "return_pct": ratio(100 * returns_by_day[d.day])
                        if d.day in returns_by_day else None}
                       for i, d in enumerate(days) if window.has_day(d.day)],
-            "final": {"balance": money(account.cash + account.realized_pnl),
-                      "equity": money(account.cash + account.realized_pnl
-                                      + account.unrealized_pnl)},
+            "final": {"balance": money(account.balance), "equity": money(account.equity)},
         },
         "drawdown": {
             "max": best.to_wire() | _recovery(samples, best),

@@ -175,7 +175,7 @@ class Sampler:
             self.benchmarks.add(str(event.data["benchmark"]))
         if kind == "cash" and event.data["kind"] in TRANSFER_KINDS:
             self.transfers += Decimal(event.data["amount"])
-        equity = _equity(account)
+        equity = account.equity
         end = self.days.get(day)
         if end is None:
             end = self.days[day] = DayEnd(day, equity)
@@ -187,7 +187,7 @@ class Sampler:
             self._fill(event, at, day, before, account)
         elif kind == "mark":
             self.samples.append(Sample(event.seq, at, day, "mark",
-                                       account.cash + account.realized_pnl, equity,
+                                       account.balance, equity,
                                        self.transfers))
 
     def _fill(self, event: StoredEvent, at: str, day: str,
@@ -203,8 +203,8 @@ class Sampler:
         if closed is not None:
             self.trades.append(Trade(closed, self._strategy(closed.signal_id), day))
             self.samples.append(Sample(event.seq, at, day, "close",
-                                       account.cash + account.realized_pnl,
-                                       _equity(account), self.transfers, closed.trade_id))
+                                       account.balance, account.equity, self.transfers,
+                                       closed.trade_id))
 
 
 @lru_cache(maxsize=64)
@@ -216,7 +216,3 @@ def _utc_text(moment: datetime) -> str:
     """A time in UTC as the views write it (``...Z``)."""
     return format_utc(moment)
 
-
-def _equity(account: AccountState) -> Decimal:
-    """equity = cash + realized_pnl + unrealized_pnl (EVENTS.md ``balances``)."""
-    return account.cash + account.realized_pnl + account.unrealized_pnl
