@@ -10,7 +10,7 @@ from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, canonical_event, chain_hash
 from eventstore.errors import StorageDamagedError
 
-__all__ = ["VerifyReport", "first_seq_after", "rows_after", "stored_canonical",
+__all__ = ["VerifyReport", "check_rows", "first_seq_after", "rows_after", "stored_canonical",
            "unreadable_reason",
            "verify_chain", "verify_tail"]
 
@@ -102,10 +102,12 @@ def rows_after(conn: sqlite3.Connection, after: int, before: int | None = None
         last = row[0]
 
 
-def _check_rows(rows: Iterator[tuple[Any, ...]], previous: str, expected_seq: int
-                ) -> tuple[int, str, int | None, str]:
-    """Re-hash ``rows`` from ``expected_seq`` on ``previous``: ``(checked, last good hash,
-    bad seq or None, reason)``."""
+def check_rows(rows: Iterator[tuple[Any, ...]], previous: str, expected_seq: int
+               ) -> tuple[int, str, int | None, str]:
+    """Re-hash ``rows`` (``ddl.EVENT_COLUMNS`` order, e.g. from ``rows_after``) from
+    ``expected_seq`` on ``previous`` (hex SHA-256): ``(checked, last good hash, first bad
+    seq or None, reason)``. A row that cannot be read or decoded is a bad seq, never
+    raised; the one rule of the chain, for every store and every checker."""
     checked = 0
     try:
         for row in rows:
@@ -146,7 +148,7 @@ def verify_chain(conn: sqlite3.Connection) -> VerifyReport:
         name for name, sql in ddl.EVENT_TRIGGERS.items()
         if _squeezed(present.get(name) or "") != _squeezed(sql)
     )
-    checked, previous, bad_seq, reason = _check_rows(rows_after(conn, 0), GENESIS_HASH, 1)
+    checked, previous, bad_seq, reason = check_rows(rows_after(conn, 0), GENESIS_HASH, 1)
     if bad_seq is not None:
         return VerifyReport(checked, previous, bad_seq, reason)
     if missing:
@@ -185,7 +187,7 @@ def verify_tail(conn: sqlite3.Connection, count: int) -> VerifyReport:
             return VerifyReport(0, GENESIS_HASH, first - 1,
                                 f"seq {first - 1} is missing or its hash unreadable")
         previous = row[0]
-    checked, previous, bad_seq, reason = _check_rows(
+    checked, previous, bad_seq, reason = check_rows(
         rows_after(conn, first - 1), previous, first)
     return VerifyReport(checked, previous, bad_seq, reason)
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventstore.canonical import GENESIS_HASH, chain_hash
+from eventstore.canonical import GENESIS_HASH
 from eventstore.errors import StorageDamagedError, TradelogError
 from eventstore.recorder import open_sqlite
-from eventstore.verify import rows_after, stored_canonical, unreadable_reason
+from eventstore.verify import check_rows, rows_after, unreadable_reason
 from schemas.values import format_time
 
 __all__ = ["Verifier"]
@@ -61,22 +61,13 @@ def _walk(path: Path, start: _Walk) -> _Walk:
 
 
 def _chunk(conn: sqlite3.Connection, walk: _Walk) -> None:
-    """Re-hash up to ``_CHUNK`` events after ``walk.seq``, moving ``walk`` on."""
-    for row in rows_after(conn, walk.seq, walk.seq + _CHUNK + 1):
-        seq = row[0]
-        if seq != walk.seq + 1:
-            walk.bad_seq, walk.reason = walk.seq + 1, f"seq {walk.seq + 1} is missing"
-            return
-        try:
-            digest = chain_hash(walk.hash, stored_canonical(row))
-        except (TypeError, ValueError) as exc:
-            walk.bad_seq, walk.reason = seq, unreadable_reason(exc)
-            return
-        if digest != row[12]:
-            walk.bad_seq = seq
-            walk.reason = "hash does not match: the event was altered, removed or reordered"
-            return
-        walk.seq, walk.hash = seq, digest
+    """Re-hash up to ``_CHUNK`` events after ``walk.seq`` (``eventstore.verify.check_rows``,
+    the chain's one rule), moving ``walk`` on to the last good one."""
+    checked, last_hash, bad_seq, reason = check_rows(
+        rows_after(conn, walk.seq, walk.seq + _CHUNK + 1), walk.hash, walk.seq + 1)
+    walk.seq, walk.hash = walk.seq + checked, last_hash
+    if bad_seq is not None:
+        walk.bad_seq, walk.reason = bad_seq, reason
 
 
 class Verifier:

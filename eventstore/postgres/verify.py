@@ -12,8 +12,7 @@ from eventstore.canonical import GENESIS_HASH
 from eventstore.postgres import ddl
 from eventstore.postgres.connect import Connection
 from eventstore.postgres.reads import rows_after
-from eventstore.verify import VerifyReport
-from eventstore.verify import _check_rows as check_rows
+from eventstore.verify import VerifyReport, check_rows
 
 __all__ = ["trigger_problems", "verify_chain", "verify_tail"]
 
