@@ -16,6 +16,6 @@ echo "  $tl report --db $(q "$db")   # the same figures as tables (--json for JS
 echo "  $tl show trades --db $(q "$db") --limit 10   # the last closed round trips"
 echo "  $tl show balances --db $(q "$db") --format json"
 echo "  sqlite3 -readonly $(q "$db") 'SELECT date, realized_pnl, trades_closed FROM daily ORDER BY date DESC LIMIT 5'"
-# (the dashboard's line goes here, once tradelog has a dashboard)
+echo "  $tl serve --db $(q "$db") --http 127.0.0.1:8787   # the live dashboard at http://127.0.0.1:8787/ (docs/HTTP.md)"
 echo "  $tl serve --db $(q "$db")   # the daemon again, for a bot of your own (examples/sma_bot.py)"
 echo "  $tl --help   # every command; docs/CLI.md has every option and exit code"
