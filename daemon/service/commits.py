@@ -146,7 +146,7 @@ class GroupCommits:
             if in_flight:
                 want = min(limit, GROW_EVENTS, max(in_flight.values()) // 2)
                 if self._queued < want:
-                    await self._grow(want)
+                    await self._wait(want)
             group: list[_Pending] = [first]
             size = len(first.request.events)
             while size < limit and not self._queue.empty():
@@ -161,11 +161,11 @@ class GroupCommits:
             in_flight[task] = size
             task.add_done_callback(self._answered)
             if len(in_flight) >= IN_FLIGHT:
-                await self._grow(sys.maxsize)  # until a group is answered
+                await self._wait(sys.maxsize)  # until a group is answered
         if in_flight:
             await asyncio.wait(in_flight)
 
-    async def _grow(self, want: int) -> None:
+    async def _wait(self, want: int) -> None:
         """Return once ``want`` events are queued or a group in flight is answered."""
         self._want = want
         self._woken = asyncio.get_running_loop().create_future()
