@@ -13,7 +13,6 @@ never fails another's request. A failure that leaves the outcome unknown sets
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,12 +78,10 @@ class GroupCommits:
         """One info record per second of appends (each group's at debug)."""
         self._queued = 0
         """Events queued and not yet taken into a group."""
-        self._in_flight: dict[asyncio.Task[None], int] = {}
-        """The groups handed to the writer and not yet answered, with their events."""
-        self._woken: asyncio.Future[None] | None = None
-        """What the task waits on: resolved once a group in flight is answered, or once
-        ``_want`` events are queued (one future, not an ``asyncio.wait`` per group)."""
+        self._grown: asyncio.Future[None] | None = None
         self._want = 0
+        """While the task waits for the next group to grow: resolve ``_grown`` once this
+        many events are queued."""
         self._log: Any = log
         """The module's logger, bound once by ``start`` (the lazy one binds anew at every
         call, a debug record filtered out included: one per group)."""
@@ -109,8 +106,8 @@ class GroupCommits:
         future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(request, future, peer, request_id))
         self._queued += len(request.events)
-        if self._woken is not None and self._queued >= self._want:
-            self._wake()
+        if self._grown is not None and self._queued >= self._want and not self._grown.done():
+            self._grown.set_result(None)
         return future
 
     async def stop(self) -> None:
@@ -138,15 +135,14 @@ class GroupCommits:
         section 11."""
         limit = self._group_events()
         stopping = False
-        in_flight = self._in_flight
+        in_flight: dict[asyncio.Task[None], int] = {}
         while not stopping:
             first = await self._queue.get()
             if first is _STOP:
                 break
             if in_flight:
-                want = min(limit, GROW_EVENTS, max(in_flight.values()) // 2)
-                if self._queued < want:
-                    await self._wait(want)
+                await self._grow(in_flight, min(limit, GROW_EVENTS,
+                                                max(in_flight.values()) // 2))
             group: list[_Pending] = [first]
             size = len(first.request.events)
             while size < limit and not self._queue.empty():
@@ -157,32 +153,31 @@ class GroupCommits:
                 group.append(item)
                 size += len(item.request.events)
             self._queued -= size
-            task = asyncio.create_task(self._commit(group))
-            in_flight[task] = size
-            task.add_done_callback(self._answered)
+            in_flight[asyncio.create_task(self._commit(group))] = size
             if len(in_flight) >= IN_FLIGHT:
-                await self._wait(sys.maxsize)  # until a group is answered
+                await self._settled(in_flight, set())
         if in_flight:
             await asyncio.wait(in_flight)
 
-    async def _wait(self, want: int) -> None:
+    async def _grow(self, in_flight: dict[asyncio.Task[None], int], want: int) -> None:
         """Return once ``want`` events are queued or a group in flight is answered."""
+        if self._queued >= want:
+            return
         self._want = want
-        self._woken = asyncio.get_running_loop().create_future()
+        self._grown = asyncio.get_running_loop().create_future()
         try:
-            await self._woken
+            await self._settled(in_flight, {self._grown})
         finally:
-            self._woken = None
+            self._grown = None
 
-    def _answered(self, task: asyncio.Task[None]) -> None:
-        """A group's commit task is done: forget it and wake the task if it waits."""
-        self._in_flight.pop(task, None)
-        self._wake()
-
-    def _wake(self) -> None:
-        woken = self._woken
-        if woken is not None and not woken.done():
-            woken.set_result(None)
+    @staticmethod
+    async def _settled(in_flight: dict[asyncio.Task[None], int],
+                       also: set[asyncio.Future[None]]) -> None:
+        """Wait for a group in flight to be answered (or one of ``also`` to be done);
+        forget the groups answered."""
+        done, _ = await asyncio.wait({*in_flight, *also}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            in_flight.pop(task, None)  # type: ignore[call-overload]
 
     async def _commit(self, group: list[_Pending]) -> None:
         started = time.perf_counter()
