@@ -13,7 +13,7 @@ from bench.common import machine
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("name", choices=["ingest", "latency", "log", "rebuild", "restart",
-                                         "asof", "query", "peer", "breakdown", "all"])
+                                         "asof", "query", "peer", "breakdown", "rooms", "all"])
     parser.add_argument("--quick", action="store_true", help="smaller runs, fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", help="ingest: plans as CLIENTSxEVENTS, e.g. 64x1,8x100")
@@ -31,12 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     print(f"machine: {machine()}", flush=True)
-    from bench import biglog, breakdown, ingest, peer
+    from bench import biglog, breakdown, ingest, peer, rooms
 
     jobs: dict[str, Any] = {
         "ingest": ingest.run, "latency": ingest.latency, "log": biglog.build_only,
         "rebuild": biglog.rebuild, "restart": biglog.restart, "asof": biglog.as_of,
         "query": biglog.query, "peer": peer.run, "breakdown": breakdown.run,
+        "rooms": rooms.run,
     }
     names = list(jobs) if args.name == "all" else [args.name]
     results = {}

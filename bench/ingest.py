@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                "fsync_p99_ms": fsync_p99, "runs": []}
     writers = ["process", "thread"] if args.writer == "both" else [args.writer]
     print(f"{'writer':>7} {'clients':>7} {'ev/append':>9} {'events/s':>10} {'ratio':>6} "
-          f"{'gen CPU':>8} {'daemon CPU':>10} {'writer CPU':>10} {'peak RSS':>9}")
+          f"{'gen CPU':>8} {'daemon CPU':>10} {'writer CPU':>10} {'peak RSS':>9} "
+          f"{'daemon us/ev':>12} {'writer us/ev':>12}")
     for clients, per_line, count in plans:
         for writer in writers:
             samples = []
@@ -91,7 +92,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["runs"].append(row)
             print(f"{writer:>7} {clients:>7} {per_line:>9} {rate:>10,.0f} "
                   f"{rate / ceiling:>6.2f} {row['gen_cpu']:>7.0%} {row['daemon_cpu']:>9.0%} "
-                  f"{row['writer_cpu']:>9.0%} {row['rss'] / 2**20:>7.1f}MB", flush=True)
+                  f"{row['writer_cpu']:>9.0%} {row['rss'] / 2**20:>7.1f}MB "
+                  f"{row['daemon_cpu'] / rate * 1e6:>12.1f} "
+                  f"{row['writer_cpu'] / rate * 1e6:>12.1f}", flush=True)
     return results
 
 

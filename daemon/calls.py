@@ -89,15 +89,16 @@ class CallRunner:
         """Start ``slot``'s call; its answer reaches ``Caller.deliver`` (at once for
         ``NOW`` methods and for requests refused by their handler)."""
         request = slot.request
-        ctx = CallContext(self._caller.peer, self._caller,
-                          self._service.config.limits.max_answer_bytes, request.id,
-                          slot.group.after)
-        handler = self._service.handlers.table[request.method]
+        caller = self._caller
+        service = self._service
+        ctx = CallContext(caller.peer, caller, service.config.limits.max_answer_bytes,
+                          request.id, slot.group.after)
+        handler = service.handlers.table[request.method]
+        kind = slot.method.kind
         try:
-            if slot.method.kind is Kind.NOW:
-                self._caller.deliver(slot, encoded(_result(request, handler(request.params,
-                                                                            ctx))))
-            elif slot.method.kind is Kind.APPEND:
+            if kind is Kind.NOW:
+                caller.deliver(slot, encoded(_result(request, handler(request.params, ctx))))
+            elif kind is Kind.APPEND:
                 committed: asyncio.Future[AppendOutcome] = handler(request.params, ctx)
                 self.pending.add(committed)
                 committed.add_done_callback(partial(self._committed, slot))
@@ -163,8 +164,10 @@ class CallRunner:
                 answer = self.error(request, failure)
             elif (outcome := committed.result()).error is not None:
                 answer = self.error(request, outcome.error)
+            elif request.has_id:
+                answer = result_answer(request.id, append_result(outcome))
             else:
-                answer = _result(request, append_result(outcome))
+                answer = None
         except Exception as exc:
             log.error("request_task_failed", error=repr(exc))
             answer = None

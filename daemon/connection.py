@@ -174,7 +174,7 @@ class Connection(asyncio.Protocol):
 
     def _update_reading(self) -> None:
         """Read the socket only while the protocol wants data (bounded buffers and work)."""
-        if self.transport is None or self.closed or self.wire.ended:
+        if self.transport is None or self.wire.closed or self.wire.lines.ended:
             return
         pause = not self.wire.wants_data()
         if pause and not self.reading_paused:
@@ -194,7 +194,7 @@ class Connection(asyncio.Protocol):
 
     def _write(self, line: bytes, force: bool = False) -> None:
         """Write one NDJSON line; dropped once closed unless ``force``."""
-        if self.transport is None or (self.closed and not force):
+        if self.transport is None or (self.wire.closed and not force):
             return
         if self.transport.is_closing():
             return
@@ -310,9 +310,10 @@ class Connection(asyncio.Protocol):
             return
         if event is Wait.TURN_OVER:
             self._turn = loop.call_soon(self._take_lines)
-        self._sync_partial_timer()
+        self._partial.set(self.wire.lines.partial_deadline)
         self._update_reading()
-        self._finish_if_done()
+        if self.wire.lines.ended:
+            self._finish_if_done()
 
     def _dispatch(self, event: Requests, start: int = 0) -> None:
         """Start a line's calls, at most ``TURN_MEMBERS`` of a batch per loop turn (the
@@ -321,7 +322,7 @@ class Connection(asyncio.Protocol):
             for refusal in event.refusals:
                 self.calls.note_refusal(refusal)
         self._batch = None
-        if self.closed:
+        if self.wire.closed:
             return
         end = start + TURN_MEMBERS
         for slot in event.calls[start:end]:
@@ -361,7 +362,8 @@ class Connection(asyncio.Protocol):
         self._update_reading()
         if self._turn is None and self.wire.can_take():
             self._turn = self._loop.call_soon(self._take_lines)
-        self._finish_if_done()
+        if self.wire.lines.ended:
+            self._finish_if_done()
 
     def eof_received(self) -> bool | None:
         """Called when the peer stops sending: drop its unfinished line (complete lines
@@ -373,16 +375,12 @@ class Connection(asyncio.Protocol):
         # its sending half still gets its answers; one that closed entirely gets nothing,
         # and keeping its connection would leak it until the next write.
         self.wire.receive_eof()
-        self._sync_partial_timer()
+        self._partial.set(self.wire.lines.partial_deadline)
         if peer_gone(self.transport.get_extra_info("socket") if self.transport else None):
             self.abort()
             return True
         self._drained()
         return True
-
-    def _sync_partial_timer(self) -> None:
-        """Keep the timer at the protocol's deadline for the unfinished line."""
-        self._partial.set(self.wire.lines.partial_deadline)
 
     def _partial_expired(self) -> None:
         self.service.throttle("partial_line_timeout").log(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import resource
 import signal
@@ -271,6 +272,10 @@ async def serve(config: Config, config_file: Path | None = None,
                  http=http.url if http is not None else None,
                  writer_pid=getattr(writer, "pid", os.getpid()),
                  startup_ms=round((time.perf_counter() - started) * 1000, 1), pid=os.getpid())
+        # What start-up built lives as long as the daemon: kept out of every later
+        # collection, it is not walked again by each full one (docs/BENCHMARKS.md, 13).
+        gc.collect()
+        gc.freeze()
         systemd.notify("READY=1", f"STATUS=serving; last seq {last_seq}",
                        f"MAINPID={os.getpid()}")
         fatal = asyncio.ensure_future(service.fatal.wait())

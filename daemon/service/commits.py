@@ -82,9 +82,13 @@ class GroupCommits:
         self._want = 0
         """While the task waits for the next group to grow: resolve ``_grown`` once this
         many events are queued."""
+        self._log: Any = log
+        """The module's logger, bound once by ``start`` (the lazy one binds anew at every
+        call, a debug record filtered out included: one per group)."""
 
     def start(self) -> None:
         """Start the group-commit task; call once, inside the running loop."""
+        self._log = log.bind()
         self._task = asyncio.create_task(self._loop(), name="group-commits")
 
     def submit(self, request: AppendRequest, peer: Peer,
@@ -207,9 +211,9 @@ class GroupCommits:
         if outcomes:
             self.last_seq = max(self.last_seq, outcomes[-1].last_seq)
         duration_ms = (time.perf_counter() - started) * 1000
-        log.debug("batch_committed", requests=len(group), events=stored,
-                  duplicates=duplicates, rejected=rejected, last_seq=self.last_seq,
-                  duration_ms=round(duration_ms, 3))
+        self._log.debug("batch_committed", requests=len(group), events=stored,
+                        duplicates=duplicates, rejected=rejected, last_seq=self.last_seq,
+                        duration_ms=round(duration_ms, 3))
         self._tally.add({"requests": len(group), "events": stored, "duplicates": duplicates,
                          "rejected": rejected, "commit_ms": duration_ms},
                         most={"group_requests": len(group), "commit_ms": duration_ms},

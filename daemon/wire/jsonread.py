@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 __all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "MAX_NUMBER_EXPONENT", "JSONReadError", "dumps",
@@ -161,18 +162,29 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+"""The C encoder ``JSONEncoder`` uses (None on an interpreter without ``_json``)."""
+
 _encoder = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
 )
 
 
 def encode(value: Any) -> bytes:
-    """``value`` as compact JSON in UTF-8, without a line end.
+    """``value`` as compact JSON in UTF-8, without a line end (the same text as
+    ``_encoder.encode``: one answer per request, so the C encoder is called directly,
+    without ``JSONEncoder.encode``'s Python layers; docs/BENCHMARKS.md, section 13).
 
     Raises:
         TypeError, ValueError: the value holds something JSON cannot carry.
     """
-    return _encoder.encode(value).encode()
+    if _c_make_encoder is None or value.__class__ is str:
+        return _encoder.encode(value).encode()
+    # Arguments as ``JSONEncoder.iterencode`` passes them for ``_encoder``'s settings: a
+    # fresh dict of markers (check_circular), no indent, sort_keys and skipkeys False,
+    # allow_nan False.
+    return "".join(_c_make_encoder({}, _default, encode_basestring, None, ":", ",",
+                                   False, False, False)(value, 0)).encode()
 
 
 def dumps(value: Any) -> bytes:

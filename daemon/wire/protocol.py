@@ -111,11 +111,12 @@ class Group:
         """The group's answer line (with its ``\\n``); None when nothing is answered."""
         if self.cancelled:
             return None
+        if not self.batch:
+            answer = self.answers[0]
+            return None if answer is None else answer + b"\n"
         parts = [a for a in self.answers if a is not None]
         if not parts:
             return None
-        if not self.batch:
-            return bytes(parts[0]) + b"\n"
         return b"[" + b",".join(parts) + b"]\n"
 
 
@@ -208,9 +209,8 @@ class ServerProtocol:
     def wants_data(self) -> bool:
         """Whether the socket should be read now: accepting, within the in-flight limit
         and the answer budget, and no complete line waiting for its turn."""
-        limits = self._limits()
         return not (not self.accepting or self.over_budget or self.lines.backlog
-                    or self.inflight >= limits.max_inflight_per_connection)
+                    or self.inflight >= self._limits().max_inflight_per_connection)
 
     def can_take(self) -> bool:
         """Whether a turn would take lines now (lines wait and the budgets allow)."""
@@ -231,7 +231,7 @@ class ServerProtocol:
                 return self._end_turn(limits, False, now, Wait.PAUSED)
             line = lines.next_line(limits.max_line_bytes)
             if line.__class__ is bytes:
-                if line.strip():
+                if line and not line.isspace():  # as line.strip(), without the copy
                     return self._parse(line, limits)
                 continue
             if line is Stop.PARTIAL:
@@ -355,7 +355,7 @@ class ServerProtocol:
     def note_waiting(self, waiting: int) -> bool:
         """``waiting`` answer bytes wait to be sent after a write. Returns True when that
         just passed ``max_answer_bytes``: no line is taken until ``drained``."""
-        if self.over_budget or waiting <= self._limits().max_answer_bytes:
+        if not waiting or self.over_budget or waiting <= self._limits().max_answer_bytes:
             return False
         self.over_budget = True
         return True
