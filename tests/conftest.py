@@ -117,17 +117,49 @@ def _starts_process_cached(path: Path, name: str) -> bool:
     return starts_process(path, name)
 
 
+@cache
+def _function_nodes(path: Path) -> dict[int, ast.AST]:
+    """The functions of the module at ``path`` (at any depth), by the line they start on
+    (their first decorator's, as in ``co_firstlineno``, and their ``def``'s)."""
+    nodes: dict[int, ast.AST] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            nodes.setdefault(node.lineno, node)
+            if node.decorator_list:
+                nodes.setdefault(node.decorator_list[0].lineno, node)
+    return nodes
+
+
+@cache
+def _code_starts_process(path: Path, firstlineno: int) -> bool | None:
+    """Whether the function of ``path`` starting on ``firstlineno`` uses a name that starts
+    a process; None when no function starts there."""
+    node = _function_nodes(path).get(firstlineno)
+    if node is None:
+        return None
+    return any(_starts_process_cached(path, name) for name in _used_names(node))
+
+
 def _function_starts_process(func: Callable[..., Any]) -> bool:
     """Whether the code of ``func`` (a test or a fixture of ``tests``) uses a name that
-    starts a process, resolved in the module it is defined in."""
+    starts a process, resolved in the module it is defined in. Each module is parsed
+    once (the collection runs this for every test and fixture, on every xdist worker)."""
     try:
         source_file = inspect.getsourcefile(func)
-        source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
         return False
     if source_file is None or TESTS not in Path(source_file).resolve().parents:
         return False
     path = Path(source_file).resolve()
+    code = getattr(inspect.unwrap(getattr(func, "__func__", func)), "__code__", None)
+    if code is not None:
+        found = _code_starts_process(path, code.co_firstlineno)
+        if found is not None:
+            return found
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return False
     return any(_starts_process_cached(path, name) for name in _used_names(ast.parse(source)))
 
 
@@ -145,15 +177,59 @@ def needs_daemon_mark(item: pytest.Item) -> bool:
     return False
 
 
+HEAVY_LANES = 2
+"""How many ``slow`` runs go at once: one per core of the 2-core machine CI runs on."""
+DEFAULT_SLOW_SECONDS = 5.0
+
+
+def _slow_seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("slow")
+    assert marker is not None
+    return float(marker.kwargs.get("seconds", DEFAULT_SLOW_SECONDS))
+
+
+def _shared_process_fixture(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a module- or class-scoped fixture of ``tests`` that starts a
+    process (a daemon shared by the module's tests)."""
+    if not isinstance(item, pytest.Function):
+        return False
+    for name in item.fixturenames:
+        for definition in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            if definition.scope in ("module", "class") and _function_starts_process(
+                    definition.func):
+                return True
+    return False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``daemon`` every test that starts a process; with pytest-xdist
-    (``--dist loadgroup``), the ``slow`` ones (fault runs that load the whole machine)
-    all go to one worker, one after another, beside the lighter tests of the others."""
+    """Mark ``daemon`` every test that starts a process, and, for pytest-xdist
+    (``--dist loadgroup``), put tests in groups, each group run by one worker:
+
+    - The ``slow`` tests (fault runs that load the whole machine: the kill -9 loop, the
+      full disk, the fuzz, the hostile clients) go to ``HEAVY_LANES`` lanes, ``slow-0``
+      and ``slow-1``, longest first (``@pytest.mark.slow(seconds=...)``: about what the
+      test takes alone on an idle 2-core machine), each to the lane with less so far. So
+      at most two of them run at once, one per core, beside the light tests of the other
+      workers; they do not share a database, socket, port or mount, and none asserts a
+      time (their bounds are liveness bounds), so two side by side disturb nothing they
+      check. The slow tests come first in the order, so that the lanes start at once
+      and the light tests fill the other workers around them.
+    - The tests that share a daemon through a module- (or class-) scoped fixture go to
+      one group per module, so that the daemon starts once, not once per worker.
+    """
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    lanes = [0.0] * HEAVY_LANES
+    for item in sorted(slow, key=_slow_seconds, reverse=True):
+        lane = lanes.index(min(lanes))
+        lanes[lane] += _slow_seconds(item)
+        item.add_marker(pytest.mark.xdist_group(f"slow-{lane}"))
     for item in items:
         if item.get_closest_marker("daemon") is None and needs_daemon_mark(item):
             item.add_marker(pytest.mark.daemon)
-        if item.get_closest_marker("slow") is not None:
-            item.add_marker(pytest.mark.xdist_group("slow"))
+        if item.get_closest_marker("slow") is None and _shared_process_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    order = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, order[id(item)]))
 
 
 class UnmarkedProcessError(BaseException):
