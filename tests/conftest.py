@@ -201,6 +201,7 @@ def _shared_process_fixture(item: pytest.Item) -> bool:
     return False
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``daemon`` every test that starts a process, and, for pytest-xdist
     (``--dist loadgroup``), put tests in groups, each group run by one worker:
@@ -216,6 +217,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
       and the light tests fill the other workers around them.
     - The tests that share a daemon through a module- (or class-) scoped fixture go to
       one group per module, so that the daemon starts once, not once per worker.
+
+    It runs first (``tryfirst``): pytest-xdist reads the ``xdist_group`` marks in its own
+    ``pytest_collection_modifyitems``, and marks added after it are not seen.
     """
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
     lanes = [0.0] * HEAVY_LANES
