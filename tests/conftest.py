@@ -177,63 +177,39 @@ def needs_daemon_mark(item: pytest.Item) -> bool:
     return False
 
 
-HEAVY_LANES = 2
-"""How many ``slow`` runs go at once: one per core of the 2-core machine CI runs on."""
 DEFAULT_SLOW_SECONDS = 5.0
 
 
 def _slow_seconds(item: pytest.Item) -> float:
+    """``@pytest.mark.slow(seconds=...)``: about what the test takes alone on an idle
+    2-core machine; 0 for a test not marked ``slow``."""
     marker = item.get_closest_marker("slow")
-    assert marker is not None
+    if marker is None:
+        return 0.0
     return float(marker.kwargs.get("seconds", DEFAULT_SLOW_SECONDS))
 
 
-def _shared_process_fixture(item: pytest.Item) -> bool:
-    """Whether ``item`` uses a module- or class-scoped fixture of ``tests`` that starts a
-    process (a daemon shared by the module's tests)."""
-    if not isinstance(item, pytest.Function):
-        return False
-    for name in item.fixturenames:
-        for definition in item._fixtureinfo.name2fixturedefs.get(name, ()):
-            if definition.scope in ("module", "class") and _function_starts_process(
-                    definition.func):
-                return True
-    return False
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``daemon`` every test that starts a process, and, for pytest-xdist
-    (``--dist loadgroup``), put tests in groups, each group run by one worker:
+    """Mark ``daemon`` every test that starts a process, and put the ``slow`` ones (the
+    fault runs: kill -9 loop, full disk, fuzz, hostile clients) first, longest first.
 
-    - The ``slow`` tests (fault runs that load the whole machine: the kill -9 loop, the
-      full disk, the fuzz, the hostile clients) go to ``HEAVY_LANES`` lanes, ``slow-0``
-      and ``slow-1``, longest first (``@pytest.mark.slow(seconds=...)``: about what the
-      test takes alone on an idle 2-core machine), each to the lane with less so far. So
-      at most two of them run at once, one per core, beside the light tests of the other
-      workers; they do not share a database, socket, port or mount, and none asserts a
-      time (their bounds are liveness bounds), so two side by side disturb nothing they
-      check. The slow tests come first in the order, so that the lanes start at once
-      and the light tests fill the other workers around them.
-    - The tests that share a daemon through a module- (or class-) scoped fixture go to
-      one group per module, so that the daemon starts once, not once per worker.
+    The slow runs go first so that, with pytest-xdist, each starts at once on a worker
+    of its own and the light tests fill the workers around them, instead of one of them
+    starting last and running alone at the end (longest first is the usual greedy
+    schedule). They run side by side: they share no database, socket, port or mount,
+    and none asserts a time (their bounds, such as a good client answered within 10 s,
+    are liveness bounds with room for a loaded machine), so nothing they check depends
+    on running alone. The order within the light tests is the collection's.
 
-    It runs first (``tryfirst``): pytest-xdist reads the ``xdist_group`` marks in its own
-    ``pytest_collection_modifyitems``, and marks added after it are not seen.
+    No ``xdist_group`` is given: with pytest 9, pytest-xdist 3.8's ``--dist loadgroup``
+    ignores the mark (it renames ``item._nodeid``, which pytest 9 no longer reads), so
+    each test is its own unit, as with ``--dist load``.
     """
-    slow = [item for item in items if item.get_closest_marker("slow") is not None]
-    lanes = [0.0] * HEAVY_LANES
-    for item in sorted(slow, key=_slow_seconds, reverse=True):
-        lane = lanes.index(min(lanes))
-        lanes[lane] += _slow_seconds(item)
-        item.add_marker(pytest.mark.xdist_group(f"slow-{lane}"))
     for item in items:
         if item.get_closest_marker("daemon") is None and needs_daemon_mark(item):
             item.add_marker(pytest.mark.daemon)
-        if item.get_closest_marker("slow") is None and _shared_process_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     order = {id(item): n for n, item in enumerate(items)}
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, order[id(item)]))
+    items.sort(key=lambda item: (-_slow_seconds(item), order[id(item)]))
 
 
 class UnmarkedProcessError(BaseException):
