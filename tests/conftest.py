@@ -117,17 +117,49 @@ def _starts_process_cached(path: Path, name: str) -> bool:
     return starts_process(path, name)
 
 
+@cache
+def _function_nodes(path: Path) -> dict[int, ast.AST]:
+    """The functions of the module at ``path`` (at any depth), by the line they start on
+    (their first decorator's, as in ``co_firstlineno``, and their ``def``'s)."""
+    nodes: dict[int, ast.AST] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            nodes.setdefault(node.lineno, node)
+            if node.decorator_list:
+                nodes.setdefault(node.decorator_list[0].lineno, node)
+    return nodes
+
+
+@cache
+def _code_starts_process(path: Path, firstlineno: int) -> bool | None:
+    """Whether the function of ``path`` starting on ``firstlineno`` uses a name that starts
+    a process; None when no function starts there."""
+    node = _function_nodes(path).get(firstlineno)
+    if node is None:
+        return None
+    return any(_starts_process_cached(path, name) for name in _used_names(node))
+
+
 def _function_starts_process(func: Callable[..., Any]) -> bool:
     """Whether the code of ``func`` (a test or a fixture of ``tests``) uses a name that
-    starts a process, resolved in the module it is defined in."""
+    starts a process, resolved in the module it is defined in. Each module is parsed
+    once (the collection runs this for every test and fixture, on every xdist worker)."""
     try:
         source_file = inspect.getsourcefile(func)
-        source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
         return False
     if source_file is None or TESTS not in Path(source_file).resolve().parents:
         return False
     path = Path(source_file).resolve()
+    code = getattr(inspect.unwrap(getattr(func, "__func__", func)), "__code__", None)
+    if code is not None:
+        found = _code_starts_process(path, code.co_firstlineno)
+        if found is not None:
+            return found
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return False
     return any(_starts_process_cached(path, name) for name in _used_names(ast.parse(source)))
 
 
@@ -145,15 +177,39 @@ def needs_daemon_mark(item: pytest.Item) -> bool:
     return False
 
 
+DEFAULT_SLOW_SECONDS = 5.0
+
+
+def _slow_seconds(item: pytest.Item) -> float:
+    """``@pytest.mark.slow(seconds=...)``: about what the test takes alone on an idle
+    2-core machine; 0 for a test not marked ``slow``."""
+    marker = item.get_closest_marker("slow")
+    if marker is None:
+        return 0.0
+    return float(marker.kwargs.get("seconds", DEFAULT_SLOW_SECONDS))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``daemon`` every test that starts a process; with pytest-xdist
-    (``--dist loadgroup``), the ``slow`` ones (fault runs that load the whole machine)
-    all go to one worker, one after another, beside the lighter tests of the others."""
+    """Mark ``daemon`` every test that starts a process, and put the ``slow`` ones (the
+    fault runs: kill -9 loop, full disk, fuzz, hostile clients) first, longest first.
+
+    The slow runs go first so that, with pytest-xdist, each starts at once on a worker
+    of its own and the light tests fill the workers around them, instead of one of them
+    starting last and running alone at the end (longest first is the usual greedy
+    schedule). They run side by side: they share no database, socket, port or mount,
+    and none asserts a time (their bounds, such as a good client answered within 10 s,
+    are liveness bounds with room for a loaded machine), so nothing they check depends
+    on running alone. The order within the light tests is the collection's.
+
+    No ``xdist_group`` is given: with pytest 9, pytest-xdist 3.8's ``--dist loadgroup``
+    ignores the mark (it renames ``item._nodeid``, which pytest 9 no longer reads), so
+    each test is its own unit, as with ``--dist load``.
+    """
     for item in items:
         if item.get_closest_marker("daemon") is None and needs_daemon_mark(item):
             item.add_marker(pytest.mark.daemon)
-        if item.get_closest_marker("slow") is not None:
-            item.add_marker(pytest.mark.xdist_group("slow"))
+    order = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda item: (-_slow_seconds(item), order[id(item)]))
 
 
 class UnmarkedProcessError(BaseException):

@@ -13,7 +13,7 @@ from daemon.client import Client
 from examples.sma_bot import ACCOUNT, DATA, read_bars, run
 from tests.support import DaemonProcess
 
-BARS = 5000
+BARS = 2000
 
 
 def independent_backtest(path: Path, limit: int) -> tuple[int, Decimal, Decimal]:

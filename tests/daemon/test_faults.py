@@ -14,7 +14,7 @@ import pytest
 from bench.faults import diskfull, fuzz, killloop
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 def test_kill_9_loop_loses_nothing_acknowledged(tmp_path: Path) -> None:
     """Five cycles of load from three bots, kill -9 at a random moment, restart: every
     acknowledged event is stored exactly once, seqs are 1..N, no batch is partly stored,
@@ -28,7 +28,7 @@ def test_kill_9_loop_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert report.events > 0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 def test_full_database_refuses_whole_batches_and_recovers(tmp_path: Path) -> None:
     """With the database capped (TRADELOG_MAX_PAGE_COUNT) under load from three bots,
     appends that do not fit get -32001 and store nothing, the rest are stored whole, the
@@ -40,7 +40,7 @@ def test_full_database_refuses_whole_batches_and_recovers(tmp_path: Path) -> Non
     assert {"result", "-32001"} == set(report.answer_codes)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_full_filesystem_refuses_whole_batches_and_recovers(tmp_path: Path) -> None:
     """On a 2 MiB tmpfs that fills up under load, appends get -32001 and store nothing,
@@ -54,7 +54,7 @@ def test_full_filesystem_refuses_whole_batches_and_recovers(tmp_path: Path) -> N
     assert report.recovered_without_restart is True
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=12)
 def test_fuzzed_bad_input_is_answered_and_harmless(tmp_path: Path) -> None:
     """150 hypothesis-generated bad inputs (JSON values, mutated requests, mixed batches,
     raw bytes): the daemon stays up, answers each with valid JSON-RPC and a contract

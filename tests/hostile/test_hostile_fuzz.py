@@ -7,34 +7,61 @@ script so; every other limit is the contract's default. Latency is not asserted 
 timed tests): a good client left without an answer for 10 s counts as a freeze, which is
 a liveness failure, not a slow machine. The 240 s per class is a liveness bound too,
 wide enough for a machine that runs the rest of the suite beside it.
+
+The classes run in three parts, each against its own daemon with its own good clients
+(and its own end checks: SIGTERM in time, ``verify`` clean), so that the parts can run
+on different test workers at once: ``batches`` alone (the longest), the other line
+classes, and the connection classes together (the slow subscribers opened by
+``subscriptions`` stay attached while ``partial`` and ``flood`` run, as in the full
+run). Together the parts are every class, in the script's order.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.faults import hostile
 
 _PER_CLASS = 200
+_CONNECTION = ("pipelining", "subscriptions", "partial", "flood")
+PARTS: dict[str, tuple[str, ...]] = {
+    "batches": ("batches",),
+    "lines": tuple(c for c in hostile.CLASSES if c not in _CONNECTION and c != "batches"),
+    "connections": _CONNECTION,
+}
+SECONDS = {"batches": 38, "lines": 21, "connections": 30}
+"""About what each part takes alone on an idle 2-core machine (see tests/conftest.py)."""
 
 
-def _options() -> hostile.Options:
+def _options(classes: tuple[str, ...]) -> hostile.Options:
     return hostile.Options(
-        requests=_PER_CLASS * len(hostile.CLASSES), seed=5, rss_limit_mb=512,
-        p99_ms=None, stall_s=10.0, partial_limit_s=1.0, class_budget_s=240.0, hold_s=1.0,
-        slow_subscribers=2, answer_s=10.0,
+        requests=_PER_CLASS * len(classes), seed=5, classes=list(classes),
+        rss_limit_mb=512, p99_ms=None, stall_s=10.0, partial_limit_s=1.0,
+        class_budget_s=240.0, hold_s=1.0, slow_subscribers=2, answer_s=10.0,
         env={"TRADELOG_LIMITS__PARTIAL_LINE_TIMEOUT_S": "1"})
 
 
-def test_hostile_classes_leave_the_daemon_serving(tmp_path: Path) -> None:
+def test_the_parts_are_every_class_once() -> None:
+    """The three parts cover every class of the script exactly once, in its order."""
+    ordered = sorted((c for part in PARTS.values() for c in part), key=hostile.CLASSES.index)
+    assert list(hostile.CLASSES) == ordered
+    assert len(hostile.CLASSES) == sum(len(part) for part in PARTS.values())
+
+
+@pytest.mark.parametrize("part", [pytest.param(part, marks=pytest.mark.slow(seconds=SECONDS[part]))
+                                  for part in PARTS])
+def test_hostile_classes_leave_the_daemon_serving(tmp_path: Path, part: str) -> None:
     """Every hostile class (numbers, times, ids, nesting, batches, oversize lines, invalid
     UTF-8, duplicate keys, overflow-prone fills, pipelining, subscriptions, partial lines,
     connection floods) is answered as PROTOCOL.md says, while 4 good clients append: the
     daemon never exits, its RSS stays under 512 MB, no good client waits 10 s, nothing of
     a refused request is stored, SIGTERM stops it in time and ``verify`` is clean."""
-    report = hostile.run(_options(), tmp_path, say=lambda _: None)
+    classes = PARTS[part]
+    report = hostile.run(_options(classes), tmp_path, say=lambda _: None)
 
     assert [] == report.problems, "\n".join(report.problems[:80])
-    assert list(hostile.CLASSES) == [c.name for c in report.classes]
+    assert list(classes) == [c.name for c in report.classes]
     assert all(c.requests >= _PER_CLASS for c in report.classes), [
         (c.name, c.requests) for c in report.classes]

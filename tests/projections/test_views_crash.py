@@ -84,7 +84,7 @@ def groups() -> list[list[dict[str, object]]]:
     return out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=2)
 @pytest.mark.parametrize(("crash_group", "mode"), [(1, "fold"), (3, "fold"), (1, "write"),
                                                    (3, "write")])
 async def test_kill_before_commit_leaves_no_partial_group(
