@@ -11,13 +11,13 @@ the same request, count as stored (they commit together, before the void).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventstore.errors import ValidationError
 from eventstore.record import NewEvent, StoredEvent
 
-__all__ = ["VOID_TARGET_INDEX", "check_voids"]
+__all__ = ["VOID_TARGET_INDEX", "TargetLookup", "VoidLookup", "check_voids", "void_refusal"]
 
 _Key = tuple[str, str]
 _TARGET = "json_extract(data, '$.target_source'), json_extract(data, '$.target_id')"
@@ -29,26 +29,24 @@ checked: whether a target is already voided is then one index lookup, whatever t
 size of the account (a file without voids never gets it)."""
 
 
-def _target(conn: sqlite3.Connection, key: _Key,
-            pending: dict[_Key, tuple[str, str]]) -> tuple[str, str] | None:
-    """(type, account) of the event ``key`` names, from the group or the log; None if none."""
-    if key in pending:
-        return pending[key]
+TargetLookup = Callable[[tuple[str, str]], "tuple[str, str] | None"]
+"""(type, account) of the stored event a (source, id) names; None if there is none."""
+VoidLookup = Callable[[str, tuple[str, str]], "int | None"]
+"""The seq of a stored void of (source, id) in the account; None if there is none."""
+
+
+def _stored_target(conn: sqlite3.Connection, key: _Key) -> tuple[str, str] | None:
     row = conn.execute("SELECT type, account FROM events WHERE source = ? AND id = ?",
                        key).fetchone()
     return None if row is None else (str(row[0]), str(row[1]))
 
 
-def _voided_by(conn: sqlite3.Connection, account: str, key: _Key,
-               pending: dict[_Key, int | None]) -> tuple[bool, int | None]:
-    """Whether a void of ``key`` is stored in ``account`` or pending, and its seq if known."""
-    if key in pending:
-        return True, pending[key]
+def _stored_void(conn: sqlite3.Connection, account: str, key: _Key) -> int | None:
     row = conn.execute(
         "SELECT seq FROM events INDEXED BY events_void_target WHERE account = ? AND "
         "type = 'void' AND json_extract(data, '$.target_source') = ? AND "
         "json_extract(data, '$.target_id') = ? LIMIT 1", (account, *key)).fetchone()
-    return (False, None) if row is None else (True, int(row[0]))
+    return None if row is None else int(row[0])
 
 
 def _refusal(index: int, message: str) -> ValidationError:
@@ -66,6 +64,17 @@ def check_voids(conn: sqlite3.Connection, events: Sequence[NewEvent], fresh: Seq
     if not any(event.event_type == "void" for event in fresh):
         return None
     conn.execute(VOID_TARGET_INDEX)
+    return void_refusal(events, fresh, earlier, lambda key: _stored_target(conn, key),
+                        lambda account, key: _stored_void(conn, account, key))
+
+
+def void_refusal(events: Sequence[NewEvent], fresh: Sequence[NewEvent],
+                 earlier: Sequence[StoredEvent], stored_target: TargetLookup,
+                 stored_void: VoidLookup) -> ValidationError | None:
+    """The rules of EVENTS.md for the voids among ``fresh``, for every store: the store
+    gives its two lookups of the log (``stored_target``, ``stored_void``); the events of
+    ``earlier`` and of this request before each void count as stored. The refusal of the
+    first void whose target may not be voided, else None."""
     is_fresh = {id(event) for event in fresh}
     pending: dict[_Key, tuple[str, str]] = {}
     voided: dict[_Key, int | None] = {}
@@ -78,7 +87,7 @@ def check_voids(conn: sqlite3.Connection, events: Sequence[NewEvent], fresh: Seq
             continue
         if event.event_type == "void":
             key = _key_of(event.data)
-            found = _target(conn, key, pending)
+            found = pending[key] if key in pending else stored_target(key)
             if found is None or found[1] != event.account:
                 return _refusal(index, f"no event of account {event.account!r} has source "
                                        f"{key[0][:80]!r} and id {key[1][:80]!r}; a void names "
@@ -87,7 +96,11 @@ def check_voids(conn: sqlite3.Connection, events: Sequence[NewEvent], fresh: Seq
                 return _refusal(index, "the target is itself a void, and a void cannot be "
                                        "voided; to restore the event, send it again with a "
                                        "new id")
-            already, seq = _voided_by(conn, event.account, key, voided)
+            if key in voided:
+                already, seq = True, voided[key]
+            else:
+                seq = stored_void(event.account, key)
+                already = seq is not None
             if already:
                 where = f" at seq {seq}" if seq is not None else " earlier in this append"
                 return _refusal(index, f"the target is already voided (by the void{where}); "

@@ -11,10 +11,11 @@ in the same group, or earlier in the same request, count as stored. Refusals are
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventstore.errors import ValidationError
 from eventstore.record import NewEvent, StoredEvent
+from eventstore.voids import void_refusal
 
 if TYPE_CHECKING:
     from eventstore.postgres.connect import Connection
@@ -28,67 +29,26 @@ _VOIDED = ("SELECT seq FROM events WHERE account = %s AND type = 'void' "
 """Served by the partial index ``events_void_target`` (``eventstore.postgres.ddl``)."""
 
 
-def _target(conn: Connection, key: _Key, pending: dict[_Key, tuple[str, str]]
-            ) -> tuple[str, str] | None:
-    if key in pending:
-        return pending[key]
+def _stored_target(conn: Connection, key: _Key) -> tuple[str, str] | None:
     row = conn.execute("SELECT type, account FROM events WHERE source = %s AND id = %s",
                        key).fetchone()
     return None if row is None else (str(row[0]), str(row[1]))
 
 
-def _voided_by(conn: Connection, account: str, key: _Key,
-               pending: dict[_Key, int | None]) -> tuple[bool, int | None]:
-    if key in pending:
-        return True, pending[key]
+def _stored_void(conn: Connection, account: str, key: _Key) -> int | None:
     row = conn.execute(_VOIDED, (account, *key)).fetchone()
-    return (False, None) if row is None else (True, int(row[0]))
-
-
-def _refusal(index: int, message: str) -> ValidationError:
-    return ValidationError(f"event {index}: data.target_id: {message}",
-                           [{"index": index, "path": "data.target_id", "message": message}])
+    return None if row is None else int(row[0])
 
 
 def check_voids(conn: Connection, events: Sequence[NewEvent], fresh: Sequence[NewEvent],
                 earlier: Sequence[StoredEvent]) -> ValidationError | None:
     """The refusal of the first void among ``fresh`` (the request's new events, a subset
-    of ``events`` in order) whose target may not be voided, else None.
+    of ``events`` in order) whose target may not be voided, else None
+    (``eventstore.voids.void_refusal`` with this store's lookups).
 
     ``earlier``: the events of the group's earlier requests, stored with this one.
     """
     if not any(event.event_type == "void" for event in fresh):
         return None
-    is_fresh = {id(event) for event in fresh}
-    pending: dict[_Key, tuple[str, str]] = {}
-    voided: dict[_Key, int | None] = {}
-    for stored in earlier:
-        pending[(stored.source, stored.event_id)] = (stored.event_type, stored.account)
-        if stored.event_type == "void":
-            voided[_key_of(stored.data)] = stored.seq
-    for index, event in enumerate(events):
-        if id(event) not in is_fresh:
-            continue
-        if event.event_type == "void":
-            key = _key_of(event.data)
-            found = _target(conn, key, pending)
-            if found is None or found[1] != event.account:
-                return _refusal(index, f"no event of account {event.account!r} has source "
-                                       f"{key[0][:80]!r} and id {key[1][:80]!r}; a void names "
-                                       "an event already stored in its own account")
-            if found[0] == "void":
-                return _refusal(index, "the target is itself a void, and a void cannot be "
-                                       "voided; to restore the event, send it again with a "
-                                       "new id")
-            already, seq = _voided_by(conn, event.account, key, voided)
-            if already:
-                where = f" at seq {seq}" if seq is not None else " earlier in this append"
-                return _refusal(index, f"the target is already voided (by the void{where}); "
-                                       "it is out of every view, nothing more to do")
-            voided[key] = None
-        pending[(event.source, event.event_id)] = (event.event_type, event.account)
-    return None
-
-
-def _key_of(data: dict[str, Any]) -> _Key:
-    return (str(data["target_source"]), str(data["target_id"]))
+    return void_refusal(events, fresh, earlier, lambda key: _stored_target(conn, key),
+                        lambda account, key: _stored_void(conn, account, key))
