@@ -16,10 +16,9 @@ from typing import Any
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
-from eventstore.compat import same_as_stored
+from eventstore.decide import decide_events
 from eventstore.errors import (
     EventStoreError,
-    IdempotencyConflictError,
     StorageDamagedError,
     ValidationError,
     VersionConflictError,
@@ -144,40 +143,11 @@ def _check_request(conn: sqlite3.Connection, request: AppendRequest,
         current = batch.version(conn, account)
         if current != request.expected_version:
             return VersionConflictError(account, request.expected_version, current)
-    results: list[EventResult] = []
-    fresh: list[NewEvent] = []
-    local: dict[tuple[str, str], tuple[bytes, int, str]] = {}
-    first_index: dict[tuple[str, str], int] = {}
-    next_seq = batch.last_seq + 1
-    for index, event in enumerate(request.events):
-        key = (event.source, event.event_id)
-        if key in local and local[key][0] != event.canonical:
-            # Nothing is stored under this key: the batch contradicts itself.
-            return ValidationError(
-                f"event {index}: source+id appears twice in the batch with different "
-                f"content (first at event {first_index[key]}); send one of them",
-                [{"index": index, "path": "id",
-                  "message": f"source+id already used by event {first_index[key]} of this "
-                             "batch with different content"}],
-            )
-        first_index.setdefault(key, index)
-        if key in batch.damaged:
-            return batch.damaged[key]
-        known = local.get(key) or batch.seen.get(key) or batch.stored_before.get(key)
-        if known is not None:
-            if known[0] != event.canonical and not same_as_stored(known[0], event):
-                # The stored event's account goes with the conflict: the daemon
-                # answers -32004 instead where the peer may not read that account.
-                return IdempotencyConflictError(event.source, event.event_id, known[1],
-                                                known[2])
-            # Same canonical bytes, so the same account: one the peer was allowed to
-            # write (and so read) before the request reached the writer.
-            results.append(EventResult(event.event_id, event.source, known[1], True))
-            continue
-        local[key] = (event.canonical, next_seq, event.account)
-        results.append(EventResult(event.event_id, event.source, next_seq, False))
-        fresh.append(event)
-        next_seq += 1
+    decided = decide_events(request, batch.last_seq + 1, batch.seen, batch.stored_before,
+                            batch.damaged)
+    if isinstance(decided, Exception):
+        return decided
+    results, fresh, local = decided
     refused = check_voids(conn, request.events, fresh, batch.stored)
     if refused is not None:
         return refused

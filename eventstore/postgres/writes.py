@@ -24,12 +24,10 @@ import psycopg
 from psycopg import pq
 
 from eventstore.canonical import GENESIS_HASH, chain_hash
-from eventstore.compat import same_as_stored
+from eventstore.decide import decide_events
 from eventstore.errors import (
     EventStoreError,
-    IdempotencyConflictError,
     StorageCorruptError,
-    ValidationError,
     VersionConflictError,
 )
 from eventstore.postgres import ddl
@@ -133,33 +131,11 @@ def _decide(conn: Connection, request: AppendRequest, group: _Group
         if current != request.expected_version:
             return VersionConflictError(request.expected_account, request.expected_version,
                                         current)
-    results: list[EventResult] = []
-    fresh: list[NewEvent] = []
-    local: dict[tuple[str, str], _Known] = {}
-    first_index: dict[tuple[str, str], int] = {}
-    next_seq = group.last_seq + 1
-    for index, event in enumerate(request.events):
-        key = (event.source, event.event_id)
-        if key in local and local[key][0] != event.canonical:
-            return ValidationError(
-                f"event {index}: source+id appears twice in the batch with different "
-                f"content (first at event {first_index[key]}); send one of them",
-                [{"index": index, "path": "id",
-                  "message": f"source+id already used by event {first_index[key]} of this "
-                             "batch with different content"}],
-            )
-        first_index.setdefault(key, index)
-        known = local.get(key) or group.seen.get(key) or group.stored_before.get(key)
-        if known is not None:
-            if known[0] != event.canonical and not same_as_stored(known[0], event):
-                return IdempotencyConflictError(event.source, event.event_id, known[1],
-                                                known[2])
-            results.append(EventResult(event.event_id, event.source, known[1], True))
-            continue
-        local[key] = (event.canonical, next_seq, event.account)
-        results.append(EventResult(event.event_id, event.source, next_seq, False))
-        fresh.append(event)
-        next_seq += 1
+    decided = decide_events(request, group.last_seq + 1, group.seen, group.stored_before,
+                            {})
+    if isinstance(decided, Exception):
+        return decided
+    results, fresh, local = decided
     refused = check_voids(conn, request.events, fresh, group.stored)
     if refused is not None:
         return refused
