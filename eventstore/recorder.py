@@ -13,22 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_random_exponential,
-)
-
+from eventstore.busy import retry_busy_async
 from eventstore.errors import (
     DatabaseFileError,
-    StorageBusyError,
     StorageDamagedError,
     StorageUnavailableError,
     map_sqlite_error,
@@ -151,28 +143,7 @@ class Recorder:
 
     async def _retrying(self, fn: Callable[[sqlite3.Connection], T], appending: bool) -> T:
         run = self.on_appender if appending else self._on_reader
-        started = time.monotonic()
-        try:
-            # The first attempt runs without the retry machinery: building it costs as
-            # much as a small group's whole commit, and the file is rarely locked.
-            return await run(fn)
-        except StorageBusyError:
-            pass
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(StorageBusyError),
-                stop=stop_after_delay(
-                    max(0.0, self.busy_timeout_s * 2 - (time.monotonic() - started))),
-                wait=wait_random_exponential(multiplier=0.01, max=0.5),
-                reraise=True,
-            ):
-                with attempt:
-                    return await run(fn)
-        except StorageBusyError as exc:
-            raise StorageUnavailableError(
-                f"{exc}; still locked after retrying, nothing was stored"
-            ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await retry_busy_async(lambda: run(fn), self.busy_timeout_s)
 
     # ---------------------------------------------------------------- writing
 

@@ -13,20 +13,14 @@ runs once more on the new one (nothing of it was committed); it answers
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from psycopg.errors import ReadOnlySqlTransaction
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
-from eventstore.errors import StorageBusyError, StorageUnavailableError
+from eventstore.busy import retry_busy_async
+from eventstore.errors import StorageUnavailableError
 from eventstore.postgres import reads, verify
 from eventstore.postgres.connect import Connection, connect, prepare
 from eventstore.postgres.notify import Waker
@@ -149,25 +143,7 @@ class PgRecorder:
                 await appending.close()
 
     async def _retrying(self, session: _Session, fn: Callable[[Connection, int], T]) -> T:
-        started = time.monotonic()
-        try:
-            return await session.run(fn)
-        except StorageBusyError:
-            pass
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(StorageBusyError),
-                stop=stop_after_delay(
-                    max(0.0, self.busy_timeout_s * 2 - (time.monotonic() - started))),
-                wait=wait_random_exponential(multiplier=0.01, max=0.5),
-                reraise=True,
-            ):
-                with attempt:
-                    return await session.run(fn)
-        except StorageBusyError as exc:
-            raise StorageUnavailableError(
-                f"{exc}; still locked after retrying, nothing was stored") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await retry_busy_async(lambda: session.run(fn), self.busy_timeout_s)
 
     # ---------------------------------------------------------------- writing
 
