@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
 
 from daemon.cli.errors import EXIT_DENIED, EXIT_NOT_FOUND, CliError, os_error
 from daemon.cli.source import known_accounts, open_source, require_account
@@ -38,18 +37,6 @@ def check_html_target(path: Path) -> None:
                        EXIT_DENIED)
 
 
-def _wire_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``metrics`` params (PROTOCOL.md) that ``args`` asks for."""
-    params: dict[str, Any] = {}
-    for name in ("since", "until", "symbol", "strategy", "annualization", "period", "now"):
-        if getattr(args, name, None) is not None:
-            params[name] = getattr(args, name)
-    as_of = getattr(args, "as_of", None)
-    if as_of is not None:
-        params["as_of"] = int(as_of) if str(as_of).isdigit() else as_of
-    return params
-
-
 def report(args: argparse.Namespace, config: Config) -> int:
     """Print the metrics of ``--account`` (or of every account) and write ``--html``,
     ``--pdf`` and ``--xlsx`` (``daemon.report.report_command`` makes the output).
@@ -61,7 +48,7 @@ def report(args: argparse.Namespace, config: Config) -> int:
     output path that cannot be written), ``DaemonUnreachableError`` (``--socket`` given,
     no daemon: exit 3), ``RemoteError``/``TradelogError`` (a bad parameter: exit 1).
     """
-    from daemon.report import report_command
+    from daemon.report import metrics_params, report_command
 
     for name in ("html", "pdf", "xlsx"):
         target = getattr(args, name, None)
@@ -73,7 +60,7 @@ def report(args: argparse.Namespace, config: Config) -> int:
         reports = None
         if source.client is not None:
             names = [args.account] if args.account is not None else known_accounts(source)
-            params = _wire_params(args)
+            params = metrics_params(args)
             reports = [source.metrics(name, **params) for name in names]
         else:
             args.db = source.db

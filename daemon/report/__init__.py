@@ -31,7 +31,8 @@ from eventstore.recorder import Recorder
 from projections.metrics import compute_metrics
 from projections.metrics_window import Window
 
-__all__ = ["collect", "read_benchmark", "render_html", "render_page", "report_command"]
+__all__ = ["collect", "metrics_params", "read_benchmark", "render_html", "render_page",
+           "report_command"]
 
 MAX_BENCHMARK_ROWS = 200_000
 """Rows a benchmark file may hold (about 550 years of daily prices)."""
@@ -102,6 +103,20 @@ async def collect(db: Path, account: str | None, **params: Any) -> list[dict[str
         await recorder.close()
 
 
+def metrics_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``metrics`` params (PROTOCOL.md) that the report's options ask for: those
+    given of ``since``/``until``/``symbol``/``strategy``/``annualization``/``period``/
+    ``now``, and ``as_of`` (a seq when all digits, else an RFC 3339 time)."""
+    params: dict[str, Any] = {}
+    for name in ("since", "until", "symbol", "strategy", "annualization", "period", "now"):
+        if getattr(args, name, None) is not None:
+            params[name] = getattr(args, name)
+    as_of = getattr(args, "as_of", None)
+    if as_of is not None:
+        params["as_of"] = int(as_of) if str(as_of).isdigit() else as_of
+    return params
+
+
 def report_command(args: argparse.Namespace, config: Config,
                    reports: list[dict[str, Any]] | None = None) -> int:
     """``tradelog report``: print the metrics (text, or ``--json``) and write ``--html``,
@@ -117,13 +132,7 @@ def report_command(args: argparse.Namespace, config: Config,
     ``--pdf``, a bad benchmark file) and EventStoreError (unreadable file), which the CLI
     turns into exit code 1.
     """
-    params: dict[str, Any] = {}
-    for name in ("since", "until", "symbol", "strategy", "annualization", "period", "now"):
-        if getattr(args, name, None) is not None:
-            params[name] = getattr(args, name)
-    as_of = getattr(args, "as_of", None)
-    if as_of is not None:
-        params["as_of"] = int(as_of) if str(as_of).isdigit() else as_of
+    params = metrics_params(args)
     benchmark = getattr(args, "benchmark", None)
     if benchmark is not None:
         params["benchmark_prices"] = read_benchmark(Path(benchmark))
