@@ -29,7 +29,6 @@ from daemon.backup import check_backup_config, run_schedule
 from daemon.config import Config, load_config
 from daemon.connection import Connection
 from daemon.filemodes import make_dirs, prepare_db, secure_db_files, set_umask, share
-from daemon.importers.inbox import Inbox
 from daemon.lockfile import acquire
 from daemon.logs import Throttle, get_logger
 from daemon.service import Service
@@ -262,6 +261,8 @@ async def serve(config: Config, config_file: Path | None = None,
         inbox_stop = asyncio.Event()
         inbox = None
         if config.inbox is not None:
+            from daemon.importers.inbox import Inbox  # the importers load only with an inbox
+
             watcher = Inbox(config.inbox, service)
             inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
         backups = asyncio.create_task(run_schedule(service, inbox_stop), name="backups")

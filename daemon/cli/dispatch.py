@@ -97,10 +97,11 @@ def _serve(args: argparse.Namespace, config: Any) -> int:
     naming it, before anything is created."""
     from daemon.cli.errors import os_error
 
-    # The writer process imports what it needs while this one imports the daemon.
-    from daemon.writer.launch import launch
+    # The writer process is forked with its code imported, before this one imports the
+    # rest of the daemon, starts threads or an event loop (docs/ARCHITECTURE.md).
+    from daemon.writer.launch import fork_writer
 
-    launched = launch() if config.writer_process else None
+    launched = fork_writer() if config.writer_process else None
     from daemon.logs import configure_logging
     from daemon.server import serve
 

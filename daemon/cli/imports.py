@@ -16,17 +16,14 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from daemon.client import RemoteError
 from daemon.config import Config
-from daemon.importers import FORMATS
 from daemon.importers.formats import MAPPED
 from daemon.importers.mapping import Mapping, MappingError, load_mapping
 from daemon.importers.reconcile import Query, file_in_views
@@ -43,36 +40,7 @@ from daemon.importers.twopass import (
 from daemon.importers.void import FileEvents, TooManyEventsError, VoidPlan, find_stored
 from eventstore.errors import IdempotencyConflictError
 
-__all__ = ["add_parser", "run_import"]
-
-
-def add_parser(sub: Any) -> None:
-    """Add the ``import`` subcommand to the CLI's subparsers."""
-    parser = sub.add_parser("import", help="import a legacy trades file or events")
-    parser.add_argument("file", type=Path)
-    parser.add_argument("--format", choices=sorted(FORMATS),
-                        help="the file's format (or --map)")
-    parser.add_argument("--map", type=Path, metavar="MAPPING.toml",
-                        help="read a CSV or JSON records through this mapping "
-                        "(docs/OPERATIONS.md, 'Mapping a bot's own files')")
-    parser.add_argument("--void", action="store_true",
-                        help="undo: void every event this file stored (read with the "
-                        "same --format/--map, --account and --quantity as its import)")
-    parser.add_argument("--account", help="the account the rows belong to "
-                        "(events-jsonl: optional; events must match it)")
-    parser.add_argument("--quantity", type=Decimal,
-                        help="quantity for rows without one (the trades CSV has none)")
-    parser.add_argument("--revision", type=_revision, default=1,
-                        help="2, 3...: import rows whose earlier import was voided, under "
-                        "a new source (give the same to --void it)")
-    parser.add_argument("--timezone", default="UTC", type=_zone,
-                        help="IANA zone of times written without an offset (default UTC)")
-    parser.add_argument("--dry-run", action="store_true", help="validate and show, store nothing")
-    parser.add_argument("--chunk", type=_chunk, default=500,
-                        help=f"events per append (1 to {MAX_CHUNK})")
-    parser.add_argument("--db", type=Path, help="write the file directly (no daemon running)")
-    parser.add_argument("--socket", type=Path, help="the daemon's socket")
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
+__all__ = ["run_import"]
 
 
 CONFLICT = -32002
@@ -83,34 +51,6 @@ CONFLICT_HINT = (
     "with), then import this file with --revision 2 (docs/OPERATIONS.md)")
 BATCH_CHARS = 4 << 20
 """About this many characters of the file per append, whatever ``--chunk`` says."""
-MAX_CHUNK = 10_000
-"""Events in one ``append``, at most (PROTOCOL.md, "Limits")."""
-
-
-def _zone(text: str) -> str:
-    try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not an IANA time zone name "
-                                         "(e.g. Asia/Kolkata, UTC)") from None
-    return text
-
-
-def _revision(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 999:
-        raise argparse.ArgumentTypeError(f"{text[:20]!r}: give a whole number from 1 to 999")
-    return int(text)
-
-
-def _chunk(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number") from None
-    if not 1 <= value <= MAX_CHUNK:
-        raise argparse.ArgumentTypeError(
-            f"{value} events per append; give 1 to {MAX_CHUNK} (the daemon's limit)")
-    return value
 
 
 async def _reconcile(query: Query, report: ImportReport, checked: Checked) -> None:

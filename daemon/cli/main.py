@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.arguments import add_migrate
+from daemon.cli.arguments import add_parser as add_import
 from daemon.cli.errors import EXIT_INTERRUPTED
 from daemon.config import default_paths
 from daemon.version import VERSION
@@ -93,11 +95,6 @@ def _positive(text: str) -> int:
     return value
 
 
-_IMPORT_HELP = {"file": "the file to import (CSV or JSON lines)",
-                "format": "the file's format"}
-"""Help for ``import`` arguments its module leaves without one."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``tradelog`` argument parser: one required subcommand (serve, verify, show, ...)."""
     parser = _Parser(prog="tradelog", description=(
@@ -153,12 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=_positive, metavar="N",
                       help="stop after this many events (default: never)")
     _add_wait(tail, 0.5)
-    from daemon.cli.imports import add_parser as add_import
-
     add_import(sub)
-    for action in sub.choices["import"]._actions:
-        if action.help is None and action.dest in _IMPORT_HELP:
-            action.help = _IMPORT_HELP[action.dest]
     report = sub.add_parser("report", help="performance metrics of an account (or all), "
                             "from the daemon if it runs, else the file, read-only")
     _add_paths(report)
@@ -193,8 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="ask the daemon how it is (JSON)")
     _add_paths(health, db=False)
     _add_operations(sub)
-    from daemon.cli.migrate import add_parser as add_migrate
-
     add_migrate(sub)
     return parser
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,19 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from eventstore.migrate import migrate, stores
 from eventstore.store import open_store
 
-__all__ = ["add_parser", "migrate_command"]
-
-
-def add_parser(sub: Any) -> None:
-    """The ``migrate`` subcommand."""
-    parser = sub.add_parser("migrate", help="copy a log to another store, seqs, times and "
-                            "hashes kept (e.g. SQLite to PostgreSQL)")
-    parser.add_argument("--from", dest="source", required=True,
-                        help="the log to copy: sqlite:///PATH or postgresql://...")
-    parser.add_argument("--to", dest="target", required=True,
-                        help="an empty log (or one holding the start of this one): "
-                        "sqlite:///PATH or postgresql://...")
-    parser.add_argument("--batch", type=int, default=5000, help="events per transaction")
+__all__ = ["migrate_command"]
 
 
 async def _verify(url: str) -> tuple[bool, str]:

@@ -30,7 +30,6 @@ from daemon.service.subscriptions import Outbox, Subscriptions
 from eventstore.errors import ValidationError
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent
 from eventstore.recorder import Recorder
-from projections.metrics import compute_metrics
 from projections.query import ViewQuery, query_view
 from schemas import EventValidationError, parse_events
 
@@ -150,6 +149,9 @@ class Handlers:
         await self._host.views_current()
         values = checked.model_dump()
         account = values.pop("account")
+        # Loaded at the first call: a daemon never asked for metrics starts without it.
+        from projections.metrics import compute_metrics
+
         return await compute_metrics(self._host.recorder, account, **values)
 
     async def read(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

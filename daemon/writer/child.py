@@ -33,13 +33,18 @@ from eventstore.errors import StorageCorruptError
 __all__ = ["main", "serve"]
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+NAME = b"tradelog-writer"
+"""The process's name in ``ps -o comm``, ``top`` and ``/proc/PID/comm`` (15 bytes at most)."""
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL us when the parent exits (best effort; a no-op elsewhere)."""
+    """Ask Linux to SIGKILL us when the parent exits, and name us ``NAME`` (best effort;
+    a no-op elsewhere)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_NAME, NAME, 0, 0, 0)
 
 
 def _sendable(exc: BaseException) -> BaseException:

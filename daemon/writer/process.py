@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon.writer.launch import Launched, launch
+from daemon.writer.launch import ChildProcess, Launched, launch
 from daemon.writer.messages import (
     Append,
     Close,
@@ -50,7 +50,7 @@ class WriterProcess:
     written up to (as of the last answer); ``ready`` is what the process found at start.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], pipe: Pipe, ready: Ready) -> None:
+    def __init__(self, proc: ChildProcess, pipe: Pipe, ready: Ready) -> None:
         self._proc = proc
         self._pipe = pipe
         self.ready = ready

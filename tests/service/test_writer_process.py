@@ -14,7 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from daemon.cli.arguments import FORMAT_NAMES
 from daemon.client import Client, RemoteError
+from daemon.importers import FORMATS
+from daemon.writer.launch import Forked
 from eventstore.errors import (
     IdempotencyConflictError,
     StorageUnavailableError,
@@ -198,3 +203,42 @@ def test_the_writer_process_does_without_pydantic() -> None:
          "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'schemas.'))))"],
         capture_output=True, text=True, check=True)
     assert "['schemas.upcasters', 'schemas.values', 'schemas.versions']" == probe.stdout.strip()
+
+
+def test_serve_forks_its_writer_without_a_new_interpreter(tmp_path: Path) -> None:
+    """`tradelog serve` forks the writer process from itself once the writer's code is
+    imported (no second interpreter start, no imports of its own): the child runs the
+    daemon's command line, is named `tradelog-writer`, and serves appends."""
+    with DaemonProcess(tmp_path) as proc, Client(proc.socket) as client:
+        assert proc.proc is not None
+        [child] = _children(proc.proc.pid)
+        assert "tradelog-writer" == Path(f"/proc/{child}/comm").read_text().strip()
+        cmdline = Path(f"/proc/{proc.proc.pid}/cmdline").read_bytes()
+        assert cmdline == Path(f"/proc/{child}/cmdline").read_bytes()
+        client.append([fill("buy", "2", "100", event_id="a")])
+        [position] = client.call("query", {"view": "positions"})["rows"]
+        assert "2" == position["quantity"]
+        assert 0 == proc.stop()
+    assert not Path(f"/proc/{child}").exists()
+
+
+def test_forked_child_waits_with_a_timeout_and_is_killed() -> None:
+    """``Forked`` gives a forked child ``Popen``'s ``wait`` (TimeoutExpired past the
+    timeout, then the exit code) and ``kill`` (a no-op once it was waited for)."""
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    child = Forked(pid)
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.wait(timeout=0.05)
+    assert child.poll() is None
+    child.kill()
+    assert -signal.SIGKILL == child.wait(timeout=10)
+    child.kill()
+    assert -signal.SIGKILL == child.wait()
+
+
+def test_import_formats_named_by_the_parser_are_the_importers() -> None:
+    """The CLI's parser names the importers' formats without loading them."""
+    assert tuple(sorted(FORMATS)) == FORMAT_NAMES
