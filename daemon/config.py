@@ -4,10 +4,7 @@ Precedence, lowest first: built-in defaults; the TOML file (``--config``, or
 ``$TRADELOG_CONFIG``); environment variables ``TRADELOG_<KEY>`` for top-level keys and
 ``TRADELOG_LIMITS__<KEY>`` for limits; command-line flags.
 
-Default paths: the database at ``$STATE_DIRECTORY/tradelog.db`` under systemd, else
-``$XDG_DATA_HOME/tradelog/tradelog.db`` (``~/.local/share/tradelog``); the socket at
-``$RUNTIME_DIRECTORY/tradelog.sock`` under systemd, else
-``$XDG_RUNTIME_DIR/tradelog.sock``, else next to the database.
+Default paths: ``daemon.paths.default_paths``.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.paths import default_paths
 from eventstore.errors import ValidationError as ConfigError
 
 if TYPE_CHECKING:
@@ -221,25 +219,6 @@ class Config(BaseModel):
                 raise ValueError(f"no group named {value!r} on this system; give an "
                                  "existing group's name or gid") from None
         return value
-
-
-def default_paths(env: dict[str, str] | None = None) -> tuple[Path, Path]:
-    """The database and socket paths used when none are given (see module docstring)."""
-    environ = os.environ if env is None else env
-    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
-    if state:
-        data_dir = Path(state)
-    else:
-        base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        data_dir = Path(base) / "tradelog"
-    runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if runtime:
-        socket_path = Path(runtime) / "tradelog.sock"
-    elif environ.get("XDG_RUNTIME_DIR"):
-        socket_path = Path(environ["XDG_RUNTIME_DIR"]) / "tradelog.sock"
-    else:
-        socket_path = data_dir / "tradelog.sock"
-    return data_dir / "tradelog.db", socket_path
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any
 from daemon.cli.arguments import add_migrate
 from daemon.cli.arguments import add_parser as add_import
 from daemon.cli.errors import EXIT_INTERRUPTED
-from daemon.config import default_paths
+from daemon.paths import default_paths
 from daemon.version import VERSION
 from projections.tables import VIEWS
 
