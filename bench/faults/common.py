@@ -1,7 +1,8 @@
 """What every fault script shares: the daemon subprocess, bots that append, and the checks.
 
-Checks read the log straight from the file (sqlite3, read-only) and use the real command
-line for ``verify``, ``rebuild`` and ``show``; nothing here imports the daemon's internals.
+Checks read the log and the view tables straight from the file (sqlite3, read-only, as
+any SQL client would) and use the real command line for ``verify`` and ``rebuild``;
+nothing here imports the daemon's internals.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journal"]
+VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journal", "history",
+         "instruments", "account_info", "strategies"]
+"""The views' tables (docs/SCHEMA.md; the ``accounts`` view is ``account_info``)."""
 KNOWN_CODES = frozenset({-32700, -32600, -32601, -32602, -32001, -32002, -32003, -32004})
 Key = tuple[str, str]
 """An event's idempotency key: (source, id)."""
@@ -311,18 +314,21 @@ def verify(db: Path) -> list[str]:
 
 
 def dump_views(db: Path) -> dict[str, Any]:
-    """The rows of every view, from ``tradelog show VIEW --db DB --json`` (run side by
-    side); a view whose command fails maps to its error text."""
-    procs = {view: subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "show", view, "--db", str(db), "--json"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for view in VIEWS}
+    """Every row of every view table (docs/SCHEMA.md), read straight from the file with
+    sqlite3, read-only: each view's rows (all columns, internal ones too) in a fixed
+    order; a view that cannot be read maps to the error's text."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     rows: dict[str, Any] = {}
-    for view, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        if proc.returncode == 0:
-            rows[view] = json.loads(out)["rows"]
-        else:
-            rows[view] = f"show {view} exited {proc.returncode}: {err.decode()[-300:]}"
+    try:
+        for view in VIEWS:
+            try:
+                columns = len(conn.execute(f"SELECT * FROM {view} LIMIT 0").description)
+                order = ", ".join(str(n) for n in range(1, columns + 1))
+                rows[view] = conn.execute(f"SELECT * FROM {view} ORDER BY {order}").fetchall()
+            except sqlite3.Error as exc:
+                rows[view] = f"{view}: {exc}"
+    finally:
+        conn.close()
     return rows
 
 
@@ -360,13 +366,27 @@ def _diff(live: Any, rebuilt: Any) -> str:
 
 
 _EXCEPTION_REPR = re.compile(r"Traceback|\b[A-Z]\w*(?:Error|Exception)\(|<class '|File \"")
+_EXCEPTION_HINT = re.compile(r"Traceback|Error\(|Exception\(|<class '|File \"")
+"""Literals that every match of ``_EXCEPTION_REPR`` holds: found fast in a big answer,
+then checked with the full pattern around them."""
+
+
+def _shows_internals(text: str) -> bool:
+    """True when ``text`` holds a traceback or an exception's repr (``_EXCEPTION_REPR``)."""
+    for hint in _EXCEPTION_HINT.finditer(text):
+        start = hint.start()
+        while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            start -= 1  # back to the start of the word, where the full pattern's \b is
+        if _EXCEPTION_REPR.search(text, start, hint.end()):
+            return True
+    return False
 
 
 def answer_problems(raw: bytes) -> list[str]:
     """What is wrong with one line the daemon sent: not JSON, a traceback or exception
     repr, not JSON-RPC 2.0, or an error code outside PROTOCOL.md's."""
     text = raw.decode("utf-8", errors="replace")
-    if _EXCEPTION_REPR.search(text):
+    if _shows_internals(text):
         return [f"answer shows Python internals: {text[:300]}"]
     try:
         message = json.loads(raw)
