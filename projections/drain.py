@@ -30,6 +30,12 @@ def checkpoint_statement(last_seq: int) -> Statement:
             "VALUES ('views', ?, ?)", [(last_seq, PROJECTION_VERSION)])
 
 
+_MARK_SQL = ("UPDATE positions{suffix} SET mark_price = ?, unrealized_pnl = ? "
+             "WHERE account = ? AND position_key = ?")
+"""A position that only a mark (or a fill of its symbol in another position) moved:
+two columns, no index touched (``REPLACE`` of the whole row rewrites every index)."""
+
+
 def drain(state: State, suffix: str = "", keyed: bool = True) -> list[Statement]:
     """The writes for every row the fold touched since the last drain; clears the marks.
 
@@ -46,9 +52,9 @@ def drain(state: State, suffix: str = "", keyed: bool = True) -> list[Statement]
 
 def clear_marks(state: State) -> None:
     """Forget which rows the fold touched (nothing is written for them)."""
-    for marks in (state.dirty_positions, state.dirty_accounts, state.dirty_marks,
-                  state.dirty_daily, state.dirty_signals, state.dirty_orders,
-                  state.dirty_instruments, state.dirty_strategies):
+    for marks in (state.dirty_positions, state.marked_positions, state.dirty_accounts,
+                  state.dirty_marks, state.dirty_daily, state.dirty_signals,
+                  state.dirty_orders, state.dirty_instruments, state.dirty_strategies):
         marks.clear()
 
 
@@ -94,7 +100,15 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
             statements.append((t.POSITIONS.delete_sql(suffix), deletes))
         if upserts:
             statements.append((t.POSITIONS.upsert_sql(suffix), upserts))
-        state.dirty_positions.clear()
+    if state.marked_positions:
+        marked = [
+            (t.text_dec(found.mark_price), t.text_dec(found.unrealized_pnl), account, key)
+            for account, key in state.marked_positions - state.dirty_positions
+            if (found := state.positions.get(account, {}).get(key)) is not None]
+        if marked:
+            statements.append((_MARK_SQL.format(suffix=suffix), marked))
+        state.marked_positions.clear()
+    state.dirty_positions.clear()
     if state.dirty_accounts:
         accounts = [state.accounts[a] for a in state.dirty_accounts if a in state.accounts]
         statements.append((t.BALANCES.upsert_sql(suffix),
@@ -132,7 +146,7 @@ def _drain(state: State, suffix: str, keyed: bool = True) -> list[Statement]:
 def dirty(state: State) -> bool:
     """True when the fold touched any row since the last drain."""
     return bool(state.trades or state.journal or state.history or state.voids
-                or state.refolded or state.dirty_positions
+                or state.refolded or state.dirty_positions or state.marked_positions
                 or state.dirty_accounts or state.dirty_marks or state.dirty_daily
                 or state.dirty_signals or state.dirty_orders or state.dirty_instruments
                 or state.dirty_strategies)

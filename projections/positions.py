@@ -59,8 +59,11 @@ values within the bounds (at most about 110 digits), and as cheap as in the mone
 context when the result is short. Only then is an amount rounded, once, to 20 places."""
 
 
-def refresh_unrealized(state: State, account: AccountState, position: Position) -> None:
-    """Recompute one position's mark and unrealized P&L and carry the change to its account."""
+def refresh_unrealized(state: State, account: AccountState, position: Position,
+                       changed: bool = False) -> None:
+    """Recompute one position's mark and unrealized P&L and carry the change to its
+    account. ``changed``: the fill being folded changed the position itself (its whole
+    row is written, not only the two columns a mark moves)."""
     mark = account.marks.get(position.symbol)
     if mark is None:
         mark = account.last_fills.get(position.symbol)
@@ -69,7 +72,8 @@ def refresh_unrealized(state: State, account: AccountState, position: Position) 
     account.unrealized_pnl += unrealized - position.unrealized_pnl
     position.unrealized_pnl = unrealized
     position.mark_price = mark
-    state.dirty_positions.add((account.account, position.position_key))
+    (state.dirty_positions if changed else state.marked_positions).add(
+        (account.account, position.position_key))
 
 
 def _refresh_symbol(state: State, account: AccountState, symbol: str) -> None:
@@ -230,6 +234,6 @@ def apply(state: State, event: StoredEvent) -> State:
                 return state
     # The fill's own position is always rewritten, even when a position_id was reused
     # with another symbol (the position keeps the symbol of its opening fill).
-    refresh_unrealized(state, account, position)
+    refresh_unrealized(state, account, position, changed=True)
     _refresh_symbol(state, account, symbol)
     return state

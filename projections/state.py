@@ -11,21 +11,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-__all__ = [
-    "AccountState",
-    "DailyRow",
-    "Effect",
-    "HistoryRow",
-    "InstrumentRow",
-    "JournalRow",
-    "OrderRow",
-    "Position",
-    "SignalRow",
-    "State",
-    "StrategyRow",
-    "TradeRow",
-    "merge_attrs",
-]
+__all__ = ["AccountState", "DailyRow", "Effect", "HistoryRow", "InstrumentRow", "JournalRow",
+           "OrderRow", "Position", "SignalRow", "State", "StrategyRow", "TradeRow",
+           "merge_attrs"]
 
 Attrs = dict[str, Any]
 """An ``attrs`` object as stored: key -> str, int, float (exact), bool or None."""
@@ -333,11 +321,12 @@ class State:
     ``trades``/``journal``/``history`` hold the rows added since the last drain (all of
     them in a scratch fold); ``voids`` the (seq, account, target seq) of the voids folded
     since. ``refolded`` names the accounts a void folded again from the log: every row
-    of theirs is rewritten at the next drain. ``dirty_*`` name
-    the keys whose rows must be written; a dirty position key no longer in
-    ``positions`` is a deleted row. ``left_out`` and ``left_out_count``: events left
-    out of the views since the runner last took them. ``folded_seq``: the seq of the
-    last event folded into this state (the views' checkpoint once written).
+    of theirs is rewritten at the next drain. ``dirty_*`` name the keys whose rows must
+    be written (a dirty position key no longer in ``positions`` is a deleted row);
+    ``marked_positions`` those whose mark and unrealized P&L alone changed.
+    ``left_out`` and ``left_out_count``: events left out of the views since the runner
+    last took them. ``folded_seq``: the seq of the last event folded into this state
+    (the views' checkpoint once written).
     """
 
     folded_seq: int = 0
@@ -356,6 +345,7 @@ class State:
     effect: Effect = field(default_factory=Effect)
     dirty_accounts: set[str] = field(default_factory=set)
     dirty_positions: set[tuple[str, str]] = field(default_factory=set)
+    marked_positions: set[tuple[str, str]] = field(default_factory=set)
     dirty_daily: set[tuple[str, str]] = field(default_factory=set)
     dirty_signals: set[tuple[str, str]] = field(default_factory=set)
     dirty_orders: set[tuple[str, str]] = field(default_factory=set)
