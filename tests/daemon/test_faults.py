@@ -14,7 +14,7 @@ import pytest
 from bench.faults import diskfull, fuzz, killloop
 
 
-@pytest.mark.slow(seconds=30)
+@pytest.mark.slow(seconds=12)
 def test_kill_9_loop_loses_nothing_acknowledged(tmp_path: Path) -> None:
     """Five cycles of load from three bots, kill -9 at a random moment, restart: every
     acknowledged event is stored exactly once, seqs are 1..N, no batch is partly stored,

@@ -33,6 +33,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 
+@pytest.mark.slow(seconds=10)
 def test_every_answer_matches_the_document(served: HttpDaemon) -> None:
     """For 25 generated requests per operation (the endless stream left out: tested on
     its own): no 5xx; status, content type and body as documented."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -66,6 +67,7 @@ async def _as_of_from_snapshots(wires: list[dict[str, Any]], cuts: list[int],
             await full.close()
 
 
+@pytest.mark.slow(seconds=12)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequences(max_size=16), st.lists(st.integers(0, 100), max_size=5),
        st.integers(0, 6), st.integers(1, 4))
