@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from psycopg.errors import ReadOnlySqlTransaction
 
@@ -23,6 +24,7 @@ from eventstore.busy import retry_busy_async
 from eventstore.errors import StorageUnavailableError
 from eventstore.postgres import reads, verify
 from eventstore.postgres.connect import Connection, connect, prepare
+from eventstore.postgres.dialect import SqliteSpelling
 from eventstore.postgres.notify import Waker
 from eventstore.postgres.writes import append_group
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
@@ -94,6 +96,8 @@ class PgRecorder:
         self._reading = reading
         self.busy_timeout_s = busy_timeout_s
         self.conninfo = conninfo
+        self.path: Path | None = None
+        """No file: ``as_of`` folds, which read a SQLite file, are not served here."""
         self._waker: Waker | None = None
 
     @classmethod
@@ -206,6 +210,25 @@ class PgRecorder:
     async def last_seq(self) -> int:
         """The highest stored ``seq`` (0 for an empty log)."""
         return await self._snapshot(reads.last_seq)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only query written in SQLite's spelling (the views'
+        queries: ``eventstore.postgres.dialect``)."""
+        [rows] = await self.fetch_snapshot([(sql, params)])
+        return rows
+
+    async def fetch_snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
+                             ) -> list[list[tuple[Any, ...]]]:
+        """Rows of several read-only queries in SQLite's spelling, from one snapshot.
+
+        Raises:
+            StorageUnavailableError: no server could be reached.
+        """
+        def work(conn: Connection) -> list[list[tuple[Any, ...]]]:
+            spelling = SqliteSpelling(conn)
+            return [list(spelling.execute(sql, params).fetchall()) for sql, params in queries]
+
+        return await self._snapshot(work)
 
     async def verify(self) -> VerifyReport:
         """Walk the chain from seq 1, then check the triggers and the accounts' versions

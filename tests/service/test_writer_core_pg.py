@@ -33,15 +33,15 @@ def pg() -> Iterator[PgLog]:
 
 def _groups() -> list[list[AppendRequest]]:
     """Groups touching every view, from two accounts, a duplicate and a void among them."""
+    first = [new_event(w) for w in sample()]
+    other = [new_event(w) for w in sample(account="acct-2", start=20)]
     void = new_event({"id": "v-1", "source": "test/fold", "type": "void",
                       "time": "2024-03-01T13:00:00Z", "account": "acct-2",
-                      "data": {"target_source": "test/fold", "target_id": "f-17",
+                      "data": {"target_source": "test/fold", "target_id": other[3].event_id,
                                "reason": "typo"}})
-    first = [new_event(w) for w in sample()]
     return [
         [AppendRequest(first)],
-        [AppendRequest([new_event(w) for w in sample(start=10)]),
-         AppendRequest([new_event(w) for w in sample(account="acct-2", start=20)])],
+        [AppendRequest([new_event(w) for w in sample(start=10)]), AppendRequest(other)],
         [AppendRequest(first[:2])],
         [AppendRequest([void])],
         [AppendRequest([new_event(w) for w in sample(account="acct-2", start=30)])],
