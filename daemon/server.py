@@ -32,7 +32,7 @@ from daemon.filemodes import make_dirs, prepare_db, secure_db_files, set_umask, 
 from daemon.lockfile import acquire
 from daemon.logs import Throttle, get_logger
 from daemon.service import Service
-from daemon.storage import check_tail_before, open_storage
+from daemon.storage import check_tail_before, follow_others, open_storage
 from daemon.writer import Writer
 from daemon.writer.launch import Launched
 from eventstore.errors import DatabaseFileError, TradelogError
@@ -223,6 +223,7 @@ async def serve(config: Config, config_file: Path | None = None,
             watcher = Inbox(config.inbox, service)
             inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
         backups = asyncio.create_task(run_schedule(service, inbox_stop), name="backups")
+        others = asyncio.create_task(follow_others(service), name="others")
         log.info("daemon_ready",
                  db=str(config.db) if on_file else config.store_url().redacted(),
                  socket=str(config.socket),
@@ -252,6 +253,7 @@ async def serve(config: Config, config_file: Path | None = None,
         if http is not None:
             await http.stop(min(2.0, _left(deadline) / 4))
         inbox_stop.set()
+        others.cancel()
         helpers = [task for task in (inbox, backups) if task is not None]
         await asyncio.wait(helpers, timeout=_left(deadline) / 2)
         for task in helpers:

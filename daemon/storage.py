@@ -4,17 +4,20 @@ and the check of the log's tail before serving."""
 
 from __future__ import annotations
 
+import asyncio
+
 from daemon.config import Config
 from daemon.logs import get_logger
+from daemon.service import Service
 from daemon.writer import Writer
 from daemon.writer.launch import Launched
 from daemon.writer.local import LocalWriter
 from daemon.writer.process import WriterProcess
-from eventstore.errors import StorageDamagedError
+from eventstore.errors import StorageDamagedError, StorageUnavailableError
 from eventstore.recorder import TAIL_CHECK_EVENTS, Recorder, check_tail
 from eventstore.store import ViewReader
 
-__all__ = ["check_tail_before", "open_storage"]
+__all__ = ["check_tail_before", "follow_others", "open_storage"]
 
 log = get_logger("tradelog.server")
 
@@ -83,3 +86,29 @@ async def check_tail_before(config: Config, recorder: ViewReader | None = None) 
                  advice=f"run `tradelog verify {where}`; the daemon does not start on a "
                  "damaged log")
     raise damage
+
+
+async def follow_others(service: Service, poll_s: float = 1.0) -> None:
+    """On a PostgreSQL log, keep ``service.last_seq`` up with what every daemon stores
+    and wake the subscriptions when it moves: woken by the log's notifications
+    (``PgRecorder.wait_past``), the last seq read at least every ``poll_s`` seconds
+    (a lost notification costs that much delay). A no-op on SQLite (one writer: the
+    service's own commits wake its subscribers). Runs until cancelled."""
+    from eventstore.postgres.recorder import PgRecorder
+
+    recorder = service.recorder
+    if not isinstance(recorder, PgRecorder):
+        return
+    seen = service.last_seq
+    while True:
+        await recorder.wait_past(seen, poll_s)
+        try:
+            last = await recorder.last_seq()
+        except StorageUnavailableError:
+            await asyncio.sleep(poll_s)
+            continue
+        # A notification names a seq committed before this read: past it now.
+        seen = max(seen, last)
+        if last > service.commits.last_seq:
+            service.commits.last_seq = last
+            service.subscriptions.wake_all()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from psycopg.errors import ReadOnlySqlTransaction
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -110,9 +111,10 @@ class PgWriterCore(CoreBase):
             return retry_busy(
                 lambda: append_group(conn, self.key, requests, self.runner, self.spelling),
                 self.busy_timeout_s)
-        except StorageUnavailableError:
-            if not conn.broken:
+        except StorageUnavailableError as exc:
+            if not (conn.broken or isinstance(exc.__cause__, ReadOnlySqlTransaction)):
                 raise
+            conn.close()  # dead, or its server no longer takes writes (demoted)
         conn = self._connection()
         return retry_busy(
             lambda: append_group(conn, self.key, requests, self.runner, self.spelling),

@@ -254,10 +254,6 @@ class PgRecorder:
             StorageUnavailableError: a read found no server (the caller resumes from the
                 seq after the last event it got).
         """
-        if self._waker is None:
-            self._waker = Waker(self.conninfo, self._reading.key)
-            self._waker.start()
-        waker = self._waker
         position = from_seq
         while True:
             events, last = await self.read_page(position, batch, account, types)
@@ -268,4 +264,14 @@ class PgRecorder:
                 continue
             # A short page holds every match up to ``last`` (same snapshot).
             position = max(position, last + 1)
-            await waker.wait(position - 1, poll_s)
+            await self.wait_past(position - 1, poll_s)
+
+    async def wait_past(self, after: int, timeout: float) -> None:
+        """Return once a notification says the log may hold an event past seq ``after``
+        (stored by any daemon; at once if one already said so), the listening session
+        was made again, or ``timeout`` seconds passed. The first call opens the
+        listening session (``eventstore.postgres.notify.Waker``), closed by ``close``."""
+        if self._waker is None:
+            self._waker = Waker(self.conninfo, self._reading.key)
+            self._waker.start()
+        await self._waker.wait(after, timeout)
