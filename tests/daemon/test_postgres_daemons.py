@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.daemon_support import RawConnection, all_views, read_all, tradelog
-from tests.eventstore.test_store_contract import PgLog
+from tests.eventstore.test_store_contract import PG_URL, PgLog
 from tests.support import DaemonProcess
 
 BATCHES = 40
@@ -148,3 +149,51 @@ def test_three_daemons_one_killed(pg: PgLog, tmp_path: Path) -> None:
         for daemon in daemons:
             if daemon.alive():
                 daemon.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def own_role(pg: PgLog) -> Iterator[tuple[str, str]]:
+    """A login role of its own that may create the log in the test's schema, and the
+    URL that connects as it: (role, url)."""
+    role = f"{pg.schema}_daemon"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE, CREATE ON SCHEMA {pg.schema} TO {role}")
+    url = pg.url.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+    try:
+        yield role, url
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")  # the log it made, and its grants
+            conn.execute(f"DROP ROLE {role}")
+
+
+def _shut_out(role: str, shut: bool) -> None:
+    """Refuse (or allow again) the role's logins, ending its sessions when refusing."""
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {role} {'NOLOGIN' if shut else 'LOGIN'}")
+        if shut:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE usename = %s", (role,))
+
+
+def test_postgresql_unreachable_is_retryable_and_the_daemon_reconnects(
+        own_role: tuple[str, str], tmp_path: Path) -> None:
+    """With the daemon's sessions ended and no new one allowed, an append is answered
+    -32001 (retryable) and nothing of it is stored; once the server takes the daemon
+    again, the same append is stored as new, and the views have it."""
+    role, url = own_role
+    with DaemonProcess(tmp_path, extra_args=["--store", url]) as daemon, \
+            RawConnection(daemon.socket, timeout_s=60) as conn:
+        conn.result("append", {"events": _batch("a", 0)})
+        _shut_out(role, True)
+        try:
+            answer = conn.call("append", {"events": _batch("a", 1)})
+        finally:
+            _shut_out(role, False)
+        assert -32001 == answer["error"]["code"], answer
+        assert [] == [e for e in read_all(daemon.socket) if e["id"].startswith("a-1-")]
+        results = conn.result("append", {"events": _batch("a", 1)})["results"]
+        assert [False, False] == [r["duplicate"] for r in results]
+        balances = conn.result("query", {"view": "balances"})["rows"]
+        assert ["200"] == [row["cash"] for row in balances]
