@@ -41,7 +41,7 @@ from eventstore.voids import check_voids
 
 __all__ = ["FoldError", "Follower", "Statement", "ViewsRefusedError",
            "append_in_transaction", "catch_up", "catch_up_before", "commit_refusing",
-           "fold_position", "in_transaction", "rollback", "run_statements"]
+           "fold_group", "fold_position", "in_transaction", "rollback", "run_statements"]
 
 
 def _utc_now() -> str:
@@ -290,13 +290,7 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
                 "ON CONFLICT (account) DO UPDATE SET version = version + excluded.version",
                 list(batch.pending_counts.items()))
         if views is not None:
-            catch_up_before(conn, views, batch)
-            try:
-                statements = views.fold(batch.stored, fresh=True)
-            except FoldError as exc:
-                exc.where = fold_position(decided, exc.seq)
-                raise
-            run_statements(conn, statements)
+            fold_group(conn, views, batch, decided)
         conn.execute("COMMIT")
     except EventStoreError:
         rollback(conn, views)
@@ -319,6 +313,26 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
 class _Stored(Protocol):
     stored: list[StoredEvent]
     last_seq: int
+
+
+def fold_group(conn: Executes, views: Follower, batch: _Stored,
+               decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception],
+               rows: RowsAfter | None = None) -> None:
+    """Inside the group's transaction, after its rows are inserted: fold what others
+    appended past the views' checkpoint (``catch_up_before``), then the group's new
+    events (``batch.stored``), and run the views' row writes on ``conn``.
+
+    Raises:
+        FoldError: a new event could not be folded; ``where`` names its request and
+            index among ``decided`` (the group's verdicts), for ``commit_refusing``.
+    """
+    catch_up_before(conn, views, batch, rows)
+    try:
+        statements = views.fold(batch.stored, fresh=True)
+    except FoldError as exc:
+        exc.where = fold_position(decided, exc.seq)
+        raise
+    run_statements(conn, statements)
 
 
 def catch_up_before(conn: Executes, views: Follower, batch: _Stored,

@@ -30,14 +30,14 @@ from eventstore.errors import (
     StorageCorruptError,
     VersionConflictError,
 )
-from eventstore.follow import Executes, FoldError, Follower, run_statements
+from eventstore.follow import Executes, Follower
 from eventstore.postgres import ddl, reads
 from eventstore.postgres.connect import CommitInDoubtError, Connection, map_pg_error
 from eventstore.postgres.notify import channel
 from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
-from eventstore.writes import catch_up_before, commit_refusing, fold_position
+from eventstore.writes import commit_refusing, fold_group
 
 __all__ = ["COPY", "INSERT", "UPSERT", "append_group", "rollback"]
 
@@ -196,20 +196,6 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest],
                            requests, lambda: reads.last_seq(conn))
 
 
-def _fold(conn: Connection, group: _Group, views: Follower, spelling: Executes,
-          decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception]) -> None:
-    """Fold what others appended since the views' checkpoint, then the group's events,
-    and run the views' row writes (inside the group's transaction)."""
-    catch_up_before(spelling, views, group,
-                    lambda after, before: reads.rows_after(conn, after, before))
-    try:
-        statements = views.fold(group.stored, fresh=True)
-    except FoldError as exc:
-        exc.where = fold_position(decided, exc.seq)
-        raise
-    run_statements(spelling, statements)
-
-
 def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
             views: Follower | None, spelling: Executes | None) -> list[AppendOutcome]:
     committing = False
@@ -242,7 +228,8 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
                 conn.execute("COMMIT")
         if views is not None and spelling is not None:
             # The rows are in (a void's fold reads its account's history from the log).
-            _fold(conn, group, views, spelling, decided)
+            fold_group(spelling, views, group, decided,
+                       lambda after, before: reads.rows_after(conn, after, before))
             committing = True
             conn.execute("COMMIT")
     except EventStoreError:

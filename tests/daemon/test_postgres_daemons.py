@@ -24,15 +24,6 @@ from tests.support import DaemonProcess
 BATCHES = 40
 
 
-@pytest.fixture
-def pg() -> Iterator[PgLog]:
-    log = PgLog()
-    try:
-        yield log
-    finally:
-        log.drop()
-
-
 def _batch(client: str, number: int) -> list[dict[str, Any]]:
     """A deposit, a buy and (every third batch) a sell: positions, trades, balances and
     daily rows move in each client's account."""

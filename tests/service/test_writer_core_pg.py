@@ -6,12 +6,10 @@ a core found with a dead connection makes a new one; the view tables are Postgre
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from daemon.writer.core import WriterCore
 from daemon.writer.pgcore import PgWriterCore
@@ -20,15 +18,6 @@ from projections import tables as t
 from tests.eventstore.test_store_contract import PgLog
 from tests.fold_support import new_event
 from tests.projections.test_views_runner import sample
-
-
-@pytest.fixture
-def pg() -> Iterator[PgLog]:
-    log = PgLog()
-    try:
-        yield log
-    finally:
-        log.drop()
 
 
 def _groups() -> list[list[AppendRequest]]:
