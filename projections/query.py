@@ -149,6 +149,8 @@ async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
     table = t.VIEWS[q.view]
     sql, params = build_sql(q)
     counting = count_sql(q)
+    if q.as_of_time is not None or q.as_of is not None:
+        log_file(recorder)  # ``as_of`` reads a SQLite file: refused on PostgreSQL
     if q.as_of_time is not None:
         seq, state = await state_at_time(recorder, parse_time(q.as_of_time), q.account,
                                          q.view)

@@ -188,3 +188,19 @@ def test_postgresql_unreachable_is_retryable_and_the_daemon_reconnects(
         assert [False, False] == [r["duplicate"] for r in results]
         balances = conn.result("query", {"view": "balances"})["rows"]
         assert ["200"] == [row["cash"] for row in balances]
+
+
+def test_what_is_not_served_on_postgresql_yet_says_so(pg: PgLog, tmp_path: Path) -> None:
+    """``as_of`` (it folds from a SQLite file) is refused with -32602 naming it, the
+    views as they are now are served; a ``backup_dir`` is refused at start."""
+    with DaemonProcess(tmp_path, extra_args=["--store", pg.url]) as daemon, \
+            RawConnection(daemon.socket) as conn:
+        conn.result("append", {"events": _batch("a", 0)})
+        answer = conn.call("query", {"view": "trades", "as_of": 1})
+        assert -32602 == answer["error"]["code"]
+        assert "as_of" in answer["error"]["message"]
+        assert 1 == conn.result("query", {"view": "positions"})["total"]
+    refused = DaemonProcess(tmp_path, extra_args=["--store", pg.url],
+                            env={"TRADELOG_BACKUP_DIR": str(tmp_path / "backups")})
+    with pytest.raises(RuntimeError, match="backup_dir"):
+        refused.start()
