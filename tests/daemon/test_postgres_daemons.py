@@ -57,7 +57,7 @@ class Client(threading.Thread):
 
     def run(self) -> None:
         try:
-            with RawConnection(self.socket_path, timeout_s=60) as conn:
+            with RawConnection(self.socket_path, timeout_s=120) as conn:
                 for number in range(BATCHES):
                     answer = conn.call("append", {"events": _batch(self.client, number)})
                     if "error" in answer:
@@ -93,7 +93,7 @@ def test_three_daemons_one_killed(pg: PgLog, tmp_path: Path) -> None:
                    for i in range(2)]
         for client in clients:
             client.start()
-        assert started[2].wait(60), daemons[2].tail()
+        assert started[2].wait(120), daemons[2].tail()
         assert daemons[2].stop(signal.SIGKILL) == -signal.SIGKILL
         for client in clients:
             client.join(120)
