@@ -11,8 +11,11 @@ surface and rewrites each statement once (cached):
   ``WITHOUT ROWID`` dropped; an expression in ``CREATE INDEX`` is put in parentheses;
 - ``ALTER TABLE a RENAME TO b`` also renames ``a``'s primary-key index to ``b_pkey``
   (PostgreSQL names it after the table that made it);
-- ``WHERE 0`` is ``WHERE false``; SQLite's ``json_type``/``json_extract`` with a
-  ``$.name`` path become ``json_typeof``/``->>`` of the JSON text.
+- ``c < CAST(? AS TEXT)`` of a bound of bytes (a prefix's end, which may not be
+  UTF-8) compares ``c``'s UTF-8 bytes, as SQLite's BINARY collation does;
+- ``WHERE 0`` is ``WHERE false``; SQLite's ``json_type``, ``json_extract`` and ``->``
+  with a ``$."key"`` path become the same tests on the JSON text (``json_typeof``,
+  ``->>``, ``->``), ``json_type``'s answers named as SQLite names them.
 
 Anything else is passed as it is: the statements are the views' own, not arbitrary SQL.
 """
@@ -33,7 +36,18 @@ _CREATE_TABLE = re.compile(r"^CREATE TABLE", re.I)
 _CREATE_INDEX = re.compile(
     r"^(?P<head>CREATE (?:UNIQUE )?INDEX .* ON \w+ )\((?P<terms>.*)\)$", re.S)
 _RENAME = re.compile(r"^ALTER TABLE (?P<old>\w+) RENAME TO (?P<new>\w+)$")
-_TYPES = {"INTEGER": "bigint", "TEXT": "text", "BLOB": "bytea", "REAL": "double precision"}
+_TYPES = {"INTEGER": "bigint", "TEXT": 'text COLLATE "C"', "BLOB": "bytea",
+          "REAL": "double precision"}
+"""SQLite's column types as PostgreSQL's; text compares and sorts by code point (the
+"C" collation), as SQLite's does, whatever the database's default collation."""
+_KEY = "substring(? from '^[$][.]\"(.*)\"$')"
+"""The key of a JSON path ``$."key"`` (``projections.query_columns.attrs_path``)."""
+_JSON_TYPE = (
+    "(SELECT CASE json_typeof(j.v) WHEN 'string' THEN 'text' WHEN 'boolean' THEN j.v::text "
+    "WHEN 'number' THEN CASE WHEN j.v::text ~ '^-?[0-9]+$' THEN 'integer' ELSE 'real' END "
+    "ELSE json_typeof(j.v) END FROM (SELECT {c}::json -> " + _KEY + " AS v) AS j)")
+"""SQLite's ``json_type(column, path)``: the value's type by SQLite's names (text,
+integer, real, true, false, null, array, object; NULL when the key is missing)."""
 _TYPE_WORD = re.compile(r"\b(INTEGER|TEXT|BLOB|REAL)\b")
 
 
@@ -94,10 +108,10 @@ def translate(sql: str, key_of: Any) -> list[str]:
         text = (f"INSERT INTO {table} ({', '.join(columns)}) {found['rest']} "
                 f"ON CONFLICT ({', '.join(key)}) {action}")
     text = re.sub(r"\bWHERE 0\b", "WHERE false", text)
-    text = re.sub(r"json_type\((\w+), \?\)", r"json_typeof(\1::json #> string_to_array("
-                  r"ltrim(?, '$.'), '.'))", text)
-    text = re.sub(r"json_extract\((\w+), \?\)", r"(\1::json #>> string_to_array("
-                  r"ltrim(?, '$.'), '.'))", text)
+    text = re.sub(r"\b(\w+) < CAST\(\? AS TEXT\)", r"convert_to(\1, 'UTF8') < ?", text)
+    text = re.sub(r"json_type\((\w+), \?\)", lambda m: _JSON_TYPE.format(c=m[1]), text)
+    text = re.sub(r"json_extract\((\w+), \?\)", r"(\1::json ->> " + _KEY + ")", text)
+    text = re.sub(r"\b(\w+) -> \?", r"((\1::json -> " + _KEY + ")::text)", text)
     return [_marks(text)]
 
 

@@ -6,6 +6,7 @@ a core found with a dead connection makes a new one; the view tables are Postgre
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,12 @@ import psycopg
 
 from daemon.writer.core import WriterCore
 from daemon.writer.pgcore import PgWriterCore
+from eventstore.postgres.recorder import PgRecorder
 from eventstore.record import AppendRequest
+from eventstore.recorder import Recorder
 from projections import tables as t
+from projections.query import query_view
+from projections.query_params import ViewQuery
 from tests.eventstore.test_store_contract import PgLog
 from tests.fold_support import new_event
 from tests.projections.test_views_runner import sample
@@ -28,8 +33,18 @@ def _groups() -> list[list[AppendRequest]]:
                       "time": "2024-03-01T13:00:00Z", "account": "acct-2",
                       "data": {"target_source": "test/fold", "target_id": other[3].event_id,
                                "reason": "typo"}})
+    tagged = [new_event({
+        "id": f"s-{n}", "source": "test/fold", "type": "signal", "account": "acct-2",
+        "time": f"2024-03-01T13:0{n}:00Z",
+        "data": {"signal_id": f"tagged-{n}", "strategy": "sma", "symbol": symbol,
+                 "side": "long", "attrs": attrs}})
+        for n, (symbol, attrs) in enumerate([
+            ("xyz", {"segment": "x", "n": 2, "r": "1.5"}),
+            ("XAB", {"segment": "y", "n": Decimal("2.0"), "r": Decimal("1.50"), "flag": True}),
+            ("Xé", {"segment": "x", "flag": False, "none": None}),
+            ("Y", {"n": "2"})])]
     return [
-        [AppendRequest(first)],
+        [AppendRequest(first), AppendRequest(tagged)],
         [AppendRequest([new_event(w) for w in sample(start=10)]), AppendRequest(other)],
         [AppendRequest(first[:2])],
         [AppendRequest([void])],
@@ -72,7 +87,46 @@ def test_two_cores_taking_turns_write_the_rows_sqlite_writes(pg: PgLog, tmp_path
     assert on_lite == on_pg
     assert on_pg["journal"]
     assert on_pg["view_voids"]
-    assert [(29,)] == checkpoint
+    assert [(33,)] == checkpoint
+
+
+QUERIES = [
+    ViewQuery("signals", attrs={"segment": "x"}),
+    ViewQuery("signals", attrs={"n": 2}),
+    ViewQuery("signals", attrs={"r": Decimal("1.5")}),
+    ViewQuery("signals", attrs={"flag": True}),
+    ViewQuery("signals", attrs={"flag": False}),
+    ViewQuery("signals", attrs={"none": None}),
+    ViewQuery("signals", symbol_prefix="X"),
+    ViewQuery("signals", order="asc", offset=1, limit=2),
+    ViewQuery("signals"),
+    ViewQuery("positions", account="acct-1"),
+    ViewQuery("journal", order="desc", offset=0),
+    ViewQuery("daily"),
+]
+
+
+async def test_queries_answer_as_on_sqlite(pg: PgLog, tmp_path: Path) -> None:
+    """Every ``query`` (its filters, ``attrs`` by JSON type, prefixes by code point,
+    paging) answers on the PostgreSQL views what it answers on SQLite's."""
+    core, _ = PgWriterCore.open(pg.url)
+    lite, _ = WriterCore.open(tmp_path / "x.db")
+    try:
+        for group in _groups():
+            core.commit(group)
+            lite.commit(group)
+    finally:
+        core.close()
+        lite.close()
+    on_pg = await PgRecorder.open(pg.url, readonly=True)
+    on_lite = await Recorder.open(tmp_path / "x.db", readonly=True)
+    try:
+        for query in QUERIES:
+            assert await query_view(on_lite, query) == await query_view(on_pg, query), query
+        assert 2 == (await query_view(on_pg, QUERIES[0]))["total"]
+    finally:
+        await on_pg.close()
+        await on_lite.close()
 
 
 def test_a_dead_connection_is_made_again_and_the_views_go_on(pg: PgLog) -> None:
