@@ -85,11 +85,16 @@ def auto_name(now: datetime | None = None) -> str:
 
 
 def check_backup_config(config: Config) -> None:
-    """Refuse a ``backup_interval`` without a ``backup_dir``.
+    """Refuse a ``backup_interval`` without a ``backup_dir``, and a ``backup_dir`` on a
+    PostgreSQL store (its backups are PostgreSQL's: ``pg_dump``, a standby).
 
     Raises:
-        ConfigError: naming both settings.
+        ConfigError: naming the settings.
     """
+    if config.backup_dir is not None and config.store_url().kind != "sqlite":
+        raise ConfigError("backup_dir is set but the store is PostgreSQL, whose backups "
+                          "the daemon does not write: use pg_dump or a standby "
+                          "(docs/POSTGRESQL.md), or `tradelog migrate` to a SQLite file")
     if config.backup_interval is not None and config.backup_dir is None:
         raise ConfigError("backup_interval is set but backup_dir is not: set backup_dir to "
                           "the directory scheduled backups go to")

@@ -32,12 +32,11 @@ from daemon.filemodes import make_dirs, prepare_db, secure_db_files, set_umask, 
 from daemon.lockfile import acquire
 from daemon.logs import Throttle, get_logger
 from daemon.service import Service
+from daemon.storage import check_tail_before, follow_others, open_storage
 from daemon.writer import Writer
 from daemon.writer.launch import Launched
-from daemon.writer.local import LocalWriter
-from daemon.writer.process import WriterProcess
-from eventstore.errors import DatabaseFileError, StorageDamagedError, TradelogError
-from eventstore.recorder import TAIL_CHECK_EVENTS, Recorder, check_tail
+from eventstore.errors import DatabaseFileError, TradelogError
+from eventstore.store import ViewReader
 
 __all__ = ["EXIT_IN_DOUBT", "serve"]
 
@@ -130,52 +129,6 @@ def _quiet_loop_errors(loop: asyncio.AbstractEventLoop, interval_s: float) -> No
     loop.set_exception_handler(handle)
 
 
-async def _open_storage(config: Config, launched: Launched | None
-                        ) -> tuple[Recorder, Writer, int]:
-    """Open the log for reads and its writer (a second process unless
-    ``config.writer_process`` is false), the views brought up to date; returns the
-    recorder, the writer and the number of events folded to catch up.
-
-    The writer goes first: it creates or migrates the file that the reader then opens.
-    With a cap (``max_page_count``), it applies to the writer's connection.
-    """
-    writer: Writer
-    if config.writer_process:
-        writer = process = await WriterProcess.start(
-            config.db, max_page_count=config.max_page_count,
-            log_format=config.log_format, log_level=config.log_level,
-            defer_view_events=config.views_flush_events, launched=launched)
-        ready = process.ready
-    else:
-        if launched is not None:
-            launched.kill()
-        writer = local = await LocalWriter.start(config.db, max_page_count=config.max_page_count)
-        ready = local.ready
-    try:
-        recorder = await Recorder.open(config.db, readonly=True)
-    except BaseException:
-        await writer.close()
-        raise
-    if ready.page_cap is not None:
-        log.info("storage_capped", max_page_count=ready.page_cap)
-    return recorder, writer, ready.folded
-
-
-async def _check_tail(config: Config) -> int:
-    """Re-hash the last ``TAIL_CHECK_EVENTS`` events before serving; returns how many.
-
-    Raises:
-        StorageDamagedError: logged (``storage_corrupt``) with the seq and advice first.
-    """
-    try:
-        return await check_tail(config.db, TAIL_CHECK_EVENTS)
-    except StorageDamagedError as exc:
-        log.critical("storage_corrupt", seq=exc.seq, error=str(exc),
-                     advice=f"run `tradelog verify --db {config.db}`; the daemon does not "
-                     "start on a damaged log")
-        raise
-
-
 async def _watchdog(interval: float, service: Service) -> None:
     while True:
         await asyncio.sleep(interval / 2)
@@ -201,9 +154,10 @@ async def serve(config: Config, config_file: Path | None = None,
         check_backup_config(config)
         if os.environ.get("LISTEN_PID") != str(os.getpid()):
             check_socket_path(config.socket, config.group)
-        lock = acquire(config.db, config.group)
-        narrowed = prepare_db(config.db, config.group)
-        checked = await _check_tail(config)
+        on_file = config.store_url().kind == "sqlite"
+        lock = acquire(config.db, config.group) if on_file else None
+        narrowed = prepare_db(config.db, config.group) if on_file else []
+        checked = await check_tail_before(config) if on_file else 0
     except BaseException:
         if launched is not None:
             launched.kill()
@@ -214,7 +168,7 @@ async def serve(config: Config, config_file: Path | None = None,
     stop = shutdown_trigger or asyncio.Event()
     server: asyncio.Server | None = None
     owned_socket: Path | None = None
-    recorder: Recorder | None = None
+    recorder: ViewReader | None = None
     writer: Writer | None = None
     http: Any = None
     # Before anything can connect: a SIGTERM right after start must drain, not kill.
@@ -222,8 +176,11 @@ async def serve(config: Config, config_file: Path | None = None,
         loop.add_signal_handler(signum, stop.set)
     try:
         systemd.notify("STATUS=opening the event log and bringing the views up to date")
-        recorder, writer, folded = await _open_storage(config, launched)
-        narrowed += secure_db_files(config.db, config.group)
+        recorder, writer, folded = await open_storage(config, launched)
+        if on_file:
+            narrowed += secure_db_files(config.db, config.group)
+        else:
+            checked = await check_tail_before(config, recorder)
         last_seq = await recorder.last_seq()
         service = Service(config, recorder, writer, last_seq)
         service.connection_cap = connection_cap(open_files, config)
@@ -266,7 +223,10 @@ async def serve(config: Config, config_file: Path | None = None,
             watcher = Inbox(config.inbox, service)
             inbox = asyncio.create_task(watcher.run(inbox_stop), name="inbox")
         backups = asyncio.create_task(run_schedule(service, inbox_stop), name="backups")
-        log.info("daemon_ready", db=str(config.db), socket=str(config.socket),
+        others = asyncio.create_task(follow_others(service), name="others")
+        log.info("daemon_ready",
+                 db=str(config.db) if on_file else config.store_url().redacted(),
+                 socket=str(config.socket),
                  socket_activated=bool(activated), last_seq=last_seq,
                  projection_seq=writer.checkpoint, caught_up_events=folded,
                  tail_checked_events=checked, file_modes_changed=narrowed,
@@ -293,6 +253,7 @@ async def serve(config: Config, config_file: Path | None = None,
         if http is not None:
             await http.stop(min(2.0, _left(deadline) / 4))
         inbox_stop.set()
+        others.cancel()
         helpers = [task for task in (inbox, backups) if task is not None]
         await asyncio.wait(helpers, timeout=_left(deadline) / 2)
         for task in helpers:
@@ -327,7 +288,8 @@ async def serve(config: Config, config_file: Path | None = None,
         finally:
             if writer is not None:
                 await writer.close()
-            lock.close()
+            if lock is not None:
+                lock.close()
 
 
 def _connections(service: Service) -> list[Connection]:

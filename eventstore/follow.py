@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from eventstore.errors import StorageCorruptError, StorageDamagedError, map_sqlite_error
 from eventstore.record import StoredEvent
 from eventstore.verify import rows_after, unreadable_reason
 
-__all__ = ["FoldError", "Follower", "Statement", "catch_up", "in_transaction", "rollback",
-           "run_statements"]
+__all__ = ["Executes", "FoldError", "Follower", "RowsAfter", "Statement", "catch_up",
+           "in_transaction", "rollback", "run_statements"]
 
 T = TypeVar("T")
 
@@ -27,7 +27,25 @@ Statement = tuple[str, Sequence[Sequence[Any]] | None]
 """An SQL statement and the parameter rows to ``executemany`` it with (None: run once)."""
 
 
-def run_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+class Executes(Protocol):
+    """What runs the views' statements: a ``sqlite3.Connection``, or a PostgreSQL
+    connection in SQLite's spelling (``eventstore.postgres.dialect.SqliteSpelling``)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any:
+        """Run one statement; returns a cursor over its rows."""
+        ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        """Run one statement once per parameter row."""
+        ...
+
+
+RowsAfter = Callable[[int, int | None], Iterator[tuple[Any, ...]]]
+"""``(after, before)`` -> the stored rows with ``after < seq < before`` (no bound when
+None), in seq order (``eventstore.verify.rows_after`` on SQLite)."""
+
+
+def run_statements(conn: Executes, statements: Sequence[Statement]) -> None:
     """Execute statements in order: ``executemany`` with their rows, or once when None."""
     for sql, rows in statements:
         if rows is None:
@@ -130,27 +148,31 @@ def rollback(conn: sqlite3.Connection, views: Follower | None) -> None:
             raise StorageCorruptError(f"rollback failed, the database is in doubt: {exc}") from exc
 
 
-def catch_up(conn: sqlite3.Connection, views: Follower, before: int | None = None) -> int:
+def catch_up(conn: Executes, views: Follower, before: int | None = None,
+             rows: RowsAfter | None = None) -> int:
     """Load the views' state if needed and fold every stored event past their checkpoint
     (and before seq ``before``, when given); returns the number of events folded.
+    ``rows`` reads the log (default: ``rows_after`` on ``conn``, a SQLite connection).
 
     A stored event the views cannot fold never stops this (nor so the start): it is
     left out of the views (``Follower.leave_out``) and the log folded again without it.
     """
     while True:
         try:
-            return _catch_up_once(conn, views, before)
+            return _catch_up_once(conn, views, before, rows)
         except FoldError as exc:
             views.leave_out(exc.seq, exc.reason)
 
 
-def _catch_up_once(conn: sqlite3.Connection, views: Follower, before: int | None) -> int:
+def _catch_up_once(conn: Executes, views: Follower, before: int | None,
+                   rows_of: RowsAfter | None) -> int:
     if views.needs_load():
         views.restore([list(conn.execute(q)) for q in views.load_queries()])
     folded = 0
     # Read through ``rows_after``: a row of the log that cannot be read is damage
     # (StorageDamagedError naming its seq), not a fault of the views.
-    rows = rows_after(conn, views.checkpoint, before)
+    rows = (rows_of(views.checkpoint, before) if rows_of is not None
+            else rows_after(conn, views.checkpoint, before))  # type: ignore[arg-type]
     while batch := list(itertools.islice(rows, 2048)):
         run_statements(conn, views.fold([_stored(row) for row in batch]))
         folded += len(batch)

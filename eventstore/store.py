@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from eventstore.errors import ValidationError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
     from eventstore.verify import VerifyReport
 
-__all__ = ["EventStore", "StoreURL", "open_store", "parse_store"]
+__all__ = ["EventStore", "StoreURL", "ViewReader", "open_store", "parse_store"]
 
 
 class EventStore(Protocol):
@@ -66,6 +66,26 @@ class EventStore(Protocol):
 
     async def close(self) -> None:
         """Release the connections (idempotent)."""
+        ...
+
+
+class ViewReader(EventStore, Protocol):
+    """A log the daemon serves reads and the views' queries from: ``EventStore`` and
+    read-only SQL in SQLite's spelling (run as it is on SQLite, rewritten on PostgreSQL:
+    ``eventstore.postgres.dialect``)."""
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL): ``as_of`` folds read it directly."""
+        ...
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only query."""
+        ...
+
+    async def fetch_snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
+                             ) -> list[list[tuple[Any, ...]]]:
+        """Rows of several read-only queries, from one consistent snapshot."""
         ...
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
@@ -25,8 +25,10 @@ from eventstore.errors import (
     map_sqlite_error,
 )
 from eventstore.follow import (
+    Executes,
     FoldError,
     Follower,
+    RowsAfter,
     Statement,
     catch_up,
     in_transaction,
@@ -38,7 +40,8 @@ from eventstore.verify import stored_canonical, unreadable_reason
 from eventstore.voids import check_voids
 
 __all__ = ["FoldError", "Follower", "Statement", "ViewsRefusedError",
-           "append_in_transaction", "catch_up", "in_transaction", "rollback", "run_statements"]
+           "append_in_transaction", "catch_up", "catch_up_before", "commit_refusing",
+           "fold_group", "fold_position", "in_transaction", "rollback", "run_statements"]
 
 
 def _utc_now() -> str:
@@ -169,11 +172,23 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
     ``ViewsRefusedError`` (-32602, nothing of it stored); every other request is stored
     as it would have been. The fast path folds the group once, as before.
     """
+    return commit_refusing(lambda some: _append_group(conn, some, views), requests,
+                           lambda: _last_seq(conn))
+
+
+def commit_refusing(commit: Callable[[Sequence[AppendRequest]], list[AppendOutcome]],
+                    requests: Sequence[AppendRequest], last_seq: Callable[[], int]
+                    ) -> list[AppendOutcome]:
+    """``commit(requests)`` (one transaction: the group's outcomes), committed again
+    without each request holding a new event the views could not fold (the
+    ``FoldError`` raised, with ``where`` set, by ``commit``): that request is answered
+    ``ViewsRefusedError``. ``last_seq()`` gives the log's last seq when every request
+    was refused. Raises what ``commit`` raises otherwise."""
     refused: dict[int, ViewsRefusedError] = {}
     remaining = list(range(len(requests)))
     while True:
         try:
-            outcomes = _append_group(conn, [requests[i] for i in remaining], views)
+            outcomes = commit([requests[i] for i in remaining])
             break
         except FoldError as exc:
             if exc.where is None:
@@ -185,9 +200,9 @@ def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendReq
                 break
     if not refused:
         return outcomes
-    last_seq = outcomes[-1].last_seq if outcomes else _last_seq(conn)
+    last = outcomes[-1].last_seq if outcomes else last_seq()
     stored = iter(outcomes)
-    return [AppendOutcome([], last_seq, refused[i]) if i in refused else next(stored)
+    return [AppendOutcome([], last, refused[i]) if i in refused else next(stored)
             for i in range(len(requests))]
 
 
@@ -209,8 +224,8 @@ def _last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def _where(decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception],
-           seq: int) -> tuple[int, int] | None:
+def fold_position(decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception],
+                  seq: int) -> tuple[int, int] | None:
     """(request, event index) of the new event stored at ``seq`` in this group."""
     for position, verdict in enumerate(decided):
         if isinstance(verdict, Exception):
@@ -275,13 +290,7 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
                 "ON CONFLICT (account) DO UPDATE SET version = version + excluded.version",
                 list(batch.pending_counts.items()))
         if views is not None:
-            catch_up_before(conn, views, batch)
-            try:
-                statements = views.fold(batch.stored, fresh=True)
-            except FoldError as exc:
-                exc.where = _where(decided, exc.seq)
-                raise
-            run_statements(conn, statements)
+            fold_group(conn, views, batch, decided)
         conn.execute("COMMIT")
     except EventStoreError:
         rollback(conn, views)
@@ -301,8 +310,36 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
     return outcomes
 
 
-def catch_up_before(conn: sqlite3.Connection, views: Follower, batch: _Batch) -> None:
-    """Fold what another process appended before this group, so views never skip events."""
+class _Stored(Protocol):
+    stored: list[StoredEvent]
+    last_seq: int
+
+
+def fold_group(conn: Executes, views: Follower, batch: _Stored,
+               decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception],
+               rows: RowsAfter | None = None) -> None:
+    """Inside the group's transaction, after its rows are inserted: fold what others
+    appended past the views' checkpoint (``catch_up_before``), then the group's new
+    events (``batch.stored``), and run the views' row writes on ``conn``.
+
+    Raises:
+        FoldError: a new event could not be folded; ``where`` names its request and
+            index among ``decided`` (the group's verdicts), for ``commit_refusing``.
+    """
+    catch_up_before(conn, views, batch, rows)
+    try:
+        statements = views.fold(batch.stored, fresh=True)
+    except FoldError as exc:
+        exc.where = fold_position(decided, exc.seq)
+        raise
+    run_statements(conn, statements)
+
+
+def catch_up_before(conn: Executes, views: Follower, batch: _Stored,
+                    rows: RowsAfter | None = None) -> None:
+    """Fold what another process appended before this group (``batch``: its new events,
+    ``stored``, and the last seq, ``last_seq``), so views never skip events; ``rows``
+    reads the log as ``catch_up`` says."""
     first_new = batch.stored[0].seq if batch.stored else batch.last_seq + 1
     if views.needs_load() or views.checkpoint < first_new - 1:
-        catch_up(conn, views, before=first_new)
+        catch_up(conn, views, before=first_new, rows=rows)

@@ -12,30 +12,54 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from eventstore.follow import catch_up, in_transaction, run_statements
+from eventstore.follow import Executes, RowsAfter, catch_up, in_transaction, run_statements
 from projections.fold import PROJECTION_VERSION
 from projections.runner import ViewRunner
 
-__all__ = ["ConnectionLookup", "flush", "log_left_out", "open_on", "prepare", "rebuild",
-           "stored_version"]
+__all__ = ["ConnectionLookup", "Transact", "flush", "log_left_out", "open_on", "prepare",
+           "rebuild", "stored_version"]
 
 log = structlog.get_logger(component="tradelog.views")
+
+T = TypeVar("T")
+
+
+class Transact(Protocol):
+    """Runs ``body()`` in one write transaction of the connection, ``doing`` naming it in
+    errors; on any error rolls back and discards the runner's state (``runner.discard``).
+    SQLite's is ``eventstore.follow.in_transaction``."""
+
+    def __call__(self, runner: ViewRunner, doing: str, body: Callable[[], T]) -> T:
+        """``body()``'s result, committed."""
+        ...
+
+
+def _sqlite_transact(conn: Executes) -> Transact:
+    assert isinstance(conn, sqlite3.Connection)
+    sqlite = conn
+
+    class OnSqlite:
+        def __call__(self, runner: ViewRunner, doing: str, body: Callable[[], T]) -> T:
+            return in_transaction(sqlite, runner, doing, body)
+
+    return OnSqlite()
 
 
 class ConnectionLookup:
     """Reads on the connection that folds (inside its transaction, so they see its own
     uncommitted writes): what ``ViewRunner.attach`` takes to load rows on demand."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Executes) -> None:
         self.conn = conn
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Every row of ``sql`` run with ``params``."""
-        return self.conn.execute(sql, params).fetchall()
+        rows: list[tuple[Any, ...]] = self.conn.execute(sql, params).fetchall()
+        return rows
 
     def chunks(self, sql: str, params: Sequence[Any]) -> Iterator[list[tuple[Any, ...]]]:
         """The rows of ``sql`` run with ``params``, lazily, in lists of up to 4096."""
@@ -69,32 +93,37 @@ def stored_version(conn: sqlite3.Connection) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-def prepare(conn: sqlite3.Connection, runner: ViewRunner) -> int:
+def prepare(conn: Executes, runner: ViewRunner, transact: Transact | None = None,
+            rows: RowsAfter | None = None) -> int:
     """Create the views' tables if missing, load the state and fold the log past the
-    checkpoint; returns the number of events folded."""
+    checkpoint; returns the number of events folded. ``transact`` and ``rows`` (the
+    transaction and the log's reader, ``eventstore.follow.catch_up``) default to
+    SQLite's on ``conn``."""
 
     def body() -> int:
         for statement in runner.ddl():
             conn.execute(statement)
-        return catch_up(conn, runner)
+        return catch_up(conn, runner, rows=rows)
 
-    return in_transaction(conn, runner, "preparing views", body)
+    return (transact or _sqlite_transact(conn))(runner, "preparing views", body)
 
 
-def rebuild(conn: sqlite3.Connection, runner: ViewRunner) -> int:
+def rebuild(conn: Executes, runner: ViewRunner, transact: Transact | None = None,
+            rows: RowsAfter | None = None) -> int:
     """Rebuild every view from the whole log into new tables, swapped in when complete
-    (one transaction: on any error nothing changes). Returns the number of events folded."""
+    (one transaction: on any error nothing changes). Returns the number of events
+    folded. ``transact`` and ``rows`` as ``prepare`` says."""
 
     runner.read_log(ConnectionLookup(conn))  # a void refolds its account from the log
 
     def body() -> int:
         for statement in runner.rebuild_begin():
             conn.execute(statement)
-        folded = catch_up(conn, runner)
+        folded = catch_up(conn, runner, rows=rows)
         run_statements(conn, runner.rebuild_end())
         return folded
 
-    return in_transaction(conn, runner, "rebuilding views", body)
+    return (transact or _sqlite_transact(conn))(runner, "rebuilding views", body)
 
 
 def flush(conn: sqlite3.Connection, runner: ViewRunner) -> None:
@@ -109,8 +138,9 @@ def flush(conn: sqlite3.Connection, runner: ViewRunner) -> None:
     in_transaction(conn, runner, "writing views", body)
 
 
-def open_on(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None
-            ) -> tuple[ViewRunner, int]:
+def open_on(conn: Executes, progress: Callable[[int], None] | None = None,
+            transact: Transact | None = None, rows: RowsAfter | None = None,
+            version: int | None = None) -> tuple[ViewRunner, int]:
     """Bring the views on ``conn`` up to date and return their runner, attached to
     ``conn`` for on-demand rows, with the number of events folded.
 
@@ -118,16 +148,21 @@ def open_on(conn: sqlite3.Connection, progress: Callable[[int], None] | None = N
     checkpoint. When the stored projection version differs from ``PROJECTION_VERSION``
     the views are rebuilt from the log first (into new tables, swapped in when done)
     and the state is loaded again from them at the next fold.
+
+    On another store ``transact``, ``rows`` (as ``prepare`` says) and the stored
+    ``version`` (None: no views yet) are given; on SQLite they are read from ``conn``.
     """
-    version = stored_version(conn)
+    if transact is None:
+        assert isinstance(conn, sqlite3.Connection)
+        version = stored_version(conn)
     runner = ViewRunner()
     runner.progress = progress
     if version is not None and version != PROJECTION_VERSION:
-        folded = rebuild(conn, runner)
+        folded = rebuild(conn, runner, transact, rows)
         runner.attach(ConnectionLookup(conn))
         runner.discard()
     else:
         runner.attach(ConnectionLookup(conn))
-        folded = prepare(conn, runner)
+        folded = prepare(conn, runner, transact, rows)
     runner.progress = None
     return runner, folded

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from eventstore.errors import ValidationError
-from eventstore.recorder import Recorder
+from eventstore.store import ViewReader
 from projections.metrics_analytics import analytics
 from projections.metrics_groups import Capital, find_capital, with_capital
 from projections.metrics_series import Realized, Sample, Sampler, Trade
@@ -52,7 +52,7 @@ PAGE = 4096
 ZERO = Decimal(0)
 
 
-async def _voided(recorder: Recorder, account: str, last: int) -> set[tuple[str, str]]:
+async def _voided(recorder: ViewReader, account: str, last: int) -> set[tuple[str, str]]:
     """source+id of every event a void of the account at seq <= ``last`` voided."""
     found: set[tuple[str, str]] = set()
     next_seq = 1
@@ -65,7 +65,7 @@ async def _voided(recorder: Recorder, account: str, last: int) -> set[tuple[str,
         next_seq = voids[-1].seq + 1
 
 
-async def _sample(recorder: Recorder, account: str, last: int) -> Sampler:
+async def _sample(recorder: ViewReader, account: str, last: int) -> Sampler:
     """Fold the account's events 1..last, reading the next page while folding one."""
     sampler = Sampler(account)
     if last < 1:
@@ -87,7 +87,7 @@ async def _sample(recorder: Recorder, account: str, last: int) -> Sampler:
             raise
 
 
-async def compute_metrics(recorder: Recorder, account: str, *, since: str | None = None,
+async def compute_metrics(recorder: ViewReader, account: str, *, since: str | None = None,
                           until: str | None = None, symbol: str | None = None,
                           strategy: str | None = None, as_of: int | str | None = None,
                           annualization: int | None = None,

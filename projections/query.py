@@ -21,21 +21,22 @@ from typing import Any
 
 from eventstore import ddl as event_ddl
 from eventstore.record import StoredEvent
-from eventstore.recorder import Recorder, open_sqlite
+from eventstore.recorder import open_sqlite
+from eventstore.store import ViewReader
 from eventstore.writes import Statement, run_statements
 from projections import tables as t
 from projections.drain import clear_marks, drain
 from projections.fold import fold
 from projections.query_params import ViewQuery
 from projections.query_sql import SEQ_COLUMN, build_sql, count_sql
-from projections.query_time import state_at_time
+from projections.query_time import log_file, state_at_time
 from projections.replay import LogHistory, before_first_void, from_snapshot
 from projections.state import State
 from schemas.values import parse_time
 
 __all__ = ["ViewQuery", "as_of_seq", "build_sql", "count_sql", "query_view", "state_at"]
 
-async def as_of_seq(recorder: Recorder, as_of: int | str) -> int:
+async def as_of_seq(recorder: ViewReader, as_of: int | str) -> int:
     """The seq an ``as_of`` names: the int itself (capped at the log's end), or the last
     event recorded at or before the time.
 
@@ -52,7 +53,7 @@ async def as_of_seq(recorder: Recorder, as_of: int | str) -> int:
     return int(rows[0][0])
 
 
-async def _voided_after(recorder: Recorder, seq: int) -> bool:
+async def _voided_after(recorder: ViewReader, seq: int) -> bool:
     """True when the views folded a void after ``seq``: their append-only rows (trades,
     journal, history) may then differ from what they were at ``seq``."""
     found = await recorder.fetch(
@@ -83,17 +84,17 @@ def _fold_at(path: Path, seq: int, view: str | None) -> State:
         conn.close()
 
 
-async def state_at(recorder: Recorder, seq: int, view: str | None = None) -> State:
+async def state_at(recorder: ViewReader, seq: int, view: str | None = None) -> State:
     """The fold state after events 1..seq, folded from the log into a scratch state, on
     a worker thread.
 
     With a ``view`` it starts from the nearest snapshot: the keyed views are then exact,
     while ``trades`` and ``journal`` hold only the rows of the events folded after it.
     """
-    return await asyncio.to_thread(_fold_at, recorder.path, seq, view)
+    return await asyncio.to_thread(_fold_at, log_file(recorder), seq, view)
 
 
-async def _views_at(recorder: Recorder) -> int:
+async def _views_at(recorder: ViewReader) -> int:
     """The views' checkpoint (0 when the file has no views yet)."""
     found = await recorder.fetch(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projection_checkpoint'")
@@ -133,7 +134,7 @@ def _mark_view(state: State, view: str) -> None:
         state.history.clear()
 
 
-async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
+async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
     """Answer a ``query``: ``{"view", "as_of_seq", "total", "rows"}``, rows as EVENTS.md
     fields, ``total`` the rows matching before ``offset``/``limit``.
 
@@ -148,6 +149,8 @@ async def query_view(recorder: Recorder, q: ViewQuery) -> dict[str, Any]:
     table = t.VIEWS[q.view]
     sql, params = build_sql(q)
     counting = count_sql(q)
+    if q.as_of_time is not None or q.as_of is not None:
+        log_file(recorder)  # ``as_of`` reads a SQLite file: refused on PostgreSQL
     if q.as_of_time is not None:
         seq, state = await state_at_time(recorder, parse_time(q.as_of_time), q.account,
                                          q.view)

@@ -122,7 +122,7 @@ def build_sql(q: ViewQuery, max_seq: int | None = None) -> tuple[str, list[Any]]
     # The most recent rows, put back oldest first: the outer ORDER BY sees only
     # ``limit`` rows.
     columns = ", ".join(table.column_names)
-    return (f"SELECT {columns} FROM ({sql} ORDER BY {descending} LIMIT ?) "
+    return (f"SELECT {columns} FROM ({sql} ORDER BY {descending} LIMIT ?) AS page "
             f"ORDER BY {ascending}", [*params, limit])
 
 

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from eventstore import ddl as event_ddl
+from eventstore.errors import ValidationError
 from eventstore.record import StoredEvent
-from eventstore.recorder import Recorder, open_sqlite
+from eventstore.recorder import open_sqlite
+from eventstore.store import ViewReader
 from projections.fold import fold
 from projections.query_sql import SEQ_COLUMN
 from projections.replay import LogHistory, before_first_void, from_snapshot
@@ -119,10 +121,22 @@ def _fold_until(path: Path, moment: datetime, account: str | None,
         conn.close()
 
 
-async def state_at_time(recorder: Recorder, moment: datetime, account: str | None,
+def log_file(recorder: ViewReader) -> Path:
+    """The SQLite file ``as_of`` folds read.
+
+    Raises:
+        ValidationError: the log is on PostgreSQL, where ``as_of`` is not served yet.
+    """
+    if recorder.path is None:
+        raise ValidationError("as_of and as_of_time are not served on a PostgreSQL store "
+                              "yet: query the views as they are now")
+    return recorder.path
+
+
+async def state_at_time(recorder: ViewReader, moment: datetime, account: str | None,
                         view: str) -> tuple[int, State]:
     """``(last_seq, state)``: the fold of the events of the log (of ``account`` only,
     unless None) whose event ``time`` is at or before ``moment`` (aware), in seq order;
     ``last_seq`` is the log's last seq when it was read. Only the rows of ``view``'s
     append-only kind (trades, journal, history) are kept of those."""
-    return await asyncio.to_thread(_fold_until, recorder.path, moment, account, view)
+    return await asyncio.to_thread(_fold_until, log_file(recorder), moment, account, view)

@@ -96,7 +96,7 @@ def latest_keyed_sql(name: str, one: bool) -> str:
                 f"{column} = ? AND seq <= ? ORDER BY seq DESC LIMIT 1")
     return (f"SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY account, "
             f"{column} ORDER BY seq DESC) AS n FROM view_snapshot_{name} WHERE seq <= ?) "
-            "WHERE n = 1")
+            "AS versions WHERE n = 1")
 
 
 class Pending:

@@ -40,6 +40,19 @@ PROCESS_NAMES = frozenset({"DaemonProcess", "ServeProcess", "WriterProcess", "la
 
 
 @pytest.fixture
+def pg() -> Iterator[Any]:
+    """A PostgreSQL log in a schema of its own (``PgLog``: ``url``, ``schema``), dropped
+    after the test."""
+    from tests.eventstore.test_store_contract import PgLog
+
+    log = PgLog()
+    try:
+        yield log
+    finally:
+        log.drop()
+
+
+@pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     """A running ``tradelog serve`` on a temp socket and database; killed at the end."""
     with DaemonProcess(tmp_path) as proc:

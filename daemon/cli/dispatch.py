@@ -70,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
 
         return migrate_command(args)
     config = _config(args)
-    if config.store_url().kind != "sqlite" and args.command != "verify":
+    if config.store_url().kind != "sqlite" and args.command not in ("verify", "serve"):
         from daemon.cli.errors import EXIT_USAGE
 
         raise CliError(f"`{args.command}` does not run on a PostgreSQL store yet; on one "
-                       "today: `verify` and `migrate` (docs/POSTGRESQL.md)", EXIT_USAGE)
+                       "today: `serve`, `verify` and `migrate` (docs/POSTGRESQL.md)",
+                       EXIT_USAGE)
     if args.command == "serve":
         return _serve(args, config)
     from daemon.cli import commands

@@ -22,7 +22,7 @@ from daemon.service.subscriptions import Subscriptions
 from daemon.version import VERSION
 from eventstore.errors import IdempotencyConflictError, NotPermittedError, StorageUnavailableError
 from eventstore.record import AppendOutcome, AppendRequest
-from eventstore.recorder import Recorder
+from eventstore.store import ViewReader
 
 if TYPE_CHECKING:
     from daemon.writer import Writer
@@ -75,7 +75,7 @@ class Service:
     or, in one process, a ``LocalWriter`` on the same recorder).
     """
 
-    def __init__(self, config: Config, recorder: Recorder, writer: Writer,
+    def __init__(self, config: Config, recorder: ViewReader, writer: Writer,
                  last_seq: int) -> None:
         self.config = config
         self.recorder = recorder

@@ -29,7 +29,7 @@ from daemon.service.params import (
 from daemon.service.subscriptions import Outbox, Subscriptions
 from eventstore.errors import ValidationError
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent
-from eventstore.recorder import Recorder
+from eventstore.store import ViewReader
 from projections.query import ViewQuery, query_view
 from schemas import EventValidationError, parse_events
 
@@ -61,7 +61,7 @@ class HandlerHost(Protocol):
     @property
     def access(self) -> Access: ...
     @property
-    def recorder(self) -> Recorder: ...
+    def recorder(self) -> ViewReader: ...
     @property
     def last_seq(self) -> int: ...
     @property

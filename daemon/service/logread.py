@@ -8,7 +8,7 @@ from typing import Any
 from daemon.wire.jsonread import encode
 from daemon.wire.rpc import INVALID_PARAMS, RpcError
 from eventstore.record import StoredEvent
-from eventstore.recorder import Recorder
+from eventstore.store import ViewReader
 from schemas import EVENT_TYPES
 
 __all__ = ["check_types", "read_bounded"]
@@ -28,7 +28,7 @@ def check_types(types: list[str] | None) -> None:
                        + ", ".join(EVENT_TYPES))
 
 
-async def read_bounded(recorder: Recorder, from_seq: int, limit: int, account: str | None,
+async def read_bounded(recorder: ViewReader, from_seq: int, limit: int, account: str | None,
                        types: list[str] | None, max_bytes: int
                        ) -> tuple[list[dict[str, Any]], int]:
     """Up to ``limit`` stored events in wire form from ``from_seq`` on, and the seq to
@@ -36,7 +36,7 @@ async def read_bounded(recorder: Recorder, from_seq: int, limit: int, account: s
     read in chunks sized from the events seen so far, so neither many events nor
     large ones are held beyond about ``max_bytes`` at a time.
 
-    Raises what ``Recorder.read_page`` raises (``StorageDamagedError`` at damage).
+    Raises what ``ViewReader.read_page`` raises (``StorageDamagedError`` at damage).
     """
     out: list[dict[str, Any]] = []
     size = 0

@@ -23,7 +23,7 @@ from daemon.service.logread import check_types, read_bounded
 from daemon.service.params import SubscribeParams, UnsubscribeParams, check_params
 from daemon.wire.rpc import INVALID_PARAMS, RpcError
 from eventstore.errors import StorageDamagedError, StorageUnavailableError, ValidationError
-from eventstore.recorder import Recorder
+from eventstore.store import ViewReader
 
 __all__ = ["PUMP_BYTES", "Outbox", "Subscription", "SubscriptionHost", "Subscriptions"]
 
@@ -69,7 +69,7 @@ class SubscriptionHost(Protocol):
     @property
     def access(self) -> Access: ...
     @property
-    def recorder(self) -> Recorder: ...
+    def recorder(self) -> ViewReader: ...
     @property
     def last_seq(self) -> int: ...
     def throttle(self, event: str) -> Throttle: ...

@@ -25,8 +25,9 @@ import sys
 from collections.abc import Sequence
 
 from daemon.logs import configure_logging
-from daemon.writer.core import WriterCore
+from daemon.writer.core import CoreBase
 from daemon.writer.messages import Append, Close, Done, Failed, Flush, Reply, Settings
+from daemon.writer.opening import open_core
 from daemon.writer.pipe import BlockingPipe
 from eventstore.errors import StorageCorruptError
 
@@ -56,7 +57,7 @@ def _sendable(exc: BaseException) -> BaseException:
     return exc
 
 
-def answer(core: WriterCore, message: Append | Flush) -> Reply:
+def answer(core: CoreBase, message: Append | Flush) -> Reply:
     """Do what ``message`` asks; ``Done`` with the outcomes, or ``Failed`` with the error
     (nothing of the group stored, or its outcome unknown: the error says which)."""
     try:
@@ -79,7 +80,7 @@ def serve(pipe: BlockingPipe) -> int:
         return 0  # the daemon did not go on (e.g. another one holds the file)
     configure_logging(settings.log_format, settings.log_level)
     try:
-        core, ready = WriterCore.open(
+        core, ready = open_core(
             settings.db, busy_timeout_s=settings.busy_timeout_s,
             defer_view_events=settings.defer_view_events,
             max_page_count=settings.max_page_count)

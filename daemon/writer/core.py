@@ -21,7 +21,7 @@ from projections import lifecycle
 from projections.lifecycle import log_left_out
 from projections.runner import ViewRunner
 
-__all__ = ["WriterCore", "log_views_refusals"]
+__all__ = ["CoreBase", "WriterCore", "log_views_refusals"]
 
 log = get_logger("tradelog.writer")
 
@@ -38,15 +38,84 @@ def log_views_refusals(outcomes: Sequence[AppendOutcome]) -> None:
                       last_seq=outcome.last_seq)
 
 
-class WriterCore:
-    """Group commits and the views' writes on one connection. ``open`` it, then
+class CoreBase:
+    """What a writer's core does on any store: the commit's timing and logging, the
+    views' runner; the store's own ``_append``, ``_flush`` and ``_close``."""
+
+    def __init__(self, runner: ViewRunner, busy_timeout_s: float) -> None:
+        self.runner = runner
+        self.busy_timeout_s = busy_timeout_s
+
+    @property
+    def checkpoint(self) -> int:
+        """The views' checkpoint: seq of the last event folded."""
+        return self.runner.checkpoint
+
+    @property
+    def flushed(self) -> int:
+        """The seq up to which the views' tables are written."""
+        return self.runner.flushed
+
+    def _append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def commit(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        """Commit the requests in one transaction, the views folded in it; one outcome
+        per request.
+
+        Raises:
+            StorageUnavailableError: nothing of the group was stored (retryable).
+            StorageCorruptError: the log is in doubt.
+        """
+        flushed_before = self.runner.flushed
+        started = time.perf_counter()
+        outcomes = self._append(requests)
+        took_ms = (time.perf_counter() - started) * 1000
+        log_views_refusals(outcomes)
+        if took_ms >= SLOW_MS:
+            log.info("slow_commit", events=sum(len(r.events) for r in requests),
+                     requests=len(requests), duration_ms=round(took_ms, 1),
+                     views_written=self.runner.flushed != flushed_before,
+                     snapshot_seq=self.runner.snapshot_seq)
+        return outcomes
+
+    def flush(self) -> None:
+        """Write the views' rows held back (a no-op when the tables are current).
+
+        Raises:
+            StorageUnavailableError: not written now (they stay held back).
+        """
+        self._flush()
+
+    def flush_quietly(self) -> None:
+        """``flush``, logging (``views_not_written``) instead of raising when unavailable."""
+        try:
+            self.flush()
+        except StorageUnavailableError as exc:
+            log.warning("views_not_written", error=str(exc))
+
+    def close(self) -> None:
+        """Write the views (so a restart has nothing to fold again) and close the log."""
+        try:
+            self.flush_quietly()
+        finally:
+            self._close()
+
+
+class WriterCore(CoreBase):
+    """Group commits and the views' writes on one SQLite connection. ``open`` it, then
     ``commit``/``flush`` from one thread at a time, ``close`` at the end."""
 
     def __init__(self, conn: sqlite3.Connection, runner: ViewRunner,
                  busy_timeout_s: float) -> None:
+        super().__init__(runner, busy_timeout_s)
         self.conn = conn
-        self.runner = runner
-        self.busy_timeout_s = busy_timeout_s
 
     @classmethod
     def open(cls, db: str | Path, *, busy_timeout_s: float = 5.0,
@@ -78,55 +147,13 @@ class WriterCore:
             raise
         return cls(conn, runner, busy_timeout_s), Ready(runner.checkpoint, last_seq, folded, cap)
 
-    @property
-    def checkpoint(self) -> int:
-        """The views' checkpoint: seq of the last event folded."""
-        return self.runner.checkpoint
+    def _append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        """``eventstore.writes.append_in_transaction``, retried while the file is busy."""
+        return retry_busy(lambda: append_in_transaction(self.conn, requests, self.runner),
+                          self.busy_timeout_s)
 
-    @property
-    def flushed(self) -> int:
-        """The seq up to which the views' tables are written."""
-        return self.runner.flushed
-
-    def commit(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        """Commit the requests in one transaction, the views folded in it
-        (``eventstore.writes.append_in_transaction``); one outcome per request.
-
-        Raises:
-            StorageUnavailableError: nothing of the group was stored (retryable).
-            StorageCorruptError: the file is in doubt.
-        """
-        flushed_before = self.runner.flushed
-        started = time.perf_counter()
-        outcomes = retry_busy(lambda: append_in_transaction(self.conn, requests, self.runner),
-                              self.busy_timeout_s)
-        took_ms = (time.perf_counter() - started) * 1000
-        log_views_refusals(outcomes)
-        if took_ms >= SLOW_MS:
-            log.info("slow_commit", events=sum(len(r.events) for r in requests),
-                     requests=len(requests), duration_ms=round(took_ms, 1),
-                     views_written=self.runner.flushed != flushed_before,
-                     snapshot_seq=self.runner.snapshot_seq)
-        return outcomes
-
-    def flush(self) -> None:
-        """Write the views' rows held back (a no-op when the tables are current).
-
-        Raises:
-            StorageUnavailableError: not written now (they stay held back).
-        """
+    def _flush(self) -> None:
         retry_busy(lambda: lifecycle.flush(self.conn, self.runner), self.busy_timeout_s)
 
-    def flush_quietly(self) -> None:
-        """``flush``, logging (``views_not_written``) instead of raising when unavailable."""
-        try:
-            self.flush()
-        except StorageUnavailableError as exc:
-            log.warning("views_not_written", error=str(exc))
-
-    def close(self) -> None:
-        """Write the views (so a restart has nothing to fold again) and close the file."""
-        try:
-            self.flush_quietly()
-        finally:
-            self.conn.close()
+    def _close(self) -> None:
+        self.conn.close()

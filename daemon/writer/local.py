@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from daemon.writer.core import WriterCore
+from daemon.writer.core import CoreBase
 from daemon.writer.messages import Ready
+from daemon.writer.opening import open_core
 from eventstore.record import AppendOutcome, AppendRequest
 
 __all__ = ["LocalWriter"]
@@ -22,22 +23,22 @@ class LocalWriter:
     """``append_groups`` like a ``Recorder``, on a thread of the daemon. The views'
     rows are written with every commit (nothing held back)."""
 
-    def __init__(self, core: WriterCore, thread: ThreadPoolExecutor, ready: Ready) -> None:
+    def __init__(self, core: CoreBase, thread: ThreadPoolExecutor, ready: Ready) -> None:
         self._core = core
         self._thread = thread
         self.ready = ready
         self._closed = False
 
     @classmethod
-    async def start(cls, db: Path, *, busy_timeout_s: float = 5.0,
+    async def start(cls, db: Path | str, *, busy_timeout_s: float = 5.0,
                     max_page_count: int | None = None) -> LocalWriter:
-        """Open ``db`` and bring the views up to date (``WriterCore.open``), on the
-        writer's thread. Raises what ``WriterCore.open`` raises."""
+        """Open ``db`` (a file, or a PostgreSQL URI) and bring the views up to date
+        (``opening.open_core``), on the writer's thread. Raises what that raises."""
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradelog-writer")
         try:
             core, ready = await asyncio.get_running_loop().run_in_executor(
-                thread, lambda: WriterCore.open(db, busy_timeout_s=busy_timeout_s,
-                                                max_page_count=max_page_count))
+                thread, lambda: open_core(db, busy_timeout_s=busy_timeout_s,
+                                          max_page_count=max_page_count))
         except BaseException:
             thread.shutdown(wait=False)
             raise

@@ -79,7 +79,7 @@ class WriterProcess:
                     future.set_exception(gone)
 
     @classmethod
-    async def start(cls, db: Path, *, busy_timeout_s: float = 5.0,
+    async def start(cls, db: Path | str, *, busy_timeout_s: float = 5.0,
                     max_page_count: int | None = None, log_format: str = "auto",
                     log_level: str = "info", defer_view_events: int = 4096,
                     idle_flush_s: float = IDLE_FLUSH_S, launched: Launched | None = None

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from psycopg.errors import ReadOnlySqlTransaction
 
@@ -23,6 +24,7 @@ from eventstore.busy import retry_busy_async
 from eventstore.errors import StorageUnavailableError
 from eventstore.postgres import reads, verify
 from eventstore.postgres.connect import Connection, connect, prepare
+from eventstore.postgres.dialect import SqliteSpelling
 from eventstore.postgres.notify import Waker
 from eventstore.postgres.writes import append_group
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
@@ -94,6 +96,8 @@ class PgRecorder:
         self._reading = reading
         self.busy_timeout_s = busy_timeout_s
         self.conninfo = conninfo
+        self.path: Path | None = None
+        """No file: ``as_of`` folds, which read a SQLite file, are not served here."""
         self._waker: Waker | None = None
 
     @classmethod
@@ -207,6 +211,25 @@ class PgRecorder:
         """The highest stored ``seq`` (0 for an empty log)."""
         return await self._snapshot(reads.last_seq)
 
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only query written in SQLite's spelling (the views'
+        queries: ``eventstore.postgres.dialect``)."""
+        [rows] = await self.fetch_snapshot([(sql, params)])
+        return rows
+
+    async def fetch_snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
+                             ) -> list[list[tuple[Any, ...]]]:
+        """Rows of several read-only queries in SQLite's spelling, from one snapshot.
+
+        Raises:
+            StorageUnavailableError: no server could be reached.
+        """
+        def work(conn: Connection) -> list[list[tuple[Any, ...]]]:
+            spelling = SqliteSpelling(conn)
+            return [list(spelling.execute(sql, params).fetchall()) for sql, params in queries]
+
+        return await self._snapshot(work)
+
     async def verify(self) -> VerifyReport:
         """Walk the chain from seq 1, then check the triggers and the accounts' versions
         (``eventstore.postgres.verify.verify_chain``)."""
@@ -231,10 +254,6 @@ class PgRecorder:
             StorageUnavailableError: a read found no server (the caller resumes from the
                 seq after the last event it got).
         """
-        if self._waker is None:
-            self._waker = Waker(self.conninfo, self._reading.key)
-            self._waker.start()
-        waker = self._waker
         position = from_seq
         while True:
             events, last = await self.read_page(position, batch, account, types)
@@ -245,4 +264,14 @@ class PgRecorder:
                 continue
             # A short page holds every match up to ``last`` (same snapshot).
             position = max(position, last + 1)
-            await waker.wait(position - 1, poll_s)
+            await self.wait_past(position - 1, poll_s)
+
+    async def wait_past(self, after: int, timeout: float) -> None:
+        """Return once a notification says the log may hold an event past seq ``after``
+        (stored by any daemon; at once if one already said so), the listening session
+        was made again, or ``timeout`` seconds passed. The first call opens the
+        listening session (``eventstore.postgres.notify.Waker``), closed by ``close``."""
+        if self._waker is None:
+            self._waker = Waker(self.conninfo, self._reading.key)
+            self._waker.start()
+        await self._waker.wait(after, timeout)

@@ -30,12 +30,14 @@ from eventstore.errors import (
     StorageCorruptError,
     VersionConflictError,
 )
-from eventstore.postgres import ddl
+from eventstore.follow import Executes, Follower
+from eventstore.postgres import ddl, reads
 from eventstore.postgres.connect import CommitInDoubtError, Connection, map_pg_error
 from eventstore.postgres.notify import channel
 from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
+from eventstore.writes import commit_refusing, fold_group
 
 __all__ = ["COPY", "INSERT", "UPSERT", "append_group", "rollback"]
 
@@ -163,12 +165,19 @@ def _read_state(conn: Connection, key: int, requests: Sequence[AppendRequest]) -
                   stored_before)
 
 
-def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
+def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest],
+                 views: Follower | None = None, spelling: Executes | None = None
                  ) -> list[AppendOutcome]:
     """Decide and store a group of requests in one transaction under the log's lock
     ``key``; one ``AppendOutcome`` per request, in order (a rejected one carries its
     ``VersionConflictError``, ``IdempotencyConflictError`` or ``ValidationError`` and
     stores nothing; the others are stored, gapless).
+
+    With ``views`` (and ``spelling``, ``conn`` running their SQLite-spelled statements:
+    ``eventstore.postgres.dialect.SqliteSpelling``), the views fold, in the same
+    transaction and under the same lock, first what other writers appended past their
+    checkpoint, then the group: their rows commit with it. A request holding a new event
+    they cannot fold is refused as on SQLite (``eventstore.writes.commit_refusing``).
 
     The answer comes after ``COMMIT`` has returned, so after the commit is durable as
     the server's ``synchronous_commit`` makes it (flushed locally, and on a synchronous
@@ -181,6 +190,14 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
         CommitInDoubtError: the connection was lost during ``COMMIT``; re-send to settle.
         StorageCorruptError: the rollback failed, or the server reports damaged data.
     """
+    if views is None or spelling is None:
+        return _append(conn, key, requests, None, None)
+    return commit_refusing(lambda some: _append(conn, key, some, views, spelling),
+                           requests, lambda: reads.last_seq(conn))
+
+
+def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
+            views: Follower | None, spelling: Executes | None) -> list[AppendOutcome]:
     committing = False
     try:
         group = _read_state(conn, key, requests)
@@ -206,10 +223,17 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
                     ] + tail)
                 else:
                     conn.execute(_UPSERT_ALL, tail)
+            if views is None or spelling is None:
+                committing = True
+                conn.execute("COMMIT")
+        if views is not None and spelling is not None:
+            # The rows are in (a void's fold reads its account's history from the log).
+            fold_group(spelling, views, group, decided,
+                       lambda after, before: reads.rows_after(conn, after, before))
             committing = True
             conn.execute("COMMIT")
     except EventStoreError:
-        rollback(conn)
+        rollback(conn, views)
         raise
     except psycopg.Error as exc:
         if committing and (conn.broken or conn.closed):
@@ -217,10 +241,10 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
                 "the connection to PostgreSQL was lost during COMMIT: the group may or "
                 f"may not be stored ({exc}); send the same events again to settle it"
             ) from exc
-        rollback(conn)
+        rollback(conn, views)
         raise map_pg_error(exc, "appending") from exc
     except BaseException:
-        rollback(conn)
+        rollback(conn, views)
         raise
     outcomes: list[AppendOutcome] = []
     for verdict in decided:
@@ -231,12 +255,14 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest]
     return outcomes
 
 
-def rollback(conn: Connection) -> None:
+def rollback(conn: Connection, views: Follower | None = None) -> None:
     """Roll back the open transaction, if any (a broken connection has none left: the
-    server rolls it back when the session ends).
+    server rolls it back when the session ends), after ``views.discard()``.
 
     Raises ``StorageCorruptError`` when the ROLLBACK itself fails on a live connection.
     """
+    if views is not None:
+        views.discard()
     if conn.broken or conn.closed:
         return
     if conn.info.transaction_status == pq.TransactionStatus.IDLE:

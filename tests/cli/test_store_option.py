@@ -47,10 +47,10 @@ def test_a_bad_store_is_refused_saying_what_to_give(url: str) -> None:
         parse_store(url)
 
 
-@pytest.mark.parametrize("command", [["serve"], ["show", "positions"], ["rebuild"]])
+@pytest.mark.parametrize("command", [["show", "positions"], ["rebuild"]])
 def test_commands_not_on_postgresql_yet_say_so(command: list[str],
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """``serve``, ``show`` and ``rebuild`` with a PostgreSQL store exit 2, naming what runs
+    """``show`` and ``rebuild`` with a PostgreSQL store exit 2, naming what runs
     on it today, without connecting."""
     code = tradelog([*command, "--store", "postgresql://nobody@127.0.0.1:1/none"])
     assert 2 == code

@@ -13,10 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from eventstore.postgres.recorder import PgRecorder
 from tests.eventstore.test_store_contract import PgLog
@@ -48,15 +45,6 @@ WRITER = textwrap.dedent("""
 
     asyncio.run(main())
 """)
-
-
-@pytest.fixture
-def pg() -> Iterator[PgLog]:
-    log = PgLog()
-    try:
-        yield log
-    finally:
-        log.drop()
 
 
 def _acked(path: Path) -> list[tuple[str, str, int]]:
