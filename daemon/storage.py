@@ -94,6 +94,8 @@ async def follow_others(service: Service, poll_s: float = 1.0) -> None:
     (``PgRecorder.wait_past``), the last seq read at least every ``poll_s`` seconds
     (a lost notification costs that much delay). A no-op on SQLite (one writer: the
     service's own commits wake its subscribers). Runs until cancelled."""
+    if isinstance(service.recorder, Recorder):
+        return  # SQLite, without loading the PostgreSQL driver into the daemon
     from eventstore.postgres.recorder import PgRecorder
 
     recorder = service.recorder

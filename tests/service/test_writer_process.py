@@ -208,10 +208,13 @@ def test_the_writer_process_does_without_pydantic() -> None:
 def test_serve_forks_its_writer_without_a_new_interpreter(tmp_path: Path) -> None:
     """`tradelog serve` forks the writer process from itself once the writer's code is
     imported (no second interpreter start, no imports of its own): the child runs the
-    daemon's command line, is named `tradelog-writer`, and serves appends."""
+    daemon's command line, is named `tradelog-writer`, and serves appends. On SQLite
+    neither process loads the PostgreSQL driver."""
     with DaemonProcess(tmp_path) as proc, Client(proc.socket) as client:
         assert proc.proc is not None
         [child] = _children(proc.proc.pid)
+        for pid in (proc.proc.pid, child):
+            assert "psycopg" not in Path(f"/proc/{pid}/maps").read_text()
         assert "tradelog-writer" == Path(f"/proc/{child}/comm").read_text().strip()
         cmdline = Path(f"/proc/{proc.proc.pid}/cmdline").read_bytes()
         assert cmdline == Path(f"/proc/{child}/cmdline").read_bytes()
