@@ -213,14 +213,14 @@ def test_serve_forks_its_writer_without_a_new_interpreter(tmp_path: Path) -> Non
     with DaemonProcess(tmp_path) as proc, Client(proc.socket) as client:
         assert proc.proc is not None
         [child] = _children(proc.proc.pid)
-        for pid in (proc.proc.pid, child):
-            assert "psycopg" not in Path(f"/proc/{pid}/maps").read_text()
         assert "tradelog-writer" == Path(f"/proc/{child}/comm").read_text().strip()
         cmdline = Path(f"/proc/{proc.proc.pid}/cmdline").read_bytes()
         assert cmdline == Path(f"/proc/{child}/cmdline").read_bytes()
         client.append([fill("buy", "2", "100", event_id="a")])
         [position] = client.call("query", {"view": "positions"})["rows"]
         assert "2" == position["quantity"]
+        for pid in (proc.proc.pid, child):
+            assert "psycopg" not in Path(f"/proc/{pid}/maps").read_text()
         assert 0 == proc.stop()
     assert not Path(f"/proc/{child}").exists()
 
