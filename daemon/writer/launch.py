@@ -63,8 +63,13 @@ class Forked:
     def poll(self) -> int | None:
         """The exit code (negative: the signal that ended it), or None while it runs."""
         if self.returncode is None:
-            with contextlib.suppress(ChildProcessError):
+            try:
                 pid, status = os.waitpid(self._pid, os.WNOHANG)
+            except ChildProcessError:
+                # Reaped elsewhere (or SIGCHLD ignored): it has ended, its status is
+                # lost. As ``Popen`` does, say 0 rather than wait for it forever.
+                self.returncode = 0
+            else:
                 if pid:
                     self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
