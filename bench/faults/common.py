@@ -18,6 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,9 +343,34 @@ def copy_database(db: Path, into: Path) -> Path:
     return into / db.name
 
 
-def views_equal_rebuild(db: Path, scratch: Path) -> list[str]:
-    """Dump every view on ``db``, copy it into ``scratch``, ``rebuild`` the copy, dump
-    again: no problems when the rows are equal."""
+def _views_current(db: Path, wait_s: float) -> list[str]:
+    """Wait until the views' checkpoint in ``db`` reaches the log's last seq: a running
+    daemon writes the rows it holds back once it has been idle a moment. A problem when
+    they still trail after ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            found = conn.execute("SELECT coalesce(max(last_seq), 0) FROM projection_checkpoint"
+                                 " WHERE name = 'views'").fetchone()[0]
+        finally:
+            conn.close()
+        if found >= last:
+            return []
+        if time.monotonic() >= deadline:
+            return [f"the views' tables trail the log after {wait_s:g} s idle: checkpoint "
+                    f"{found}, last seq {last}"]
+        time.sleep(0.05)
+
+
+def views_equal_rebuild(db: Path, scratch: Path, wait_s: float = 30.0) -> list[str]:
+    """Once the views' tables on ``db`` are current (``_views_current``), dump every
+    view, copy the file into ``scratch``, ``rebuild`` the copy, dump again: no problems
+    when the rows are equal."""
+    trailing = _views_current(db, wait_s)
+    if trailing:
+        return trailing
     live = dump_views(db)
     shutil.rmtree(scratch, ignore_errors=True)
     copy = copy_database(db, scratch)
