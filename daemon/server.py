@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import resource
 import signal
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon import systemd
+from daemon import heap, systemd
 from daemon.backup import check_backup_config, run_schedule
 from daemon.config import Config, load_config
 from daemon.connection import Connection
@@ -235,8 +234,7 @@ async def serve(config: Config, config_file: Path | None = None,
                  startup_ms=round((time.perf_counter() - started) * 1000, 1), pid=os.getpid())
         # What start-up built lives as long as the daemon: kept out of every later
         # collection, it is not walked again by each full one (docs/BENCHMARKS.md, 13).
-        gc.collect()
-        gc.freeze()
+        heap.settle()
         systemd.notify("READY=1", f"STATUS=serving; last seq {last_seq}",
                        f"MAINPID={os.getpid()}")
         fatal = asyncio.ensure_future(service.fatal.wait())

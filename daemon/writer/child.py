@@ -24,6 +24,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from daemon import heap
 from daemon.logs import configure_logging
 from daemon.writer.core import CoreBase
 from daemon.writer.messages import Append, Close, Done, Failed, Flush, Reply, Settings
@@ -88,6 +89,7 @@ def serve(pipe: BlockingPipe) -> int:
         pipe.send(Failed(_sendable(exc)))
         return 1
     try:
+        heap.settle()
         pipe.send(ready)
         while True:
             if core.flushed < core.checkpoint and not pipe.wait(settings.idle_flush_s):
