@@ -34,11 +34,13 @@ IN_FLIGHT = 2
 """Groups handed to the writer and not yet answered, at most: one committing and the
 next already in the writer's pipe (the writer commits each group on its own)."""
 
-GROW_EVENTS = 16
+GROW_EVENTS = 128
 """While a group commits, the next is taken once this many events are queued (or half
-the committing group's, if fewer): 16 spread a transaction's cost (about 0.3 ms of the
-writer's CPU and an fsync) to a few µs per event; waiting for more only risks idling
-the writer."""
+the committing group's, if fewer): a transaction costs about 0.3 ms of the writer's CPU
+and an fsync whatever its size, so a group of single-event appends takes at most half
+the one before it, and one of batches (100 events each) takes two or more of them
+rather than one (16 made one group per 100-event append: 5-10 µs more of the writer's
+CPU per event; docs/BENCHMARKS.md, section 15)."""
 
 _STOP = object()
 
@@ -127,12 +129,12 @@ class GroupCommits:
         queued as that group holds (``GROW_EVENTS`` at most), or once the writer is
         done with it. Taken at once, it would hold only what came in since the last
         one was taken (often one append), and each group costs a commit (an fsync and
-        about 0.3-0.5 ms of the writer's CPU whatever its size). Half and at most 16,
-        not as many: with a closed set of clients the appends outside the committing
-        group may never add up to its size, and the writer would then idle a round
+        about 0.3-0.5 ms of the writer's CPU whatever its size). Half and at most
+        ``GROW_EVENTS``, not as many: with a closed set of clients the appends outside
+        the committing group may never add up to its size, and the writer would then idle a round
         trip after every commit. Once taken, the group is no later than it would be in
         the pipe: the writer is busy until then. Measured: docs/BENCHMARKS.md,
-        section 11."""
+        sections 11 and 15."""
         limit = self._group_events()
         stopping = False
         in_flight: dict[asyncio.Task[None], int] = {}
