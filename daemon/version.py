@@ -1,19 +1,12 @@
-"""The version of the installed ``tradelog`` distribution (``tradelog --version``, ``health``)."""
+"""The version of tradelog (``tradelog --version``, ``health``, the HTTP API's OpenAPI).
+
+The one place it is written: ``pyproject.toml`` reads it from here when the package is
+built (``[tool.setuptools.dynamic]``), so the installed metadata and this constant are
+the same, and a start does not scan the installed distributions' metadata for it.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 __all__ = ["VERSION"]
 
-
-def _installed_version() -> str:
-    """The distribution's version from its metadata; ``"0+unknown"`` when the packages
-    are imported from a source tree that was never installed."""
-    try:
-        return version("tradelog")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-VERSION = _installed_version()
+VERSION = "0.1.0"

@@ -52,6 +52,17 @@ def test_help_gives_defaults_and_as_of_is_recorded_time() -> None:
     assert (0, "tradelog ") == (version.returncode, version.stdout[:9])
 
 
+def test_version_is_the_installed_distributions() -> None:
+    """``--version`` prints ``daemon.version.VERSION``, which is the version in the
+    installed distribution's metadata (the build reads it from that constant)."""
+    from importlib.metadata import version
+
+    from daemon.version import VERSION
+
+    assert version("tradelog") == VERSION
+    assert f"tradelog {VERSION}" == run("--version").stdout.strip()
+
+
 def test_docs_list_every_command_option_and_exit_code() -> None:
     """docs/CLI.md has a section per command listing each of its options, and a row per
     exit code of ``daemon.cli.errors``."""
