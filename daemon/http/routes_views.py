@@ -25,7 +25,7 @@ from daemon.http.common import (
     reader_of,
 )
 from daemon.http.models import VIEW_ANSWERS, EventsPage, Health, Metrics, VerifyStatus
-from daemon.http.stream import open_stream
+from daemon.http.stream import ClosingStreamingResponse, open_stream
 from daemon.service.logread import check_types, read_bounded
 from daemon.service.params import ReadParams, check_params
 from eventstore.errors import ValidationError
@@ -219,5 +219,5 @@ async def stream(request: Request, reader: ReaderDep,
     if last_event_id is not None and last_event_id.strip().isdigit():
         start = int(last_event_id.strip()) + 1
     body = open_stream(api_of(request), start, account, types.split(",") if types else None)
-    return StreamingResponse(body, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return ClosingStreamingResponse(body, media_type="text/event-stream", headers={
+        "Cache-Control": "no-store", "X-Accel-Buffering": "no"})

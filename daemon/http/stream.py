@@ -24,17 +24,36 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from daemon.access import Peer
 from daemon.http.context import Api
 from daemon.wire.jsonread import encode
 
-__all__ = ["KEEPALIVE_S", "QUEUE_BYTES", "open_stream"]
+__all__ = ["KEEPALIVE_S", "QUEUE_BYTES", "ClosingStreamingResponse", "open_stream"]
 
 QUEUE_BYTES = 256 << 10
 """Bytes of events waiting for one stream's client before its pump pauses."""
 KEEPALIVE_S = 15.0
 RETRY_MS = 2000
 """The reconnect delay the stream asks of ``EventSource``."""
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A ``StreamingResponse`` that closes its body (``aclose``) however the response
+    ends. When the client goes, Starlette stops at its ``send`` and leaves the body
+    generator suspended at a ``yield``: without this, the stream's subscription and its
+    place among the connections would be released only when the collector finds the
+    generator, which on an idle daemon may be never."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 class _Outbox:
