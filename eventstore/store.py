@@ -14,19 +14,22 @@ NAME instead of ``public``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from eventstore.errors import ValidationError
 
 if TYPE_CHECKING:
+    from eventstore.logtx import LogTx
     from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
     from eventstore.verify import VerifyReport
 
 __all__ = ["EventStore", "StoreURL", "ViewReader", "open_store", "parse_store"]
+
+T = TypeVar("T")
 
 
 class EventStore(Protocol):
@@ -76,7 +79,7 @@ class ViewReader(EventStore, Protocol):
 
     @property
     def path(self) -> Path | None:
-        """The SQLite file (None on PostgreSQL): ``as_of`` folds read it directly."""
+        """The SQLite file (None on PostgreSQL)."""
         ...
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -86,6 +89,11 @@ class ViewReader(EventStore, Protocol):
     async def fetch_snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
                              ) -> list[list[tuple[Any, ...]]]:
         """Rows of several read-only queries, from one consistent snapshot."""
+        ...
+
+    async def replay(self, fn: Callable[[LogTx], T]) -> T:
+        """``fn(tx)`` in one read transaction on a connection of its own, on a worker
+        thread: the folds that replay the log (``as_of``) read through it."""
         ...
 
 
