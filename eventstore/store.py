@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
     from eventstore.verify import VerifyReport
 
-__all__ = ["EventStore", "StoreURL", "ViewReader", "open_store", "parse_store"]
+__all__ = ["EventStore", "StoreURL", "ViewReader", "open_reader", "open_store", "parse_store"]
 
 T = TypeVar("T")
 
@@ -173,3 +173,25 @@ async def open_store(url: str | StoreURL, *, readonly: bool = False) -> EventSto
 
     assert target.conninfo is not None
     return await PgRecorder.open(target.conninfo, readonly=readonly)
+
+
+async def open_reader(target: Path | StoreURL) -> ViewReader:
+    """The log at ``target`` (a SQLite file's path, or a parsed store URL) opened
+    read-only, for the commands that read the views without a daemon (``show``,
+    ``report``, ``export``).
+
+    Raises:
+        DatabaseFileError: not a tradelog log (or, on PostgreSQL, no log in the schema).
+        StorageUnavailableError: the file or the server cannot be reached.
+    """
+    if isinstance(target, Path):
+        target = StoreURL("sqlite", path=target)
+    if target.kind == "sqlite":
+        from eventstore.recorder import Recorder
+
+        assert target.path is not None
+        return await Recorder.open(target.path, readonly=True)
+    from eventstore.postgres.recorder import PgRecorder
+
+    assert target.conninfo is not None
+    return await PgRecorder.open(target.conninfo, readonly=True)

@@ -70,12 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
         return migrate_command(args)
     config = _config(args)
-    if config.store_url().kind != "sqlite" and args.command not in ("verify", "serve"):
-        from daemon.cli.errors import EXIT_USAGE
-
-        raise CliError(f"`{args.command}` does not run on a PostgreSQL store yet; on one "
-                       "today: `serve`, `verify` and `migrate` (docs/POSTGRESQL.md)",
-                       EXIT_USAGE)
+    if config.store_url().kind != "sqlite":
+        _refuse_on_postgresql(args)
     if args.command == "serve":
         return _serve(args, config)
     from daemon.cli import commands
@@ -91,6 +87,26 @@ def run(args: argparse.Namespace) -> int:
     handler = getattr(commands, args.command)
     code: int = handler(args, config)
     return code
+
+
+def _refuse_on_postgresql(args: argparse.Namespace) -> None:
+    """Nothing when ``args.command`` runs on a PostgreSQL store.
+
+    Raises:
+        CliError: ``backup``, ``restore`` and ``import --db``, which copy or write a
+            SQLite file, are refused naming what to use instead (exit 2).
+    """
+    from daemon.cli.errors import EXIT_USAGE
+
+    if args.command in ("backup", "restore"):
+        raise CliError(f"`{args.command}` copies a SQLite file and does not run on a "
+                       "PostgreSQL store: back the log up with pg_dump (or a standby), "
+                       "or copy it to a SQLite file with `tradelog migrate --from URL --to "
+                       "sqlite:///PATH` (docs/POSTGRESQL.md)", EXIT_USAGE)
+    if args.command == "import" and getattr(args, "db", None) is not None:
+        raise CliError("`import --db` writes a SQLite file and does not run on a "
+                       "PostgreSQL store: import through a daemon on the log (leave out "
+                       "--db) (docs/POSTGRESQL.md)", EXIT_USAGE)
 
 
 def _serve(args: argparse.Namespace, config: Any) -> int:
@@ -138,7 +154,7 @@ def _operation(args: argparse.Namespace, config: Any) -> int:
     from daemon.cli.errors import EXIT_NOT_FOUND
 
     source = {"restore": args.src if args.command == "restore" else None,
-              "export": config.db,
+              "export": config.db if config.store_url().kind == "sqlite" else None,
               "backup": config.db if args.db is not None else None}[args.command]
     if source is not None and not Path(source).is_file():
         raise CliError(f"no database at {source}; give the path of an existing tradelog "
