@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from tests.cli.first_hour import clean_env, run
+from tests.daemon.test_postgres_as_of import _bulk
 from tests.daemon_support import RawConnection
 from tests.eventstore.test_store_contract import PgLog
 from tests.ops_support import every_type_log, make_log
@@ -154,3 +155,37 @@ def test_backup_and_restore_on_postgresql_name_what_to_use(command: list[str]) -
     assert 2 == done.returncode
     assert "pg_dump" in done.stderr
     assert "tradelog migrate" in done.stderr
+
+
+def test_a_daemon_snapshots_whole_after_a_rebuild_beside_it(pg: PgLog, tmp_path: Path) -> None:
+    """A daemon's first snapshot (at 10,400 events, the end of its group), a ``rebuild``
+    beside it (whose own snapshots fall at its batches' ends: 10,240), then the daemon's
+    next snapshot (at 20,800): ``as_of`` past it still answers every signal and order
+    as a daemon on a SQLite copy does, the signals of seqs 10,241..10,400 among them.
+    The rebuild ends with a snapshot at its last seq, so its version tables are whole
+    where the daemon's own pending rows start."""
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "lite").mkdir()
+    with DaemonProcess(tmp_path / "pg", extra_args=["--store", pg.url]) as daemon:
+        with RawConnection(daemon.socket, timeout_s=300) as conn:
+            for start in range(0, 10_400, 2_080):
+                conn.result("append", {"events": _bulk(start, 2_080)})
+            rebuilt = run("rebuild", "--store", pg.url, timeout_s=300)
+            assert 0 == rebuilt.returncode, rebuilt.stderr
+            for start in range(10_400, 20_800, 2_080):
+                conn.result("append", {"events": _bulk(start, 2_080)})
+        with psycopg.connect(pg.url) as direct:
+            snapshots = [row[0] for row in direct.execute(
+                "SELECT seq FROM view_snapshots ORDER BY seq")]
+        assert [10_240, 10_400, 20_800] == snapshots
+        copied = run("migrate", "--from", pg.url,
+                     "--to", f"sqlite:///{tmp_path / 'lite' / 'tradelog.db'}", timeout_s=300)
+        assert 0 == copied.returncode, copied.stderr
+        with DaemonProcess(tmp_path / "lite") as lite, \
+                RawConnection(daemon.socket, timeout_s=300) as on_pg, \
+                RawConnection(lite.socket, timeout_s=300) as on_lite:
+            for view in ("signals", "orders", "positions"):
+                query = {"view": view, "as_of": 20_800, "limit": 1000}
+                expected = on_lite.result("query", query)
+                assert len(expected["rows"]) > 100 or view == "positions"
+                assert expected == on_pg.result("query", query), view
