@@ -122,7 +122,24 @@ class ReadSource:
             filters = {k: v for k, v in query.given().items() if k != "view"}
             return self.client.query(query.view, **filters)
         runner, recorder = self._file()
+        if query.as_of is None and query.as_of_time is None:
+            self._require_views(runner, recorder)
         return runner.run(query_view(recorder, query))
+
+    def _require_views(self, runner: asyncio.Runner, recorder: ViewReader) -> None:
+        """Nothing when the log has its views' tables (the views as they are now).
+
+        Raises:
+            CliError: none yet, as in a log ``migrate`` copied that no daemon served
+                (exit 1, saying to run ``rebuild``).
+        """
+        found = runner.run(recorder.fetch(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+            "name = 'projection_checkpoint'"))
+        if not found:
+            raise CliError(f"{self.where} has no views yet (a log `migrate` copied, that no "
+                           "daemon has served): run `tradelog rebuild` on it, or start "
+                           "`tradelog serve`; --as-of folds from the log without them")
 
     def metrics(self, account: str, **params: Any) -> dict[str, Any]:
         """The ``metrics`` of one account (docs/METRICS.md), from either source."""

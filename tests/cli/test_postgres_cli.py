@@ -57,12 +57,18 @@ def _tables(url: str) -> set[str]:
 
 def test_rebuild_then_show_answer_what_sqlite_answers(both: tuple[str, Path],
                                                      tmp_path: Path) -> None:
-    """``rebuild --store URL`` folds the migrated log into view tables in PostgreSQL;
-    ``show --store URL`` with no daemon reads them (and ``--as-of``), answering each
-    view as ``show --db`` answers it from the SQLite file, saying where it read. The
-    rebuild ends with a snapshot at the last seq."""
+    """Before any, ``show`` of a view now says the log has none yet, naming ``rebuild``.
+    ``rebuild --store URL`` folds the migrated log into view tables in PostgreSQL, ending
+    with a snapshot at the last seq; ``show --store URL`` with no daemon reads them (and
+    ``--as-of``), answering each view as ``show --db`` answers it from the SQLite file,
+    saying where it read."""
     url, db = both
     assert "positions" not in _tables(url)
+    nobody = tmp_path / "no-daemon.sock"
+    before = run("show", "balances", "--store", url, env=_away(nobody))
+    assert 1 == before.returncode
+    assert "has no views yet" in before.stderr
+    assert "tradelog rebuild" in before.stderr
     rebuilt = run("rebuild", "--store", url)
     assert 0 == rebuilt.returncode, rebuilt.stderr
     assert f"rebuild: {len(every_type_log())} events folded" in rebuilt.stdout
@@ -70,7 +76,6 @@ def test_rebuild_then_show_answer_what_sqlite_answers(both: tuple[str, Path],
     with psycopg.connect(url) as conn:  # whole at the last seq, for daemons running on
         ends = [row[0] for row in conn.execute("SELECT seq FROM view_snapshots")]
     assert [len(every_type_log())] == ends
-    nobody = tmp_path / "no-daemon.sock"
     compared = 0
     for view in VIEWS:
         for extra in ([], ["--as-of", "7"], ["--as-of-time", "2024-03-01T12:00:00Z"]):
