@@ -93,16 +93,17 @@ def _refuse_on_postgresql(args: argparse.Namespace) -> None:
     """Nothing when ``args.command`` runs on a PostgreSQL store.
 
     Raises:
-        CliError: ``backup``, ``restore`` and ``import --db``, which copy or write a
-            SQLite file, are refused naming what to use instead (exit 2).
+        CliError: ``restore`` and ``import --db``, which write a SQLite file, are
+            refused naming what to use instead (exit 2).
     """
     from daemon.cli.errors import EXIT_USAGE
 
-    if args.command in ("backup", "restore"):
-        raise CliError(f"`{args.command}` copies a SQLite file and does not run on a "
-                       "PostgreSQL store: back the log up with pg_dump (or a standby), "
-                       "or copy it to a SQLite file with `tradelog migrate --from URL --to "
-                       "sqlite:///PATH` (docs/POSTGRESQL.md)", EXIT_USAGE)
+    if args.command == "restore":
+        raise CliError("`restore` writes a SQLite file and does not run on a PostgreSQL "
+                       "store: restore the database with pg_restore (from pg_dump) or a "
+                       "standby, or copy a backup file into an empty schema with "
+                       "`tradelog migrate --from sqlite:///PATH --to URL` "
+                       "(docs/POSTGRESQL.md)", EXIT_USAGE)
     if args.command == "import" and getattr(args, "db", None) is not None:
         raise CliError("`import --db` writes a SQLite file and does not run on a "
                        "PostgreSQL store: import through a daemon on the log (leave out "

@@ -1,7 +1,8 @@
 """``rebuild``, ``show``, ``export`` and ``report`` on a PostgreSQL store, through the
 installed ``tradelog`` command: each answers what it answers on a SQLite file holding
 the same log (a ``migrate``d copy: the same seqs, recorded times and hashes); ``rebuild``
-runs beside a daemon on the log; ``backup`` and ``restore`` say what to use instead."""
+runs beside a daemon on the log; ``backup`` writes a SQLite copy; ``restore`` says what
+to use instead."""
 
 from __future__ import annotations
 
@@ -152,13 +153,36 @@ def test_report_reads_the_postgresql_log(both: tuple[str, Path], tmp_path: Path)
     assert "acct-2" == json.loads(one.stdout)["account"]
 
 
-@pytest.mark.parametrize("command", [["backup", "copy.db"], ["restore", "copy.db"]])
-def test_backup_and_restore_on_postgresql_name_what_to_use(command: list[str]) -> None:
-    """``backup`` and ``restore`` copy SQLite files: on a PostgreSQL store they exit 2,
-    naming pg_dump and ``migrate``, without connecting."""
-    done = run(*command, "--store", "postgresql://nobody@127.0.0.1:1/none")
+def test_backup_of_a_postgresql_log_is_a_verified_sqlite_file(both: tuple[str, Path],
+                                                              tmp_path: Path) -> None:
+    """``backup DEST --store URL`` writes a new 0600 SQLite file holding the log with its
+    seqs and hashes (``verify`` of it gives the PostgreSQL log's last hash), which
+    ``restore`` takes as any backup; an existing DEST is refused, left as it was."""
+    url, _ = both
+    dest = tmp_path / "copy.db"
+    done = run("backup", str(dest), "--store", url)
+    assert 0 == done.returncode, done.stderr
+    assert f"backup: {dest}: {len(every_type_log())} events" in done.stdout
+    assert 0o600 == dest.stat().st_mode & 0o777
+    on_pg = run("verify", "--store", url)
+    on_copy = run("verify", "--db", str(dest))
+    assert 0 == on_copy.returncode, on_copy.stdout
+    last_hash = on_pg.stdout.split("last hash ")[1][:16]
+    assert f"last hash {last_hash}" in on_copy.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy.db")] == []
+    again = run("backup", str(dest), "--store", url)
+    assert 1 == again.returncode
+    assert "already exists" in again.stderr
+    restored = run("restore", str(dest), "--db", str(tmp_path / "restored.db"))
+    assert 0 == restored.returncode, restored.stderr
+
+
+def test_restore_on_postgresql_names_what_to_use() -> None:
+    """``restore`` writes a SQLite file: on a PostgreSQL store it exits 2, naming
+    pg_restore and ``migrate``, without connecting."""
+    done = run("restore", "copy.db", "--store", "postgresql://nobody@127.0.0.1:1/none")
     assert 2 == done.returncode
-    assert "pg_dump" in done.stderr
+    assert "pg_restore" in done.stderr
     assert "tradelog migrate" in done.stderr
 
 

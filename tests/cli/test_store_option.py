@@ -48,12 +48,12 @@ def test_a_bad_store_is_refused_saying_what_to_give(url: str) -> None:
 
 
 @pytest.mark.parametrize("command", [
-    ["backup", "copy.db"], ["restore", "copy.db"],
+    ["restore", "copy.db"],
     ["import", "events.jsonl", "--format", "events-jsonl", "--db", "other.db"]])
 def test_commands_that_write_sqlite_files_say_so_on_postgresql(
         command: list[str], capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``backup``, ``restore`` and ``import --db`` with a PostgreSQL store exit 2, naming
+    """``restore`` and ``import --db`` with a PostgreSQL store exit 2, naming
     what to use instead, without connecting (the other commands run on it:
     ``tests/cli/test_postgres_cli.py``)."""
     monkeypatch.setenv("TRADELOG_STORE", "postgresql://nobody@127.0.0.1:1/none")
@@ -61,4 +61,4 @@ def test_commands_that_write_sqlite_files_say_so_on_postgresql(
     assert 2 == code
     err = capsys.readouterr().err
     assert "does not run on a PostgreSQL store" in err
-    assert ("pg_dump" in err) if command[0] != "import" else ("leave out --db" in err)
+    assert ("pg_restore" in err) if command[0] != "import" else ("leave out --db" in err)
