@@ -26,6 +26,7 @@ from eventstore.errors import (
     map_sqlite_error,
 )
 from eventstore.follow import Follower, Statement, run_statements
+from eventstore.logtx import LogTx, SqliteTx
 from eventstore.reads import read_events
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
 from eventstore.sqlitefile import open_sqlite
@@ -269,6 +270,28 @@ class Recorder:
                 raise map_sqlite_error(exc, "reading") from exc
 
         return await self._retrying(work, appending=False)
+
+    async def replay(self, fn: Callable[[LogTx], T]) -> T:
+        """``fn(tx)`` on a read-only connection of its own, in one read transaction, on
+        a worker thread (a long fold never holds up the reader); the connection is
+        closed after.
+
+        Raises:
+            StorageUnavailableError: the file cannot be read (sqlite3's errors mapped).
+        """
+        def work() -> T:
+            conn = open_sqlite(self.path, readonly=True, busy_timeout_s=self.busy_timeout_s)
+            try:
+                conn.execute("BEGIN")
+                result = fn(SqliteTx(conn))
+                conn.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                raise map_sqlite_error(exc, "reading") from exc
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(work)
 
     async def last_seq(self) -> int:
         """The highest stored ``seq`` (0 for an empty log)."""

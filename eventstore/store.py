@@ -14,19 +14,22 @@ NAME instead of ``public``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from eventstore.errors import ValidationError
 
 if TYPE_CHECKING:
+    from eventstore.logtx import LogTx
     from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
     from eventstore.verify import VerifyReport
 
-__all__ = ["EventStore", "StoreURL", "ViewReader", "open_store", "parse_store"]
+__all__ = ["EventStore", "StoreURL", "ViewReader", "open_reader", "open_store", "parse_store"]
+
+T = TypeVar("T")
 
 
 class EventStore(Protocol):
@@ -76,7 +79,7 @@ class ViewReader(EventStore, Protocol):
 
     @property
     def path(self) -> Path | None:
-        """The SQLite file (None on PostgreSQL): ``as_of`` folds read it directly."""
+        """The SQLite file (None on PostgreSQL)."""
         ...
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -86,6 +89,11 @@ class ViewReader(EventStore, Protocol):
     async def fetch_snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
                              ) -> list[list[tuple[Any, ...]]]:
         """Rows of several read-only queries, from one consistent snapshot."""
+        ...
+
+    async def replay(self, fn: Callable[[LogTx], T]) -> T:
+        """``fn(tx)`` in one read transaction on a connection of its own, on a worker
+        thread: the folds that replay the log (``as_of``) read through it."""
         ...
 
 
@@ -165,3 +173,25 @@ async def open_store(url: str | StoreURL, *, readonly: bool = False) -> EventSto
 
     assert target.conninfo is not None
     return await PgRecorder.open(target.conninfo, readonly=readonly)
+
+
+async def open_reader(target: Path | StoreURL) -> ViewReader:
+    """The log at ``target`` (a SQLite file's path, or a parsed store URL) opened
+    read-only, for the commands that read the views without a daemon (``show``,
+    ``report``, ``export``).
+
+    Raises:
+        DatabaseFileError: not a tradelog log (or, on PostgreSQL, no log in the schema).
+        StorageUnavailableError: the file or the server cannot be reached.
+    """
+    if isinstance(target, Path):
+        target = StoreURL("sqlite", path=target)
+    if target.kind == "sqlite":
+        from eventstore.recorder import Recorder
+
+        assert target.path is not None
+        return await Recorder.open(target.path, readonly=True)
+    from eventstore.postgres.recorder import PgRecorder
+
+    assert target.conninfo is not None
+    return await PgRecorder.open(target.conninfo, readonly=True)

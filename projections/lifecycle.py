@@ -109,10 +109,12 @@ def prepare(conn: Executes, runner: ViewRunner, transact: Transact | None = None
 
 
 def rebuild(conn: Executes, runner: ViewRunner, transact: Transact | None = None,
-            rows: RowsAfter | None = None) -> int:
+            rows: RowsAfter | None = None, end_snapshot: bool = False) -> int:
     """Rebuild every view from the whole log into new tables, swapped in when complete
     (one transaction: on any error nothing changes). Returns the number of events
-    folded. ``transact`` and ``rows`` as ``prepare`` says."""
+    folded. ``transact`` and ``rows`` as ``prepare`` says; ``end_snapshot``: also a
+    snapshot at the last seq, so that the tables are whole there for writers already
+    running (``projections.pgviews.rebuild_views``)."""
 
     runner.read_log(ConnectionLookup(conn))  # a void refolds its account from the log
 
@@ -120,6 +122,9 @@ def rebuild(conn: Executes, runner: ViewRunner, transact: Transact | None = None
         for statement in runner.rebuild_begin():
             conn.execute(statement)
         folded = catch_up(conn, runner, rows=rows)
+        state = runner.state
+        if end_snapshot and state is not None and state.folded_seq > runner.snapshot_seq:
+            run_statements(conn, runner.snapshot(state))
         run_statements(conn, runner.rebuild_end())
         return folded
 

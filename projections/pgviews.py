@@ -21,7 +21,7 @@ from eventstore.postgres.dialect import SqliteSpelling
 from projections import lifecycle
 from projections.runner import ViewRunner
 
-__all__ = ["PgTransact", "open_views", "stored_version"]
+__all__ = ["PgTransact", "open_views", "rebuild_views", "stored_version"]
 
 T = TypeVar("T")
 
@@ -80,3 +80,29 @@ def open_views(conn: Connection, key: int, progress: Callable[[int], None] | Non
     runner, folded = lifecycle.open_on(spelling, progress, PgTransact(conn, key), rows,
                                        version)
     return runner, folded, spelling
+
+
+def rebuild_views(conn: Connection, key: int, progress: Callable[[int], None] | None = None
+                  ) -> int:
+    """Rebuild every view of the log on ``conn`` (lock ``key``) from the whole log, into
+    new tables swapped in when complete (``lifecycle.rebuild``), in one transaction
+    under the log's append lock: no daemon commits meanwhile (each waits for the lock,
+    up to its ``busy_timeout_s``), and on any error nothing changes. ``progress(n)`` is
+    called after each n events. Returns the number of events folded.
+
+    It ends with a snapshot at the last seq: a running daemon's next snapshot holds only
+    the signals and orders it changed since its own previous one, which the rebuilt
+    version tables no longer hold.
+
+    Raises:
+        StorageUnavailableError: the server cannot be reached or refuses.
+        StorageBusyError: the lock was not had within the connection's ``lock_timeout``.
+    """
+    spelling = SqliteSpelling(conn)
+
+    def rows(after: int, before: int | None) -> Iterator[tuple[Any, ...]]:
+        return reads.rows_after(conn, after, before)
+
+    runner = ViewRunner()
+    runner.progress = progress
+    return lifecycle.rebuild(spelling, runner, PgTransact(conn, key), rows, end_snapshot=True)

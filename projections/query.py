@@ -3,10 +3,12 @@ time, or ``as_of_time`` an event time.
 
 The params are checked by ``projections.query_params`` and turned into SQL by
 ``projections.query_sql``. The same SQL serves every case: now it runs on the
-database's reader connection; for ``as_of`` it runs on a scratch copy of the view
-folded from events 1..N: restored from the nearest snapshot at or before N
-(``projections.snapshots``), then folded up to N; for ``as_of_time`` on a scratch copy
-folded from the log (``projections.query_time``).
+database's reader connection; for ``as_of`` it runs on a scratch copy of the view (an
+in-memory SQLite database, whichever store holds the log) folded from events 1..N:
+restored from the nearest snapshot at or before N (``projections.snapshots``), then
+folded up to N; for ``as_of_time`` on a scratch copy folded from the log
+(``projections.query_time``). The folds read the log through ``ViewReader.replay``
+(``eventstore.logtx``): the same code on SQLite and PostgreSQL.
 ``trades`` and ``journal`` rows never change once written, so ``as_of`` N reads them
 from their tables (rows of seq <= N) when the views are at N or past it.
 """
@@ -16,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 from eventstore import ddl as event_ddl
+from eventstore.logtx import LogTx
 from eventstore.record import StoredEvent
-from eventstore.recorder import open_sqlite
 from eventstore.store import ViewReader
 from eventstore.writes import Statement, run_statements
 from projections import tables as t
@@ -29,7 +30,7 @@ from projections.drain import clear_marks, drain
 from projections.fold import fold
 from projections.query_params import ViewQuery
 from projections.query_sql import SEQ_COLUMN, build_sql, count_sql
-from projections.query_time import log_file, state_at_time
+from projections.query_time import state_at_time
 from projections.replay import LogHistory, before_first_void, from_snapshot
 from projections.state import State
 from schemas.values import parse_time
@@ -64,34 +65,27 @@ async def _voided_after(recorder: ViewReader, seq: int) -> bool:
         f"SELECT 1 FROM {t.VOIDS.name} WHERE seq > ? LIMIT 1", (seq,)))
 
 
-def _fold_at(path: Path, seq: int, view: str | None) -> State:
-    """The fold state after events 1..seq (see ``state_at``), on its own read-only
-    connection, in one read transaction."""
-    conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
-    try:
-        conn.execute("BEGIN")
-        start = min(seq, before_first_void(conn))
-        state = (from_snapshot(conn, start, view) if view is not None else None) or State()
-        cursor = conn.execute(
-            f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? "
-            "ORDER BY seq", (state.folded_seq, seq))
-        history = LogHistory(conn)
-        while rows := cursor.fetchmany(4096):
-            state = fold([StoredEvent.from_row(row) for row in rows], state, history)
-        conn.execute("COMMIT")
-        return state
-    finally:
-        conn.close()
+def _fold_at(conn: LogTx, seq: int, view: str | None) -> State:
+    """The fold state after events 1..seq (see ``state_at``), read in ``conn``."""
+    start = min(seq, before_first_void(conn))
+    state = (from_snapshot(conn, start, view) if view is not None else None) or State()
+    history = LogHistory(conn)
+    for rows in conn.chunks(f"SELECT {event_ddl.EVENT_COLUMNS} FROM events "
+                            "WHERE seq > ? AND seq <= ? ORDER BY seq",
+                            (state.folded_seq, seq)):
+        state = fold([StoredEvent.from_row(row) for row in rows], state, history)
+    return state
 
 
 async def state_at(recorder: ViewReader, seq: int, view: str | None = None) -> State:
     """The fold state after events 1..seq, folded from the log into a scratch state, on
-    a worker thread.
+    a worker thread, in one read transaction on a connection of its own
+    (``ViewReader.replay``).
 
     With a ``view`` it starts from the nearest snapshot: the keyed views are then exact,
     while ``trades`` and ``journal`` hold only the rows of the events folded after it.
     """
-    return await asyncio.to_thread(_fold_at, log_file(recorder), seq, view)
+    return await recorder.replay(lambda conn: _fold_at(conn, seq, view))
 
 
 async def _views_at(recorder: ViewReader) -> int:
@@ -138,7 +132,7 @@ async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
     """Answer a ``query``: ``{"view", "as_of_seq", "total", "rows"}``, rows as EVENTS.md
     fields, ``total`` the rows matching before ``offset``/``limit``.
 
-    Only the page is fetched; ``total`` is counted by SQLite. With ``as_of_time`` the
+    Only the page is fetched; ``total`` is counted by the database. With ``as_of_time`` the
     view is folded from the log (``projections.query_time``) and ``as_of_seq`` is the
     last seq of the log that was read.
 
@@ -149,8 +143,6 @@ async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
     table = t.VIEWS[q.view]
     sql, params = build_sql(q)
     counting = count_sql(q)
-    if q.as_of_time is not None or q.as_of is not None:
-        log_file(recorder)  # ``as_of`` reads a SQLite file: refused on PostgreSQL
     if q.as_of_time is not None:
         seq, state = await state_at_time(recorder, parse_time(q.as_of_time), q.account,
                                          q.view)

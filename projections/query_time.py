@@ -8,8 +8,8 @@ Two things keep that from always meaning "the whole log":
   given) are all in: their fold is the view ``as_of`` that seq (for that account), so
   a keyed view (not ``trades``/``journal``, which snapshots do not hold) starts from
   the nearest snapshot at or before it, as ``as_of`` does. Finding that seq is one pass
-  of SQLite over the events' ``time`` (no fold).
-- After it, SQLite passes on only the events whose time may be <= T (``julianday``
+  of the database over the events' ``time`` (no fold).
+- After it, the database passes on only the events whose time may be <= T (``julianday``
   with a 2 ms margin for its millisecond rounding); each is then checked exactly in
   Python before it is folded. With an ``account``, only that account's events are read
   (every view row belongs to one account and is folded from its events alone).
@@ -20,21 +20,19 @@ before the first event later than T; ``trades`` and ``journal`` always fold the 
 the account's events) from seq 1. It runs on a worker thread, on its own read-only
 connection and read transaction; memory is the fold state of the accounts read, and
 the closed trades and journal entries only when the query asks for that view.
+On PostgreSQL the same SQL runs rewritten (``julianday`` of a ``timestamptz``:
+``eventstore.postgres.dialect``), in one snapshot (``ViewReader.replay``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from eventstore import ddl as event_ddl
-from eventstore.errors import ValidationError
+from eventstore.logtx import LogTx
 from eventstore.record import StoredEvent
-from eventstore.recorder import open_sqlite
 from eventstore.store import ViewReader
 from projections.fold import fold
 from projections.query_sql import SEQ_COLUMN
@@ -44,19 +42,18 @@ from projections.voids import History as _LogHistoryLike
 
 __all__ = ["state_at_time"]
 
-_BATCH = 4096
-
-
 _MARGIN_DAYS = 0.002 / 86_400
 """2 ms in days: SQLite's ``julianday`` keeps milliseconds, so an SQL pre-filter on it
 is widened by this much and the exact test is made in Python."""
 
 
 def _julian_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """The moment as UTC text with a ``Z``, which SQLite's ``julianday`` and a PostgreSQL
+    ``timestamptz`` (``eventstore.postgres.dialect``) both read as UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%fZ")
 
 
-def _all_before(conn: sqlite3.Connection, moment: datetime, last: int,
+def _all_before(conn: LogTx, moment: datetime, last: int,
                 account: str | None) -> int:
     """The last seq S such that every event 1..S (of ``account`` unless None) surely
     has a time <= ``moment``. The state at S is then exact for that account's rows."""
@@ -84,53 +81,34 @@ class _TimedHistory:
                 if datetime.fromisoformat(event.time) <= self.moment)
 
 
-def _fold_until(path: Path, moment: datetime, account: str | None,
+def _fold_until(conn: LogTx, moment: datetime, account: str | None,
                 view: str) -> tuple[int, State]:
-    conn = open_sqlite(path, readonly=True, busy_timeout_s=5.0)
-    try:
-        conn.execute("BEGIN")
-        last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-        state = None
-        if view not in SEQ_COLUMN:
-            start = min(_all_before(conn, moment, last, account), before_first_void(conn))
-            state = from_snapshot(conn, start, view)
-        if state is None:
-            state = State()
-        where = "seq > ? AND seq <= ? AND julianday(time) <= julianday(?) + ?"
-        params: list[Any] = [state.folded_seq, last, _julian_text(moment), _MARGIN_DAYS]
-        if account is not None:
-            where = "account = ? AND " + where
-            params.insert(0, account)
-        cursor = conn.execute(
-            f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq", params)
-        history = _TimedHistory(LogHistory(conn), moment)
-        while rows := cursor.fetchmany(_BATCH):
-            events = [StoredEvent.from_row(row) for row in rows]
-            state = fold([e for e in events if datetime.fromisoformat(e.time) <= moment],
-                         state, history)
-            # Rows of the append-only views the query does not ask for are not kept.
-            if view != "trades":
-                state.trades.clear()
-            if view != "journal":
-                state.journal.clear()
-            if view != "history":
-                state.history.clear()
-        conn.execute("COMMIT")
-        return last, state
-    finally:
-        conn.close()
-
-
-def log_file(recorder: ViewReader) -> Path:
-    """The SQLite file ``as_of`` folds read.
-
-    Raises:
-        ValidationError: the log is on PostgreSQL, where ``as_of`` is not served yet.
-    """
-    if recorder.path is None:
-        raise ValidationError("as_of and as_of_time are not served on a PostgreSQL store "
-                              "yet: query the views as they are now")
-    return recorder.path
+    last = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    state = None
+    if view not in SEQ_COLUMN:
+        start = min(_all_before(conn, moment, last, account), before_first_void(conn))
+        state = from_snapshot(conn, start, view)
+    if state is None:
+        state = State()
+    where = "seq > ? AND seq <= ? AND julianday(time) <= julianday(?) + ?"
+    params: list[Any] = [state.folded_seq, last, _julian_text(moment), _MARGIN_DAYS]
+    if account is not None:
+        where = "account = ? AND " + where
+        params.insert(0, account)
+    history = _TimedHistory(LogHistory(conn), moment)
+    for rows in conn.chunks(
+            f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq", params):
+        events = [StoredEvent.from_row(row) for row in rows]
+        state = fold([e for e in events if datetime.fromisoformat(e.time) <= moment],
+                     state, history)
+        # Rows of the append-only views the query does not ask for are not kept.
+        if view != "trades":
+            state.trades.clear()
+        if view != "journal":
+            state.journal.clear()
+        if view != "history":
+            state.history.clear()
+    return last, state
 
 
 async def state_at_time(recorder: ViewReader, moment: datetime, account: str | None,
@@ -139,4 +117,4 @@ async def state_at_time(recorder: ViewReader, moment: datetime, account: str | N
     unless None) whose event ``time`` is at or before ``moment`` (aware), in seq order;
     ``last_seq`` is the log's last seq when it was read. Only the rows of ``view``'s
     append-only kind (trades, journal, history) are kept of those."""
-    return await asyncio.to_thread(_fold_until, log_file(recorder), moment, account, view)
+    return await recorder.replay(lambda conn: _fold_until(conn, moment, account, view))

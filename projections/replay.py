@@ -1,15 +1,16 @@
 """Replaying the views from the log: a past state restored from the nearest snapshot and
 the log read after it, for ``as_of`` (``projections.query``) and ``as_of_time``
-(``projections.query_time``). Synchronous, on a read-only connection of the caller's.
+(``projections.query_time``). Synchronous, in a read transaction of the caller's
+(``eventstore.logtx.LogTx``: the same code on SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eventstore import ddl as event_ddl
+from eventstore.logtx import LogTx
 from eventstore.record import StoredEvent
 from projections import tables as t
 from projections.fold import PROJECTION_VERSION
@@ -19,20 +20,15 @@ from projections.runner import ViewRunner
 from projections.snapshots import FORMAT, decode, latest_keyed_sql
 from projections.state import State
 
-__all__ = ["LogHistory", "before_first_void", "from_snapshot", "has_table"]
+__all__ = ["LogHistory", "before_first_void", "from_snapshot"]
 
 
-def has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (name,)).fetchone() is not None
-
-
-def from_snapshot(conn: sqlite3.Connection, seq: int, view: str | None) -> State | None:
+def from_snapshot(conn: LogTx, seq: int, view: str | None) -> State | None:
     """The state at the nearest snapshot at or before ``seq`` (None: there is none).
 
     Signals and orders are loaded by key as the fold asks for them, unless ``view`` is
     one of them (then all of them, to list them)."""
-    if not has_table(conn, "view_snapshots"):
+    if not conn.has_table("view_snapshots"):
         return None
     found = conn.execute(
         "SELECT seq, format, rows FROM view_snapshots WHERE seq <= ? ORDER BY seq DESC "
@@ -62,7 +58,7 @@ def from_snapshot(conn: sqlite3.Connection, seq: int, view: str | None) -> State
     return state
 
 
-def _keyed_loader(conn: sqlite3.Connection, name: str, at: int, convert: Any,
+def _keyed_loader(conn: LogTx, name: str, at: int, convert: Any,
                   state: State) -> Any:
     sql = latest_keyed_sql(name, True)
 
@@ -78,7 +74,7 @@ def _keyed_loader(conn: sqlite3.Connection, name: str, at: int, convert: Any,
 class LogHistory:
     """A void's account history (``projections.voids.History``) read on ``conn``."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: LogTx) -> None:
         self.conn = conn
 
     def __call__(self, account: str, before: int,
@@ -86,15 +82,14 @@ class LogHistory:
         sql = (f"SELECT {event_ddl.EVENT_COLUMNS} FROM events WHERE account = ? AND seq < ?"
                + (f" AND type IN ({', '.join('?' * len(types))})" if types else "")
                + " ORDER BY seq")
-        cursor = self.conn.execute(sql, [account, before, *(types or ())])
-        while rows := cursor.fetchmany(4096):
+        for rows in self.conn.chunks(sql, [account, before, *(types or ())]):
             yield from (StoredEvent.from_row(row) for row in rows)
 
 
-def before_first_void(conn: sqlite3.Connection) -> int:
+def before_first_void(conn: LogTx) -> int:
     """The last seq before the first void the views folded (no limit without one): a
     snapshot taken after a void may hold versions of signals and orders it removed."""
-    if not has_table(conn, t.VOIDS.name):
+    if not conn.has_table(t.VOIDS.name):
         return 1 << 62
     found = conn.execute(f"SELECT min(seq) FROM {t.VOIDS.name}").fetchone()
     return (1 << 62) if found is None or found[0] is None else int(found[0]) - 1

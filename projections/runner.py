@@ -314,12 +314,12 @@ class ViewRunner:
         """The snapshot statements when ``SNAPSHOT_EVERY`` events have been folded since
         the last one, else ``[]``."""
         if state.folded_seq - self.snapshot_seq >= SNAPSHOT_EVERY:
-            return self._snapshot(state)
+            return self.snapshot(state)
         return []
 
-    def _snapshot(self, state: State) -> list[Statement]:
-        """The snapshot rows for the state now (``snapshots`` module). They run after the
-        group's own row writes, so a copy from a view table sees this group too."""
+    def snapshot(self, state: State) -> list[Statement]:
+        """The snapshot rows for the state now (``snapshots`` module), due or not. They
+        run after the group's own row writes, so a copy from a view table sees it too."""
         suffix, seq = self.suffix, state.folded_seq
         with localcontext(DECIMAL_CONTEXT):
             statements: list[Statement] = [(

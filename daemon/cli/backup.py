@@ -10,6 +10,11 @@ writes it:
   safe while the daemon serves the file too: the copy is one read transaction of a WAL
   database, which never blocks the daemon's appends.
 
+On a PostgreSQL store (``--store postgresql://...``) this process copies the log into
+a new SQLite file (``eventstore.migrate``: seqs, times and hashes kept; the views are
+not copied, a daemon started on the file folds them). Daemons may append meanwhile:
+the copy is the log up to the last event it read.
+
 Either way the copy is verified before it gets its name; the command prints its last
 seq and hash.
 """
@@ -18,15 +23,18 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from daemon.client import Client, RemoteError
 from daemon.config import Config
-from eventstore.backup import backup_file
+from eventstore.backup import CopyReport, backup_file, discard, private_file, publish, verify_file
+from eventstore.errors import StorageCorruptError, StorageUnavailableError
+from eventstore.store import StoreURL
 
-__all__ = ["backup_command", "daemon_answers"]
+__all__ = ["backup_command", "backup_store", "daemon_answers"]
 
 
 def daemon_answers(path: Path) -> bool:
@@ -58,6 +66,10 @@ def _print(result: dict[str, Any], who: str) -> None:
 def backup_command(args: argparse.Namespace, config: Config) -> int:
     """Back up as the module docstring says; exit 0 with the summary, 1 on a refusal."""
     dest: Path = args.dest.expanduser().absolute()
+    store = config.store_url()
+    if store.kind != "sqlite":
+        _print(backup_store(store, dest).to_wire(), "this process")
+        return 0
     if args.db is None and _in_backup_dir(dest, config) and daemon_answers(config.socket):
         try:
             with Client(config.socket, retry_for_s=0, timeout_s=3600) as client:
@@ -70,3 +82,42 @@ def backup_command(args: argparse.Namespace, config: Config) -> int:
     report = backup_file(config.db, dest)
     _print(report.to_wire(), "this process")
     return 0
+
+
+def backup_store(store: StoreURL, dest: Path) -> CopyReport:
+    """A verified copy of the PostgreSQL log ``store`` as a new SQLite file at ``dest``
+    (0600, in rollback-journal mode, one file), published atomically.
+
+    Raises:
+        StorageUnavailableError: ``dest`` exists or cannot be written, or the server
+            cannot be reached.
+        StorageDamagedError: a row of the log fails its hash (run ``tradelog verify``).
+        StorageCorruptError: the copy fails ``verify``; nothing is left under ``dest``.
+    """
+    from eventstore.migrate import migrate
+
+    if dest.exists() or dest.is_symlink():
+        raise StorageUnavailableError(
+            f"{dest} already exists; choose another name (a copy never overwrites a file)")
+    assert store.conninfo is not None
+    temp = private_file(dest.parent, dest.name)
+    try:
+        migrate(store.conninfo, f"sqlite:///{temp}")
+        conn = sqlite3.connect(temp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            conn.close()
+        report = verify_file(temp)
+    except BaseException:
+        discard(temp)
+        raise
+    if not report.ok:
+        discard(temp)
+        raise StorageCorruptError(
+            f"the copy of {store.redacted()} fails verify ({report.reason}, seq "
+            f"{report.bad_seq}); nothing was written to {dest}. Run `tradelog verify "
+            f"--store URL`")
+    size = temp.stat().st_size
+    publish(temp, dest)
+    return CopyReport(dest, report.checked, report.checked, report.last_hash, size)

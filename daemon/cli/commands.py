@@ -10,6 +10,7 @@ import select
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -76,11 +77,44 @@ def verify(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(run())
 
 
+@contextlib.contextmanager
+def _rebuild_progress(total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr over ``total`` events with the rate in events/s; yields
+    ``advance(n)``, to call after each n events folded."""
+    started = time.perf_counter()
+    with Progress(TextColumn("rebuilding views"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} events"),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as progress:
+        task = progress.add_task("rebuild", total=total, rate="")
+
+        def advance(n: int) -> None:
+            done = progress.tasks[0].completed + n
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rate=f"{done / elapsed:,.0f} events/s")
+
+        yield advance
+
+
+def _rebuilt(folded: int, started: float) -> int:
+    elapsed = time.perf_counter() - started
+    rate = folded / elapsed if elapsed else 0.0
+    print(f"rebuild: {folded} events folded in {elapsed:.2f} s ({rate:,.0f} events/s)")
+    return 0
+
+
 def rebuild(args: argparse.Namespace, config: Config) -> int:
     """Rebuild every view from the log with a progress bar and the rate in events/s.
 
-    Holds the daemon's lock (``daemon.lockfile``) while it runs: refused (exit 1) while
-    a daemon serves the file, which keeps its views current itself."""
+    On a SQLite file it holds the daemon's lock (``daemon.lockfile``) while it runs:
+    refused (exit 1) while a daemon serves the file, which keeps its views current
+    itself. On a PostgreSQL log it rebuilds in one transaction under the log's append
+    lock, the one each daemon's commit takes (``projections.pgviews.rebuild_views``):
+    the daemons' appends wait until it commits."""
+    store = config.store_url()
+    if store.kind != "sqlite":
+        assert store.conninfo is not None
+        return _rebuild_postgresql(store.conninfo, REBUILD_LOCK_WAIT_S)
     db = _existing_db(config)
     try:
         lock = acquire(db)
@@ -93,22 +127,9 @@ def rebuild(args: argparse.Namespace, config: Config) -> int:
         try:
             total = await recorder.last_seq()
             started = time.perf_counter()
-            with Progress(TextColumn("rebuilding views"), BarColumn(),
-                          TextColumn("{task.completed}/{task.total} events"),
-                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                          console=Console(stderr=True)) as progress:
-                task = progress.add_task("rebuild", total=total, rate="")
-
-                def advance(n: int) -> None:
-                    done = progress.tasks[0].completed + n
-                    elapsed = max(time.perf_counter() - started, 1e-9)
-                    progress.update(task, completed=done, rate=f"{done / elapsed:,.0f} events/s")
-
+            with _rebuild_progress(total) as advance:
                 _, folded = await rebuild_views(recorder, advance)
-            elapsed = time.perf_counter() - started
-            rate = folded / elapsed if elapsed else 0.0
-            print(f"rebuild: {folded} events folded in {elapsed:.2f} s ({rate:,.0f} events/s)")
-            return 0
+            return _rebuilt(folded, started)
         finally:
             await recorder.close()
 
@@ -116,6 +137,32 @@ def rebuild(args: argparse.Namespace, config: Config) -> int:
         return asyncio.run(run())
     finally:
         lock.close()
+
+
+REBUILD_LOCK_WAIT_S = 30.0
+"""How long ``rebuild`` on PostgreSQL waits for the log's lock (a daemon's commit holds
+it for milliseconds) and for the view tables' locks (a query holds them as it reads)."""
+
+
+def _rebuild_postgresql(conninfo: str, busy_timeout_s: float) -> int:
+    """``rebuild`` on the PostgreSQL log ``conninfo``; the lock waited for (and retried)
+    for up to ``busy_timeout_s`` while a daemon commits."""
+    from eventstore.busy import retry_busy
+    from eventstore.postgres import reads
+    from eventstore.postgres.connect import connect, prepare
+    from projections import pgviews
+
+    conn = connect(conninfo, lock_timeout_s=busy_timeout_s)
+    try:
+        key = prepare(conn, create=False)
+        total = reads.last_seq(conn)
+        started = time.perf_counter()
+        with _rebuild_progress(total) as advance:
+            folded = retry_busy(lambda: pgviews.rebuild_views(conn, key, advance),
+                                busy_timeout_s)
+        return _rebuilt(folded, started)
+    finally:
+        conn.close()
 
 
 def _as_of(value: str | None) -> int | str | None:

@@ -70,12 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
         return migrate_command(args)
     config = _config(args)
-    if config.store_url().kind != "sqlite" and args.command not in ("verify", "serve"):
-        from daemon.cli.errors import EXIT_USAGE
-
-        raise CliError(f"`{args.command}` does not run on a PostgreSQL store yet; on one "
-                       "today: `serve`, `verify` and `migrate` (docs/POSTGRESQL.md)",
-                       EXIT_USAGE)
+    if config.store_url().kind != "sqlite":
+        _refuse_on_postgresql(args)
     if args.command == "serve":
         return _serve(args, config)
     from daemon.cli import commands
@@ -91,6 +87,27 @@ def run(args: argparse.Namespace) -> int:
     handler = getattr(commands, args.command)
     code: int = handler(args, config)
     return code
+
+
+def _refuse_on_postgresql(args: argparse.Namespace) -> None:
+    """Nothing when ``args.command`` runs on a PostgreSQL store.
+
+    Raises:
+        CliError: ``restore`` and ``import --db``, which write a SQLite file, are
+            refused naming what to use instead (exit 2).
+    """
+    from daemon.cli.errors import EXIT_USAGE
+
+    if args.command == "restore":
+        raise CliError("`restore` writes a SQLite file and does not run on a PostgreSQL "
+                       "store: restore the database with pg_restore (from pg_dump) or a "
+                       "standby, or copy a backup file into an empty schema with "
+                       "`tradelog migrate --from sqlite:///PATH --to URL` "
+                       "(docs/POSTGRESQL.md)", EXIT_USAGE)
+    if args.command == "import" and getattr(args, "db", None) is not None:
+        raise CliError("`import --db` writes a SQLite file and does not run on a "
+                       "PostgreSQL store: import through a daemon on the log (leave out "
+                       "--db) (docs/POSTGRESQL.md)", EXIT_USAGE)
 
 
 def _serve(args: argparse.Namespace, config: Any) -> int:
@@ -138,7 +155,7 @@ def _operation(args: argparse.Namespace, config: Any) -> int:
     from daemon.cli.errors import EXIT_NOT_FOUND
 
     source = {"restore": args.src if args.command == "restore" else None,
-              "export": config.db,
+              "export": config.db if config.store_url().kind == "sqlite" else None,
               "backup": config.db if args.db is not None else None}[args.command]
     if source is not None and not Path(source).is_file():
         raise CliError(f"no database at {source}; give the path of an existing tradelog "

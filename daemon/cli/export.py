@@ -1,7 +1,9 @@
-"""``tradelog export DIR [--db PATH] [--to-seq N]``: the log and every view as plain files.
+"""``tradelog export DIR [--db PATH | --store URL] [--to-seq N]``: the log and every view
+as plain files.
 
-Into a new (or empty) directory ``DIR``, read-only from the database file (safe while
-the daemon serves it), all from one point of the log, seq N (default: its last):
+Into a new (or empty) directory ``DIR``, read-only from the database file or the
+PostgreSQL log (safe while daemons serve it), all from one point of the log, seq N
+(default: its last):
 
 - ``events.jsonl``: events 1..N, one stored event per line exactly as ``read`` returns
   it (the wire event plus ``seq``, ``recorded_at``, ``schema_version``, ``hash``);
@@ -32,7 +34,7 @@ from daemon.cli.cells import csv_cell
 from daemon.config import Config
 from eventstore.backup import private_file, publish
 from eventstore.errors import ValidationError
-from eventstore.recorder import Recorder
+from eventstore.store import StoreURL, ViewReader, open_reader
 from projections import tables as t
 from projections.query import ViewQuery, query_view
 from projections.query_params import MAX_LIMIT
@@ -81,20 +83,21 @@ def _csv_text(fields: list[str], rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-async def export(db: Path, directory: Path, to_seq: int | None = None,
+async def export(db: Path | StoreURL, directory: Path, to_seq: int | None = None,
                  xlsx: bool = False) -> ExportReport:
-    """Write ``events.jsonl`` and one CSV per view of the log at ``db`` (module docstring),
+    """Write ``events.jsonl`` and one CSV per view of the log at ``db`` (a file's path, or
+    a store URL: a PostgreSQL log) (module docstring),
     and with ``xlsx`` every view in one workbook ``views.xlsx`` (``daemon.cli.export_xlsx``).
 
     Raises:
         ValidationError: ``directory`` holds files already, ``to_seq`` is past the end,
             or ``xlsx`` without XlsxWriter installed.
-        DatabaseFileError: ``db`` is not a tradelog file.
-        StorageUnavailableError: a file cannot be written.
+        DatabaseFileError: ``db`` is not a tradelog log.
+        StorageUnavailableError: a file cannot be written, or the server cannot be reached.
     """
     if directory.exists() and any(directory.iterdir()):
         raise ValidationError(f"{directory} is not empty; export into a new directory")
-    recorder = await Recorder.open(db, readonly=True)
+    recorder = await open_reader(db)
     try:
         last = await recorder.last_seq()
         if to_seq is not None and not 0 <= to_seq <= last:
@@ -136,7 +139,7 @@ async def export(db: Path, directory: Path, to_seq: int | None = None,
         await recorder.close()
 
 
-async def _all_rows(recorder: Recorder, view: str, point: int) -> list[dict[str, Any]]:
+async def _all_rows(recorder: ViewReader, view: str, point: int) -> list[dict[str, Any]]:
     """Every row of ``view`` as of seq ``point``, in the view's order, page by page
     (``query`` returns at most ``MAX_LIMIT`` rows at a time)."""
     rows: list[dict[str, Any]] = []
@@ -150,7 +153,9 @@ async def _all_rows(recorder: Recorder, view: str, point: int) -> list[dict[str,
 
 def export_command(args: argparse.Namespace, config: Config) -> int:
     """``tradelog export``: prints ``ExportReport.summary``."""
-    report = asyncio.run(export(config.db, args.directory, args.to_seq, args.xlsx))
+    store = config.store_url()
+    source = config.db if store.kind == "sqlite" else store
+    report = asyncio.run(export(source, args.directory, args.to_seq, args.xlsx))
     print(report.summary())
     return 0
 

@@ -117,11 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of a wire event")
     verify = sub.add_parser("verify", help="check the hash chain and append-only triggers")
     _add_paths(verify, sock=False)
-    rebuild = sub.add_parser("rebuild", help="rebuild every view from the log (the daemon "
-                             "must be stopped: it takes its lock)")
+    rebuild = sub.add_parser("rebuild", help="rebuild every view from the log (on a SQLite "
+                             "file the daemon must be stopped: it takes its lock; on "
+                             "PostgreSQL the daemons' commits wait for it)")
     _add_paths(rebuild, sock=False)
     show = sub.add_parser("show", help="print a view (from the daemon if it runs, else "
-                          "the file, read-only)")
+                          "the file or the PostgreSQL log, read-only)")
     show.add_argument("view", choices=list(VIEWS), help="the view to print")
     _add_paths(show)
     _add_query_flags(show)
@@ -152,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_wait(tail, 0.5)
     add_import(sub)
     report = sub.add_parser("report", help="performance metrics of an account (or all), "
-                            "from the daemon if it runs, else the file, read-only")
+                            "from the daemon if it runs, else the file or the PostgreSQL "
+                            "log, read-only")
     _add_paths(report)
     report.add_argument("--account", help="one account (default: every account)")
     report.add_argument("--json", action="store_true", help="print JSON")

@@ -1,5 +1,6 @@
 """``tradelog report``: the metrics from the daemon when one answers, else read-only from
-the file; printed as a table or JSON, and written as one HTML page with ``--html``.
+the file or a PostgreSQL log; printed as a table or JSON, and written as one HTML page
+with ``--html``.
 
 The figures are ``projections.metrics`` (docs/METRICS.md); their text and HTML forms are
 ``daemon.report``'s. This module chooses the source and turns failures into exit codes.
@@ -42,7 +43,8 @@ def report(args: argparse.Namespace, config: Config) -> int:
     ``--pdf`` and ``--xlsx`` (``daemon.report.report_command`` makes the output).
 
     From the daemon when one answers (``daemon.cli.source``), else read-only from the
-    file; ``--benchmark`` prices are read here, so with it the file is read.
+    file or the PostgreSQL log; ``--benchmark`` prices are read here, so with it the log
+    is read.
 
     Returns 0. Raises ``CliError`` (unknown account: exit 4 listing the known ones; an
     output path that cannot be written), ``DaemonUnreachableError`` (``--socket`` given,
@@ -63,7 +65,7 @@ def report(args: argparse.Namespace, config: Config) -> int:
             params = metrics_params(args)
             reports = [source.metrics(name, **params) for name in names]
         else:
-            args.db = source.db
+            args.db = source.db  # None: the PostgreSQL log config.store names
     try:
         return report_command(args, config, reports=reports)
     except OSError as exc:

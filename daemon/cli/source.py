@@ -1,9 +1,11 @@
-"""Where a reading command gets its answers: the running daemon, or the file read-only.
+"""Where a reading command gets its answers: the running daemon, or the log read-only.
 
 ``show``, ``report`` and the like ask the daemon when one answers on the socket (its
 views are always current), and read the database file read-only only when none does or
 when ``--db`` is given without ``--socket``; they say which on stderr. ``--socket``
-alone means the daemon or nothing (exit 3 when it does not answer).
+alone means the daemon or nothing (exit 3 when it does not answer). On a PostgreSQL
+store (``--store postgresql://...``) the log and its views' tables are read in the
+database, read-only, when no daemon answers.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError, DaemonUnreachableError
 from daemon.client import Client, RemoteError
 from daemon.config import Config
-from eventstore.recorder import Recorder
+from eventstore.store import StoreURL, ViewReader, open_reader
 from projections.query import ViewQuery, query_view
 
 __all__ = ["PROBE_TIMEOUT_S", "ReadSource", "connect", "daemon_answers", "known_accounts",
@@ -74,16 +76,18 @@ def connect(path: Path, wait_s: float = 0.0, retry_for_s: float = 10.0) -> Clien
 
 
 class ReadSource:
-    """Views and metrics from the daemon (``client``) or from the file at ``db``
-    read-only; ``where`` names it for messages. Use as a context manager."""
+    """Views and metrics from the daemon (``client``), from the file at ``db`` or from
+    the PostgreSQL log ``store``, read-only; ``where`` names it for messages. Use as a
+    context manager."""
 
-    def __init__(self, where: str, client: Client | None = None, db: Path | None = None
-                 ) -> None:
+    def __init__(self, where: str, client: Client | None = None, db: Path | None = None,
+                 store: StoreURL | None = None) -> None:
         self.where = where
         self.client = client
         self.db = db
+        self.store = store
         self._runner: asyncio.Runner | None = None
-        self._recorder: Recorder | None = None
+        self._recorder: ViewReader | None = None
 
     def __enter__(self) -> ReadSource:
         return self
@@ -101,11 +105,12 @@ class ReadSource:
             self._runner.close()
             self._runner = None
 
-    def _file(self) -> tuple[asyncio.Runner, Recorder]:
+    def _file(self) -> tuple[asyncio.Runner, ViewReader]:
         if self._runner is None:
-            assert self.db is not None
+            target = self.store or self.db
+            assert target is not None
             self._runner = asyncio.Runner()
-            self._recorder = self._runner.run(Recorder.open(self.db, readonly=True))
+            self._recorder = self._runner.run(open_reader(target))
         assert self._recorder is not None
         return self._runner, self._recorder
 
@@ -117,7 +122,24 @@ class ReadSource:
             filters = {k: v for k, v in query.given().items() if k != "view"}
             return self.client.query(query.view, **filters)
         runner, recorder = self._file()
+        if query.as_of is None and query.as_of_time is None:
+            self._require_views(runner, recorder)
         return runner.run(query_view(recorder, query))
+
+    def _require_views(self, runner: asyncio.Runner, recorder: ViewReader) -> None:
+        """Nothing when the log has its views' tables (the views as they are now).
+
+        Raises:
+            CliError: none yet, as in a log ``migrate`` copied that no daemon served
+                (exit 1, saying to run ``rebuild``).
+        """
+        found = runner.run(recorder.fetch(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+            "name = 'projection_checkpoint'"))
+        if not found:
+            raise CliError(f"{self.where} has no views yet (a log `migrate` copied, that no "
+                           "daemon has served): run `tradelog rebuild` on it, or start "
+                           "`tradelog serve`; --as-of folds from the log without them")
 
     def metrics(self, account: str, **params: Any) -> dict[str, Any]:
         """The ``metrics`` of one account (docs/METRICS.md), from either source."""
@@ -134,8 +156,9 @@ class ReadSource:
 def open_source(args: Any, config: Config, command: str,
                 prefer_file: bool = False) -> ReadSource:
     """The daemon at ``args.socket``/``config.socket`` if it answers, else ``config.db``
-    read-only; ``--db`` without ``--socket`` reads the file, and so does ``prefer_file``
-    (an option that only the file can serve). Says which on stderr.
+    (or the PostgreSQL log ``config.store`` names) read-only; ``--db`` without
+    ``--socket`` reads the file, and ``prefer_file`` (an option that only the file can
+    serve) the log. Says which on stderr.
 
     Raises:
         DaemonUnreachableError: ``--socket`` was given and nothing answers there (exit 3).
@@ -155,6 +178,11 @@ def open_source(args: Any, config: Config, command: str,
                               client=Client(config.socket, retry_for_s=5))
         if given_socket:
             raise DaemonUnreachableError(config.socket, why)
+    store = config.store_url()
+    if store.kind != "sqlite":
+        reason = "" if prefer_file else f" (no daemon at {config.socket})"
+        print(f"{command}: reading {store.redacted()} read-only{reason}", file=sys.stderr)
+        return ReadSource(store.redacted(), store=store)
     db = Path(config.db)
     if not db.is_file():
         raise CliError(

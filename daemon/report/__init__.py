@@ -27,7 +27,7 @@ from daemon.config import Config
 from daemon.report.page import render_page
 from daemon.report.text import print_text
 from eventstore.errors import ValidationError
-from eventstore.recorder import Recorder
+from eventstore.store import StoreURL, open_reader
 from projections.metrics import compute_metrics
 from projections.metrics_window import Window
 
@@ -83,19 +83,21 @@ def read_benchmark(path: Path) -> dict[str, Decimal]:
     return prices
 
 
-async def collect(db: Path, account: str | None, **params: Any) -> list[dict[str, Any]]:
+async def collect(db: Path | StoreURL, account: str | None, **params: Any
+                  ) -> list[dict[str, Any]]:
     """Metrics of ``account`` (None: every account in the log, by name) from the file at
-    ``db``, opened read-only. ``params`` go to ``compute_metrics``.
+    ``db`` (or the PostgreSQL log it names), opened read-only. ``params`` go to
+    ``compute_metrics``.
 
     Raises:
         ValidationError: a bad parameter or an account with no events.
         EventStoreError: the file cannot be read.
     """
-    recorder = await Recorder.open(db, readonly=True)
+    recorder = await open_reader(db)
     try:
         if account is None:
-            rows = await recorder.fetch("SELECT DISTINCT account FROM events ORDER BY account")
-            names = [str(row[0]) for row in rows]
+            rows = await recorder.fetch("SELECT DISTINCT account FROM events")
+            names = sorted(str(row[0]) for row in rows)  # by code point on either store
         else:
             names = [account]
         return [await compute_metrics(recorder, name, **params) for name in names]
@@ -120,10 +122,10 @@ def metrics_params(args: argparse.Namespace) -> dict[str, Any]:
 def report_command(args: argparse.Namespace, config: Config,
                    reports: list[dict[str, Any]] | None = None) -> int:
     """``tradelog report``: print the metrics (text, or ``--json``) and write ``--html``,
-    ``--pdf``, ``--xlsx`` files. Without ``reports``, reads ``args.db`` or ``config.db``
-    read-only. Optional ``since``/``until``/``symbol``/``strategy``/``as_of``/
-    ``annualization``/``period``/``now``/``benchmark``/``pdf``/``xlsx`` attributes of
-    ``args`` pass on.
+    ``--pdf``, ``--xlsx`` files. Without ``reports``, reads ``args.db`` or the log
+    ``config`` names (a file, or a PostgreSQL log) read-only. Optional ``since``/
+    ``until``/``symbol``/``strategy``/``as_of``/``annualization``/``period``/``now``/
+    ``benchmark``/``pdf``/``xlsx`` attributes of ``args`` pass on.
 
     ``reports``: the metrics already fetched (from the daemon, by ``daemon.cli.report``);
     None collects them from the file here.
@@ -137,7 +139,7 @@ def report_command(args: argparse.Namespace, config: Config,
     if benchmark is not None:
         params["benchmark_prices"] = read_benchmark(Path(benchmark))
         params["benchmark_name"] = Path(benchmark).name
-    db = args.db if getattr(args, "db", None) is not None else config.db
+    db = args.db if getattr(args, "db", None) is not None else config.store_url()
     if reports is None:
         reports = asyncio.run(collect(db, args.account, **params))
     written: list[str] = []

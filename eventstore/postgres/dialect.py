@@ -13,6 +13,10 @@ surface and rewrites each statement once (cached):
   (PostgreSQL names it after the table that made it);
 - ``c < CAST(? AS TEXT)`` of a bound of bytes (a prefix's end, which may not be
   UTF-8) compares ``c``'s UTF-8 bytes, as SQLite's BINARY collation does;
+- SQLite's ``julianday(x)`` is the same day number from ``x`` read as a
+  ``timestamptz`` (RFC 3339 text with its offset; the microseconds kept);
+- the test for a table, ``SELECT 1 FROM sqlite_master WHERE type = 'table' AND
+  name = ...``, looks in ``pg_tables`` in the log's schema (``current_schema()``);
 - ``WHERE 0`` is ``WHERE false``; SQLite's ``json_type``, ``json_extract`` and ``->``
   with a ``$."key"`` path become the same tests on the JSON text (``json_typeof``,
   ``->>``, ``->``), ``json_type``'s answers named as SQLite names them.
@@ -49,6 +53,12 @@ _JSON_TYPE = (
 """SQLite's ``json_type(column, path)``: the value's type by SQLite's names (text,
 integer, real, true, false, null, array, object; NULL when the key is missing)."""
 _TYPE_WORD = re.compile(r"\b(INTEGER|TEXT|BLOB|REAL)\b")
+_JULIANDAY = re.compile(r"\bjulianday\((\w+|\?)\)")
+_JULIAN = r"(extract(epoch FROM CAST(\1 AS timestamptz)) / 86400 + 2440587.5)"
+"""Days since noon UTC, 24 November 4714 BC, as SQLite's ``julianday`` counts them."""
+_HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+_PG_HAS_TABLE = ("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND "
+                 "tablename = ")
 
 
 def split_top(text: str) -> list[str]:
@@ -107,6 +117,8 @@ def translate(sql: str, key_of: Any) -> list[str]:
                   if others else "DO NOTHING")
         text = (f"INSERT INTO {table} ({', '.join(columns)}) {found['rest']} "
                 f"ON CONFLICT ({', '.join(key)}) {action}")
+    text = text.replace(_HAS_TABLE, _PG_HAS_TABLE)
+    text = _JULIANDAY.sub(_JULIAN, text)
     text = re.sub(r"\bWHERE 0\b", "WHERE false", text)
     text = re.sub(r"\b(\w+) < CAST\(\? AS TEXT\)", r"convert_to(\1, 'UTF8') < ?", text)
     text = re.sub(r"json_type\((\w+), \?\)", lambda m: _JSON_TYPE.format(c=m[1]), text)

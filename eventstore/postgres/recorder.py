@@ -22,9 +22,11 @@ from psycopg.errors import ReadOnlySqlTransaction
 
 from eventstore.busy import retry_busy_async
 from eventstore.errors import StorageUnavailableError
+from eventstore.logtx import LogTx
 from eventstore.postgres import reads, verify
 from eventstore.postgres.connect import Connection, connect, prepare
 from eventstore.postgres.dialect import SqliteSpelling
+from eventstore.postgres.logtx import replay_on
 from eventstore.postgres.notify import Waker
 from eventstore.postgres.writes import append_group
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
@@ -97,7 +99,7 @@ class PgRecorder:
         self.busy_timeout_s = busy_timeout_s
         self.conninfo = conninfo
         self.path: Path | None = None
-        """No file: ``as_of`` folds, which read a SQLite file, are not served here."""
+        """No file: the log is in the database ``conninfo`` names."""
         self._waker: Waker | None = None
 
     @classmethod
@@ -229,6 +231,16 @@ class PgRecorder:
             return [list(spelling.execute(sql, params).fetchall()) for sql, params in queries]
 
         return await self._snapshot(work)
+
+    async def replay(self, fn: Callable[[LogTx], T]) -> T:
+        """``fn(tx)`` on a read-only connection of its own, in one ``REPEATABLE READ``
+        snapshot, on a worker thread (a long fold never holds up the reading session);
+        the connection is closed after (``eventstore.postgres.logtx``).
+
+        Raises:
+            StorageUnavailableError: no server could be reached.
+        """
+        return await asyncio.to_thread(replay_on, self.conninfo, self.busy_timeout_s, fn)
 
     async def verify(self) -> VerifyReport:
         """Walk the chain from seq 1, then check the triggers and the accounts' versions

@@ -1,6 +1,6 @@
 """The ``store`` setting and ``--store``: a SQLite URL is another spelling of ``db``, a
 PostgreSQL URI (several hosts allowed) is taken as libpq reads it, anything else is
-refused saying what to give; commands that do not run on PostgreSQL yet say so."""
+refused saying what to give; commands that write SQLite files say so on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -47,11 +47,18 @@ def test_a_bad_store_is_refused_saying_what_to_give(url: str) -> None:
         parse_store(url)
 
 
-@pytest.mark.parametrize("command", [["show", "positions"], ["rebuild"]])
-def test_commands_not_on_postgresql_yet_say_so(command: list[str],
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """``show`` and ``rebuild`` with a PostgreSQL store exit 2, naming what runs
-    on it today, without connecting."""
-    code = tradelog([*command, "--store", "postgresql://nobody@127.0.0.1:1/none"])
+@pytest.mark.parametrize("command", [
+    ["restore", "copy.db"],
+    ["import", "events.jsonl", "--format", "events-jsonl", "--db", "other.db"]])
+def test_commands_that_write_sqlite_files_say_so_on_postgresql(
+        command: list[str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``restore`` and ``import --db`` with a PostgreSQL store exit 2, naming
+    what to use instead, without connecting (the other commands run on it:
+    ``tests/cli/test_postgres_cli.py``)."""
+    monkeypatch.setenv("TRADELOG_STORE", "postgresql://nobody@127.0.0.1:1/none")
+    code = tradelog(command)
     assert 2 == code
-    assert "does not run on a PostgreSQL store yet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "does not run on a PostgreSQL store" in err
+    assert ("pg_restore" in err) if command[0] != "import" else ("leave out --db" in err)

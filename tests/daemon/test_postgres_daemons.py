@@ -190,16 +190,10 @@ def test_postgresql_unreachable_is_retryable_and_the_daemon_reconnects(
         assert ["200"] == [row["cash"] for row in balances]
 
 
-def test_what_is_not_served_on_postgresql_yet_says_so(pg: PgLog, tmp_path: Path) -> None:
-    """``as_of`` (it folds from a SQLite file) is refused with -32602 naming it, the
-    views as they are now are served; a ``backup_dir`` is refused at start."""
-    with DaemonProcess(tmp_path, extra_args=["--store", pg.url]) as daemon, \
-            RawConnection(daemon.socket) as conn:
-        conn.result("append", {"events": _batch("a", 0)})
-        answer = conn.call("query", {"view": "trades", "as_of": 1})
-        assert -32602 == answer["error"]["code"]
-        assert "as_of" in answer["error"]["message"]
-        assert 1 == conn.result("query", {"view": "positions"})["total"]
+def test_backup_dir_on_postgresql_is_refused_at_start(pg: PgLog, tmp_path: Path) -> None:
+    """The daemon's scheduled backups copy a SQLite file: on a PostgreSQL log a
+    ``backup_dir`` is refused at start, naming it (``as_of``, once refused here too,
+    is served: ``tests/daemon/test_postgres_as_of.py``)."""
     refused = DaemonProcess(tmp_path, extra_args=["--store", pg.url],
                             env={"TRADELOG_BACKUP_DIR": str(tmp_path / "backups")})
     with pytest.raises(RuntimeError, match="backup_dir"):
