@@ -181,7 +181,7 @@ class ViewRunner:
             "SELECT last_seq FROM projection_checkpoint WHERE name = 'views'", ())
         if not stored or stored[0][0] <= state.folded_seq:
             return state
-        if caught := fold_known(state, events, int(stored[0][0]), self.failed, self.pending):
+        if caught := fold_known(state, events, int(stored[0][0]), self):
             self.flushed = caught.folded_seq
             return caught
         self.restore([self.lookup.rows(sql, ()) for sql in self.load_queries()])
