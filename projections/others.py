@@ -9,14 +9,14 @@ signals and orders it loads on demand: a row loaded from its table is already at
 and folding (C, T] into it would count those events twice.
 
 So while folding (C, T] every signal and order asked for is noted with the seq of the
-event that asked, and afterwards read again from its table (at T, in one query for
-all), in place of what the fold made of it; the rows the fold made are never written
-(the tables hold (C, T] already). A row asked for by the ``signal`` or ``order`` event that
-rewrites it is not read at all (``_Noting``): most are new ones, and a round trip each
-is what the others' events would cost otherwise. What the fold read from such a row is right
-unless a ``signal`` (for a signal) or ``order`` (for an order) event of (C, T] changed
-it after it was loaded: the fields other rows copy from them (a position's stop levels
-and strategy from its signal, a fill's signal from its order) change only with those
+event that asked, and afterwards read again from its table (at T, one query for all)
+in place of what the fold made of it; the rows the fold made are never written (the
+tables hold (C, T] already). A row asked for by the ``signal`` or ``order`` event that
+rewrites it is not read at all (``_Noting``): most are new, and each would cost a
+round trip. What the fold read from a row taken from its table is right unless a
+``signal`` (for a signal) or ``order`` (for an order) event of (C, T] rewrote it after
+it was read: the fields other rows copy from them (a position's stop levels and
+strategy from its signal, a fill's signal from its order) change only with those
 events, and rows are never deleted but by a void. In that case, with a void in
 (C, T], or when the events given do not cover (C, T], ``fold_known`` gives up and the
 state is loaded from the tables again (as every turn did before).
