@@ -172,9 +172,10 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def closed_loop(path: Path, per_client: Sequence[Sequence[bytes]], events_per_line: int
-                ) -> RunStats:
+def closed_loop(path: Path | Sequence[Path], per_client: Sequence[Sequence[bytes]],
+                events_per_line: int) -> RunStats:
     """Each client sends its lines one at a time and waits for each answer (closed loop).
+    ``path``: the daemon's socket, or one socket per client (several daemons).
 
     One thread drives every client through a selector with pre-serialised lines, so the
     generator's own CPU stays small; it is measured and returned.
@@ -182,8 +183,9 @@ def closed_loop(path: Path, per_client: Sequence[Sequence[bytes]], events_per_li
     sel = selectors.DefaultSelector()
     socks = []
     state: dict[int, list[Any]] = {}
-    for lines in per_client:
-        sock = connect(path)
+    paths = [path] * len(per_client) if isinstance(path, Path) else list(path)
+    for lines, client_path in zip(per_client, paths, strict=True):
+        sock = connect(client_path)
         sock.setblocking(False)
         socks.append(sock)
         state[sock.fileno()] = [sock, lines, 0, b""]

@@ -91,8 +91,9 @@ async def check_tail_before(config: Config, recorder: ViewReader | None = None) 
 async def follow_others(service: Service, poll_s: float = 1.0) -> None:
     """On a PostgreSQL log, keep ``service.last_seq`` up with what every daemon stores
     and wake the subscriptions when it moves: woken by the log's notifications
-    (``PgRecorder.wait_past``), the last seq read at least every ``poll_s`` seconds
-    (a lost notification costs that much delay). A no-op on SQLite (one writer: the
+    (``PgRecorder.wait_past``), whose seq is taken as it is (sent at commit), the last
+    seq read at least every ``poll_s`` seconds without one (a lost notification costs
+    that much delay). A no-op on SQLite (one writer: the
     service's own commits wake its subscribers). Runs until cancelled."""
     if isinstance(service.recorder, Recorder):
         return  # SQLite, without loading the PostgreSQL driver into the daemon
@@ -104,11 +105,14 @@ async def follow_others(service: Service, poll_s: float = 1.0) -> None:
     seen = service.last_seq
     while True:
         await recorder.wait_past(seen, poll_s)
-        try:
-            last = await recorder.last_seq()
-        except StorageUnavailableError:
-            await asyncio.sleep(poll_s)
-            continue
+        if recorder.notified > seen:
+            last = recorder.notified  # a commit's notification names it: no read needed
+        else:  # a poll, or the listening session made again: read it
+            try:
+                last = await recorder.last_seq()
+            except StorageUnavailableError:
+                await asyncio.sleep(poll_s)
+                continue
         # A notification names a seq committed before this read: past it now.
         seen = max(seen, last)
         if last > service.commits.last_seq:

@@ -43,6 +43,7 @@ from projections.fold import (
     current_shape,
 )
 from projections.loading import Lookup, fill_state, load_queries
+from projections.others import fold_known
 from projections.rowcache import RowCache
 from projections.snapshots import (
     FORMAT,
@@ -67,11 +68,9 @@ CACHE_ROWS = 5_000
 
 
 class ViewRunner:
-    """Folds appended events into the views in the recorder's transaction.
-
-    ``state`` is None until loaded from the tables (and after a rollback, which may
-    have left it ahead of what is committed).
-    """
+    """Folds appended events into the views in the recorder's transaction. ``state`` is
+    None until loaded from the tables (and after a rollback, which may have left it
+    ahead of what is committed)."""
 
     def __init__(self) -> None:
         self.state: State | None = None
@@ -157,8 +156,8 @@ class ViewRunner:
         state = State()
         if checkpoint:
             state.folded_seq, self.stored_version = checkpoint[0]
-        # What changed between the last snapshot and now is not known: the next
-        # snapshot holds every row (or, with a lookup, every row that may have changed).
+        # What changed since the last snapshot is not known: the next snapshot holds
+        # every row (with a lookup, every row that may have changed).
         self.snapshot_seq = int(snapshot[0][0]) if snapshot else 0
         self.pending = Pending()
         behind = self.snapshot_seq < state.folded_seq
@@ -174,33 +173,35 @@ class ViewRunner:
         self.state = state
         self.flushed = state.folded_seq
 
-    def _reload_if_behind(self, state: State) -> State:
-        """The state, reloaded from the tables when another process's views are ahead of it
-        (rows it would load on demand already hold that process's events)."""
+    def _catch_up_tables(self, state: State, events: Sequence[StoredEvent]) -> State:
+        """The state at the tables' checkpoint when another's views are ahead of it:
+        ``events`` folded in (``others.fold_known``), else reloaded from the tables."""
         assert self.lookup is not None
         stored = self.lookup.rows(
             "SELECT last_seq FROM projection_checkpoint WHERE name = 'views'", ())
         if not stored or stored[0][0] <= state.folded_seq:
             return state
+        if caught := fold_known(state, events, int(stored[0][0]), self):
+            self.flushed = caught.folded_seq
+            return caught
         self.restore([self.lookup.rows(sql, ()) for sql in self.load_queries()])
         assert self.state is not None
         return self.state
 
-    def _load_signal(self, key: tuple[str, str]) -> SignalRow | None:
+    def _load(self, table: t.Table, key: tuple[str, str]) -> tuple[Any, ...] | None:
+        """The row of ``table`` (signals, orders) under ``key``, None when it has none."""
         assert self.lookup is not None
         if self.state is not None and key[0] in self.state.refolded:
             return None  # a void folded the account again: all its rows are in memory
-        found = self.lookup.rows(
-            f"{t.SIGNALS.select_sql()} WHERE account = ? AND signal_id = ?", key)
-        return rows.signal_from(found[0]) if found else None
+        found = self.lookup.rows(f"{table.select_sql()} WHERE account = ? AND "
+                                 f"{table.key[1]} = ?", key)
+        return found[0] if found else None
+
+    def _load_signal(self, key: tuple[str, str]) -> SignalRow | None:
+        return rows.signal_from(found) if (found := self._load(t.SIGNALS, key)) else None
 
     def _load_order(self, key: tuple[str, str]) -> OrderRow | None:
-        assert self.lookup is not None
-        if self.state is not None and key[0] in self.state.refolded:
-            return None  # a void folded the account again: all its rows are in memory
-        found = self.lookup.rows(
-            f"{t.ORDERS.select_sql()} WHERE account = ? AND order_id = ?", key)
-        return rows.order_from(found[0]) if found else None
+        return rows.order_from(found) if (found := self._load(t.ORDERS, key)) else None
 
     def fold(self, events: Sequence[StoredEvent], fresh: bool = False) -> list[Statement]:
         """Fold events into the state; return the row writes, any snapshot, and the checkpoint.
@@ -208,16 +209,17 @@ class ViewRunner:
         ``fresh=True``: the events were just validated by the 1.1 schemas (an append), so
         the check for values to leave out is skipped. Raises ``FoldError`` naming the
         first event whose fold raised (the state is then half changed: discard it).
-
-        With a lookup, the state is first reloaded if the committed views are ahead, and
-        events already folded are skipped. A rebuild writes only append-only rows here (no
-        checkpoint). Returns ``[]`` when nothing was folded.
+        With a lookup, when the committed views are ahead the state is first brought to
+        them (``_catch_up_tables``), and events already folded are skipped. A rebuild
+        writes only append-only rows here (no checkpoint). ``[]``: nothing was folded.
         """
         if self.state is None:
             self.state = State()
         state = self.state
-        if self.lookup is not None and not self.suffix:
-            state = self._reload_if_behind(state)
+        if self.lookup is not None and not self.suffix and not (
+                fresh and events and events[0].seq == state.folded_seq + 1):
+            # (A group appended right after the state's last event: no views are ahead.)
+            state = self._catch_up_tables(state, events)
             events = [event for event in events if event.seq > state.folded_seq]
         if isinstance(state.signals, RowCache) and isinstance(state.orders, RowCache):
             # Rows are loaded on the folding connection, which sees this transaction's
@@ -352,7 +354,6 @@ class ViewRunner:
 
     def discard(self) -> None:
         """Forget the in-memory state after a rollback (it is reloaded from the tables).
-
         A rolled-back rebuild also leaves its ``<view>__rebuild`` tables uncreated, so the
         runner goes back to writing the real tables with a checkpoint.
         """

@@ -1,6 +1,7 @@
 """PostgreSQL failover under load: no acknowledged event lost (docs/POSTGRESQL.md, FAULTS.md).
 
     python -m bench.faults pg_failover [--seconds 8] [--writers 2] [--keep DIR]
+    python -m bench.faults pg_failover --daemons [--clients 2]   (pg_failover_daemons.py)
 
 Needs PostgreSQL's server binaries (``$PG_BIN``, default /usr/lib/postgresql/15/bin).
 
@@ -249,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="load before the kill plus load after the failover")
     parser.add_argument("--writers", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="move the clusters and logs here")
+    parser.add_argument("--daemons", action="store_true",
+                        help="two tradelog serve daemons under load instead of writer "
+                        "processes (bench/faults/pg_failover_daemons.py)")
+    parser.add_argument("--clients", type=int, default=2,
+                        help="--daemons: clients appending through each daemon")
     parser.add_argument("--writer", nargs=4, metavar=("URL", "NAME", "STOP", "LOG"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -256,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         url, name, stop, log = args.writer
         asyncio.run(_writer(url, name, Path(stop), Path(log)))
         return 0
+    if args.daemons:
+        from bench.faults import pg_failover_daemons
+
+        result = pg_failover_daemons.run(args.seconds, args.clients, args.keep)
+        print(json.dumps(result))
+        return 0 if pg_failover_daemons.ok(result) else 1
     result = run(args.seconds, args.writers, args.keep)
     print(json.dumps(result))
     ok = (result["acknowledged_lost_or_moved"] == 0 and result["gapless"]

@@ -72,13 +72,21 @@ def _stored(row: tuple[Any, ...]) -> StoredEvent:
         raise StorageDamagedError(row[0], unreadable_reason(exc)) from exc
 
 
+SMALL = 1024
+"""A range of at most this many seqs is read in one query, not through a cursor."""
+
+
 def rows_after(conn: Connection, after: int, before: int | None = None
                ) -> Generator[tuple[Any, ...], None, None]:
     """Every stored row (``ddl.EVENT_COLUMNS``) with ``after < seq`` (and ``< before``), in
-    seq order, streamed from a server-side cursor 4096 rows at a time. Must run inside a
-    transaction (``snapshot``)."""
+    seq order, streamed from a server-side cursor 4096 rows at a time (a range bounded to
+    ``SMALL`` seqs or fewer in one query). Must run inside a transaction (``snapshot``)."""
     bound = "" if before is None else " AND seq < %s"
     params: tuple[int, ...] = (after,) if before is None else (after, before)
+    if before is not None and before - after <= SMALL:  # one round trip, no cursor
+        yield from conn.execute(f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > %s"
+                                f"{bound} ORDER BY seq", params).fetchall()
+        return
     with conn.cursor(name="tradelog_rows_after") as cursor:
         cursor.itersize = 4096
         cursor.execute(f"SELECT {ddl.EVENT_COLUMNS} FROM events WHERE seq > %s{bound} "

@@ -278,6 +278,12 @@ class PgRecorder:
             position = max(position, last + 1)
             await self.wait_past(position - 1, poll_s)
 
+    @property
+    def notified(self) -> int:
+        """The highest seq a notification has named so far (0: none yet, or not
+        listening): committed, so visible to every read begun after it arrived."""
+        return self._waker.notified if self._waker is not None else 0
+
     async def wait_past(self, after: int, timeout: float) -> None:
         """Return once a notification says the log may hold an event past seq ``after``
         (stored by any daemon; at once if one already said so), the listening session

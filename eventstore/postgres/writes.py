@@ -8,15 +8,15 @@ chain one line. The lock is taken in a statement of its own: in READ COMMITTED e
 statement sees what was committed before it began, so the reads after it see the
 previous holder's commit. Two network round trips and five statements per group
 (pipeline mode): ``BEGIN``, the lock and the reads; then the inserts with the versions
-and the notification, and ``COMMIT`` (a third round trip for ``COPY`` when the group is
-large).
+and the notification, the views' rows, and ``COMMIT`` (a third round trip for ``COPY``
+when the group is large; more when the views must read the log or a row first).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ from eventstore.postgres.notify import channel
 from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
-from eventstore.writes import commit_refusing, fold_group
+from eventstore.writes import catch_up_before, commit_refusing, fold_group
 
 __all__ = ["COPY", "INSERT", "UPSERT", "append_group", "rollback"]
 
@@ -208,6 +208,14 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
             if not isinstance(verdict, Exception):
                 for event in verdict[1]:
                     group.add(event)
+
+        def rows(after: int, before: int | None) -> Iterator[tuple[Any, ...]]:
+            return reads.rows_after(conn, after, before)
+
+        if views is not None and spelling is not None:
+            # What others appended first: its rows come from a server-side cursor, which
+            # a pipeline cannot hold.
+            catch_up_before(spelling, views, group, rows)
         if len(group.stored) >= COPY_FROM:
             with conn.cursor().copy(COPY) as copy:
                 for row in zip(*group.columns, strict=True):
@@ -217,19 +225,17 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
                 tail = [list(group.pending), list(group.pending.values()), channel(key),
                         str(group.last_seq)]
                 if len(group.stored) < COPY_FROM:
-                    rows = len(group.stored)
-                    conn.execute(_insert_values(rows), [
+                    count = len(group.stored)
+                    conn.execute(_insert_values(count), [
                         value for row in zip(*group.columns, strict=True) for value in row
                     ] + tail)
                 else:
                     conn.execute(_UPSERT_ALL, tail)
-            if views is None or spelling is None:
-                committing = True
-                conn.execute("COMMIT")
-        if views is not None and spelling is not None:
-            # The rows are in (a void's fold reads its account's history from the log).
-            fold_group(spelling, views, group, decided,
-                       lambda after, before: reads.rows_after(conn, after, before))
+            if views is not None and spelling is not None:
+                # The views' rows go in the same flight as the events' and the COMMIT
+                # (a row the fold reads, or a void's history, syncs the pipeline first,
+                # so it sees the events' rows).
+                fold_group(spelling, views, group, decided, rows)
             committing = True
             conn.execute("COMMIT")
     except EventStoreError:
