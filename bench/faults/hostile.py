@@ -87,13 +87,16 @@ class Options:
 
 @dataclass
 class ClassResult:
-    """One class: what was sent, what came back, and what the checks found."""
+    """One class: what was sent, what came back (``answers``: counts by error code or
+    ``result``), the probes sent by shape (``shapes``, for ``batches``), and what the
+    checks found."""
 
     name: str
     requests: int = 0
     members: int = 0
     seconds: float = 0.0
     answers: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, int] = field(default_factory=dict)
     exits: int = 0
     peak_rss_mb: float = 0.0
     good_requests: int = 0
@@ -319,6 +322,8 @@ def run_line_class(name: str, path: Path, quota: int, seed: int, tally: conn.Tal
             drawn = data.draw(gen.probes(name))
             if tally.requests >= quota or time.monotonic() >= deadline or gone[0]:
                 return
+            if drawn.shape:
+                tally.shapes[drawn.shape] = tally.shapes.get(drawn.shape, 0) + 1
             if not runner.probe(_unique(drawn, number())) and not alive():
                 gone[0] = not revive()
 
@@ -517,6 +522,7 @@ def run_class(name: str, harness: Harness, quota: int, rng: random.Random,
     result.requests = tally.requests
     result.members = tally.members
     result.answers = dict(sorted(tally.codes.items()))
+    result.shapes = dict(sorted(tally.shapes.items()))
     result.refused_events = len(tally.refused)
     result.stored_events = len(tally.expected & harness.stored)
     result.notes = tally.notes[:20]

@@ -21,6 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 __all__ = [
+    "BATCH_SHAPES",
     "LINE_CLASSES",
     "MARK",
     "Line",
@@ -62,11 +63,14 @@ class Line:
 
 @dataclass
 class Probe:
-    """The lines of one hostile request sent one after another on one connection."""
+    """The lines of one hostile request sent one after another on one connection;
+    ``shape``: which of the class's shapes it is (``BATCH_SHAPES`` for ``batches``),
+    empty for a class without named shapes."""
 
     cls: str
     what: str
     lines: list[Line]
+    shape: str = ""
 
 
 # ------------------------------------------------------------------ the grammar
@@ -413,6 +417,11 @@ def nesting(draw: st.DrawFn) -> Probe:
 # ------------------------------------------------------------------ batches
 
 
+BATCH_SHAPES = ("over", "numbers", "mixed", "reads", "subscribes", "empty", "appends")
+"""The shapes of ``batches`` probes: past 1,000 members, bare numbers, mixed members,
+reads and queries with big limits, many subscribes, the empty batch, appends only."""
+
+
 @st.composite
 def batches(draw: st.DrawFn) -> Probe:
     """Batch arrays: past 1,000 members, mixed, reads with big limits, many subscribes,
@@ -420,12 +429,13 @@ def batches(draw: st.DrawFn) -> Probe:
     shape = draw(st.sampled_from(["over", "over", "numbers", "mixed", "mixed", "reads",
                                   "subscribes", "empty", "appends"]))
     if shape == "empty":
-        return Probe("batches", "empty batch", [Line(b"[]", must_refuse=True, batch_over=True)])
+        return Probe("batches", "empty batch",
+                     [Line(b"[]", must_refuse=True, batch_over=True)], shape)
     if shape == "numbers":
         count = draw(st.integers(1001, 500_000) | st.just(524_286 // 2))
         blob = ("[" + ",".join(["1"] * count) + "]").encode()
         return Probe("batches", f"{count} bare numbers",
-                     [Line(blob, must_refuse=True, requests=count, batch_over=True)])
+                     [Line(blob, must_refuse=True, requests=count, batch_over=True)], shape)
     if shape == "over":
         count = draw(st.integers(1001, 3000))
         method = draw(st.sampled_from(["health", "read", "append"]))
@@ -440,13 +450,14 @@ def batches(draw: st.DrawFn) -> Probe:
                 members.append(rpc(method, {"limit": 1000} if method == "read" else None, n))
         blob = json.dumps(members, separators=(",", ":")).encode()
         return Probe("batches", f"{count} {method} members",
-                     [Line(blob, keys, must_refuse=True, requests=count, batch_over=True)])
+                     [Line(blob, keys, must_refuse=True, requests=count, batch_over=True)],
+                     shape)
     if shape == "subscribes":
         count = draw(st.integers(17, 1000))
         members = [rpc("subscribe", {"from_seq": 10**15}, n) for n in range(count)]
         blob = json.dumps(members).encode()
         return Probe("batches", f"{count} subscribes in one batch",
-                     [Line(blob, requests=count, max_subscriptions=16)])
+                     [Line(blob, requests=count, max_subscriptions=16)], shape)
     if shape == "reads":
         # Valid, and costly: every read from seq 1 (the default limit of 1000, one with
         # 100,000), queries at the largest limit. The answer is big; the daemon must
@@ -464,7 +475,7 @@ def batches(draw: st.DrawFn) -> Probe:
         members[0] = rpc("read", {"from_seq": 1, "limit": 100_000}, 0)
         blob = json.dumps(members).encode()
         return Probe("batches", f"{count} reads/queries with big limits",
-                     [Line(blob, requests=count)])
+                     [Line(blob, requests=count)], shape)
     count = draw(st.integers(2, 1000 if shape == "appends" else 200))
     members = []
     appends: dict[str, list[tuple[str, str]]] = {}
@@ -489,7 +500,7 @@ def batches(draw: st.DrawFn) -> Probe:
             members.append({"n": n})
     blob = json.dumps(members).encode()
     return Probe("batches", f"{count} {shape} members",
-                 [Line(blob, all_keys, appends, requests=count)])
+                 [Line(blob, all_keys, appends, requests=count)], shape)
 
 
 # ------------------------------------------------------------------ oversize
