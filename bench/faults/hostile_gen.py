@@ -24,6 +24,7 @@ __all__ = [
     "BATCH_SHAPES",
     "LINE_CLASSES",
     "MARK",
+    "SHAPES",
     "Line",
     "Probe",
     "probes",
@@ -423,11 +424,12 @@ reads and queries with big limits, many subscribes, the empty batch, appends onl
 
 
 @st.composite
-def batches(draw: st.DrawFn) -> Probe:
+def batches(draw: st.DrawFn, shape: str | None = None) -> Probe:
     """Batch arrays: past 1,000 members, mixed, reads with big limits, many subscribes,
-    arrays of bare numbers."""
-    shape = draw(st.sampled_from(["over", "over", "numbers", "mixed", "mixed", "reads",
-                                  "subscribes", "empty", "appends"]))
+    arrays of bare numbers; of the given ``shape`` (one of ``BATCH_SHAPES``) or any."""
+    if shape is None:
+        shape = draw(st.sampled_from(["over", "over", "numbers", "mixed", "mixed", "reads",
+                                      "subscribes", "empty", "appends"]))
     if shape == "empty":
         return Probe("batches", "empty batch",
                      [Line(b"[]", must_refuse=True, batch_over=True)], shape)
@@ -668,7 +670,20 @@ LINE_CLASSES = {
 }
 
 
-def probes(cls: str) -> st.SearchStrategy[Probe]:
-    """The strategy of one line class."""
-    strategy: st.SearchStrategy[Probe] = LINE_CLASSES[cls]()
-    return strategy
+SHAPES: dict[str, tuple[str, ...]] = {"batches": BATCH_SHAPES}
+"""The line classes whose probes have named shapes, and those shapes."""
+
+
+def probes(cls: str, shape: str | None = None) -> st.SearchStrategy[Probe]:
+    """The strategy of one line class; with ``shape`` (one of ``SHAPES[cls]``), of the
+    probes of that shape only.
+
+    Raises:
+        ValueError: ``cls`` has no shape ``shape``.
+    """
+    if shape is None:
+        strategy: st.SearchStrategy[Probe] = LINE_CLASSES[cls]()
+        return strategy
+    if shape not in SHAPES.get(cls, ()):
+        raise ValueError(f"{cls} has no shape {shape!r}; its shapes: {SHAPES.get(cls, ())}")
+    return batches(shape)
