@@ -87,13 +87,16 @@ class Options:
 
 @dataclass
 class ClassResult:
-    """One class: what was sent, what came back, and what the checks found."""
+    """One class: what was sent, what came back (``answers``: counts by error code or
+    ``result``), the probes sent by shape (``shapes``, for ``batches``), and what the
+    checks found."""
 
     name: str
     requests: int = 0
     members: int = 0
     seconds: float = 0.0
     answers: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, int] = field(default_factory=dict)
     exits: int = 0
     peak_rss_mb: float = 0.0
     good_requests: int = 0
@@ -301,24 +304,33 @@ def run_line_class(name: str, path: Path, quota: int, seed: int, tally: conn.Tal
     new examples before the quota: the loop then goes on with the next seed. When the
     daemon is gone, ``revive`` starts it again (and records the exit) and the class goes
     on; when it cannot, the class stops.
+
+    A class with named shapes (``hostile_gen.SHAPES``: ``batches``) first sends one
+    probe of each shape, so that every shape is sent however short the run and whatever
+    the draws; the mix of shapes follows.
     """
     runner = LineRunner(path, tally, answer_s)
     gone = [False]
+    plan: list[str | None] = [*gen.SHAPES.get(name, ()), *[None] * 1000]
 
-    for round_ in range(1000):
+    for round_, shape in enumerate(plan):
         if tally.requests >= quota or time.monotonic() >= deadline or gone[0]:
             return
+        strategy = gen.probes(name, shape)
 
         @hypothesis_seed(seed * 1000 + round_)
-        @settings(max_examples=max(quota - tally.requests, 1), database=None, deadline=None,
-                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(max_examples=1 if shape else max(quota - tally.requests, 1),
+                  database=None, deadline=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
         @given(st.data())
         def each(data: st.DataObject) -> None:
             # Always draw, then decide: an example that stops drawing because of outside
             # state would make hypothesis call the strategy flaky.
-            drawn = data.draw(gen.probes(name))
+            drawn = data.draw(strategy)  # noqa: B023 (each runs within its round)
             if tally.requests >= quota or time.monotonic() >= deadline or gone[0]:
                 return
+            if drawn.shape:
+                tally.shapes[drawn.shape] = tally.shapes.get(drawn.shape, 0) + 1
             if not runner.probe(_unique(drawn, number())) and not alive():
                 gone[0] = not revive()
 
@@ -517,6 +529,7 @@ def run_class(name: str, harness: Harness, quota: int, rng: random.Random,
     result.requests = tally.requests
     result.members = tally.members
     result.answers = dict(sorted(tally.codes.items()))
+    result.shapes = dict(sorted(tally.shapes.items()))
     result.refused_events = len(tally.refused)
     result.stored_events = len(tally.expected & harness.stored)
     result.notes = tally.notes[:20]

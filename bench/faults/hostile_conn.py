@@ -334,11 +334,13 @@ class Tally:
     """What one class sent and got: requests (lines or connections, as the class says),
     batch members, answers by error code (``result`` for results, ``closed`` for
     connections the daemon closed, ``timeout`` for none within the bound), problems,
-    and the hostile event keys that must never be stored and that must be."""
+    and the hostile event keys that must never be stored and that must be; ``shapes``:
+    the probes sent, by shape (``hostile_gen.Probe.shape``, for a class that has them)."""
 
     requests: int = 0
     members: int = 0
     codes: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     refused: set[Key] = field(default_factory=set)
     expected: set[Key] = field(default_factory=set)

@@ -21,8 +21,10 @@ from typing import Any
 from hypothesis import strategies as st
 
 __all__ = [
+    "BATCH_SHAPES",
     "LINE_CLASSES",
     "MARK",
+    "SHAPES",
     "Line",
     "Probe",
     "probes",
@@ -62,11 +64,14 @@ class Line:
 
 @dataclass
 class Probe:
-    """The lines of one hostile request sent one after another on one connection."""
+    """The lines of one hostile request sent one after another on one connection;
+    ``shape``: which of the class's shapes it is (``BATCH_SHAPES`` for ``batches``),
+    empty for a class without named shapes."""
 
     cls: str
     what: str
     lines: list[Line]
+    shape: str = ""
 
 
 # ------------------------------------------------------------------ the grammar
@@ -413,19 +418,26 @@ def nesting(draw: st.DrawFn) -> Probe:
 # ------------------------------------------------------------------ batches
 
 
+BATCH_SHAPES = ("over", "numbers", "mixed", "reads", "subscribes", "empty", "appends")
+"""The shapes of ``batches`` probes: past 1,000 members, bare numbers, mixed members,
+reads and queries with big limits, many subscribes, the empty batch, appends only."""
+
+
 @st.composite
-def batches(draw: st.DrawFn) -> Probe:
+def batches(draw: st.DrawFn, shape: str | None = None) -> Probe:
     """Batch arrays: past 1,000 members, mixed, reads with big limits, many subscribes,
-    arrays of bare numbers."""
-    shape = draw(st.sampled_from(["over", "over", "numbers", "mixed", "mixed", "reads",
-                                  "subscribes", "empty", "appends"]))
+    arrays of bare numbers; of the given ``shape`` (one of ``BATCH_SHAPES``) or any."""
+    if shape is None:
+        shape = draw(st.sampled_from(["over", "over", "numbers", "mixed", "mixed", "reads",
+                                      "subscribes", "empty", "appends"]))
     if shape == "empty":
-        return Probe("batches", "empty batch", [Line(b"[]", must_refuse=True, batch_over=True)])
+        return Probe("batches", "empty batch",
+                     [Line(b"[]", must_refuse=True, batch_over=True)], shape)
     if shape == "numbers":
         count = draw(st.integers(1001, 500_000) | st.just(524_286 // 2))
         blob = ("[" + ",".join(["1"] * count) + "]").encode()
         return Probe("batches", f"{count} bare numbers",
-                     [Line(blob, must_refuse=True, requests=count, batch_over=True)])
+                     [Line(blob, must_refuse=True, requests=count, batch_over=True)], shape)
     if shape == "over":
         count = draw(st.integers(1001, 3000))
         method = draw(st.sampled_from(["health", "read", "append"]))
@@ -440,13 +452,14 @@ def batches(draw: st.DrawFn) -> Probe:
                 members.append(rpc(method, {"limit": 1000} if method == "read" else None, n))
         blob = json.dumps(members, separators=(",", ":")).encode()
         return Probe("batches", f"{count} {method} members",
-                     [Line(blob, keys, must_refuse=True, requests=count, batch_over=True)])
+                     [Line(blob, keys, must_refuse=True, requests=count, batch_over=True)],
+                     shape)
     if shape == "subscribes":
         count = draw(st.integers(17, 1000))
         members = [rpc("subscribe", {"from_seq": 10**15}, n) for n in range(count)]
         blob = json.dumps(members).encode()
         return Probe("batches", f"{count} subscribes in one batch",
-                     [Line(blob, requests=count, max_subscriptions=16)])
+                     [Line(blob, requests=count, max_subscriptions=16)], shape)
     if shape == "reads":
         # Valid, and costly: every read from seq 1 (the default limit of 1000, one with
         # 100,000), queries at the largest limit. The answer is big; the daemon must
@@ -464,7 +477,7 @@ def batches(draw: st.DrawFn) -> Probe:
         members[0] = rpc("read", {"from_seq": 1, "limit": 100_000}, 0)
         blob = json.dumps(members).encode()
         return Probe("batches", f"{count} reads/queries with big limits",
-                     [Line(blob, requests=count)])
+                     [Line(blob, requests=count)], shape)
     count = draw(st.integers(2, 1000 if shape == "appends" else 200))
     members = []
     appends: dict[str, list[tuple[str, str]]] = {}
@@ -489,7 +502,7 @@ def batches(draw: st.DrawFn) -> Probe:
             members.append({"n": n})
     blob = json.dumps(members).encode()
     return Probe("batches", f"{count} {shape} members",
-                 [Line(blob, all_keys, appends, requests=count)])
+                 [Line(blob, all_keys, appends, requests=count)], shape)
 
 
 # ------------------------------------------------------------------ oversize
@@ -657,7 +670,20 @@ LINE_CLASSES = {
 }
 
 
-def probes(cls: str) -> st.SearchStrategy[Probe]:
-    """The strategy of one line class."""
-    strategy: st.SearchStrategy[Probe] = LINE_CLASSES[cls]()
-    return strategy
+SHAPES: dict[str, tuple[str, ...]] = {"batches": BATCH_SHAPES}
+"""The line classes whose probes have named shapes, and those shapes."""
+
+
+def probes(cls: str, shape: str | None = None) -> st.SearchStrategy[Probe]:
+    """The strategy of one line class; with ``shape`` (one of ``SHAPES[cls]``), of the
+    probes of that shape only.
+
+    Raises:
+        ValueError: ``cls`` has no shape ``shape``.
+    """
+    if shape is None:
+        strategy: st.SearchStrategy[Probe] = LINE_CLASSES[cls]()
+        return strategy
+    if shape not in SHAPES.get(cls, ()):
+        raise ValueError(f"{cls} has no shape {shape!r}; its shapes: {SHAPES.get(cls, ())}")
+    return batches(shape)
