@@ -37,3 +37,12 @@ def test_the_writer_launcher_loads_no_project_code() -> None:
     neither the event store nor the views nor SQLite."""
     assert [] == _loaded_after("daemon.writer.launch",
                                ("eventstore", "projections", "sqlite3", "asyncio"))
+
+
+def test_the_daemon_loads_none_of_structlogs_optional_integrations() -> None:
+    """The daemon's modules (the server and the writer) load structlog without rich,
+    pygments or greenlet, which structlog would import for features tradelog does not
+    use (``daemon.logs``): about 40 ms of each start. rich still imports afterwards."""
+    assert [] == _loaded_after("daemon.server, daemon.writer.child",
+                               ("rich", "pygments", "greenlet"))
+    assert ["rich"] == _loaded_after("daemon.server, rich.table", ("rich",))
