@@ -3,39 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
-_OPTIONAL_FOR_STRUCTLOG = ("rich", "greenlet")
-"""Packages structlog imports when they are installed, for features tradelog does not
-use: rich (and through it pygments) for pretty tracebacks in its console renderer, and
-greenlet for its deprecated thread-local context."""
-
-
-def _import_structlog() -> ModuleType:
-    """structlog, imported without its optional integrations (``_OPTIONAL_FOR_STRUCTLOG``)
-    unless they are loaded already: about 40 ms of every daemon start and CLI command.
-    Each is hidden only while structlog is imported (structlog checks for them once,
-    then); later imports of them, e.g. the CLI's tables importing rich, work as usual.
-    The console renderer then prints plain tracebacks."""
-    hidden = [name for name in _OPTIONAL_FOR_STRUCTLOG if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # "not installed" to import
-    try:
-        return importlib.import_module("structlog")
-    finally:
-        for name in hidden:
-            if sys.modules.get(name) is None:
-                del sys.modules[name]
-
-
-structlog = _import_structlog()
+from eventstore.logger import structlog
 
 __all__ = ["Tally", "Throttle", "configure_logging", "get_logger"]
 

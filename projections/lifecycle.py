@@ -14,9 +14,8 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-import structlog
-
 from eventstore.follow import Executes, RowsAfter, catch_up, in_transaction, run_statements
+from eventstore.logger import structlog
 from projections.fold import PROJECTION_VERSION
 from projections.runner import ViewRunner
 
