@@ -30,6 +30,18 @@ def _snapshot_count(path: Path) -> int:
         conn.close()
 
 
+async def _fresh_store_views(path: Path, events: list[Any]) -> Any:
+    """Every view of a fresh store at ``path`` fed ``events`` (in one append)."""
+    prefix = await Recorder.open(path)
+    try:
+        await open_views(prefix)
+        if events:
+            await prefix.append(events)
+        return await view_rows(prefix)
+    finally:
+        await prefix.close()
+
+
 async def _as_of_from_snapshots(wires: list[dict[str, Any]], cuts: list[int],
                                 restart_after: int, every: int) -> None:
     news = [new_event(w) for w in wires]
@@ -49,20 +61,13 @@ async def _as_of_from_snapshots(wires: list[dict[str, Any]], cuts: list[int],
                 await full.append(group)
             if len(news) >= every:
                 assert _snapshot_count(path) >= 1
-            rebuilt = False
+            fresh = [await _fresh_store_views(Path(directory) / f"prefix-{n}.db", news[:n])
+                     for n in range(len(news) + 1)]
             for rebuilt in (False, True):
                 if rebuilt:
                     await rebuild_views(full)
-                for n in range(len(news) + 1):
-                    prefix_path = Path(directory) / f"prefix-{n}-{rebuilt}.db"
-                    prefix = await Recorder.open(prefix_path)
-                    try:
-                        await open_views(prefix)
-                        if n:
-                            await prefix.append(news[:n])
-                        assert await view_rows(prefix) == await view_rows(full, as_of=n)
-                    finally:
-                        await prefix.close()
+                for n, expected in enumerate(fresh):
+                    assert expected == await view_rows(full, as_of=n), (n, rebuilt)
         finally:
             await full.close()
 
