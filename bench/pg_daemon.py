@@ -24,36 +24,21 @@ import os
 import statistics
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
-import psycopg
 
 from bench.common import Daemon, closed_loop, temp_dir
 from bench.events import append_line, events
 from bench.pg_peer import peer_rate
+from bench.pg_store import drop_schema, schema_url
 
 __all__ = ["run"]
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _schema_url(dsn: str) -> tuple[str, str]:
-    """A fresh schema of ``dsn`` and the URL whose ``search_path`` names it."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in dsn else "?"
-    return schema, f"{dsn}{sep}options=-csearch_path%3D{schema}"
-
-
-def _drop(dsn: str, schema: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _client_lines(count: int, clients: int, seed: int, prefix: str) -> list[list[bytes]]:
@@ -140,11 +125,11 @@ def _unstalled(measure: Callable[[], dict[str, float]]) -> dict[str, float]:
 
 
 def _pg(dsn: str, lines: list[list[bytes]], daemons: int) -> dict[str, float]:
-    schema, url = _schema_url(dsn)
+    schema, url = schema_url(dsn)
     try:
         return _through_daemons(lines, daemons, url)
     finally:
-        _drop(dsn, schema)
+        drop_schema(dsn, schema)
 
 
 def _peer(dsn: str, clients: int, per_client: int) -> dict[str, float]:

@@ -48,7 +48,8 @@ async def _run(urls: list[str], batches: list[list[NewEvent]]) -> float:
     return sum(map(len, batches)) / took
 
 
-def _pg_log(dsn: str) -> tuple[str, str]:
+def schema_url(dsn: str) -> tuple[str, str]:
+    """A fresh schema of ``dsn`` and the URL whose ``search_path`` names it."""
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
@@ -63,12 +64,17 @@ def measure(dsn: str, kind: str, group: int, writers: int, count: int) -> float:
         with tempfile.TemporaryDirectory() as directory:
             url = f"sqlite:///{Path(directory) / 'log.db'}"
             return asyncio.run(_run([url] * writers, batches))
-    schema, url = _pg_log(dsn)
+    schema, url = schema_url(dsn)
     try:
         return asyncio.run(_run([url] * writers, batches))
     finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        drop_schema(dsn, schema)
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """Drop ``schema`` of ``dsn`` with everything in it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 LOADS = [("1 event per append, 1 writer", 1, 1, 1000),

@@ -196,13 +196,21 @@ async def _check(url: str, acked: dict[tuple[str, str], int]) -> dict[str, Any]:
             "verify_reason": report.reason}
 
 
-def run(seconds: float, writers: int, keep: Path | None) -> dict[str, Any]:
+def failover_pair() -> tuple[Path, Cluster, Cluster, str]:
+    """A folder of its own (the postgres user's, when run as root) holding a running
+    primary and its synchronous standby, and the multi-host URI that finds whichever of
+    them takes writes."""
     base = Path(tempfile.mkdtemp(prefix="tradelog-failover-"))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
     primary, standby = make_clusters(base)
     url = (f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}"
            "/postgres?target_session_attrs=read-write&connect_timeout=2")
+    return base, primary, standby, url
+
+
+def run(seconds: float, writers: int, keep: Path | None) -> dict[str, Any]:
+    base, primary, standby, url = failover_pair()
     logs = [base / f"writer-{n}.jsonl" for n in range(writers)]
     stop = base / "stop"
     procs = [subprocess.Popen([sys.executable, "-m", "bench.faults.pg_failover", "--writer",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import socket
 import sqlite3
@@ -36,7 +35,7 @@ import psycopg
 
 from bench.events import EventStream, append_line
 from bench.faults.common import Daemon, cli
-from bench.faults.pg_failover import _check, _longest_pause, make_clusters
+from bench.faults.pg_failover import _check, _longest_pause, failover_pair
 from projections import tables as t
 
 __all__ = ["run"]
@@ -161,12 +160,7 @@ def _views_against_rebuild(url: str, scratch: Path) -> list[str]:
 
 def run(seconds: float, clients_each: int, keep: Path | None) -> dict[str, Any]:
     """Run the failover with two daemons; the figures and checks (see the module)."""
-    base = Path(tempfile.mkdtemp(prefix="tradelog-failover-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    primary, standby = make_clusters(base)
-    url = (f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}"
-           "/postgres?target_session_attrs=read-write&connect_timeout=2")
+    base, primary, standby, url = failover_pair()
     work = Path(tempfile.mkdtemp(prefix="tradelog-failover-d-"))
     daemons = [Daemon(work / f"d{n}.db", work / f"d{n}.sock", work / f"d{n}.log",
                       env={"TRADELOG_STORE": url}) for n in range(2)]
