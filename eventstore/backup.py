@@ -28,7 +28,8 @@ from eventstore.errors import StorageCorruptError, StorageUnavailableError, map_
 from eventstore.sqlitefile import open_sqlite
 from eventstore.verify import VerifyReport, verify_chain
 
-__all__ = ["CopyReport", "backup_file", "discard", "private_file", "publish",
+__all__ = ["CopyReport", "backup_file", "discard", "private_file", "publish", "publish_verified",
+           "refuse_existing",
            "snapshot_to_temp", "verify_file"]
 
 FILE_MODE = 0o600
@@ -175,10 +176,28 @@ def backup_file(db: Path, dest: Path) -> CopyReport:
         StorageCorruptError: the copy fails ``verify`` (the source is in doubt: run
             ``tradelog verify`` on it); nothing is left under ``dest``.
     """
+    refuse_existing(dest)
+    temp = snapshot_to_temp(db, dest.parent, dest.name)
+    return publish_verified(temp, dest, str(db), f"--db {db}")
+
+
+def refuse_existing(dest: Path) -> None:
+    """Raise ``StorageUnavailableError`` when ``dest`` exists (a link included): a copy
+    never overwrites a file."""
     if dest.exists() or dest.is_symlink():
         raise StorageUnavailableError(
             f"{dest} already exists; choose another name (a copy never overwrites a file)")
-    temp = snapshot_to_temp(db, dest.parent, dest.name)
+
+
+def publish_verified(temp: Path, dest: Path, source: str, verify_args: str) -> CopyReport:
+    """Verify the finished copy ``temp`` of the log ``source`` and publish it at ``dest``;
+    the report of what was copied. ``temp`` is discarded when it fails.
+
+    Raises:
+        StorageCorruptError: the copy fails ``verify`` (the source is in doubt: the
+            message names ``tradelog verify verify_args``); nothing is left under ``dest``.
+        StorageUnavailableError: ``dest`` cannot be written.
+    """
     try:
         report = verify_file(temp)
     except BaseException:
@@ -187,8 +206,8 @@ def backup_file(db: Path, dest: Path) -> CopyReport:
     if not report.ok:
         discard(temp)
         raise StorageCorruptError(
-            f"the copy of {db} fails verify ({report.reason}, seq {report.bad_seq}); "
-            f"nothing was written to {dest}. Run `tradelog verify --db {db}`")
+            f"the copy of {source} fails verify ({report.reason}, seq {report.bad_seq}); "
+            f"nothing was written to {dest}. Run `tradelog verify {verify_args}`")
     size = temp.stat().st_size
     publish(temp, dest)
     return CopyReport(dest, report.checked, report.checked, report.last_hash, size)

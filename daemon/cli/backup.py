@@ -30,8 +30,14 @@ from typing import Any
 
 from daemon.client import Client, RemoteError
 from daemon.config import Config
-from eventstore.backup import CopyReport, backup_file, discard, private_file, publish, verify_file
-from eventstore.errors import StorageCorruptError, StorageUnavailableError
+from eventstore.backup import (
+    CopyReport,
+    backup_file,
+    discard,
+    private_file,
+    publish_verified,
+    refuse_existing,
+)
 from eventstore.store import StoreURL
 
 __all__ = ["backup_command", "backup_store", "daemon_answers"]
@@ -96,9 +102,7 @@ def backup_store(store: StoreURL, dest: Path) -> CopyReport:
     """
     from eventstore.migrate import migrate
 
-    if dest.exists() or dest.is_symlink():
-        raise StorageUnavailableError(
-            f"{dest} already exists; choose another name (a copy never overwrites a file)")
+    refuse_existing(dest)
     assert store.conninfo is not None
     temp = private_file(dest.parent, dest.name)
     try:
@@ -108,16 +112,7 @@ def backup_store(store: StoreURL, dest: Path) -> CopyReport:
             conn.execute("PRAGMA journal_mode = DELETE")
         finally:
             conn.close()
-        report = verify_file(temp)
     except BaseException:
         discard(temp)
         raise
-    if not report.ok:
-        discard(temp)
-        raise StorageCorruptError(
-            f"the copy of {store.redacted()} fails verify ({report.reason}, seq "
-            f"{report.bad_seq}); nothing was written to {dest}. Run `tradelog verify "
-            f"--store URL`")
-    size = temp.stat().st_size
-    publish(temp, dest)
-    return CopyReport(dest, report.checked, report.checked, report.last_hash, size)
+    return publish_verified(temp, dest, store.redacted(), "--store URL")
