@@ -30,7 +30,7 @@ from projections.drain import clear_marks, drain
 from projections.fold import fold
 from projections.query_params import ViewQuery
 from projections.query_sql import SEQ_COLUMN, build_sql, count_sql
-from projections.query_time import state_at_time
+from projections.query_time import keep_appended_rows_of, state_at_time
 from projections.replay import LogHistory, before_first_void, from_snapshot
 from projections.state import State
 from schemas.values import parse_time
@@ -120,12 +120,7 @@ def _mark_view(state: State, view: str) -> None:
         state.dirty_strategies.update(state.strategies)
     state.refolded.clear()
     state.voids.clear()
-    if view != "trades":
-        state.trades.clear()
-    if view != "journal":
-        state.journal.clear()
-    if view != "history":
-        state.history.clear()
+    keep_appended_rows_of(state, view)
 
 
 async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:

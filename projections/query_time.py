@@ -40,7 +40,19 @@ from projections.replay import LogHistory, before_first_void, from_snapshot
 from projections.state import State
 from projections.voids import History as _LogHistoryLike
 
-__all__ = ["state_at_time"]
+__all__ = ["keep_appended_rows_of", "state_at_time"]
+
+
+def keep_appended_rows_of(state: State, view: str) -> None:
+    """Forget the folded rows of the append-only views (trades, journal, history) other
+    than ``view``'s: a past state is built for one view's query."""
+    if view != "trades":
+        state.trades.clear()
+    if view != "journal":
+        state.journal.clear()
+    if view != "history":
+        state.history.clear()
+
 
 _MARGIN_DAYS = 0.002 / 86_400
 """2 ms in days: SQLite's ``julianday`` keeps milliseconds, so an SQL pre-filter on it
@@ -102,12 +114,7 @@ def _fold_until(conn: LogTx, moment: datetime, account: str | None,
         state = fold([e for e in events if datetime.fromisoformat(e.time) <= moment],
                      state, history)
         # Rows of the append-only views the query does not ask for are not kept.
-        if view != "trades":
-            state.trades.clear()
-        if view != "journal":
-            state.journal.clear()
-        if view != "history":
-            state.history.clear()
+        keep_appended_rows_of(state, view)
     return last, state
 
 
