@@ -52,9 +52,24 @@ def _groups() -> list[list[AppendRequest]]:
     ]
 
 
-def _tables(rows_of: Any) -> dict[str, list[tuple[Any, ...]]]:
+Tables = dict[str, list[tuple[Any, ...]]]
+
+
+def _tables(rows_of: Any) -> Tables:
     return {table.name: sorted(map(tuple, rows_of(table.select_sql())), key=repr)
             for table in t.TABLES}
+
+
+def view_tables(pg_url: str, sqlite_db: Path) -> tuple[Tables, Tables]:
+    """Every view table's rows (sorted) in the SQLite file and on PostgreSQL."""
+    with psycopg.connect(pg_url) as conn:
+        on_pg = _tables(lambda sql: conn.execute(sql).fetchall())
+    lite = sqlite3.connect(sqlite_db)
+    try:
+        on_lite = _tables(lambda sql: lite.execute(sql).fetchall())
+    finally:
+        lite.close()
+    return on_lite, on_pg
 
 
 def test_two_cores_taking_turns_write_the_rows_sqlite_writes(pg: PgLog, tmp_path: Path
@@ -76,14 +91,9 @@ def test_two_cores_taking_turns_write_the_rows_sqlite_writes(pg: PgLog, tmp_path
         one.close()
         two.close()
         lite.close()
+    on_lite, on_pg = view_tables(pg.url, tmp_path / "x.db")
     with psycopg.connect(pg.url) as conn:
-        on_pg = _tables(lambda sql: conn.execute(sql).fetchall())
         checkpoint = conn.execute("SELECT last_seq FROM projection_checkpoint").fetchall()
-    conn_lite = sqlite3.connect(tmp_path / "x.db")
-    try:
-        on_lite = _tables(lambda sql: conn_lite.execute(sql).fetchall())
-    finally:
-        conn_lite.close()
     assert on_lite == on_pg
     assert on_pg["journal"]
     assert on_pg["view_voids"]

@@ -8,11 +8,9 @@ twice, and the turns where folding could count them twice load the state instead
 from __future__ import annotations
 
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from bench.events import EventStream
@@ -20,14 +18,9 @@ from daemon.writer.core import WriterCore
 from daemon.writer.pgcore import PgWriterCore
 from eventstore.record import AppendRequest
 from projections import others, runner
-from projections import tables as t
 from tests.eventstore.test_store_contract import PgLog
 from tests.fold_support import new_event
-
-
-def _tables(rows_of: Any) -> dict[str, list[tuple[Any, ...]]]:
-    return {table.name: sorted(map(tuple, rows_of(table.select_sql())), key=repr)
-            for table in t.TABLES}
+from tests.service.test_writer_core_pg import view_tables
 
 
 @pytest.mark.parametrize("seed", [3, 11])
@@ -62,13 +55,7 @@ def test_cores_taking_turns_fold_the_others_events(pg: PgLog, tmp_path: Path,
         for core in cores:
             core.close()
         lite.close()
-    with psycopg.connect(pg.url) as conn:
-        on_pg = _tables(lambda sql: conn.execute(sql).fetchall())
-    conn_lite = sqlite3.connect(tmp_path / "x.db")
-    try:
-        on_lite = _tables(lambda sql: conn_lite.execute(sql).fetchall())
-    finally:
-        conn_lite.close()
+    on_lite, on_pg = view_tables(pg.url, tmp_path / "x.db")
     assert on_lite == on_pg
     for name in ("signals", "orders", "history", "trades"):
         assert on_pg[name], name
@@ -119,13 +106,7 @@ def test_an_order_announced_after_a_fill_that_names_it_loads_the_state(
         for core in cores:
             core.close()
         lite.close()
-    with psycopg.connect(pg.url) as conn:
-        on_pg = _tables(lambda sql: conn.execute(sql).fetchall())
-    conn_lite = sqlite3.connect(tmp_path / "x.db")
-    try:
-        on_lite = _tables(lambda sql: conn_lite.execute(sql).fetchall())
-    finally:
-        conn_lite.close()
+    on_lite, on_pg = view_tables(pg.url, tmp_path / "x.db")
     assert on_lite["positions"] == on_pg["positions"]
     assert on_lite == on_pg
     assert folds[-1] is False
