@@ -67,7 +67,9 @@ class Options:
     """A run's settings. ``partial_limit_s``, ``per_uid_cap`` and ``shutdown_limit_s``
     are what the script expects of the daemon (PROTOCOL.md's defaults); ``env`` is given
     to the daemon. ``p99_ms`` None skips the latency check; ``answer_s`` is how long a
-    hostile request may go unanswered before it counts as a hang."""
+    hostile request may go unanswered before it counts as a hang. ``block_s`` is how long
+    a write must block before the script takes it that the daemon stopped reading,
+    and ``quiet_s`` how long a slow subscriber reads on after its last line."""
 
     requests: int = 10_000
     seed: int = 1
@@ -82,6 +84,8 @@ class Options:
     slow_subscribers: int = 4
     answer_s: float = 30.0
     shutdown_limit_s: float = 10.0
+    block_s: float = 2.0
+    quiet_s: float = 3.0
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -473,7 +477,7 @@ def run_class(name: str, harness: Harness, quota: int, rng: random.Random,
                        harness.number, lambda: harness._pid() is not None, revive,
                        options.answer_s)
     elif name == "pipelining":
-        conn.pipelining(path, quota, rng, tally, options.hold_s, deadline)
+        conn.pipelining(path, quota, rng, tally, options.hold_s, deadline, options.block_s)
     elif name == "subscriptions":
         if options.slow_subscribers:
             slow.append(conn.SlowSubscribers(path, options.slow_subscribers))
@@ -547,7 +551,7 @@ def _squash(problems: list[str], keep: int = 40) -> list[str]:
     return out[:keep] + ([f"... and {len(out) - keep} more"] if len(out) > keep else [])
 
 
-def _sigterm_with_pipeline(harness: Harness, limit_s: float) -> list[str]:
+def _sigterm_with_pipeline(harness: Harness, limit_s: float, block_s: float) -> list[str]:
     """SIGTERM while a client has thousands of requests in and reads none: the daemon
     must exit 0 within the contract's 10 s (plus 5 s of slack)."""
     try:
@@ -557,7 +561,7 @@ def _sigterm_with_pipeline(harness: Harness, limit_s: float) -> list[str]:
     data = b"".join(json.dumps({"jsonrpc": "2.0", "id": n, "method": "read",
                                 "params": {"from_seq": 1, "limit": 1000}}).encode() + b"\n"
                     for n in range(3000))
-    conn._send_until_blocked(client, data, 2.0)
+    conn._send_until_blocked(client, data, block_s)
     started = time.monotonic()
     try:
         code = harness.daemon.stop(timeout_s=limit_s + 5.0)
@@ -618,7 +622,7 @@ def run(options: Options, workdir: Path, socket_path: Path | None = None,
                     break
         harness.stop_good()
         for subscribers in slow:
-            ends = subscribers.finish()
+            ends = subscribers.finish(options.quiet_s)
             sub = next((c for c in report.classes if c.name == "subscriptions"), None)
             if sub is not None:
                 sub.notes.append(f"slow subscribers: {ends}")
@@ -631,7 +635,8 @@ def run(options: Options, workdir: Path, socket_path: Path | None = None,
             if lost:
                 report.problems.append(f"{len(lost)} acknowledged good events not stored, "
                                        f"e.g. {lost[:3]}")
-            report.problems += _sigterm_with_pipeline(harness, options.shutdown_limit_s)
+            report.problems += _sigterm_with_pipeline(harness, options.shutdown_limit_s,
+                                                      options.block_s)
         report.problems += verify(harness.daemon.db)
     report.requests = sum(c.requests for c in report.classes)
     report.peak_rss_mb = max((c.peak_rss_mb for c in report.classes), default=0.0)

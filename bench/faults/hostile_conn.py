@@ -394,10 +394,11 @@ def _send_until_blocked(client: Client, data: bytes, block_s: float) -> tuple[in
 
 
 def pipelining(path: Path, quota: int, rng: random.Random, tally: Tally,
-               hold_s: float, deadline: float) -> None:
+               hold_s: float, deadline: float, block_s: float = 2.0) -> None:
     """Connections that pipeline thousands of reads, queries and health checks and read
     none of the answers, held open for ``hold_s`` (the daemon must stop reading them
-    once 256 requests are in flight or 16 MiB of answers wait), four at a time."""
+    once 256 requests are in flight or 16 MiB of answers wait), four at a time; a write
+    blocked for ``block_s`` is taken as the daemon no longer reading."""
     while tally.requests < quota and time.monotonic() < deadline:
         held: list[Client] = []
         for _ in range(4):
@@ -420,7 +421,7 @@ def pipelining(path: Path, quota: int, rng: random.Random, tally: Tally,
             except OSError as exc:
                 tally.problems.append(f"pipelining: cannot connect: {exc!r}")
                 continue
-            sent, closed = _send_until_blocked(client, data, 2.0)
+            sent, closed = _send_until_blocked(client, data, block_s)
             written = data[:sent].count(b"\n")
             tally.requests += written
             tally.members += written

@@ -14,6 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from daemon.cli.source import ReadSource
+from eventstore.store import parse_store
+from projections.query import ViewQuery
 from tests.cli.first_hour import clean_env, run
 from tests.daemon.test_postgres_as_of import _bulk
 from tests.daemon_support import RawConnection
@@ -50,6 +53,17 @@ def _show(where: list[str], view: str, socket: Path, *extra: str) -> dict[str, A
     return answer
 
 
+def _read(url: str, db: Path, view: str, point: dict[str, Any]
+          ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The answer of ``view`` at ``point`` (``as_of``/``as_of_time``) read without a
+    daemon from the SQLite file and from the PostgreSQL log, through ``ReadSource``, the
+    reader ``show`` prints from."""
+    query = ViewQuery(view=view, limit=1000, **point)
+    with ReadSource("file", db=db) as lite, \
+            ReadSource("postgresql", store=parse_store(url)) as on_pg:
+        return lite.query(query), on_pg.query(query)
+
+
 def _tables(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
         return {str(row[0]) for row in conn.execute(
@@ -77,12 +91,21 @@ def test_rebuild_then_show_answer_what_sqlite_answers(both: tuple[str, Path],
     with psycopg.connect(url) as conn:  # whole at the last seq, for daemons running on
         ends = [row[0] for row in conn.execute("SELECT seq FROM view_snapshots")]
     assert [len(every_type_log())] == ends
+    points: list[dict[str, Any]] = [{}, {"as_of": 7}, {"as_of_time": "2024-03-01T12:00:00Z"}]
+    for view, point, flags in (("positions", points[0], []),  # the command, both stores
+                               ("orders", points[1], ["--as-of", "7"]),
+                               ("balances", points[2],
+                                ["--as-of-time", "2024-03-01T12:00:00Z"])):
+        expected = _show(["--db", str(db)], view, nobody, *flags)
+        assert expected["rows"], (view, flags)
+        assert expected == _show(["--store", url], view, nobody, *flags), (view, flags)
+        assert expected == _read(url, db, view, point)[0]
     compared = 0
-    for view in VIEWS:
-        for extra in ([], ["--as-of", "7"], ["--as-of-time", "2024-03-01T12:00:00Z"]):
-            expected = _show(["--db", str(db)], view, nobody, *extra)
-            assert expected == _show(["--store", url], view, nobody, *extra), (view, extra)
-            compared += len(expected["rows"])
+    for view in VIEWS:  # every view at each point, through what ``show`` reads with
+        for point in points:
+            lite, on_pg = _read(url, db, view, point)
+            assert lite == on_pg, (view, point)
+            compared += len(lite["rows"])
     assert compared > 30
     said = run("show", "balances", "--store", url, env=_away(nobody))
     assert "read-only (no daemon at" in said.stderr
@@ -111,8 +134,10 @@ def test_rebuild_beside_a_running_daemon(pg: PgLog, tmp_path: Path) -> None:
         assert "from the daemon" in from_daemon.stderr
         assert served["positions"] == json.loads(from_daemon.stdout)
         nobody = tmp_path / "no-daemon.sock"
+        assert served["trades"] == _show(["--store", pg.url], "trades", nobody)
         for view in VIEWS:
-            assert served[view] == _show(["--store", pg.url], view, nobody), view
+            with ReadSource("postgresql", store=parse_store(pg.url)) as tables:
+                assert served[view] == tables.query(ViewQuery(view=view, limit=1000)), view
         assert ["5"] == [row["quantity"] for row in served["positions"]["rows"]]
 
 

@@ -17,6 +17,7 @@ from tests.support import DaemonProcess, fill, wire_event
 
 VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journal",
          "history", "instruments", "accounts", "strategies"]
+CUT_VIEWS = ["positions", "trades", "balances", "orders", "history"]
 
 
 def _batches() -> list[list[dict[str, Any]]]:
@@ -102,7 +103,10 @@ def test_as_of_on_postgresql_answers_what_sqlite_answers(pg: PgLog, tmp_path: Pa
                 RawConnection(on_lite.socket, timeout_s=60) as lite_conn:
             compared = 0
             for point in _points(stored):
-                for view in VIEWS:
+                # every view at each seq; at a time, the views that show where the
+                # log was cut (the fold after the cut is the same code on both stores)
+                views = VIEWS if isinstance(point.get("as_of"), int) else CUT_VIEWS
+                for view in views:
                     expected = _answer(lite_conn, view, **point)
                     assert expected == _answer(pg_conn, view, **point), (view, point)
                     compared += bool(expected["rows"])

@@ -37,7 +37,7 @@ and a hundred probes of each other line class; a ``batches`` request is up to a
 thousand members or a megabyte, so it stays the longest part. The connection classes
 send whole rounds of connections (``pipelining``: four connections of 1,000-5,000
 requests each), so fewer requests would save little there."""
-SECONDS = {"batches": 18, "lines": 13, "connections": 30}
+SECONDS = {"batches": 16, "lines": 10, "connections": 17}
 """About what each part takes alone on an idle 2-core machine (see tests/conftest.py)."""
 
 
@@ -47,6 +47,7 @@ def _options(part: str) -> hostile.Options:
         requests=PER_CLASS[part] * len(classes), seed=5, classes=list(classes),
         rss_limit_mb=512, p99_ms=None, stall_s=10.0, partial_limit_s=1.0,
         class_budget_s=240.0, hold_s=1.0, slow_subscribers=2, answer_s=10.0,
+        block_s=0.5, quiet_s=1.0,
         env={"TRADELOG_LIMITS__PARTIAL_LINE_TIMEOUT_S": "1"})
 
 
