@@ -18,8 +18,27 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
-__all__ = ["ServeProcess"]
+__all__ = ["Child", "ServeProcess"]
+
+
+class Child(Protocol):
+    """What ``ServeProcess`` needs of a started child: ``subprocess.Popen``'s own."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 class ServeProcess:
@@ -38,7 +57,15 @@ class ServeProcess:
         self.extra_args = list(extra_args or [])
         self.env = dict(env or {})
         self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Child | None = None
+
+    def launch(self, argv: list[str], env: dict[str, str]) -> Child:
+        """Start ``tradelog ARGV`` as a new interpreter (``python -m daemon.cli``) with
+        ``env``, its output appended to ``log``, in ``cwd``."""
+        with self.log.open("ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "daemon.cli", *argv],
+                                    stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    cwd=self.cwd)
 
     def start(self, timeout_s: float = 60.0) -> float:
         """Start the child and wait for READY=1; returns the seconds it took.
@@ -57,11 +84,8 @@ class ServeProcess:
             env.update(self.env)
             env["NOTIFY_SOCKET"] = str(folder / "n")
             started = time.perf_counter()
-            with self.log.open("ab") as out:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "daemon.cli", "serve", "--db", str(self.db),
-                     "--socket", str(self.socket), *self.extra_args],
-                    stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.cwd)
+            self.proc = self.launch(["serve", "--db", str(self.db),
+                                     "--socket", str(self.socket), *self.extra_args], env)
             while time.perf_counter() - started < timeout_s:
                 with contextlib.suppress(TimeoutError):
                     if b"READY=1" in notify.recv(4096):

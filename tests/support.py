@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.process import ServeProcess
+from daemon.process import Child, ServeProcess
+from tests.warm import EXECUTABLE, start_warm
 
 _ids = itertools.count(1)
 
@@ -29,14 +31,27 @@ def fill(side: str, quantity: str, price: str, *, symbol: str = "EURUSD",
 
 
 class DaemonProcess(ServeProcess):
-    """``tradelog serve`` as a subprocess on ``directory``/tradelog.db and .sock; ``with``
-    starts it and kills it at the end if it is still running."""
+    """``tradelog serve`` as a process of its own on ``directory``/tradelog.db and .sock;
+    ``with`` starts it and kills it at the end if it is still running.
+
+    It is forked from a warm interpreter (``tests.warm``). A new interpreter is started
+    instead (``python -m daemon.cli serve``) with ``fresh=True``, for the tests of what a
+    start from nothing does, and whenever what the test changes acts at an interpreter's
+    start: ``env`` setting ``PYTHON*`` (a ``sitecustomize`` hook) or ``LD_*``, or
+    ``sys.executable`` replaced (a wrapper that lowers a limit first)."""
 
     def __init__(self, directory: Path, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, *, fresh: bool = False) -> None:
         super().__init__(directory / "tradelog.db", directory / "tradelog.sock",
                          directory / "daemon.log", extra_args=extra_args, env=env)
         self.directory = directory
+        self.fresh = fresh
+
+    def launch(self, argv: list[str], env: dict[str, str]) -> Child:
+        at_start = any(name.startswith(("PYTHON", "LD_")) for name in self.env)
+        if self.fresh or at_start or sys.executable != EXECUTABLE:
+            return super().launch(argv, env)
+        return start_warm(argv, env, self.cwd, self.log)
 
     def start(self, timeout_s: float = 30.0) -> float:
         return super().start(timeout_s)

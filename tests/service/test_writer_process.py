@@ -210,7 +210,7 @@ def test_serve_forks_its_writer_without_a_new_interpreter(tmp_path: Path) -> Non
     imported (no second interpreter start, no imports of its own): the child runs the
     daemon's command line, is named `tradelog-writer`, and serves appends. On SQLite
     neither process loads the PostgreSQL driver."""
-    with DaemonProcess(tmp_path) as proc, Client(proc.socket) as client:
+    with DaemonProcess(tmp_path, fresh=True) as proc, Client(proc.socket) as client:
         assert proc.proc is not None
         [child] = _children(proc.proc.pid)
         assert "tradelog-writer" == Path(f"/proc/{child}/comm").read_text().strip()
