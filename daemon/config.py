@@ -171,10 +171,11 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _http_tokens(self) -> Config:
+        if self.http_listen is None or self.http_tokens_file is not None:
+            return self  # nothing to check: daemon.http (and asyncio) stay unloaded
         from daemon.http.address import parse_listen
 
-        if self.http_listen is not None and self.http_tokens_file is None \
-                and not parse_listen(self.http_listen).loopback:
+        if not parse_listen(self.http_listen).loopback:
             raise ValueError(f"http_listen {self.http_listen} is not a loopback address: "
                              "set http_tokens_file (docs/HTTP.md, \"Security\") or listen "
                              "on 127.0.0.1")

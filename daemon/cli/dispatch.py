@@ -7,12 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from daemon.cli.errors import CliError
-from daemon.config import load_config
 
 __all__ = ["explain", "run"]
 
@@ -44,6 +42,7 @@ def _config(args: argparse.Namespace) -> Any:
     import os
 
     from daemon.cli.errors import EXIT_NOT_FOUND
+    from daemon.config import load_config
 
     file = args.config or (Path(os.environ["TRADELOG_CONFIG"])
                            if os.environ.get("TRADELOG_CONFIG") else None)
@@ -113,6 +112,8 @@ def _refuse_on_postgresql(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace, config: Any) -> int:
     """``tradelog serve``; a database or socket path that cannot be used is reported
     naming it, before anything is created."""
+    import asyncio
+
     from daemon.cli.errors import os_error
 
     # The writer process is forked with its code imported, before this one imports the
