@@ -1,4 +1,6 @@
-"""The CLI's commands other than ``serve``: each takes the parsed args and the config.
+"""The CLI's commands other than ``serve``: each takes the parsed args and the config
+(``daemon.config.Config``, or only its paths, ``daemon.locations.Locations``, when the
+configuration holds nothing else: ``daemon.cli.dispatch.PLAIN_COMMANDS``).
 
 Each command imports what only it uses (the client, the stores, the views, rich's
 progress bar) when it runs: a process runs one command, and its start is most of what
@@ -26,13 +28,14 @@ from eventstore.errors import DatabaseFileError, ValidationError
 if TYPE_CHECKING:
     from daemon.client import RemoteError
     from daemon.config import Config
+    from daemon.locations import Locations
     from projections.query import ViewQuery
 
 __all__ = ["emit", "health", "print_view", "rebuild", "refusal_text", "show", "tail",
            "terminal_safe", "verify", "view_query"]
 
 
-def _existing_db(config: Config) -> Path:
+def _existing_db(config: Config | Locations) -> Path:
     """``config.db`` if it is a file; never creates one.
 
     Raises:
@@ -45,7 +48,7 @@ def _existing_db(config: Config) -> Path:
     return db
 
 
-def verify(args: argparse.Namespace, config: Config) -> int:
+def verify(args: argparse.Namespace, config: Config | Locations) -> int:
     """Exit 0 with a summary when the chain holds; 1 naming the first bad event ("storage
     corrupt at seq N": altered, missing, or a row that cannot be read at all)."""
     import asyncio
@@ -105,7 +108,7 @@ def _rebuilt(folded: int, started: float) -> int:
     return 0
 
 
-def rebuild(args: argparse.Namespace, config: Config) -> int:
+def rebuild(args: argparse.Namespace, config: Config | Locations) -> int:
     """Rebuild every view from the log with a progress bar and the rate in events/s.
 
     On a SQLite file it holds the daemon's lock (``daemon.lockfile``) while it runs:
@@ -213,7 +216,7 @@ def view_query(args: argparse.Namespace) -> ViewQuery:
         as_of_time=args.as_of_time)
 
 
-def show(args: argparse.Namespace, config: Config) -> int:
+def show(args: argparse.Namespace, config: Config | Locations) -> int:
     """Print a view, from the daemon when one answers, else read-only from the file
     (``daemon.cli.source``), in ``--format`` (``daemon.cli.tables``).
 
@@ -260,7 +263,7 @@ def _stdin_events(account: str | None) -> list[Any]:
     return events
 
 
-def emit(args: argparse.Namespace, config: Config) -> int:
+def emit(args: argparse.Namespace, config: Config | Locations) -> int:
     """Append one event from flags, or JSON lines from stdin in batches of ``--batch``;
     prints what was stored. A refused batch is reported once, with its reasons (exit 1);
     the batches before it stay stored."""
@@ -340,7 +343,7 @@ async def _reader_gone(interval_s: float = 0.25) -> None:
             return
 
 
-def tail(args: argparse.Namespace, config: Config) -> int:
+def tail(args: argparse.Namespace, config: Config | Locations) -> int:
     """Print committed events as JSON lines (``--count`` to stop after N); stop quietly
     when the reader of the output goes away, even while no event comes."""
     import asyncio
@@ -380,7 +383,7 @@ def tail(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(run())
 
 
-def health(args: argparse.Namespace, config: Config) -> int:
+def health(args: argparse.Namespace, config: Config | Locations) -> int:
     """Print the daemon's health as JSON; exit 3 when it cannot be reached."""
     from daemon.cli.source import connect
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from daemon.cli.errors import CliError
 
-__all__ = ["explain", "run"]
+__all__ = ["PLAIN_COMMANDS", "explain", "run"]
 
 
 def explain(exc: Exception) -> tuple[str, int]:
@@ -38,11 +38,19 @@ def explain(exc: Exception) -> tuple[str, int]:
             EXIT_FAILED)
 
 
+PLAIN_COMMANDS = frozenset({"show", "verify", "rebuild", "emit", "tail", "health"})
+"""The commands that use only the configuration's ``db``, ``socket`` and store: given
+a configuration with nothing else in it, they take ``daemon.locations.plain_locations``
+and do not load the configuration's models."""
+
+
 def _config(args: argparse.Namespace) -> Any:
+    """The configuration ``args`` and the environment give (``daemon.config.Config``),
+    or for ``PLAIN_COMMANDS`` its paths (``daemon.locations.Locations``) when that is
+    all there is to it."""
     import os
 
     from daemon.cli.errors import EXIT_NOT_FOUND
-    from daemon.config import load_config
 
     file = args.config or (Path(os.environ["TRADELOG_CONFIG"])
                            if os.environ.get("TRADELOG_CONFIG") else None)
@@ -54,6 +62,14 @@ def _config(args: argparse.Namespace) -> Any:
                  "inbox": getattr(args, "inbox", None),
                  "log_format": getattr(args, "log_format", None),
                  "http_listen": getattr(args, "http_listen", None)}
+    if file is None and args.command in PLAIN_COMMANDS:
+        from daemon.locations import plain_locations
+
+        plain = plain_locations(overrides)
+        if plain is not None:
+            return plain
+    from daemon.config import load_config
+
     try:
         return load_config(args.config, overrides)
     except OSError as exc:

@@ -16,13 +16,16 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError, DaemonUnreachableError
 from daemon.client import Client, RemoteError
-from daemon.config import Config
 from eventstore.store import StoreURL, ViewReader, open_reader
 from projections.query import ViewQuery, query_view
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.locations import Locations
 
 __all__ = ["PROBE_TIMEOUT_S", "ReadSource", "connect", "daemon_answers", "known_accounts",
            "open_source", "require_account"]
@@ -153,7 +156,7 @@ class ReadSource:
         return runner.run(compute_metrics(recorder, account, **params))
 
 
-def open_source(args: Any, config: Config, command: str,
+def open_source(args: Any, config: Config | Locations, command: str,
                 prefer_file: bool = False) -> ReadSource:
     """The daemon at ``args.socket``/``config.socket`` if it answers, else ``config.db``
     (or the PostgreSQL log ``config.store`` names) read-only; ``--db`` without
