@@ -1,6 +1,6 @@
-"""daemon.locations: the paths without the configuration's models, the same as
-``load_config`` gives, or None whenever there is more to check; and what the short
-commands load at start."""
+"""What a command loads as it starts: the paths without the configuration's models
+(``daemon.locations``), the same as ``load_config`` gives, or None whenever there is
+more to check; the parser's names for the views; the modules the short commands load."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from daemon.cli.arguments import VIEW_NAMES
 from daemon.config import ConfigError, load_config
 from daemon.locations import Locations, plain_locations
 from eventstore import NewEvent, Recorder
+from projections.tables import VIEWS
 from schemas import parse_event
 from tests.support import fill
 
@@ -131,3 +133,8 @@ def test_short_commands_load_no_models(tmp_path: Path) -> None:
     config.write_text(f'db = "{db}"\n')
     assert _loaded("verify", "--config", str(config), env=env, cwd=tmp_path) == (
         "0 ['asyncio', 'daemon.config', 'pydantic']")
+
+
+def test_views_named_by_the_parser_are_the_views() -> None:
+    """The CLI's parser names the views, in order, without loading their tables."""
+    assert tuple(VIEWS) == VIEW_NAMES
