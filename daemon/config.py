@@ -11,7 +11,6 @@ models, when nothing else is configured: ``daemon.locations``.
 from __future__ import annotations
 
 import os
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -237,6 +236,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     values: dict[str, Any] = {"db": db, "socket": sock}
     file = path or (Path(environ["TRADELOG_CONFIG"]) if environ.get("TRADELOG_CONFIG") else None)
     if file is not None:
+        import tomllib  # only with a file: most starts have none
+
         try:
             values = merge(values, tomllib.loads(file.read_text()))
         except OSError as exc:
