@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError, DaemonUnreachableError
 from daemon.client import Client, RemoteError
 from eventstore.store import StoreURL, ViewReader, open_reader
-from projections.query import ViewQuery, query_view
+from projections.query_params import ViewQuery
 
 if TYPE_CHECKING:
     from daemon.config import Config
@@ -124,6 +124,8 @@ class ReadSource:
         if self.client is not None:
             filters = {k: v for k, v in query.given().items() if k != "view"}
             return self.client.query(query.view, **filters)
+        from projections.query import query_view  # the folds load for a file only
+
         runner, recorder = self._file()
         if query.as_of is None and query.as_of_time is None:
             self._require_views(runner, recorder)
