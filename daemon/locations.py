@@ -1,15 +1,15 @@
 """Where the log and the daemon are, read without pydantic when nothing else is configured.
 
-Most ``tradelog`` commands (``show``, ``verify``, ``rebuild``, ``emit``, ``tail``,
-``health``, ``import``: ``daemon.cli.dispatch.PLAIN_COMMANDS``) use only the database
-path, the socket path and the store of the configuration. ``plain_locations`` gives
-those without loading ``daemon.config``'s models (pydantic and building them are most of
-a short command's start) when the configuration holds nothing that needs checking beyond
-them: no configuration file, no ``--store``, and only ``TRADELOG_*`` variables whose
-values ``daemon.config.Config`` takes as they are. Otherwise it returns None and the
-command reads the whole configuration with ``daemon.config.load_config``, so that every
-mistake in it is reported exactly as before. Given the same inputs both give the same
-paths (a test holds them equal).
+Most ``tradelog`` commands (``show``, ``verify``, ``rebuild``, ``import``, ``export``,
+``restore``, ``emit``, ``tail``, ``health``: ``daemon.cli.dispatch.PLAIN_COMMANDS``) use
+only the database path, the socket path and the store of the configuration.
+``plain_locations`` gives those without loading ``daemon.config``'s models (pydantic and
+building them are most of a short command's start) when the configuration holds nothing
+that needs checking beyond them: no configuration file, no ``--store``, and only
+``TRADELOG_*`` variables whose values ``daemon.config.Config`` takes as they are.
+Otherwise it returns None and the command reads the whole configuration with
+``daemon.config.load_config``, so that every mistake in it is reported exactly as
+before. Given the same inputs both give the same paths (a test holds them equal).
 
 ``env_overrides`` and ``merge`` are how ``load_config`` reads the environment and
 layers its sources; they live here so that both readers share them.

@@ -38,7 +38,8 @@ def explain(exc: Exception) -> tuple[str, int]:
             EXIT_FAILED)
 
 
-PLAIN_COMMANDS = frozenset({"show", "verify", "rebuild", "emit", "tail", "health", "import"})
+PLAIN_COMMANDS = frozenset({"show", "verify", "rebuild", "emit", "tail", "health", "import",
+                            "export", "restore"})
 """The commands that use only the configuration's ``db``, ``socket`` and store: given
 a configuration with nothing else in it, they take ``daemon.locations.plain_locations``
 and do not load the configuration's models."""

@@ -117,8 +117,9 @@ def _make_db(path: Path) -> Path:
 def test_short_commands_load_no_models(tmp_path: Path) -> None:
     """``--version`` and ``--help`` load neither pydantic nor asyncio; ``show`` (tsv),
     ``verify`` and ``rebuild`` of a file, with nothing else configured, load no
-    pydantic and no configuration models, ``import`` (whose events need pydantic) no
-    configuration models; a configuration file still loads them."""
+    pydantic and no configuration models, nor do ``export`` and ``restore``; ``import``
+    (whose events need pydantic) no configuration models; a configuration file still
+    loads them."""
     db = _make_db(tmp_path / "log.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADELOG_")}
     env["TRADELOG_SOCKET"] = str(tmp_path / "none.sock")
@@ -130,6 +131,10 @@ def test_short_commands_load_no_models(tmp_path: Path) -> None:
     assert _loaded("show", "balances", "--db", str(db), env=env,
                    cwd=tmp_path) == "0 ['asyncio']"
     assert _loaded("verify", "--db", str(db), env=env, cwd=tmp_path) == "0 ['asyncio']"
+    for command in (["export", str(tmp_path / "out")], ["restore", str(db)]):
+        target = ["--db", str(db if command[0] == "export" else tmp_path / "r.db")]
+        line = _loaded(*command, *target, env=env, cwd=tmp_path)
+        assert line in ("0 []", "0 ['asyncio']")
     rows = (REPO / "tests" / "data" / "trades.csv").read_text().splitlines()[:4]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     assert _loaded("import", str(tmp_path / "t.csv"), "--format", "trades-csv", "--account",
