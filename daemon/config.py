@@ -4,13 +4,13 @@ Precedence, lowest first: built-in defaults; the TOML file (``--config``, or
 ``$TRADELOG_CONFIG``); environment variables ``TRADELOG_<KEY>`` for top-level keys and
 ``TRADELOG_LIMITS__<KEY>`` for limits; command-line flags.
 
-Default paths: ``daemon.paths.default_paths``.
+Default paths: ``daemon.paths.default_paths``. The paths alone, without this module's
+models, when nothing else is configured: ``daemon.locations``.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.locations import env_overrides, merge
 from daemon.paths import default_paths
 from eventstore.errors import ValidationError as ConfigError
 
@@ -171,10 +172,11 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _http_tokens(self) -> Config:
+        if self.http_listen is None or self.http_tokens_file is not None:
+            return self  # nothing to check: daemon.http (and asyncio) stay unloaded
         from daemon.http.address import parse_listen
 
-        if self.http_listen is not None and self.http_tokens_file is None \
-                and not parse_listen(self.http_listen).loopback:
+        if not parse_listen(self.http_listen).loopback:
             raise ValueError(f"http_listen {self.http_listen} is not a loopback address: "
                              "set http_tokens_file (docs/HTTP.md, \"Security\") or listen "
                              "on 127.0.0.1")
@@ -221,30 +223,6 @@ class Config(BaseModel):
         return value
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith("TRADELOG_") or key == "TRADELOG_CONFIG":
-            continue
-        name = key[len("TRADELOG_"):].lower()
-        if "__" in name:
-            section, _, field = name.partition("__")
-            found.setdefault(section, {})[field] = value
-        else:
-            found[name] = value
-    return found
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None,
                 env: dict[str, str] | None = None) -> Config:
     """Read and check the configuration.
@@ -258,14 +236,16 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     values: dict[str, Any] = {"db": db, "socket": sock}
     file = path or (Path(environ["TRADELOG_CONFIG"]) if environ.get("TRADELOG_CONFIG") else None)
     if file is not None:
+        import tomllib  # only with a file: most starts have none
+
         try:
-            values = _merge(values, tomllib.loads(file.read_text()))
+            values = merge(values, tomllib.loads(file.read_text()))
         except OSError as exc:
             raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
-    values = _merge(values, _env_overrides(environ))
-    values = _merge(values, {k: v for k, v in (overrides or {}).items() if v is not None})
+    values = merge(values, env_overrides(environ))
+    values = merge(values, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         config = Config.model_validate(values)
     except ValidationError as exc:

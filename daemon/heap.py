@@ -6,13 +6,18 @@ many short-lived objects (the request, its models, results, rows) that reference
 counting frees. With the interpreter's default thresholds (700 allocations for a young
 collection) the collector runs every few events and, every so often, walks the whole
 heap (docs/BENCHMARKS.md, section 15: about a tenth of the writer's CPU per event).
+
+The writer process is a fork of the daemon (``daemon.writer.launch``): what exists at
+the fork is collected and frozen once there (``freeze_before_fork``), so that neither
+process walks it again, in ``settle`` or later, and the writer's collections do not
+write to the pages it shares with the daemon.
 """
 
 from __future__ import annotations
 
 import gc
 
-__all__ = ["YOUNG_THRESHOLD", "settle"]
+__all__ = ["YOUNG_THRESHOLD", "freeze_before_fork", "settle"]
 
 YOUNG_THRESHOLD = 10_000
 """Net allocations between two young collections (the interpreter's default: 700).
@@ -29,3 +34,12 @@ def settle() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+
+
+def freeze_before_fork() -> None:
+    """Collect once and move what exists now out of every later collection, in the
+    process about to fork (the ``gc.freeze`` recipe of the Python documentation): both
+    processes' ``settle`` then walk only what each made since, and a collection in the
+    child does not copy the pages it shares with the parent."""
+    gc.collect()
+    gc.freeze()

@@ -2,7 +2,9 @@
 so that building the CLI's parser (every command, ``serve`` included) does not load the
 importers or the stores.
 
-``FORMAT_NAMES`` are the keys of ``daemon.importers.FORMATS`` (a test holds them equal).
+``FORMAT_NAMES`` are the keys of ``daemon.importers.FORMATS``, ``VIEW_NAMES`` those of
+``projections.tables.VIEWS`` (tests hold them equal): the parser names them without
+loading either (``--version`` and ``--help`` load neither).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import argparse
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["FORMAT_NAMES", "MAX_CHUNK", "add_migrate", "add_parser"]
+__all__ = ["FORMAT_NAMES", "MAX_CHUNK", "VIEW_NAMES", "add_migrate", "add_parser"]
 
 FORMAT_NAMES = ("daily-pnl-json", "events-jsonl", "trades-csv")
 """The names ``--format`` takes, sorted: ``daemon.importers.FORMATS``'s keys."""
+VIEW_NAMES = ("positions", "trades", "balances", "daily", "signals", "orders", "journal",
+              "history", "instruments", "accounts", "strategies")
+"""The views ``show`` prints, in ``projections.tables.VIEWS``'s order."""
 MAX_CHUNK = 10_000
 """Events in one ``append``, at most (PROTOCOL.md, "Limits")."""
 
@@ -51,6 +55,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _zone(text: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only `import` parses a zone
+
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):

@@ -1,43 +1,41 @@
-"""The CLI's commands other than ``serve``: each takes the parsed args and the config."""
+"""The CLI's commands other than ``serve``: each takes the parsed args and the config
+(``daemon.config.Config``, or only its paths, ``daemon.locations.Locations``, when the
+configuration holds nothing else: ``daemon.cli.dispatch.PLAIN_COMMANDS``).
+
+Each command imports what only it uses (the client, the stores, the views, rich's
+progress bar) when it runs: a process runs one command, and its start is most of what
+a short command costs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
-import select
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any
 
 from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError
-from daemon.cli.source import connect, open_source, require_account
 from daemon.cli.tables import default_format, print_answer, print_view, terminal_safe
-from daemon.client import AsyncClient, RemoteError
-from daemon.config import Config
 from daemon.jsonread import JSONReadError, loads
-from daemon.lockfile import acquire
 from eventstore.errors import DatabaseFileError, ValidationError
-from eventstore.recorder import Recorder
-from eventstore.store import open_store
-from projections.query import ViewQuery
-from projections.startup import rebuild_views
-from schemas.values import format_utc
+
+if TYPE_CHECKING:
+    from daemon.client import RemoteError
+    from daemon.config import Config
+    from daemon.locations import Locations
+    from projections.query import ViewQuery
 
 __all__ = ["emit", "health", "print_view", "rebuild", "refusal_text", "show", "tail",
            "terminal_safe", "verify", "view_query"]
 
 
-def _existing_db(config: Config) -> Path:
+def _existing_db(config: Config | Locations) -> Path:
     """``config.db`` if it is a file; never creates one.
 
     Raises:
@@ -50,9 +48,13 @@ def _existing_db(config: Config) -> Path:
     return db
 
 
-def verify(args: argparse.Namespace, config: Config) -> int:
+def verify(args: argparse.Namespace, config: Config | Locations) -> int:
     """Exit 0 with a summary when the chain holds; 1 naming the first bad event ("storage
     corrupt at seq N": altered, missing, or a row that cannot be read at all)."""
+    import asyncio
+
+    from eventstore.store import open_store
+
     store = config.store_url()
     where = _existing_db(config) if store.kind == "sqlite" else store.redacted()
 
@@ -81,6 +83,9 @@ def verify(args: argparse.Namespace, config: Config) -> int:
 def _rebuild_progress(total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr over ``total`` events with the rate in events/s; yields
     ``advance(n)``, to call after each n events folded."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     started = time.perf_counter()
     with Progress(TextColumn("rebuilding views"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} events"),
@@ -103,7 +108,7 @@ def _rebuilt(folded: int, started: float) -> int:
     return 0
 
 
-def rebuild(args: argparse.Namespace, config: Config) -> int:
+def rebuild(args: argparse.Namespace, config: Config | Locations) -> int:
     """Rebuild every view from the log with a progress bar and the rate in events/s.
 
     On a SQLite file it holds the daemon's lock (``daemon.lockfile``) while it runs:
@@ -115,6 +120,12 @@ def rebuild(args: argparse.Namespace, config: Config) -> int:
     if store.kind != "sqlite":
         assert store.conninfo is not None
         return _rebuild_postgresql(store.conninfo, REBUILD_LOCK_WAIT_S)
+    import asyncio
+
+    from daemon.lockfile import acquire
+    from eventstore.recorder import Recorder
+    from projections.startup import rebuild_views
+
     db = _existing_db(config)
     try:
         lock = acquire(db)
@@ -193,6 +204,8 @@ def _attrs(items: list[str] | None) -> dict[str, Any] | None:
 
 def view_query(args: argparse.Namespace) -> ViewQuery:
     """The ``ViewQuery`` that ``show``'s flags ask for (checked when it runs)."""
+    from projections.query_params import ViewQuery
+
     return ViewQuery(
         view=args.view, account=args.account, symbol=args.symbol,
         symbol_prefix=args.symbol_prefix, strategy=args.strategy, status=args.status,
@@ -203,12 +216,14 @@ def view_query(args: argparse.Namespace) -> ViewQuery:
         as_of_time=args.as_of_time)
 
 
-def show(args: argparse.Namespace, config: Config) -> int:
+def show(args: argparse.Namespace, config: Config | Locations) -> int:
     """Print a view, from the daemon when one answers, else read-only from the file
     (``daemon.cli.source``), in ``--format`` (``daemon.cli.tables``).
 
     Raises ``CliError`` for an unknown ``--account`` (exit 4, listing the known ones),
     ``RemoteError``/``ValidationError`` when a flag's value is refused (exit 1)."""
+    from daemon.cli.source import open_source, require_account
+
     query = view_query(args)
     fmt = "json" if args.json else (args.format or default_format())
     with open_source(args, config, "show") as source:
@@ -219,6 +234,8 @@ def show(args: argparse.Namespace, config: Config) -> int:
 
 
 def _now() -> str:
+    from schemas.values import format_utc
+
     return format_utc(datetime.now(UTC))
 
 
@@ -246,10 +263,15 @@ def _stdin_events(account: str | None) -> list[Any]:
     return events
 
 
-def emit(args: argparse.Namespace, config: Config) -> int:
+def emit(args: argparse.Namespace, config: Config | Locations) -> int:
     """Append one event from flags, or JSON lines from stdin in batches of ``--batch``;
     prints what was stored. A refused batch is reported once, with its reasons (exit 1);
     the batches before it stay stored."""
+    import uuid
+
+    from daemon.cli.source import connect
+    from daemon.client import RemoteError
+
     if args.event_type:
         if not (args.account and args.data):
             raise CliError("--type needs --account and --data", EXIT_USAGE)
@@ -310,6 +332,9 @@ def refusal_text(exc: RemoteError) -> str:
 async def _reader_gone(interval_s: float = 0.25) -> None:
     """Return once the reader of stdout has gone (``tradelog tail | head`` after head
     exits), checked every ``interval_s``; never returns for a terminal or a file."""
+    import asyncio
+    import select
+
     poller = select.poll()
     poller.register(sys.stdout.fileno(), 0)  # POLLERR and POLLHUP are always reported
     while True:
@@ -318,9 +343,14 @@ async def _reader_gone(interval_s: float = 0.25) -> None:
             return
 
 
-def tail(args: argparse.Namespace, config: Config) -> int:
+def tail(args: argparse.Namespace, config: Config | Locations) -> int:
     """Print committed events as JSON lines (``--count`` to stop after N); stop quietly
     when the reader of the output goes away, even while no event comes."""
+    import asyncio
+
+    from daemon.cli.source import connect
+    from daemon.client import AsyncClient
+
     types = args.types.split(",") if args.types else None
     connect(config.socket, wait_s=args.wait).close()
 
@@ -353,8 +383,10 @@ def tail(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(run())
 
 
-def health(args: argparse.Namespace, config: Config) -> int:
+def health(args: argparse.Namespace, config: Config | Locations) -> int:
     """Print the daemon's health as JSON; exit 3 when it cannot be reached."""
+    from daemon.cli.source import connect
+
     with connect(config.socket, retry_for_s=2) as client:
         print(json.dumps(client.health(), default=float))
     return 0

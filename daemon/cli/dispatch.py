@@ -7,14 +7,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from daemon.cli.errors import CliError
-from daemon.config import load_config
 
-__all__ = ["explain", "run"]
+__all__ = ["PLAIN_COMMANDS", "explain", "run"]
 
 
 def explain(exc: Exception) -> tuple[str, int]:
@@ -40,7 +38,17 @@ def explain(exc: Exception) -> tuple[str, int]:
             EXIT_FAILED)
 
 
+PLAIN_COMMANDS = frozenset({"show", "verify", "rebuild", "emit", "tail", "health", "import",
+                            "export", "restore"})
+"""The commands that use only the configuration's ``db``, ``socket`` and store: given
+a configuration with nothing else in it, they take ``daemon.locations.plain_locations``
+and do not load the configuration's models."""
+
+
 def _config(args: argparse.Namespace) -> Any:
+    """The configuration ``args`` and the environment give (``daemon.config.Config``),
+    or for ``PLAIN_COMMANDS`` its paths (``daemon.locations.Locations``) when that is
+    all there is to it."""
     import os
 
     from daemon.cli.errors import EXIT_NOT_FOUND
@@ -55,6 +63,14 @@ def _config(args: argparse.Namespace) -> Any:
                  "inbox": getattr(args, "inbox", None),
                  "log_format": getattr(args, "log_format", None),
                  "http_listen": getattr(args, "http_listen", None)}
+    if file is None and args.command in PLAIN_COMMANDS:
+        from daemon.locations import plain_locations
+
+        plain = plain_locations(overrides)
+        if plain is not None:
+            return plain
+    from daemon.config import load_config
+
     try:
         return load_config(args.config, overrides)
     except OSError as exc:
@@ -113,6 +129,8 @@ def _refuse_on_postgresql(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace, config: Any) -> int:
     """``tradelog serve``; a database or socket path that cannot be used is reported
     naming it, before anything is created."""
+    import asyncio
+
     from daemon.cli.errors import os_error
 
     # The writer process is forked with its code imported, before this one imports the

@@ -28,16 +28,19 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.cli.cells import csv_cell
-from daemon.config import Config
 from eventstore.backup import private_file, publish
 from eventstore.errors import ValidationError
 from eventstore.store import StoreURL, ViewReader, open_reader
 from projections import tables as t
 from projections.query import ViewQuery, query_view
 from projections.query_params import MAX_LIMIT
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.locations import Locations
 
 __all__ = ["ExportReport", "csv_cell", "export", "export_command"]
 
@@ -151,7 +154,7 @@ async def _all_rows(recorder: ViewReader, view: str, point: int) -> list[dict[st
             return rows
 
 
-def export_command(args: argparse.Namespace, config: Config) -> int:
+def export_command(args: argparse.Namespace, config: Config | Locations) -> int:
     """``tradelog export``: prints ``ExportReport.summary``."""
     store = config.store_url()
     source = config.db if store.kind == "sqlite" else store

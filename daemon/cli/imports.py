@@ -17,13 +17,9 @@ import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from typing import TYPE_CHECKING, Any
 
 from daemon.client import RemoteError
-from daemon.config import Config
 from daemon.importers.formats import MAPPED
 from daemon.importers.mapping import Mapping, MappingError, load_mapping
 from daemon.importers.reconcile import Query, file_in_views
@@ -39,6 +35,10 @@ from daemon.importers.twopass import (
 )
 from daemon.importers.void import FileEvents, TooManyEventsError, VoidPlan, find_stored
 from eventstore.errors import IdempotencyConflictError
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.locations import Locations
 
 __all__ = ["run_import"]
 
@@ -90,7 +90,7 @@ async def _void(args: argparse.Namespace, socket: Path, events: FileEvents,
     return plans
 
 
-def _run_void(args: argparse.Namespace, config: Config, fmt: str, batches: Batches,
+def _run_void(args: argparse.Namespace, config: Config | Locations, fmt: str, batches: Batches,
               report: ImportReport, checked: Checked) -> int:
     events = FileEvents()
     if fmt not in ("events-jsonl", MAPPED):
@@ -136,12 +136,11 @@ def _check(args: argparse.Namespace, spool: int, fmt: str,
     return checked
 
 
-def run_import(args: argparse.Namespace, config: Config) -> int:
+def run_import(args: argparse.Namespace, config: Config | Locations) -> int:
     """Validate the whole file, then store it; exit 1 listing the bad rows (the first
     50, then their count). The file is read once, one row at a time, into
     a private copy that the appends then read: memory does not grow with the file, and
     what is stored is what was checked."""
-    console = Console(stderr=True)
     mapping = None
     if args.map is not None:
         try:
@@ -191,6 +190,10 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
                               file_cash=checked.cash)
         if args.void:
             return _run_void(args, config, fmt, batches, report, checked)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        console = Console(stderr=True)
         with Progress(TextColumn(f"importing {args.file.name}"), BarColumn(),
                       MofNCompleteColumn(), console=console, transient=True) as bar:
             task = bar.add_task("import", total=checked.events)

@@ -30,12 +30,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.arguments import add_migrate
+from daemon.cli.arguments import VIEW_NAMES, add_migrate
 from daemon.cli.arguments import add_parser as add_import
 from daemon.cli.errors import EXIT_INTERRUPTED
 from daemon.paths import default_paths
 from daemon.version import VERSION
-from projections.tables import VIEWS
 
 __all__ = ["build_parser", "main"]
 
@@ -123,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_paths(rebuild, sock=False)
     show = sub.add_parser("show", help="print a view (from the daemon if it runs, else "
                           "the file or the PostgreSQL log, read-only)")
-    show.add_argument("view", choices=list(VIEWS), help="the view to print")
+    show.add_argument("view", choices=list(VIEW_NAMES), help="the view to print")
     _add_paths(show)
     _add_query_flags(show)
     emit = sub.add_parser("emit", help="append events: JSON lines on stdin, or one from flags")

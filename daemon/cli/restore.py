@@ -18,8 +18,8 @@ import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from daemon.config import Config
 from daemon.lockfile import hold_lock
 from eventstore import ddl
 from eventstore.backup import (
@@ -39,6 +39,10 @@ from eventstore.recorder import Recorder
 from eventstore.sqlitefile import open_sqlite
 from projections.query import as_of_seq
 from projections.startup import rebuild_views
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.locations import Locations
 
 __all__ = ["RestoreReport", "restore", "restore_command", "target_seq"]
 
@@ -208,7 +212,7 @@ async def restore(src: Path, dest: Path, *, to_seq: int | None = None,
                          else keep)
 
 
-def restore_command(args: argparse.Namespace, config: Config) -> int:
+def restore_command(args: argparse.Namespace, config: Config | Locations) -> int:
     """``tradelog restore``: prints ``RestoreReport.summary``; exit 1 on a refusal."""
     del config
     if args.db is None:

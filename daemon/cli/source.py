@@ -16,13 +16,16 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, CliError, DaemonUnreachableError
 from daemon.client import Client, RemoteError
-from daemon.config import Config
 from eventstore.store import StoreURL, ViewReader, open_reader
-from projections.query import ViewQuery, query_view
+from projections.query_params import ViewQuery
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.locations import Locations
 
 __all__ = ["PROBE_TIMEOUT_S", "ReadSource", "connect", "daemon_answers", "known_accounts",
            "open_source", "require_account"]
@@ -121,6 +124,8 @@ class ReadSource:
         if self.client is not None:
             filters = {k: v for k, v in query.given().items() if k != "view"}
             return self.client.query(query.view, **filters)
+        from projections.query import query_view  # the folds load for a file only
+
         runner, recorder = self._file()
         if query.as_of is None and query.as_of_time is None:
             self._require_views(runner, recorder)
@@ -153,7 +158,7 @@ class ReadSource:
         return runner.run(compute_metrics(recorder, account, **params))
 
 
-def open_source(args: Any, config: Config, command: str,
+def open_source(args: Any, config: Config | Locations, command: str,
                 prefer_file: bool = False) -> ReadSource:
     """The daemon at ``args.socket``/``config.socket`` if it answers, else ``config.db``
     (or the PostgreSQL log ``config.store`` names) read-only; ``--db`` without

@@ -18,14 +18,13 @@ import json
 import sys
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon.cli.cells import csv_cell
 from projections.tables import VIEWS
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["FORMATS", "MONEY_COLUMNS", "default_format", "print_answer", "print_view",
            "table_cell", "terminal_safe", "tsv_cell"]
@@ -57,6 +56,8 @@ def terminal_safe(text: str) -> str:
     """``text`` fit for a terminal through rich: control characters (C0, DEL, C1, tab
     and newline included) and bidirectional controls written as visible escapes
     (ESC as ``\\x1b``, U+202E as ``\\u202e``), then rich markup escaped."""
+    from rich.markup import escape  # rich loads for tables only, not for tsv, csv, json
+
     return escape(_plain(text))
 
 
@@ -117,6 +118,9 @@ def print_view(answer: dict[str, Any], console: Console | None = None,
     """A view answer as a readable table (all fields, or ``columns``), see the module
     docstring. Every text goes through ``terminal_safe``: a stored text's control
     characters and rich markup are printed visibly, never acted on."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = console or Console()
     rows = answer["rows"]
     names = _columns(answer, columns)
@@ -144,6 +148,8 @@ def print_view(answer: dict[str, Any], console: Console | None = None,
 def _print_records(console: Console, title: str, names: list[str], cells: list[list[str]],
                    numeric: list[bool]) -> None:
     """Rows too wide for the terminal: one block per row, a field and its value a line."""
+    from rich.table import Table
+
     console.print(title)
     label = max(len(n) for n in names)
     # Numbers right-aligned to the widest number of the whole answer, texts left.
@@ -167,6 +173,8 @@ def print_answer(answer: dict[str, Any], fmt: str, exact: bool = False,
         out.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
         return
     if fmt == "table":
+        from rich.console import Console
+
         print_view(answer, Console(file=out), exact=exact)
         return
     names = _columns(answer, None)

@@ -33,7 +33,9 @@ AttrsValue = StrictBool | Annotated[StrictStr, Field(max_length=256)] | StrictIn
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # Each model's validator is built when a request first needs it, not when the daemon
+    # starts (most daemons never see some of these methods; appends take the fast path).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class ExpectedVersion(_Params):

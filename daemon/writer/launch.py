@@ -141,12 +141,14 @@ def fork_writer() -> Launched:
     """
     if threading.active_count() != 1 or not hasattr(os, "fork"):
         return launch()
+    from daemon import heap
     from daemon.writer import child  # everything the writer runs, before the fork
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent = os.getpid()
     sys.stdout.flush()  # else the fork would write what this process had buffered again
     sys.stderr.flush()
+    heap.freeze_before_fork()
     try:
         pid = os.fork()
     except OSError:
