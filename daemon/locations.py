@@ -28,8 +28,10 @@ from daemon.paths import default_paths
 if TYPE_CHECKING:
     from eventstore.store import StoreURL
 
-__all__ = ["Locations", "env_overrides", "merge", "plain_locations"]
+__all__ = ["NOT_SETTINGS", "Locations", "env_overrides", "merge", "plain_locations"]
 
+NOT_SETTINGS = frozenset({"TRADELOG_CONFIG", "TRADELOG_DEBUG"})
+"""``TRADELOG_*`` variables that are not configuration keys."""
 _PATH_KEYS = frozenset({"db", "socket"})
 """Keys whose value, a ``Path`` or any text, ``Config`` takes as ``Path(value)``."""
 _CHOICES = {"log_format": frozenset({"auto", "json", "console"}),
@@ -56,10 +58,11 @@ class Locations:
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """The ``TRADELOG_<KEY>`` variables of ``environ`` as configuration values: top-level
     keys lower-cased, ``TRADELOG_<SECTION>__<KEY>`` as ``{section: {key: value}}``;
-    ``TRADELOG_CONFIG`` (the file's path) left out. Values stay text."""
+    ``TRADELOG_CONFIG`` (the file's path) and ``TRADELOG_DEBUG`` (a switch of the
+    command line: tracebacks, ``daemon.cli.errors``) left out. Values stay text."""
     found: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith("TRADELOG_") or key == "TRADELOG_CONFIG":
+        if not key.startswith("TRADELOG_") or key in NOT_SETTINGS:
             continue
         name = key[len("TRADELOG_"):].lower()
         if "__" in name:

@@ -59,6 +59,20 @@ def test_import_of_a_missing_file_says_so(tmp_path: Path) -> None:
     assert "daemon" not in err
 
 
+def test_debug_switch_shows_the_traceback_and_is_no_setting(tmp_path: Path) -> None:
+    """``TRADELOG_DEBUG=1`` adds the traceback to a failure's line (and the exit code
+    stays the documented one), whatever else is configured: it is not refused as an
+    unknown configuration key."""
+    none = str(tmp_path / "none.db")
+    for extra in ({}, {"TRADELOG_LOG_LEVEL": "debug"}, {"TRADELOG_SHUTDOWN_TIMEOUT_S": "5"}):
+        done = run("verify", "--db", none, env=clean_env(TRADELOG_DEBUG="1", **extra))
+        assert EXIT_NOT_FOUND == done.returncode, done.stderr
+        assert "Traceback" in done.stderr
+        assert done.stderr.splitlines()[-1].startswith("tradelog: "), done.stderr
+        assert none in done.stderr
+        assert "invalid configuration" not in done.stderr
+
+
 def test_report_html_into_a_missing_folder_says_so(daemon: DaemonProcess,
                                                    tmp_path: Path) -> None:
     """``report --html /nonexistent/dir/r.html``: exit 4 naming the folder."""

@@ -59,7 +59,6 @@ NOT_PLAIN: list[tuple[dict[str, Any], dict[str, str]]] = [
     ({"http_listen": "127.0.0.1:1"}, {}),
     ({}, {"TRADELOG_LOG_FORMAT": "JSON"}),
     ({}, {"TRADELOG_LOG_LEVEL": "verbose"}),
-    ({}, {"TRADELOG_DEBUG": "1"}),
     ({}, {"TRADELOG_LIMITS__MAX_LINE_BYTES": "10"}),
     ({}, {"TRADELOG_STORE": "postgresql://u@h/d"}),
     ({}, {"TRADELOG_GROUP": "0"}),
@@ -76,10 +75,19 @@ def test_anything_else_goes_to_load_config(overrides: dict[str, Any],
 
 def test_refused_values_are_still_refused() -> None:
     """What made the plain reading step aside is reported by ``load_config`` as before."""
-    for env in ({"TRADELOG_DEBUG": "1"}, {"TRADELOG_LOG_FORMAT": "JSON"}):
+    for env in ({"TRADELOG_LOG_FORMAT": "JSON"}, {"TRADELOG_SHUTDOWN_TIMEOUT_S": "soon"}):
         assert plain_locations({}, env) is None
         with pytest.raises(ConfigError, match="invalid configuration"):
             load_config(None, {}, env)
+
+
+def test_the_debug_switch_is_not_a_setting() -> None:
+    """``TRADELOG_DEBUG`` (tracebacks on failure) is a switch of the command line, not a
+    configuration key: both readers take it without a word."""
+    env = {"TRADELOG_DEBUG": "1", "TRADELOG_DB": "/srv/t.db"}
+    plain = plain_locations({}, env)
+    assert plain is not None
+    assert Path("/srv/t.db") == plain.db == load_config(None, {}, env).db
 
 
 _PROBE = """
