@@ -15,16 +15,14 @@ from their tables (rows of seq <= N) when the views are at N or past it.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from datetime import UTC
 from typing import Any
 
 from eventstore import ddl as event_ddl
 from eventstore.logtx import LogTx
 from eventstore.record import StoredEvent
+from eventstore.scratch import query_scratch
 from eventstore.store import ViewReader
-from eventstore.writes import Statement, run_statements
 from projections import tables as t
 from projections.drain import clear_marks, drain
 from projections.fold import fold
@@ -142,7 +140,7 @@ async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
         seq, state = await state_at_time(recorder, parse_time(q.as_of_time), q.account,
                                          q.view)
         _mark_view(state, q.view)
-        total, rows = await _scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
+        total, rows = await query_scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
     elif q.as_of is None:
         checkpoint, total, rows = await recorder.fetch_snapshot([
             ("SELECT coalesce(max(last_seq), 0) FROM projection_checkpoint", ()),
@@ -160,7 +158,7 @@ async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
             state = await state_at(recorder, seq,
                                    None if q.view in SEQ_COLUMN else q.view)
             _mark_view(state, q.view)
-            total, rows = await _scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
+            total, rows = await query_scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
     return {"view": q.view, "as_of_seq": seq, "total": int(total[0][0]),
             "rows": [table.to_wire(row) for row in rows]}
 
@@ -170,20 +168,3 @@ _ALL_DDL = [statement for table in t.TABLES for statement in table.ddl()]
 refold clears an account's rows everywhere)."""
 
 
-def _scratch_run(ddl: list[str], statements: list[Statement],
-                 queries: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(":memory:")
-    try:
-        for statement in ddl:
-            conn.execute(statement)
-        run_statements(conn, statements)
-        return [list(conn.execute(sql, params)) for sql, params in queries]
-    finally:
-        conn.close()
-
-
-async def _scratch(ddl: list[str], statements: list[Statement],
-                   queries: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
-    """A throw-away in-memory database with the view tables (``ddl``) and the rows
-    ``statements`` write: the rows of each of ``queries``, on a worker thread."""
-    return await asyncio.to_thread(_scratch_run, ddl, statements, queries)
