@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import DaemonProcess
+from tests.support import DaemonProcess, daemon_on
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -52,10 +52,30 @@ def pg() -> Iterator[Any]:
         log.drop()
 
 
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test of a module marked ``both_stores`` that uses the ``daemon`` fixture (of this
+    file, or ``store`` itself) runs once per store: its daemon on a SQLite file, then on
+    a PostgreSQL schema of its own."""
+    if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+            "both_stores") is not None:
+        metafunc.parametrize("store", STORES, scope="module")
+
+
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
-    """A running ``tradelog serve`` on a temp socket and database; killed at the end."""
-    with DaemonProcess(tmp_path) as proc:
+def store() -> str:
+    """The store of the ``daemon`` fixture's log: ``sqlite`` unless the module is marked
+    ``both_stores``, which runs each test on both."""
+    return "sqlite"
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, store: str) -> Iterator[DaemonProcess]:
+    """A running ``tradelog serve`` on a temp socket and, by ``store``, a database file
+    in ``tmp_path`` or a PostgreSQL schema of its own (dropped after); killed at the end."""
+    with daemon_on(store, tmp_path) as proc:
         yield proc
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support import DaemonProcess
+from tests.support import DaemonProcess, daemon_on
 
 VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journal"]
 _ids = itertools.count(1)
@@ -32,9 +32,11 @@ def limits_env(**limits: Any) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running(directory: Path, env: dict[str, str] | None = None,
-            extra_args: list[str] | None = None) -> Iterator[DaemonProcess]:
-    """A started daemon in ``directory``; killed on the way out if still running."""
-    with DaemonProcess(directory, extra_args=extra_args, env=env) as proc:
+            extra_args: list[str] | None = None,
+            store: str = "sqlite") -> Iterator[DaemonProcess]:
+    """A started daemon in ``directory`` on ``store`` (``tests.support.daemon_on``);
+    killed on the way out if still running."""
+    with daemon_on(store, directory, env=env, extra_args=extra_args) as proc:
         yield proc
 
 
@@ -241,6 +243,18 @@ def sqlite_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
         return list(conn.execute(sql, params))
     finally:
         conn.close()
+
+
+def log_rows(proc: DaemonProcess, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a query on the daemon's log, read directly (the daemon may be stopped):
+    its SQLite file, or its PostgreSQL schema when it was given ``--store``."""
+    flag, where = proc.log_args()
+    if flag == "--db":
+        return sqlite_rows(Path(where), sql)
+    import psycopg
+
+    with psycopg.connect(where) as conn:
+        return [tuple(row) for row in conn.execute(sql)]
 
 
 def tradelog(*args: str, stdin: bytes | None = None,

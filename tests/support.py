@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,13 @@ class DaemonProcess(ServeProcess):
         self.directory = directory
         self.fresh = fresh
 
+    def log_args(self) -> list[str]:
+        """The CLI flags that name this daemon's log for reading without it: its
+        ``--store`` when it was given one, else ``--db`` of its file."""
+        if "--store" in self.extra_args:
+            return self.extra_args[self.extra_args.index("--store"):][:2]
+        return ["--db", str(self.db)]
+
     def launch(self, argv: list[str], env: dict[str, str]) -> Child:
         at_start = any(name.startswith(("PYTHON", "LD_")) for name in self.env)
         if self.fresh or at_start or sys.executable != EXECUTABLE:
@@ -59,3 +68,24 @@ class DaemonProcess(ServeProcess):
     def __enter__(self) -> DaemonProcess:
         self.start()
         return self
+
+
+@contextlib.contextmanager
+def daemon_on(store: str, directory: Path, env: dict[str, str] | None = None,
+              extra_args: list[str] | None = None) -> Iterator[DaemonProcess]:
+    """A started ``DaemonProcess`` in ``directory`` whose log is, by ``store``, the
+    SQLite file there (``sqlite``) or a PostgreSQL schema of its own (``postgresql``,
+    dropped after); killed on the way out if still running."""
+    if store == "sqlite":
+        with DaemonProcess(directory, extra_args=extra_args, env=env) as proc:
+            yield proc
+        return
+    from tests.eventstore.test_store_contract import PgLog
+
+    log = PgLog()
+    try:
+        with DaemonProcess(directory, extra_args=[*(extra_args or []), "--store", log.url],
+                           env=env) as proc:
+            yield proc
+    finally:
+        log.drop()

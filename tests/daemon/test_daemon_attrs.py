@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.daemon_support import RawConnection
 from tests.support import DaemonProcess
+
+pytestmark = pytest.mark.both_stores
 
 FILL = (b'{"id":"f1","source":"b","type":"fill","time":"2024-03-01T12:00:00Z",'
         b'"account":"a","data":{"symbol":"X","side":"buy","quantity":"1","price":"2",'

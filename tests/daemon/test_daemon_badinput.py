@@ -16,6 +16,8 @@ import pytest
 from tests.daemon_support import RawConnection, health, limits_env, line, read_all, running
 from tests.support import DaemonProcess, fill
 
+pytestmark = pytest.mark.both_stores
+
 _APPEND = b'{"jsonrpc":"2.0","id":7,"method":"append","params":{"events":[%s]}}'
 _FILL = (b'{"id":"nan","source":"t","type":"fill","time":"2024-03-01T12:00:00Z",'
          b'"account":"a","data":{"symbol":"X","side":"buy","quantity":"1","price":%s}}')

@@ -10,6 +10,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from daemon.client import AsyncClient
 from tests.daemon_support import (
     VIEWS,
@@ -22,6 +24,8 @@ from tests.daemon_support import (
     wait_for_log,
 )
 from tests.support import DaemonProcess, fill, wire_event
+
+pytestmark = pytest.mark.both_stores
 
 
 def _scenario() -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_support import (
     RawConnection,
     health,
@@ -20,17 +22,19 @@ from tests.daemon_support import (
 )
 from tests.support import DaemonProcess, wire_event
 
+pytestmark = pytest.mark.both_stores
+
 
 def _logged(proc: DaemonProcess, event: str) -> bool:
     return any(r.get("event") == event for r in log_records(proc))
 
 
-def test_too_slow_subscriber_gets_subscription_closed(tmp_path: Path) -> None:
+def test_too_slow_subscriber_gets_subscription_closed(tmp_path: Path, store: str) -> None:
     """A subscriber that stops reading and falls more than subscriber_max_lag events
     behind gets every event it was sent in order, then `subscription_closed` with the
     reason and where to resume, then the connection closes; writers are unaffected."""
     env = limits_env(subscriber_max_lag=50, write_timeout_s=30)
-    with running(tmp_path, env=env) as proc, RawConnection(proc.socket) as writer:
+    with running(tmp_path, env=env, store=store) as proc, RawConnection(proc.socket) as writer:
         slow = RawConnection(proc.socket)
         try:
             sid = slow.result("subscribe", {"from_seq": 1})["subscription"]
@@ -68,10 +72,10 @@ def _drain_raw(sock: socket.socket, timeout_s: float) -> bool:
     return False
 
 
-def test_client_never_reading_is_disconnected(tmp_path: Path) -> None:
+def test_client_never_reading_is_disconnected(tmp_path: Path, store: str) -> None:
     """A client that sends requests but never reads the answers is disconnected once its
     answers have waited write_timeout_s; other clients keep being served."""
-    with running(tmp_path, env=limits_env(write_timeout_s=0.5)) as proc, \
+    with running(tmp_path, env=limits_env(write_timeout_s=0.5), store=store) as proc, \
             RawConnection(proc.socket) as bystander:
         deaf = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -105,11 +109,11 @@ def test_client_never_reading_is_disconnected(tmp_path: Path) -> None:
         assert 2 == health(proc.socket)["connections"]
 
 
-def test_subscriber_reading_late_is_told_where_to_resume(tmp_path: Path) -> None:
+def test_subscriber_reading_late_is_told_where_to_resume(tmp_path: Path, store: str) -> None:
     """A subscriber that stops reading for longer than write_timeout_s finds, when it
     reads again, the events in seq order up to a ``subscription_closed`` whose
     ``next_seq`` follows the last event it got, then the end of the stream."""
-    with running(tmp_path, env=limits_env(write_timeout_s=0.5)) as proc, \
+    with running(tmp_path, env=limits_env(write_timeout_s=0.5), store=store) as proc, \
             RawConnection(proc.socket) as writer:
         for _ in range(8):
             writer.result("append", {"events": [
@@ -132,9 +136,9 @@ def test_subscriber_reading_late_is_told_where_to_resume(tmp_path: Path) -> None
     assert "subscription_closed" == messages[-1]["method"]
 
 
-def test_unsubscribed_connection_keeps_working(tmp_path: Path) -> None:
+def test_unsubscribed_connection_keeps_working(tmp_path: Path, store: str) -> None:
     """Unsubscribing stops notifications but the connection serves requests as before."""
-    with running(tmp_path) as proc, RawConnection(proc.socket) as conn:
+    with running(tmp_path, store=store) as proc, RawConnection(proc.socket) as conn:
         sid = conn.result("subscribe", {"types": ["journal"]})["subscription"]
         conn.send_json({"jsonrpc": "2.0", "id": "a", "method": "append",
                         "params": {"events": [wire_event("journal", {"text": "x"})]}})

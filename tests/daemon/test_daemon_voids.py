@@ -13,6 +13,8 @@ import pytest
 from tests.daemon_support import RawConnection, read_all
 from tests.support import DaemonProcess, fill, wire_event
 
+pytestmark = pytest.mark.both_stores
+
 VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journal",
          "history", "instruments", "accounts", "strategies"]
 

@@ -14,13 +14,15 @@ import pytest
 
 from tests.daemon_support import RawConnection, health, tradelog
 from tests.query_support import history, matches
-from tests.support import DaemonProcess
+from tests.support import DaemonProcess, daemon_on
+
+pytestmark = pytest.mark.both_stores
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    """One daemon for the module, holding ``history()``."""
-    with DaemonProcess(tmp_path_factory.mktemp("qd")) as proc:
+def daemon(tmp_path_factory: pytest.TempPathFactory, store: str) -> Iterator[DaemonProcess]:
+    """One daemon for the module (per store), holding ``history()``."""
+    with daemon_on(store, tmp_path_factory.mktemp("qd")) as proc:
         wires = history()
         with RawConnection(proc.socket) as conn:
             for start in range(0, len(wires), 40):
@@ -158,7 +160,7 @@ def test_show_flags_ask_the_daemon_and_the_file_alike(daemon: DaemonProcess) -> 
                      limit=3)
     assert expected["rows"]
     assert expected == show("signals", "--socket", str(daemon.socket), *flags)
-    assert expected == show("signals", "--db", str(daemon.directory / "tradelog.db"), *flags)
+    assert expected == show("signals", *daemon.log_args(), *flags)
 
 
 def test_show_as_of_time_and_updated_since(daemon: DaemonProcess) -> None:
@@ -175,6 +177,6 @@ def test_show_as_of_time_and_updated_since(daemon: DaemonProcess) -> None:
 def test_show_refuses_a_filter_the_view_lacks(daemon: DaemonProcess, tmp_path: Path) -> None:
     """``show balances --symbol X`` exits 1 with the reason, from the daemon or the file."""
     for where in (["--socket", str(daemon.socket)],
-                  ["--db", str(daemon.directory / "tradelog.db")]):
+                  daemon.log_args()):
         done = tradelog("show", "balances", *where, "--symbol", "NIFTY")
         assert (1, True) == (done.returncode, b"'symbol'" in done.stderr), done.stderr

@@ -19,13 +19,16 @@ from tests.daemon_support import (
     running,
 )
 from tests.legacy_support import LEGACY, legacy_event, write_log
-from tests.support import DaemonProcess, fill, wire_event
+from tests.support import DaemonProcess, daemon_on, fill, wire_event
+
+pytestmark = pytest.mark.both_stores
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    """One daemon for the battery, its account ``tokyo`` on a time zone ahead of UTC."""
-    with running(tmp_path_factory.mktemp("hostile")) as proc:
+def daemon(tmp_path_factory: pytest.TempPathFactory, store: str) -> Iterator[DaemonProcess]:
+    """One daemon for the battery (per store), its account ``tokyo`` on a time zone
+    ahead of UTC."""
+    with daemon_on(store, tmp_path_factory.mktemp("hostile")) as proc:
         with RawConnection(proc.socket) as conn:
             conn.result("append", {"events": [
                 fill("buy", "1", "10"),

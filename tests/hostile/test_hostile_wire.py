@@ -27,13 +27,15 @@ from tests.daemon_support import (
     limits_env,
     line,
     log_records,
+    log_rows,
     read_all,
     refused,
     running,
-    sqlite_rows,
     wait_for_log,
 )
 from tests.support import DaemonProcess, fill, wire_event
+
+pytestmark = pytest.mark.both_stores
 
 MiB = 1 << 20
 
@@ -64,9 +66,9 @@ def _journal(count: int, size: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    """One daemon at the default limits, with a few events stored."""
-    with running(tmp_path_factory.mktemp("hostile")) as proc:
+def shared(tmp_path_factory: pytest.TempPathFactory, store: str) -> Iterator[DaemonProcess]:
+    """One daemon at the default limits (per store), with a few events stored."""
+    with running(tmp_path_factory.mktemp("hostile"), store=store) as proc:
         with RawConnection(proc.socket) as conn:
             conn.result("append", {"events": _journal(20, 100)})
         yield proc
@@ -204,13 +206,13 @@ def test_thousand_reads_of_ten_thousand_at_default_limits(shared: DaemonProcess)
 
 
 @pytest.fixture(scope="module")
-def budgeted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+def budgeted(tmp_path_factory: pytest.TempPathFactory, store: str) -> Iterator[DaemonProcess]:
     """A daemon with small budgets: 16 KiB lines, 128 KiB of answers per connection,
     8 requests in flight, 4 subscriptions; and 400 events of about 1 KB stored."""
     env = limits_env(max_line_bytes=16 << 10, max_answer_bytes=128 << 10,
                      max_inflight_per_connection=8, max_subscriptions_per_connection=4,
                      write_timeout_s=30)
-    with running(tmp_path_factory.mktemp("budgeted"), env=env) as proc:
+    with running(tmp_path_factory.mktemp("budgeted"), env=env, store=store) as proc:
         with RawConnection(proc.socket) as conn:
             for _ in range(40):
                 conn.result("append", {"events": _journal(10, 1000)})
@@ -396,10 +398,10 @@ def test_soft_open_file_limit_is_raised_to_the_hard_one(tmp_path: Path,
 
 # ---------------------------------------------------------------- logs and shutdown
 
-def test_refused_requests_do_not_flood_the_log(tmp_path: Path) -> None:
+def test_refused_requests_do_not_flood_the_log(tmp_path: Path, store: str) -> None:
     """5,000 refused requests on one connection log a handful of records; when the
     connection ends, `requests_refused` counts the ones held back."""
-    with running(tmp_path) as proc:
+    with running(tmp_path, store=store) as proc:
         with RawConnection(proc.socket) as conn:
             conn.send(b"".join(_raw("no_such_method", str(i).encode()) for i in range(2500))
                       + b"{oops\n" * 2500)
@@ -414,13 +416,14 @@ def test_refused_requests_do_not_flood_the_log(tmp_path: Path) -> None:
     assert flushed["refused"] > 4000
 
 
-def test_sigterm_stops_within_the_timeout_with_stuck_clients(tmp_path: Path) -> None:
+def test_sigterm_stops_within_the_timeout_with_stuck_clients(tmp_path: Path,
+                                                             store: str) -> None:
     """SIGTERM with a subscriber, a client never reading big answers and a half-sent
     line: the daemon exits 0 within shutdown_timeout_s (and a margin for process exit),
     and every acknowledged append is stored."""
     env = limits_env(max_line_bytes=16 << 10, max_answer_bytes=128 << 10)
     env["TRADELOG_SHUTDOWN_TIMEOUT_S"] = "2"
-    with running(tmp_path, env=env) as proc:
+    with running(tmp_path, env=env, store=store) as proc:
         with RawConnection(proc.socket) as writer:
             for _ in range(20):
                 writer.result("append", {"events": _journal(10, 1000)})
@@ -446,7 +449,7 @@ def test_sigterm_stops_within_the_timeout_with_stuck_clients(tmp_path: Path) -> 
         finally:
             for closing in (sub, deaf, half, acked):
                 closing.close()
-        assert [(201,)] == sqlite_rows(proc.db, "SELECT count(*) FROM events")
+        assert [(201,)] == log_rows(proc, "SELECT count(*) FROM events")
 
 
 def test_every_limit_is_documented_with_its_default() -> None:

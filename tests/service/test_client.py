@@ -14,6 +14,8 @@ from daemon.client import AsyncClient, Client, RemoteError
 from tests.daemon_support import read_all, tradelog
 from tests.support import DaemonProcess, fill, wire_event
 
+pytestmark = pytest.mark.both_stores
+
 
 async def test_async_client_append_query_read_subscribe(daemon: DaemonProcess) -> None:
     """AsyncClient appends, queries, reads and subscribes (catch-up then live)."""
