@@ -72,8 +72,8 @@ async def _as_of_from_snapshots(wires: list[dict[str, Any]], cuts: list[int],
             await full.close()
 
 
-@pytest.mark.slow(seconds=12)
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow(seconds=6)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequences(max_size=16), st.lists(st.integers(0, 100), max_size=5),
        st.integers(0, 6), st.integers(1, 4))
 def test_as_of_from_snapshots_equals_a_fresh_store(
