@@ -53,15 +53,10 @@ def _show(where: list[str], view: str, socket: Path, *extra: str) -> dict[str, A
     return answer
 
 
-def _read(url: str, db: Path, view: str, point: dict[str, Any]
-          ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _query(source: ReadSource, view: str, point: dict[str, Any]) -> dict[str, Any]:
     """The answer of ``view`` at ``point`` (``as_of``/``as_of_time``) read without a
-    daemon from the SQLite file and from the PostgreSQL log, through ``ReadSource``, the
-    reader ``show`` prints from."""
-    query = ViewQuery(view=view, limit=1000, **point)
-    with ReadSource("file", db=db) as lite, \
-            ReadSource("postgresql", store=parse_store(url)) as on_pg:
-        return lite.query(query), on_pg.query(query)
+    daemon through ``ReadSource``, the reader ``show`` prints from."""
+    return source.query(ViewQuery(view=view, limit=1000, **point))
 
 
 def _tables(url: str) -> set[str]:
@@ -92,20 +87,22 @@ def test_rebuild_then_show_answer_what_sqlite_answers(both: tuple[str, Path],
         ends = [row[0] for row in conn.execute("SELECT seq FROM view_snapshots")]
     assert [len(every_type_log())] == ends
     points: list[dict[str, Any]] = [{}, {"as_of": 7}, {"as_of_time": "2024-03-01T12:00:00Z"}]
-    for view, point, flags in (("positions", points[0], []),  # the command, both stores
-                               ("orders", points[1], ["--as-of", "7"]),
-                               ("balances", points[2],
-                                ["--as-of-time", "2024-03-01T12:00:00Z"])):
-        expected = _show(["--db", str(db)], view, nobody, *flags)
-        assert expected["rows"], (view, flags)
-        assert expected == _show(["--store", url], view, nobody, *flags), (view, flags)
-        assert expected == _read(url, db, view, point)[0]
-    compared = 0
-    for view in VIEWS:  # every view at each point, through what ``show`` reads with
-        for point in points:
-            lite, on_pg = _read(url, db, view, point)
-            assert lite == on_pg, (view, point)
-            compared += len(lite["rows"])
+    with ReadSource("file", db=db) as lite, \
+            ReadSource("postgresql", store=parse_store(url)) as on_pg:
+        for view, point, flags in (("positions", points[0], []),  # the command, both stores
+                                   ("orders", points[1], ["--as-of", "7"]),
+                                   ("balances", points[2],
+                                    ["--as-of-time", "2024-03-01T12:00:00Z"])):
+            expected = _show(["--db", str(db)], view, nobody, *flags)
+            assert expected["rows"], (view, flags)
+            assert expected == _show(["--store", url], view, nobody, *flags), (view, flags)
+            assert expected == _query(lite, view, point)
+        compared = 0
+        for view in VIEWS:  # every view at each point, through what ``show`` reads with
+            for point in points:
+                answer = _query(lite, view, point)
+                assert answer == _query(on_pg, view, point), (view, point)
+                compared += len(answer["rows"])
     assert compared > 30
     said = run("show", "balances", "--store", url, env=_away(nobody))
     assert "read-only (no daemon at" in said.stderr
@@ -135,9 +132,9 @@ def test_rebuild_beside_a_running_daemon(pg: PgLog, tmp_path: Path) -> None:
         assert served["positions"] == json.loads(from_daemon.stdout)
         nobody = tmp_path / "no-daemon.sock"
         assert served["trades"] == _show(["--store", pg.url], "trades", nobody)
-        for view in VIEWS:
-            with ReadSource("postgresql", store=parse_store(pg.url)) as tables:
-                assert served[view] == tables.query(ViewQuery(view=view, limit=1000)), view
+        with ReadSource("postgresql", store=parse_store(pg.url)) as tables:
+            for view in VIEWS:
+                assert served[view] == _query(tables, view, {}), view
         assert ["5"] == [row["quantity"] for row in served["positions"]["rows"]]
 
 

@@ -23,14 +23,9 @@ from tests.fold_support import new_event
 from tests.service.test_writer_core_pg import view_tables
 
 
-@pytest.mark.parametrize("seed", [3, 11])
-def test_cores_taking_turns_fold_the_others_events(pg: PgLog, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch,
-                                                   seed: int) -> None:
-    """Random turns of groups of 1 to 6 events (signals, orders, status, fills naming
-    orders, marks, journal, cash): the tables equal SQLite's, and most turns folded the
-    others' events rather than loading the state again."""
-    monkeypatch.setattr(runner, "CACHE_ROWS", 8)  # most rows loaded on demand
+def _count_folds(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each catch-up of a core from here on, whether it folded the others' events
+    (True) or loaded the state again (False), in order."""
     folds: list[bool] = []
     real = others.fold_known
 
@@ -40,6 +35,18 @@ def test_cores_taking_turns_fold_the_others_events(pg: PgLog, tmp_path: Path,
         return caught
 
     monkeypatch.setattr(runner, "fold_known", counting)
+    return folds
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_cores_taking_turns_fold_the_others_events(pg: PgLog, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   seed: int) -> None:
+    """Random turns of groups of 1 to 6 events (signals, orders, status, fills naming
+    orders, marks, journal, cash): the tables equal SQLite's, and most turns folded the
+    others' events rather than loading the state again."""
+    monkeypatch.setattr(runner, "CACHE_ROWS", 8)  # most rows loaded on demand
+    folds = _count_folds(monkeypatch)
     rng = random.Random(seed)
     stream = EventStream(seed, prefix=f"t{seed}", open_per_account=5)
     cores = [PgWriterCore.open(pg.url)[0] for _ in range(3)]
@@ -74,15 +81,7 @@ def test_an_order_announced_after_a_fill_that_names_it_loads_the_state(
     a signal): the fill opened its position with no signal, but the order's table row
     already names it. The core that catches up loads its state instead of folding, and
     its next fill on the position leaves the row SQLite leaves."""
-    folds: list[bool] = []
-    real = others.fold_known
-
-    def counting(*args: Any) -> Any:
-        caught = real(*args)
-        folds.append(caught is not None)
-        return caught
-
-    monkeypatch.setattr(runner, "fold_known", counting)
+    folds = _count_folds(monkeypatch)
     groups = [
         (0, [_wire(0, "cash", {"amount": "1000", "kind": "deposit"})]),
         (1, [_wire(1, "signal", {"signal_id": "s1", "strategy": "sma", "symbol": "XYZ",
