@@ -18,6 +18,7 @@ from eventstore.follow import Executes, RowsAfter, catch_up, in_transaction, run
 from eventstore.logger import structlog
 from projections.fold import PROJECTION_VERSION
 from projections.runner import ViewRunner
+from projections.snapshots import use_table_snapshots
 
 __all__ = ["ConnectionLookup", "Transact", "flush", "log_left_out", "open_on", "prepare",
            "rebuild", "stored_version"]
@@ -156,10 +157,12 @@ def open_on(conn: Executes, progress: Callable[[int], None] | None = None,
     On another store ``transact``, ``rows`` (as ``prepare`` says) and the stored
     ``version`` (None: no views yet) are given; on SQLite they are read from ``conn``.
     """
+    runner = ViewRunner()
     if transact is None:
         assert isinstance(conn, sqlite3.Connection)
         version = stored_version(conn)
-    runner = ViewRunner()
+        use_table_snapshots(conn)  # SQLite makes the snapshots from the tables
+        runner.table_snapshots = True
     runner.progress = progress
     if version is not None and version != PROJECTION_VERSION:
         folded = rebuild(conn, runner, transact, rows)

@@ -19,8 +19,10 @@ from their tables by seq. Snapshots are a cache: dropping the tables only makes
 from __future__ import annotations
 
 import json
+import sqlite3
 import zlib
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
 from projections import rows
@@ -38,6 +40,9 @@ __all__ = [
     "named_keys",
     "snapshot_ddl",
     "snapshot_payload",
+    "snapshot_sql",
+    "use_table_snapshots",
+    "version_by_key_sql",
 ]
 
 SNAPSHOT_EVERY = 10_000
@@ -127,6 +132,47 @@ def snapshot_payload(state: State) -> bytes:
     }
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return zlib.compress(text.encode(), 1)
+
+
+PAYLOAD_TABLES = {"balances": t.BALANCES, "prices": t.PRICES, "positions": t.POSITIONS,
+                  "daily": t.DAILY, "accounts": t.ACCOUNTS, "instruments": t.INSTRUMENTS,
+                  "strategies": t.STRATEGIES}
+"""The views ``snapshot_payload`` holds, by payload key."""
+
+COMPRESS_FUNCTION = "tradelog_zlib"
+"""The SQL function ``use_table_snapshots`` gives a connection: text -> zlib bytes."""
+
+
+def _compress(text: str) -> bytes:
+    return zlib.compress(text.encode(), 1)
+
+
+def use_table_snapshots(conn: sqlite3.Connection) -> None:
+    """Give ``conn`` the SQL function ``snapshot_sql`` needs (``tradelog_zlib``)."""
+    conn.create_function(COMPRESS_FUNCTION, 1, _compress, deterministic=True)
+
+
+@cache
+def snapshot_sql() -> str:
+    """``INSERT`` of the snapshot row made by SQLite from the view tables (params
+    ``(seq, FORMAT)``): the same payload as ``snapshot_payload``, each row in its
+    table's column order, built and compressed in C rather than row by row in Python.
+    Valid only when the tables are current (right after the drain of a flush, in its
+    transaction) and on a connection given ``use_table_snapshots``."""
+    parts = ", ".join(
+        f"'{key}', (SELECT json_group_array(json_array({', '.join(table.column_names)})) "
+        f"FROM {table.name})" for key, table in PAYLOAD_TABLES.items())
+    return ("INSERT OR REPLACE INTO view_snapshots (seq, base, format, rows) "
+            f"SELECT ?, 1, ?, {COMPRESS_FUNCTION}(json_object({parts}))")
+
+
+def version_by_key_sql(name: str) -> str:
+    """Copy one row of the live view table as its version at a seq: params
+    ``(seq, account, id)``; nothing when the table has no such row."""
+    table, column = KEYED[name]
+    columns = ", ".join(table.column_names)
+    return (f"INSERT OR REPLACE INTO view_snapshot_{name} (seq, {columns}) "
+            f"SELECT ?, {columns} FROM {table.name} WHERE account = ? AND {column} = ?")
 
 
 def decode(blob: bytes) -> dict[str, list[tuple[Any, ...]]]:
