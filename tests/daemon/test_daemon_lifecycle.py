@@ -17,10 +17,7 @@ from typing import Any
 import pytest
 
 from daemon.client import AsyncClient, RemoteError
-from eventstore.recorder import Recorder
-from projections.query import ViewQuery, query_view
 from tests.daemon_support import (
-    VIEWS,
     RawConnection,
     all_views,
     call_as,
@@ -31,7 +28,7 @@ from tests.daemon_support import (
     tradelog,
     wait_for_log,
 )
-from tests.support import DaemonProcess, fill, wire_event
+from tests.support import DaemonProcess, daemon_on, fill, wire_event
 
 NOBODY = 65534
 """The uid the access-rule tests act as (its rules in their config)."""
@@ -84,11 +81,12 @@ def _exactly_once(acked: list[tuple[str, str]], stored: list[dict[str, Any]]) ->
     assert list(range(1, len(stored) + 1)) == [e["seq"] for e in stored]
 
 
-def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+@pytest.mark.slow(seconds=3)
+def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path: Path, store: str) -> None:
     """SIGTERM while clients append: exit code 0, and after a restart every acknowledged
-    event is stored exactly once, with seqs 1..N."""
-    proc = DaemonProcess(tmp_path)
-    with proc:
+    event is stored exactly once, with seqs 1..N (on a SQLite file and on PostgreSQL)."""
+    with daemon_on(store, tmp_path) as proc:
         acked = _appending_until(proc, signal.SIGTERM, after_acks=400)
         assert 0 == proc.stop()
         assert len(acked) >= 400
@@ -97,19 +95,13 @@ def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
         _exactly_once(acked, read_all(proc.socket))
 
 
-async def _views_of_file(db: Path) -> dict[str, list[dict[str, Any]]]:
-    recorder = await Recorder.open(db, readonly=True)
-    try:
-        return {v: (await query_view(recorder, ViewQuery(view=v)))["rows"] for v in VIEWS}
-    finally:
-        await recorder.close()
-
-
-def test_kill_9_under_load_then_restart(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+@pytest.mark.slow(seconds=4)
+def test_kill_9_under_load_then_restart(tmp_path: Path, store: str) -> None:
     """kill -9 while clients append, then restart: every acknowledged event is there once,
-    seqs are gapless, `tradelog verify` passes and the views equal a rebuild from the log."""
-    proc = DaemonProcess(tmp_path)
-    with proc:
+    seqs are gapless, `tradelog verify` passes and the views equal a rebuild from the log
+    (on a SQLite file and on PostgreSQL)."""
+    with daemon_on(store, tmp_path) as proc:
         acked = _appending_until(proc, signal.SIGKILL, after_acks=400)
         assert -signal.SIGKILL == proc.stop()
         proc.start()
@@ -118,17 +110,13 @@ def test_kill_9_under_load_then_restart(tmp_path: Path) -> None:
         live_views = all_views(proc.socket)
         assert len(stored) == health(proc.socket)["projection_seq"]
         assert 0 == proc.stop()
-    verify = tradelog("verify", "--db", str(proc.db))
-    assert (0, b"verify: ok") == (verify.returncode, verify.stdout[:10]), verify.stderr
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for part in tmp_path.glob("tradelog.db*"):
-        if not part.name.endswith(".lock"):
-            shutil.copy(part, copy / part.name)
-    rebuilt = tradelog("rebuild", "--db", str(copy / "tradelog.db"))
-    assert 0 == rebuilt.returncode, rebuilt.stderr
-    assert live_views == asyncio.run(_views_of_file(copy / "tradelog.db"))
-    assert any(live_views.values())
+        verify = tradelog("verify", *proc.log_args())
+        assert (0, b"verify: ok") == (verify.returncode, verify.stdout[:10]), verify.stderr
+        rebuilt = tradelog("rebuild", *proc.log_args())
+        assert 0 == rebuilt.returncode, rebuilt.stderr
+        proc.start()
+        assert live_views == all_views(proc.socket)
+        assert any(live_views.values())
 
 
 @pytest.fixture
