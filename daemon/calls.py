@@ -5,7 +5,8 @@ encoded, is given back to the connection.
 - ``NOW``: answered before the next line is read.
 - ``APPEND``: checked now and queued for the group commit in line order; answered when
   the commit is decided (nothing, when its outcome is unknown: the daemon is stopping
-  on a storage fault).
+  on a storage fault; or, for a commit in doubt on PostgreSQL, the connection is
+  closed unanswered and the daemon goes on).
 - ``READ``: one at a time per connection, in line order, once the connection's waiting
   answers are within ``max_answer_bytes``, in one of the daemon's ``max_reads_running``
   slots; the answer may take the bytes its batch has left (``AnswerBudget``), else
@@ -34,6 +35,7 @@ from daemon.wire.rpc import (
     error_answer,
     result_answer,
 )
+from eventstore.errors import CommitInDoubtError
 from eventstore.record import AppendOutcome
 
 __all__ = ["CallRunner", "Caller", "encoded"]
@@ -49,6 +51,10 @@ class Caller(Outbox, Protocol):
 
     def cancelled(self, slot: Slot) -> None:
         """``slot``'s work was cancelled: its group goes unanswered."""
+
+    def close_soon(self) -> None:
+        """Take no more requests and send nothing new; close once what is written is
+        read (cut off if not read within the write timeout)."""
 
     async def room(self) -> None:
         """Wait until the answers waiting to be sent are within ``max_answer_bytes``."""
@@ -154,9 +160,17 @@ class CallRunner:
         return error_answer(request.id, error.code, error.message, error.data)
 
     def _committed(self, slot: Slot, committed: asyncio.Future[AppendOutcome]) -> None:
-        """The answer to an append once its group commit is decided."""
+        """The answer to an append once its group commit is decided. A group in doubt
+        (``CommitInDoubtError``) is answered by closing the connection: any answer would
+        claim an outcome (-32001 says nothing was stored), where a connection lost before
+        the answer is what PROTOCOL.md tells clients to settle by re-sending."""
         self.pending.discard(committed)
         request = slot.request
+        if not committed.cancelled() and isinstance(committed.exception(),
+                                                    CommitInDoubtError):
+            self._caller.cancelled(slot)
+            self._caller.close_soon()
+            return
         try:
             if committed.cancelled():
                 answer = None  # outcome unknown (stopping on a storage fault): no answer

@@ -9,6 +9,8 @@
         ├── StorageUnavailableError   disk full, read-only, locked too long: retry later
         │                             (nothing of the batch was stored)
         ├── StorageCorruptError       the file is in doubt: stop, restart, run verify
+        │   └── CommitInDoubtError    (PostgreSQL) the connection went during COMMIT:
+        │                             the group may or may not be stored; re-send it
         ├── StorageDamagedError       a stored event cannot be read or fails its hash
         │                             ("storage corrupt at seq N"): never retry, run verify,
         │                             restore from a backup; other events still serve
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     import sqlite3
 
 __all__ = [
+    "CommitInDoubtError",
     "DatabaseFileError",
     "EventStoreError",
     "IdempotencyConflictError",
@@ -116,6 +119,17 @@ class StorageBusyError(StorageUnavailableError):
 
 class StorageCorruptError(EventStoreError):
     """The database is in doubt (corrupt, or a rollback failed): the process must stop."""
+
+
+class CommitInDoubtError(StorageCorruptError):
+    """The connection to PostgreSQL was lost while a group's ``COMMIT`` was under way: it
+    may or may not have committed. Nothing is answered for the group; sending the same
+    events again settles it (each is then stored, or answered ``duplicate``).
+
+    The log itself is not in doubt, only that group: the daemon closes its callers'
+    connections, reloads its views from the tables and goes on (docs/POSTGRESQL.md,
+    "Faults"); a caller of the store alone (``PgRecorder``) may re-send at once.
+    """
 
 
 class StorageDamagedError(EventStoreError):

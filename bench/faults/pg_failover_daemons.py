@@ -7,9 +7,10 @@ The clusters of ``pg_failover`` (a primary and a synchronous hot standby), and t
 ``--clients`` per daemon) append batches of 4 events (``bench.events``) through the
 daemons' sockets, one at a time, and log every acknowledged event with its seq. A batch
 answered -32001 (retryable) is sent again; so is one whose connection ended without an
-answer (its daemon gone), once the daemon is back: idempotency settles it. A daemon
-that exits (70 when a connection is lost during ``COMMIT``: in doubt) is started again
-at once, as systemd's ``Restart=on-failure`` would. Midway the primary is killed
+answer (its daemon gone, or the group in doubt: a connection to the server lost during
+``COMMIT`` closes its clients' connections, the daemon going on), once the daemon is
+back: idempotency settles it. A daemon that exits is started again at once, as
+systemd's ``Restart=on-failure`` would. Midway the primary is killed
 (``pg_ctl stop -m immediate``) and the standby promoted. At the end, on the new primary:
 every acknowledged event stored once at the seq it was answered with, seq gapless,
 ``verify`` clean, each daemon appending after the failover, and the view tables equal

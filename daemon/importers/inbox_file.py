@@ -41,7 +41,7 @@ from daemon.importers.twopass import (
     spool_batches,
 )
 from daemon.logs import get_logger
-from eventstore.errors import NotPermittedError, StorageUnavailableError
+from eventstore.errors import CommitInDoubtError, NotPermittedError, StorageUnavailableError
 
 __all__ = ["BATCH_CHARS", "BATCH_EVENTS", "RETRY_S", "FileImporter", "InboxService",
            "owner_peer", "shown"]
@@ -149,7 +149,8 @@ class FileImporter:
         except StoppedError:
             log.info("inbox_interrupted", file=self._where(account, name),
                      advice="the file is taken again at the next start")
-        except StorageUnavailableError as exc:
+        except (StorageUnavailableError, CommitInDoubtError) as exc:
+            # In doubt too: the file is taken again, its stored events answered duplicate.
             self._scanner.retry_after((account, name), time.monotonic() + RETRY_S)
             log.warning("inbox_retry_later", file=self._where(account, name), error=str(exc))
         except Exception:
@@ -317,7 +318,7 @@ class FileImporter:
                     return stored, duplicates
                 try:
                     answer = await self.service.append_internal(batch, peer, metadata)
-                except StorageUnavailableError:
+                except (StorageUnavailableError, CommitInDoubtError):
                     raise
                 except Exception as exc:
                     raise _RefusedError(

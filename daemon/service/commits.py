@@ -7,7 +7,10 @@ each caller answered. While a group commits, the next is taken once it is half a
 as that one (at most ``GROW_EVENTS``), or once the writer is free, whichever comes
 first. One caller's conflict
 never fails another's request. A failure that leaves the outcome unknown sets
-``fatal``: the daemon then exits for a restart.
+``fatal``: the daemon then exits for a restart; but for a commit in doubt on
+PostgreSQL (``CommitInDoubtError``), which leaves only that group unknown: its callers'
+futures get the error (the socket closes their connections unanswered, PROTOCOL.md's
+"loses the connection before the answer"; a re-send settles it), and the daemon goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.access import Peer
 from daemon.logs import Tally, get_logger
-from eventstore.errors import StorageUnavailableError
+from eventstore.errors import CommitInDoubtError, StorageUnavailableError
 from eventstore.record import AppendOutcome, AppendRequest
 
 if TYPE_CHECKING:
@@ -96,7 +99,8 @@ class GroupCommits:
     def submit(self, request: AppendRequest, peer: Peer,
                request_id: Any) -> asyncio.Future[AppendOutcome]:
         """Queue one caller's request for the next group commit; the future is its outcome
-        (cancelled when the outcome is unknown: the daemon is stopping on a storage fault).
+        (cancelled when the outcome is unknown: the daemon is stopping on a storage fault;
+        ``CommitInDoubtError`` when only its group's outcome is unknown: re-send it).
 
         Raises:
             StorageUnavailableError: the daemon is shutting down (nothing queued).
@@ -187,6 +191,17 @@ class GroupCommits:
             outcomes = await self.writer.append_groups([p.request for p in group])
         except StorageUnavailableError as exc:
             log.warning("batch_failed", requests=len(group), error=str(exc))
+            for pending in group:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        except CommitInDoubtError as exc:
+            # This group's outcome is unknown, the log is not: answer nothing for it (the
+            # callers re-send, and are answered stored or duplicate); the writer has
+            # dropped its connection and views, and connects again for the next group.
+            log.error("commit_in_doubt", error=str(exc), requests=len(group),
+                      events=sum(len(p.request.events) for p in group),
+                      last_seq=self.last_seq)
             for pending in group:
                 if not pending.future.done():
                     pending.future.set_exception(exc)

@@ -8,6 +8,11 @@ commit: a new connection (through the multi-host URI, to the host that takes wri
 now), the views reloaded from their tables, tried with random exponential backoff
 (tenacity) for up to ``busy_timeout_s``; meanwhile, and after, each group is answered
 ``StorageUnavailableError`` (-32001, nothing stored).
+
+A connection lost during ``COMMIT`` leaves that group in doubt (``CommitInDoubtError``):
+the in-memory state of the views, which folded the group, may be ahead of what is
+committed, so it is discarded with the connection, and the next group connects again
+and loads the views from their tables (which hold the group exactly when it committed).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from daemon.logs import get_logger
 from daemon.writer.core import CoreBase
 from daemon.writer.messages import Ready
 from eventstore.busy import retry_busy
-from eventstore.errors import StorageUnavailableError
+from eventstore.errors import CommitInDoubtError, StorageUnavailableError
 from eventstore.postgres import reads
 from eventstore.postgres.connect import Connection, connect, prepare
 from eventstore.postgres.dialect import SqliteSpelling
@@ -105,7 +110,24 @@ class PgWriterCore(CoreBase):
     def _append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         """``eventstore.postgres.writes.append_group`` with the views, retried while
         the lock is busy; once more on a new connection when this one was found dead
-        before anything was committed."""
+        before anything was committed. A commit in doubt drops the connection and the
+        views' state (``_forget``) and raises ``CommitInDoubtError``."""
+        try:
+            return self._append_on_live(requests)
+        except CommitInDoubtError:
+            self._forget()
+            raise
+
+    def _forget(self) -> None:
+        """After a commit in doubt: discard the views' in-memory state (it folded the
+        group, which may not be committed) and the lost connection; the next group
+        connects again and loads the views from their tables."""
+        self.runner.discard()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def _append_on_live(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         conn = self._connection()
         try:
             return retry_busy(

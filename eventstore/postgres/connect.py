@@ -16,6 +16,7 @@ from psycopg import errors as pg
 from psycopg.conninfo import conninfo_to_dict
 
 from eventstore.errors import (
+    CommitInDoubtError,
     DatabaseFileError,
     EventStoreError,
     StorageBusyError,
@@ -28,12 +29,6 @@ from eventstore.postgres import ddl
 __all__ = ["CommitInDoubtError", "Connection", "connect", "map_pg_error", "prepare"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
-
-
-class CommitInDoubtError(StorageCorruptError):
-    """The connection was lost while a group's ``COMMIT`` was under way: it may or may not
-    have committed. Nothing is answered for the group; sending the same events again
-    settles it (each is then stored, or answered ``duplicate``)."""
 
 
 _UNAVAILABLE = (

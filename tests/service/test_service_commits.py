@@ -13,6 +13,7 @@ from daemon.access import Peer
 from daemon.config import AccessRule
 from daemon.service import Service
 from eventstore.errors import (
+    CommitInDoubtError,
     IdempotencyConflictError,
     NotPermittedError,
     StorageUnavailableError,
@@ -145,6 +146,24 @@ async def test_an_unknown_outcome_is_fatal_and_never_answered(tmp_path: Path) ->
     await service.stop_commits()
     assert (True, True, True) == (future.cancelled(), service.fatal.is_set(),
                                   "pipe broke" in service.fatal_reason)
+
+
+async def test_a_commit_in_doubt_fails_only_its_group_and_is_not_fatal(
+        tmp_path: Path) -> None:
+    """A commit in doubt (PostgreSQL: the connection lost during COMMIT) fails each
+    request of its group with ``CommitInDoubtError`` (never an answer: the socket
+    closes their connections), ``fatal`` stays clear, and the next group commits."""
+    service = make_service(tmp_path)
+    writer = _writer(service)
+    writer.fail = CommitInDoubtError("lost during COMMIT")
+    service.start()
+    doubtful = service.submit(_request(service), PEER, 1)
+    with pytest.raises(CommitInDoubtError):
+        await doubtful
+    writer.fail = None
+    outcome = await service.submit(_request(service), PEER, 2)
+    await service.stop_commits()
+    assert (False, [1]) == (service.fatal.is_set(), [r.seq for r in outcome.results])
 
 
 async def test_no_append_is_taken_once_stopping(tmp_path: Path) -> None:
