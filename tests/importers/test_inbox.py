@@ -12,8 +12,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from daemon.client import Client
-from tests.support import DaemonProcess
+from tests.daemon_support import read_all
+from tests.support import DaemonProcess, daemon_on
 
 DATA = Path(__file__).parents[1] / "data"
 SETTLE = {"TRADELOG_INBOX_SETTLE_S": "0.3", "TRADELOG_INBOX_QUANTITY": "100000"}
@@ -45,13 +48,15 @@ def inbox_daemon(tmp_path: Path) -> DaemonProcess:
     return DaemonProcess(tmp_path, ["--inbox", str(tmp_path / "inbox")], env=SETTLE)
 
 
-def test_good_files_are_imported_and_moved_to_done(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+def test_good_files_are_imported_and_moved_to_done(tmp_path: Path, store: str) -> None:
     """A trades CSV and a daily P&L JSON under account folders and a JSONL at the top are
-    imported (views match the files' totals) and moved to done/."""
+    imported (views match the files' totals) and moved to done/ (on a SQLite file and on
+    PostgreSQL)."""
     inbox = tmp_path / "inbox"
     (inbox / "legacy-csv").mkdir(parents=True)
     (inbox / "legacy-json").mkdir(parents=True)
-    with inbox_daemon(tmp_path) as daemon:
+    with daemon_on(store, tmp_path, SETTLE, ["--inbox", str(inbox)]) as daemon:
         shutil.copy(DATA / "trades.csv", inbox / "legacy-csv" / "trades.csv")
         shutil.copy(DATA / "daily_pnl.json", inbox / "legacy-json" / "daily_pnl.json")
         events_jsonl(inbox / "marks.jsonl", 20)
@@ -126,21 +131,24 @@ def test_half_processed_file_is_finished_on_start_without_duplicates(tmp_path: P
     assert sorted(f"mk-{i}" for i in range(1500)) == sorted(ids)
 
 
-def test_daemon_killed_mid_file_then_restarted_stores_every_event_once(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+@pytest.mark.slow(seconds=4)
+def test_daemon_killed_mid_file_then_restarted_stores_every_event_once(
+        tmp_path: Path, store: str) -> None:
     """kill -9 while a large file is being imported; after a restart the file is done and
-    every one of its events is stored exactly once."""
+    every one of its events is stored exactly once (on a SQLite file and on PostgreSQL)."""
     inbox = tmp_path / "inbox"
-    daemon = inbox_daemon(tmp_path)
-    with daemon:
+    with daemon_on(store, tmp_path, SETTLE, ["--inbox", str(inbox)]) as daemon:
         wait_for((inbox / "done").exists)
         events_jsonl(tmp_path / "big.jsonl", 6000)
         shutil.move(str(tmp_path / "big.jsonl"), str(inbox / "big.jsonl"))
         with Client(daemon.socket) as client:
             wait_for(lambda: client.health()["last_seq"] > 0, timeout_s=60)
-        daemon.kill()
-    with inbox_daemon(tmp_path):
+        assert -9 == daemon.kill()
+        assert not (inbox / "done" / "big.jsonl").exists()
+        daemon.start()
         wait_for((inbox / "done" / "big.jsonl").exists, timeout_s=60)
-    ids = stored_ids(tmp_path / "tradelog.db")
+        ids = [event["id"] for event in read_all(daemon.socket)]
     assert len(ids) == len(set(ids))
     assert sorted(f"mk-{i}" for i in range(6000)) == sorted(ids)
 
