@@ -106,6 +106,19 @@ def test_restore_into_an_empty_schema_equals_the_sqlite_restore(pg: PgLog,
     assert "ok: 9 events" in checked.stdout
 
 
+def test_restore_to_a_time_keeps_what_the_sqlite_restore_keeps(pg: PgLog,
+                                                                tmp_path: Path) -> None:
+    """``--to-time T`` keeps the events recorded at or before T, on both stores alike."""
+    backup = _backup(tmp_path, every_type_log(), "source")
+    moment = stored_rows(backup)[6][9]  # recorded_at of seq 7
+    report = asyncio.run(restore_store(backup, parse_store(pg.url), to_time=moment))
+    lite = tmp_path / "then.db"
+    asyncio.run(restore(backup, lite, to_time=moment))
+    assert report.events == len(stored_rows(lite)) >= 7
+    assert stored_rows(lite) == _pg_rows(pg.url)
+    assert _views(lite) == _views(pg.url)
+
+
 def test_restore_into_a_schema_holding_events_is_refused(pg: PgLog, tmp_path: Path) -> None:
     """Into a log holding events, ``restore --store`` exits 1 saying so and what to do,
     and the schema is as it was; with ``--force`` too when they are another log's.
