@@ -67,6 +67,7 @@ async def _reconcile(query: Query, report: ImportReport, checked: Checked) -> No
 
 
 Batches = Iterable[list[dict[str, Any]]]
+_METADATA = {"importer": "tradelog import"}
 
 
 def _direct(args: argparse.Namespace) -> Path | StoreURL | None:
@@ -74,7 +75,6 @@ def _direct(args: argparse.Namespace) -> Path | StoreURL | None:
     daemon."""
     store: str | None = getattr(args, "store", None)
     return parse_store(store) if store is not None else args.db
-_METADATA = {"importer": "tradelog import"}
 
 
 async def _store(args: argparse.Namespace, socket: Path, batches: Batches,

@@ -59,8 +59,6 @@ from projections.startup import rebuild_views
 if TYPE_CHECKING:
     from daemon.config import Config
     from daemon.locations import Locations
-
-if TYPE_CHECKING:
     from eventstore.store import StoreURL
     from eventstore.verify import VerifyReport
 
