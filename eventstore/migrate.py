@@ -7,8 +7,13 @@ nothing past it is copied. Rows go in transactions of ``batch`` rows, each under
 target's own write lock (PostgreSQL's advisory lock, SQLite's ``BEGIN IMMEDIATE``) and
 through its append-only triggers. A copy cut short is resumed by running it again: the
 target's events must then be the source's first ones (same hash at its last seq), and
-the copy goes on after them. Views are not copied: they are folded from the log by the
-daemon that opens the target.
+the copy goes on after them. ``to_seq`` stops the copy after that seq (point-in-time
+copies: ``tradelog restore --to-seq``). Views are not copied: they are folded from the
+log by the daemon that opens the target.
+
+``copy_into_postgresql`` is the same copy into a PostgreSQL log on a connection the
+caller holds, inside the caller's transaction when one is open (``tradelog restore
+--store``: the copy, the views' rebuild and the verify commit together or not at all).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from eventstore.canonical import GENESIS_HASH, chain_hash
 from eventstore.errors import (
@@ -31,7 +36,10 @@ from eventstore.sqlitefile import open_sqlite
 from eventstore.store import StoreURL, parse_store
 from eventstore.verify import rows_after, stored_canonical
 
-__all__ = ["MigrateReport", "migrate", "stores"]
+if TYPE_CHECKING:
+    from eventstore.postgres.connect import Connection
+
+__all__ = ["MigrateReport", "copy_into_postgresql", "migrate", "stores"]
 
 Row = tuple[Any, ...]
 """A stored row in ``eventstore.ddl.EVENT_COLUMNS`` order."""
@@ -49,15 +57,18 @@ class MigrateReport:
 
 
 @contextlib.contextmanager
-def _source_rows(url: StoreURL, after: int) -> Iterator[Iterator[Row]]:
-    """The source's rows past seq ``after``, from one read snapshot."""
+def _source_rows(url: StoreURL, after: int, to_seq: int | None = None
+                 ) -> Iterator[Iterator[Row]]:
+    """The source's rows past seq ``after`` (up to ``to_seq``; None: to the end), from
+    one read snapshot."""
+    before = None if to_seq is None else to_seq + 1
     if url.kind == "sqlite":
         assert url.path is not None
         conn = open_sqlite(url.path, readonly=True, busy_timeout_s=5.0)
         try:
             conn.execute("BEGIN")
             # ``rows_after`` is a generator function (its annotation says Iterator).
-            rows = cast(Generator[Row, None, None], rows_after(conn, after))
+            rows = cast(Generator[Row, None, None], rows_after(conn, after, before))
             try:
                 yield rows
             finally:
@@ -74,7 +85,7 @@ def _source_rows(url: StoreURL, after: int) -> Iterator[Iterator[Row]]:
         prepare(pg, create=False)
         with pg.transaction():
             pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            pg_rows = reads.rows_after(pg, after)
+            pg_rows = reads.rows_after(pg, after, before)
             try:
                 yield pg_rows
             finally:
@@ -140,15 +151,22 @@ class _SqliteTarget(_Target):
 
 
 class _PgTarget(_Target):
-    def __init__(self, url: StoreURL) -> None:
+    def __init__(self, conn: Connection, key: int, owned: bool) -> None:
+        self.conn = conn
+        self.key = key
+        self.owned = owned
+
+    @classmethod
+    def connect(cls, url: StoreURL) -> _PgTarget:
+        """A connection of its own to the log ``url`` names (created on first use)."""
         from eventstore.postgres.connect import connect, prepare
 
         assert url.conninfo is not None
-        self.conn = connect(url.conninfo)
+        conn = connect(url.conninfo)
         try:
-            self.key = prepare(self.conn, create=True)
+            return cls(conn, prepare(conn, create=True), owned=True)
         except BaseException:
-            self.conn.close()
+            conn.close()
             raise
 
     def last(self) -> tuple[int, str]:
@@ -170,6 +188,8 @@ class _PgTarget(_Target):
         previous = [after[1], *columns[12][:-1]]
         counts = _counts(rows)
         try:
+            # Inside a transaction the caller holds this is a savepoint (the lock is
+            # taken again by the same session: it is the caller's until its commit).
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.key,))
                 _same_place(self.last(), after)
@@ -179,7 +199,8 @@ class _PgTarget(_Target):
             raise map_pg_error(exc, "copying into the PostgreSQL log") from exc
 
     def close(self) -> None:
-        self.conn.close()
+        if self.owned:
+            self.conn.close()
 
 
 def _same_place(last: tuple[int, str], after: tuple[int, str]) -> None:
@@ -226,54 +247,86 @@ def stores(source: str, target: str) -> tuple[StoreURL, StoreURL]:
 
 
 def migrate(source: str, target: str, *, batch: int = 5000,
-            progress: Callable[[int], None] | None = None) -> MigrateReport:
-    """Copy the log at ``source`` into ``target`` (store URLs, ``eventstore.store``);
+            progress: Callable[[int], None] | None = None,
+            to_seq: int | None = None) -> MigrateReport:
+    """Copy the log at ``source`` into ``target`` (store URLs, ``eventstore.store``), up
+    to seq ``to_seq`` (None: the whole log; past its end: the whole log);
     ``progress(n)`` is called after each batch of ``n`` rows.
 
     Raises:
-        ValidationError: a bad URL, or the same store on both sides.
+        ValidationError: a bad URL, the same store on both sides, or ``to_seq`` < 0.
         StorageDamagedError: a source row fails its hash or is missing (its seq named);
             the rows before it are copied.
         DatabaseFileError: the target holds another log (its last event is not the
-            source's at that seq), or either side is not a tradelog log.
+            source's at that seq) or more events than ``to_seq``, or either side is not
+            a tradelog log.
         StorageUnavailableError: a store cannot be reached or written.
     """
     from_url, to_url = stores(source, target)
-    out: _Target = _SqliteTarget(to_url) if to_url.kind == "sqlite" else _PgTarget(to_url)
+    out: _Target = (_SqliteTarget(to_url) if to_url.kind == "sqlite"
+                    else _PgTarget.connect(to_url))
     try:
-        kept, last_hash = out.last()
-        if kept:
-            with _source_rows(from_url, kept - 1) as rows:
-                first = next(rows, None)
-            if first is None or first[0] != kept or first[12] != last_hash:
-                raise DatabaseFileError(
-                    f"the target already holds {kept} events that are not the source's "
-                    "first ones; migrate into an empty log")
-        state = (kept, last_hash)
-        copied = 0
-        pending: list[Row] = []
-        start = state
-
-        def flush() -> None:
-            nonlocal copied, pending, start
-            if pending:
-                out.write(pending, start)
-                copied += len(pending)
-                if progress is not None:
-                    progress(len(pending))
-            pending, start = [], state
-
-        with _source_rows(from_url, kept) as rows:
-            for row in rows:
-                bad = _bad_row(row, state)
-                if bad is not None:
-                    flush()
-                    raise bad
-                pending.append(tuple(row))
-                state = (row[0], row[12])
-                if len(pending) >= batch:
-                    flush()
-            flush()
+        return _copy(from_url, out, batch, progress, to_seq)
     finally:
         out.close()
+
+
+def copy_into_postgresql(source: str | StoreURL, conn: Connection, key: int, *,
+                         to_seq: int | None = None, batch: int = 5000,
+                         progress: Callable[[int], None] | None = None) -> MigrateReport:
+    """``migrate`` into the PostgreSQL log on ``conn`` (``prepare``d; ``key`` its lock
+    key), which stays open. Each batch is a transaction of its own, or a savepoint of
+    the caller's transaction when one is open on ``conn``: then nothing is committed
+    until the caller commits, and the caller, holding the log's lock from before the
+    copy, keeps every other writer out until then.
+
+    Raises:
+        As ``migrate``.
+    """
+    from_url = parse_store(source) if isinstance(source, str) else source
+    return _copy(from_url, _PgTarget(conn, key, owned=False), batch, progress, to_seq)
+
+
+def _copy(from_url: StoreURL, out: _Target, batch: int,
+          progress: Callable[[int], None] | None, to_seq: int | None) -> MigrateReport:
+    """The copy of ``migrate`` into ``out`` (left open)."""
+    if to_seq is not None and to_seq < 0:
+        raise ValidationError(f"copy up to seq {to_seq}: give 0 or more")
+    kept, last_hash = out.last()
+    if to_seq is not None and kept > to_seq:
+        raise DatabaseFileError(
+            f"the target already holds {kept} events, more than the {to_seq} to copy; "
+            "copy into an empty log")
+    if kept:
+        with _source_rows(from_url, kept - 1) as rows:
+            first = next(rows, None)
+        if first is None or first[0] != kept or first[12] != last_hash:
+            raise DatabaseFileError(
+                f"the target already holds {kept} events that are not the source's "
+                "first ones; migrate into an empty log")
+    state = (kept, last_hash)
+    copied = 0
+    pending: list[Row] = []
+    start = state
+
+    def flush() -> None:
+        nonlocal copied, pending, start
+        if pending:
+            out.write(pending, start)
+            copied += len(pending)
+            if progress is not None:
+                progress(len(pending))
+        pending, start = [], state
+
+    with _source_rows(from_url, kept, to_seq) as rows:
+        for row in rows:
+            bad = _bad_row(row, state)
+            if bad is not None:
+                flush()
+                raise bad
+            pending.append(tuple(row))
+            state = (row[0], row[12])
+            if len(pending) >= batch:
+                flush()
+        flush()
     return MigrateReport(copied, kept, state[0], state[1])

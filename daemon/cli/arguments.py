@@ -50,6 +50,10 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--chunk", type=_chunk, default=500,
                         help=f"events per append (1 to {MAX_CHUNK})")
     parser.add_argument("--db", type=Path, help="write the file directly (no daemon running)")
+    parser.add_argument("--store", metavar="URL",
+                        help="write straight into this log, without a daemon: "
+                        "sqlite:///PATH (as --db) or postgresql://... (daemons on it may "
+                        "run: docs/POSTGRESQL.md)")
     parser.add_argument("--socket", type=Path, help="the daemon's socket")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
 

@@ -109,21 +109,18 @@ def _refuse_on_postgresql(args: argparse.Namespace) -> None:
     """Nothing when ``args.command`` runs on a PostgreSQL store.
 
     Raises:
-        CliError: ``restore`` and ``import --db``, which write a SQLite file, are
-            refused naming what to use instead (exit 2).
+        CliError: ``import --db``, which writes a SQLite file, is refused naming what to
+            use instead (exit 2).
     """
     from daemon.cli.errors import EXIT_USAGE
 
-    if args.command == "restore":
-        raise CliError("`restore` writes a SQLite file and does not run on a PostgreSQL "
-                       "store: restore the database with pg_restore (from pg_dump) or a "
-                       "standby, or copy a backup file into an empty schema with "
-                       "`tradelog migrate --from sqlite:///PATH --to URL` "
-                       "(docs/POSTGRESQL.md)", EXIT_USAGE)
     if args.command == "import" and getattr(args, "db", None) is not None:
+        if getattr(args, "store", None) is not None:
+            raise CliError("give --db PATH or --store URL, not both", EXIT_USAGE)
         raise CliError("`import --db` writes a SQLite file and does not run on a "
-                       "PostgreSQL store: import through a daemon on the log (leave out "
-                       "--db) (docs/POSTGRESQL.md)", EXIT_USAGE)
+                       "PostgreSQL store: import straight into the PostgreSQL log with "
+                       "--store URL, or through a daemon on the log (leave out --db) "
+                       "(docs/POSTGRESQL.md)", EXIT_USAGE)
 
 
 def _serve(args: argparse.Namespace, config: Any) -> int:
@@ -153,8 +150,9 @@ def _serve(args: argparse.Namespace, config: Any) -> int:
 
 def _import(args: argparse.Namespace, config: Any) -> int:
     """``tradelog import`` after the checks every command makes: the file is there, and
-    the daemon answers unless ``--db`` or ``--dry-run`` says it is not needed."""
-    from daemon.cli.errors import EXIT_NOT_FOUND
+    the daemon answers unless ``--db``, ``--store`` or ``--dry-run`` says it is not
+    needed."""
+    from daemon.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE
     from daemon.cli.imports import run_import
     from daemon.cli.source import connect
 
@@ -162,7 +160,9 @@ def _import(args: argparse.Namespace, config: Any) -> int:
         what = "a folder, not a file" if Path(args.file).is_dir() else "no such file"
         raise CliError(f"{args.file}: {what}; give the path of the file to import",
                        EXIT_NOT_FOUND)
-    if args.db is None and not args.dry_run:
+    if args.db is not None and args.store is not None:
+        raise CliError("give --db PATH or --store URL, not both", EXIT_USAGE)
+    if args.db is None and args.store is None and not args.dry_run:
         connect(config.socket).close()
     return run_import(args, config)
 

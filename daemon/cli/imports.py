@@ -1,8 +1,10 @@
 """``tradelog import FILE (--format F | --map MAPPING.toml) --account A [--void]
-[--dry-run] [--socket PATH | --db PATH]``.
+[--dry-run] [--socket PATH | --db PATH | --store URL]``.
 
 Through the running daemon by default (or ``--socket``); straight into the file with
-``--db`` when no daemon runs (the daemon's lock is taken, so the two never mix).
+``--db`` when no daemon runs (the daemon's lock is taken, so the two never mix); straight
+into the log with ``--store URL``: a ``sqlite:///`` one as ``--db``, a PostgreSQL one
+beside any daemons serving it (``daemon.importers.store``).
 ``--void`` undoes an import: every event the file stored is voided
 (``daemon.importers.void``).
 """
@@ -35,6 +37,7 @@ from daemon.importers.twopass import (
 )
 from daemon.importers.void import FileEvents, TooManyEventsError, VoidPlan, find_stored
 from eventstore.errors import IdempotencyConflictError
+from eventstore.store import StoreURL, parse_store
 
 if TYPE_CHECKING:
     from daemon.config import Config
@@ -67,9 +70,16 @@ Batches = Iterable[list[dict[str, Any]]]
 _METADATA = {"importer": "tradelog import"}
 
 
+def _direct(args: argparse.Namespace) -> Path | StoreURL | None:
+    """The log to write straight into (``--store``, or the ``--db`` file); None: the
+    daemon."""
+    store: str | None = getattr(args, "store", None)
+    return parse_store(store) if store is not None else args.db
+
+
 async def _store(args: argparse.Namespace, socket: Path, batches: Batches,
                  report: ImportReport, checked: Checked, progress: Any) -> None:
-    async with open_store(args.db, socket, _METADATA) as store:
+    async with open_store(_direct(args), socket, _METADATA) as store:
         await append_batches(batches, store.append, report, progress)
         await _reconcile(store.query, report, checked)
 
@@ -79,7 +89,7 @@ async def _void(args: argparse.Namespace, socket: Path, events: FileEvents,
     """Void what the file stored (nothing with ``--dry-run``); the plan of each account."""
     reason = f"undoing the import of {args.file.name} (tradelog import --void)"
     plans = []
-    async with open_store(args.db, socket, _METADATA) as store:
+    async with open_store(_direct(args), socket, _METADATA) as store:
         for account in sorted(events.keys):
             plan = await find_stored(store.read, account, events)
             plans.append(plan)

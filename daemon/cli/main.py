@@ -10,9 +10,10 @@
     tradelog health  [--socket PATH]
     tradelog report  [--account A] [--json] [--html|--pdf|--xlsx FILE] [--period P]
                      [--db PATH | --socket PATH]
-    tradelog import FILE --format F [--account A] [--dry-run] [--socket PATH | --db PATH]
+    tradelog import FILE --format F [--account A] [--dry-run]
+                    [--socket PATH | --db PATH | --store URL]
     tradelog backup DEST [--db PATH | --socket PATH]   verified copy (docs/OPERATIONS.md)
-    tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]
+    tradelog restore SRC (--db DEST | --store URL) [--to-seq N | --to-time T] [--force]
     tradelog export DIR [--db PATH] [--to-seq N]     events.jsonl and one CSV per view
     tradelog migrate --from URL --to URL   copy a log between stores (docs/POSTGRESQL.md)
     tradelog --version
@@ -234,14 +235,25 @@ def _add_operations(sub: Any) -> None:
     backup = sub.add_parser("backup", help="a verified, consistent copy of the database")
     backup.add_argument("dest", type=Path, help="the new file (never overwritten)")
     _add_paths(backup)
-    restore = sub.add_parser("restore", help="a database from a backup, to a point if asked")
-    restore.add_argument("src", type=Path, help="the backup (or any tradelog file)")
-    _add_paths(restore, sock=False)
+    restore = sub.add_parser("restore", help="a database from a backup, to a point if asked "
+                             "(a new SQLite file, or an empty PostgreSQL log)")
+    restore.add_argument("src", type=Path, help="the backup (or any tradelog SQLite file)")
+    restore.add_argument("--db", type=Path, metavar="PATH",
+                         help="the SQLite file to create (with --force, to replace)")
+    restore.add_argument("--store", metavar="URL",
+                         help="restore into this log instead: a postgresql:// URI naming "
+                         "a log with no events (its views rebuilt there), or sqlite:///PATH "
+                         "as --db (docs/POSTGRESQL.md)")
+    restore.add_argument("--config", type=Path, metavar="FILE",
+                         help="TOML configuration file (docs/CONFIG.md; default: none, "
+                         "or $TRADELOG_CONFIG)")
     point = restore.add_mutually_exclusive_group()
     point.add_argument("--to-seq", type=int, help="keep events 1..N")
     point.add_argument("--to-time", help="keep the events recorded at or before this time")
     restore.add_argument("--force", action="store_true",
-                         help="replace an existing --db (never one a daemon serves)")
+                         help="replace an existing --db (never one a daemon serves); on "
+                         "PostgreSQL, go on after events that are already SRC's first ones "
+                         "(never removes any)")
     export = sub.add_parser("export", help="events as JSONL and every view as CSV")
     export.add_argument("directory", type=Path, help="a new or empty directory")
     _add_paths(export, sock=False)

@@ -1,12 +1,28 @@
-"""``tradelog restore SRC --db DEST [--to-seq N | --to-time T] [--force]``.
+"""``tradelog restore SRC (--db DEST | --store URL) [--to-seq N | --to-time T] [--force]``.
 
-Verify ``SRC`` first; then build the new database in a 0600 temporary file beside
-``DEST``: the whole copy of ``SRC`` (online backup API), or for point-in-time recovery a
-new log holding events 1..N of ``SRC`` exactly as stored (ids, times, seqs,
-``recorded_at``, metadata and hashes: the chain is the same prefix). Every view is
-rebuilt from that log, the result is verified, flushed to disk and only then renamed to
-``DEST``. ``DEST``'s lock (``daemon.lockfile``) is held throughout, so a database a
-daemon is serving is never overwritten; an existing ``DEST`` needs ``--force``.
+Into a SQLite file (``--db DEST``, or ``--store sqlite:///DEST``): verify ``SRC`` first;
+then build the new database in a 0600 temporary file beside ``DEST``: the whole copy of
+``SRC`` (online backup API), or for point-in-time recovery a new log holding events 1..N
+of ``SRC`` exactly as stored (ids, times, seqs, ``recorded_at``, metadata and hashes:
+the chain is the same prefix). Every view is rebuilt from that log, the result is
+verified, flushed to disk and only then renamed to ``DEST``. ``DEST``'s lock
+(``daemon.lockfile``) is held throughout, so a database a daemon is serving is never
+overwritten; an existing ``DEST`` needs ``--force``.
+
+Into a PostgreSQL log (``--store postgresql://...``, ``restore_store``): verify ``SRC``
+first; then, in one transaction under the log's append lock (the one each daemon's
+commit takes), check that the log holds no events, copy events 1..N of ``SRC`` exactly
+as stored (``eventstore.migrate.copy_into_postgresql``), rebuild every view there
+(``projections.pgviews.rebuild_views``) and verify the result (``verify_chain``); it
+commits only when all of that holds, so a refusal or a failure leaves the log as it
+was (a schema without a log gets its empty tables first, as any first open makes them).
+Daemons already serving the empty log wait for the lock meanwhile (their appends are
+answered -32001, retryable, past their ``busy_timeout_s``), then go on from the rebuilt
+views as after ``tradelog rebuild``.
+A log is append-only: restore never removes an event. ``--force`` does not replace a
+log that holds events; it takes one that holds the first events of ``SRC`` already
+(same seqs and hashes: a restore whose commit was cut off, or one to a lower
+``--to-seq``) and copies the rest after them.
 """
 
 from __future__ import annotations
@@ -43,17 +59,25 @@ from projections.startup import rebuild_views
 if TYPE_CHECKING:
     from daemon.config import Config
     from daemon.locations import Locations
+    from eventstore.store import StoreURL
+    from eventstore.verify import VerifyReport
 
-__all__ = ["RestoreReport", "restore", "restore_command", "target_seq"]
+__all__ = ["RESTORE_LOCK_WAIT_S", "RestoreReport", "restore", "restore_command",
+           "restore_store", "target_seq"]
+
+RESTORE_LOCK_WAIT_S = 30.0
+"""How long a restore into PostgreSQL waits for the log's lock (a daemon's commit holds
+it for milliseconds)."""
 
 
 @dataclass(frozen=True, slots=True)
 class RestoreReport:
     """What ``restore`` made: ``events`` in ``dest`` (its last seq is the same number),
     its ``last_hash``, ``views_folded`` events folded into the rebuilt views,
-    ``source_last_seq`` of ``SRC``, and ``to_seq`` (None: the whole log)."""
+    ``source_last_seq`` of ``SRC``, and ``to_seq`` (None: the whole log). ``dest`` is
+    the file, or the PostgreSQL log's URL (a password in it shown as ``***``)."""
 
-    dest: Path
+    dest: Path | str
     events: int
     last_hash: str
     views_folded: int
@@ -153,6 +177,28 @@ def _retire(dest: Path) -> None:
             Path(f"{dest}{suffix}").unlink()
 
 
+async def _checked_source(src: Path, to_seq: int | None, to_time: str | None
+                          ) -> tuple[int, int]:
+    """``target_seq``'s ``(N, last)`` for ``src``, once it verifies up to N.
+
+    Raises:
+        DatabaseFileError: no file at ``src``, or not a tradelog file.
+        StorageCorruptError: ``src`` fails verify at or below N.
+        ValidationError: a bad ``to_seq``/``to_time``.
+    """
+    if not src.exists():
+        raise DatabaseFileError(f"{src}: no such database file")
+    checked = await asyncio.to_thread(verify_file, src)
+    keep, last = await target_seq(src, to_seq, to_time)
+    if not checked.ok and (checked.bad_seq is None or keep >= checked.bad_seq):
+        where = f"at seq {checked.bad_seq}: " if checked.bad_seq is not None else ""
+        raise StorageCorruptError(
+            f"{src} fails verify {where}{checked.reason}; nothing restored"
+            + (f" (--to-seq below {checked.bad_seq} restores the intact part)"
+               if checked.bad_seq is not None else ""))
+    return keep, last
+
+
 async def restore(src: Path, dest: Path, *, to_seq: int | None = None,
                   to_time: str | None = None, force: bool = False) -> RestoreReport:
     """Restore ``src`` (a backup or any tradelog file) into ``dest`` (module docstring).
@@ -174,16 +220,7 @@ async def restore(src: Path, dest: Path, *, to_seq: int | None = None,
         raise ValidationError(f"{dest} is a symlink; give the path of the file itself")
     if dest.exists() and src.exists() and src.samefile(dest):
         raise ValidationError(f"{src} is the file to restore into; give another --db")
-    if not src.exists():
-        raise DatabaseFileError(f"{src}: no such database file")
-    checked = await asyncio.to_thread(verify_file, src)
-    keep, last = await target_seq(src, to_seq, to_time)
-    if not checked.ok and (checked.bad_seq is None or keep >= checked.bad_seq):
-        where = f"at seq {checked.bad_seq}: " if checked.bad_seq is not None else ""
-        raise StorageCorruptError(
-            f"{src} fails verify {where}{checked.reason}; nothing restored"
-            + (f" (--to-seq below {checked.bad_seq} restores the intact part)"
-               if checked.bad_seq is not None else ""))
+    keep, last = await _checked_source(src, to_seq, to_time)
     with hold_lock(dest):
         if (dest.exists() or dest.is_symlink()) and not force:
             raise ValidationError(
@@ -212,14 +249,114 @@ async def restore(src: Path, dest: Path, *, to_seq: int | None = None,
                          else keep)
 
 
+def _not_empty(where: str, held: int, force: bool) -> ValidationError:
+    """The refusal of a restore into a log that holds ``held`` events."""
+    why = ("they are not the first events of SRC, or more of them than asked for"
+           if force else "restore writes only into a log with no events")
+    return ValidationError(
+        f"{where} holds a log of {held} events ({why}); nothing was restored. A log is "
+        "append-only and restore never removes events: restore into a new schema "
+        "(CREATE SCHEMA name; add ?options=-csearch_path%3Dname to the URL) and point the "
+        "daemons at it, or back this log up (`tradelog backup FILE --store URL`), stop "
+        "its daemons and drop its tables yourself. --force only goes on after events "
+        "that are already SRC's first ones (docs/POSTGRESQL.md)")
+
+
+def _into_postgresql(src: Path, store: StoreURL, keep: int, force: bool
+                     ) -> tuple[int, VerifyReport]:
+    """Events 1..``keep`` of ``src`` into the PostgreSQL log ``store``, its views rebuilt
+    and the result verified, in one transaction (module docstring); returns the events
+    folded into the views and the verify report."""
+    import psycopg
+
+    from eventstore.migrate import copy_into_postgresql
+    from eventstore.postgres import reads
+    from eventstore.postgres.connect import connect, map_pg_error, prepare
+    from eventstore.postgres.verify import verify_chain
+    from eventstore.store import StoreURL
+    from projections import pgviews
+
+    assert store.conninfo is not None
+    conn = connect(store.conninfo, lock_timeout_s=RESTORE_LOCK_WAIT_S)
+    try:
+        key = prepare(conn, create=True)
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                held = reads.last_seq(conn)
+                if held and not force:
+                    raise _not_empty(store.redacted(), held, force)
+                try:
+                    copy_into_postgresql(StoreURL("sqlite", path=src), conn, key,
+                                         to_seq=keep)
+                except DatabaseFileError:
+                    if not held:
+                        raise
+                    raise _not_empty(store.redacted(), held, force) from None
+                folded = pgviews.rebuild_views(conn, key)
+                result = verify_chain(conn)
+                if not result.ok or result.checked != keep:
+                    raise StorageCorruptError(
+                        f"the restored log fails verify ({result.reason or 'event count'});"
+                        f" nothing was restored into {store.redacted()}")
+        except psycopg.Error as exc:
+            raise map_pg_error(exc, "restoring into the PostgreSQL log") from exc
+    finally:
+        conn.close()
+    return folded, result
+
+
+async def restore_store(src: Path, store: StoreURL, *, to_seq: int | None = None,
+                        to_time: str | None = None, force: bool = False) -> RestoreReport:
+    """Restore ``src`` (a backup or any tradelog SQLite file) into the PostgreSQL log
+    ``store`` names (module docstring); on any refusal or failure the log is as it was.
+
+    Raises:
+        ValidationError: both ``to_seq`` and ``to_time``; a bad ``to_seq``/``to_time``;
+            the log holds events (with ``force``: other than ``src``'s first ones, or
+            more than N of them).
+        StorageCorruptError: ``src`` fails verify (below the point asked for), or the
+            result does.
+        DatabaseFileError: ``src`` is not a tradelog file; the schema holds tables that
+            are not a tradelog log.
+        StorageUnavailableError: the server cannot be reached or refuses.
+        StorageBusyError: the log's lock was not had within ``RESTORE_LOCK_WAIT_S``.
+    """
+    if to_seq is not None and to_time is not None:
+        raise ValidationError("give --to-seq or --to-time, not both")
+    src = src.absolute()
+    keep, last = await _checked_source(src, to_seq, to_time)
+    folded, result = await asyncio.to_thread(_into_postgresql, src, store, keep, force)
+    return RestoreReport(store.redacted(), result.checked, result.last_hash, folded, last,
+                         None if keep == last and to_seq is None and to_time is None
+                         else keep)
+
+
 def restore_command(args: argparse.Namespace, config: Config | Locations) -> int:
-    """``tradelog restore``: prints ``RestoreReport.summary``; exit 1 on a refusal."""
+    """``tradelog restore``: into the SQLite file ``--db`` (or ``--store sqlite:///``)
+    or the PostgreSQL log ``--store`` names; prints ``RestoreReport.summary``; exit 2
+    without either (or with both), 1 on a refusal."""
     del config
-    if args.db is None:
-        print("tradelog restore: --db DEST is required (the database file to create)",
-              file=sys.stderr)
+    if args.db is not None and args.store is not None:
+        print("tradelog restore: give --db DEST (a SQLite file) or --store URL (a "
+              "PostgreSQL log), not both", file=sys.stderr)
         return 2
-    report = asyncio.run(restore(args.src, args.db, to_seq=args.to_seq, to_time=args.to_time,
+    dest: Path | None = args.db
+    if args.store is not None:
+        from eventstore.store import parse_store
+
+        store = parse_store(args.store)
+        if store.kind != "sqlite":
+            report = asyncio.run(restore_store(args.src, store, to_seq=args.to_seq,
+                                               to_time=args.to_time, force=args.force))
+            print(report.summary())
+            return 0
+        dest = store.path
+    if dest is None:
+        print("tradelog restore: give --db DEST (the database file to create) or --store "
+              "URL (an empty PostgreSQL log)", file=sys.stderr)
+        return 2
+    report = asyncio.run(restore(args.src, dest, to_seq=args.to_seq, to_time=args.to_time,
                                  force=args.force))
     print(report.summary())
     return 0

@@ -1,8 +1,8 @@
 """``rebuild``, ``show``, ``export`` and ``report`` on a PostgreSQL store, through the
 installed ``tradelog`` command: each answers what it answers on a SQLite file holding
 the same log (a ``migrate``d copy: the same seqs, recorded times and hashes); ``rebuild``
-runs beside a daemon on the log; ``backup`` writes a SQLite copy; ``restore`` says what
-to use instead."""
+runs beside a daemon on the log; ``backup`` writes a SQLite copy (``restore --store`` and
+``import --store``: ``test_postgres_restore_import.py``)."""
 
 from __future__ import annotations
 
@@ -197,15 +197,6 @@ def test_backup_of_a_postgresql_log_is_a_verified_sqlite_file(both: tuple[str, P
     assert "already exists" in again.stderr
     restored = run("restore", str(dest), "--db", str(tmp_path / "restored.db"))
     assert 0 == restored.returncode, restored.stderr
-
-
-def test_restore_on_postgresql_names_what_to_use() -> None:
-    """``restore`` writes a SQLite file: on a PostgreSQL store it exits 2, naming
-    pg_restore and ``migrate``, without connecting."""
-    done = run("restore", "copy.db", "--store", "postgresql://nobody@127.0.0.1:1/none")
-    assert 2 == done.returncode
-    assert "pg_restore" in done.stderr
-    assert "tradelog migrate" in done.stderr
 
 
 def test_a_daemon_snapshots_whole_after_a_rebuild_beside_it(pg: PgLog, tmp_path: Path) -> None:

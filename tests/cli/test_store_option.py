@@ -47,18 +47,30 @@ def test_a_bad_store_is_refused_saying_what_to_give(url: str) -> None:
         parse_store(url)
 
 
-@pytest.mark.parametrize("command", [
-    ["restore", "copy.db"],
-    ["import", "events.jsonl", "--format", "events-jsonl", "--db", "other.db"]])
-def test_commands_that_write_sqlite_files_say_so_on_postgresql(
-        command: list[str], capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """``restore`` and ``import --db`` with a PostgreSQL store exit 2, naming
-    what to use instead, without connecting (the other commands run on it:
-    ``tests/cli/test_postgres_cli.py``)."""
+def test_import_db_on_postgresql_says_what_to_use(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import --db`` with a PostgreSQL store exits 2, naming ``--store`` and the daemon,
+    without connecting (the other commands run on it: ``tests/cli/test_postgres_cli.py``,
+    ``test_postgres_restore_import.py``)."""
     monkeypatch.setenv("TRADELOG_STORE", "postgresql://nobody@127.0.0.1:1/none")
-    code = tradelog(command)
+    code = tradelog(["import", "events.jsonl", "--format", "events-jsonl", "--db", "other.db"])
     assert 2 == code
     err = capsys.readouterr().err
     assert "does not run on a PostgreSQL store" in err
-    assert ("pg_restore" in err) if command[0] != "import" else ("leave out --db" in err)
+    assert "--store URL" in err
+    assert "leave out --db" in err
+
+
+def test_restore_names_its_destination(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``restore`` writes where ``--db`` or ``--store`` says, never into the configured
+    store by default: without either (a PostgreSQL store configured), or with both, it
+    exits 2 naming them, without connecting."""
+    monkeypatch.setenv("TRADELOG_STORE", "postgresql://nobody@127.0.0.1:1/none")
+    src = tmp_path / "copy.db"
+    src.write_bytes(b"")
+    assert 2 == tradelog(["restore", str(src)])
+    assert "give --db DEST" in capsys.readouterr().err
+    assert 2 == tradelog(["restore", str(src), "--db", str(tmp_path / "new.db"), "--store",
+                          "postgresql://nobody@127.0.0.1:1/none"])
+    assert "not both" in capsys.readouterr().err
