@@ -503,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         report = run(args.cases, workdir, args.seed, say=lambda s: print(s, flush=True),
                      store=args.store)
     except ValueError as exc:
+        if args.dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
         parser.error(str(exc))
     print(report.summary())
     for problem in report.problems[:50]:

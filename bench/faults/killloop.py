@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                      args.views_every, args.batch, say=lambda s: print(s, flush=True),
                      store=args.store)
     except ValueError as exc:
+        if args.dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
         parser.error(str(exc))
     print(report.summary())
     for problem in report.problems:
