@@ -48,9 +48,10 @@ async def _run(urls: list[str], batches: list[list[NewEvent]]) -> float:
     return sum(map(len, batches)) / took
 
 
-def schema_url(dsn: str) -> tuple[str, str]:
-    """A fresh schema of ``dsn`` and the URL whose ``search_path`` names it."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
+def schema_url(dsn: str, prefix: str = "bench_") -> tuple[str, str]:
+    """A fresh schema of ``dsn`` (``prefix`` and 12 hex digits) and the URL whose
+    ``search_path`` names it."""
+    schema = f"{prefix}{uuid.uuid4().hex[:12]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in dsn else "?"

@@ -1,8 +1,11 @@
 """What every fault script shares: the daemon subprocess, bots that append, and the checks.
 
-Checks read the log and the view tables straight from the file (sqlite3, read-only, as
-any SQL client would) and use the real command line for ``verify`` and ``rebuild``;
-nothing here imports the daemon's internals.
+The log under test is a SQLite file or, with ``--store postgresql://...``, a PostgreSQL
+schema made for the run (``RunStore``). Checks read the log and the view tables through
+the store's own read-only reader (``eventstore.store.open_reader``: the file opened
+read-only, or the schema over a read-only connection), as ``tradelog show`` does, and
+use the real command line for ``verify``, ``migrate`` and ``rebuild``; nothing here
+reaches into a running daemon.
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ import random
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.host import machine
 from daemon.process import ServeProcess
+from eventstore.errors import ValidationError
+from eventstore.store import StoreURL, open_reader, parse_store
+from projections.tables import TABLES
 
 __all__ = [
     "KNOWN_CODES",
@@ -36,6 +41,9 @@ __all__ = [
     "EventMaker",
     "Key",
     "Ledger",
+    "PgSchema",
+    "RunStore",
+    "Target",
     "answer_problems",
     "check_log",
     "cli",
@@ -43,6 +51,7 @@ __all__ = [
     "dump_views",
     "log_problems",
     "machine",
+    "store_args",
     "stored_events",
     "verify",
     "views_equal_rebuild",
@@ -55,6 +64,8 @@ VIEWS = ["positions", "trades", "balances", "daily", "signals", "orders", "journ
 KNOWN_CODES = frozenset({-32700, -32600, -32601, -32602, -32001, -32002, -32003, -32004})
 Key = tuple[str, str]
 """An event's idempotency key: (source, id)."""
+Target = Path | StoreURL
+"""A log to check: a SQLite file's path, or a parsed store URL (``eventstore.store``)."""
 
 
 def cli(*args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[bytes]:
@@ -63,13 +74,108 @@ def cli(*args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[byt
                           capture_output=True, timeout=timeout_s, check=False)
 
 
+def store_args(target: Target) -> list[str]:
+    """The command-line flags that name ``target``: ``--db PATH`` or ``--store URL``."""
+    if isinstance(target, Path):
+        return ["--db", str(target)]
+    if target.kind == "sqlite":
+        return ["--db", str(target.path)]
+    return ["--store", str(target.conninfo)]
+
+
 class Daemon(ServeProcess):
     """``tradelog serve`` as a subprocess; ``db``, ``socket`` and ``log`` may be apart
-    (a full-disk test keeps the log off the full filesystem)."""
+    (a full-disk test keeps the log off the full filesystem). With ``store`` (a
+    PostgreSQL URL) the log is there and ``db`` is not used; ``target`` names the log
+    for the checks either way."""
 
     def __init__(self, db: Path, socket_path: Path, log: Path,
-                 env: dict[str, str] | None = None) -> None:
-        super().__init__(db, socket_path, log, env=env, cwd=REPO)
+                 env: dict[str, str] | None = None, store: StoreURL | None = None) -> None:
+        target: Target = db if store is None or store.kind == "sqlite" else store
+        extra = [] if isinstance(target, Path) else store_args(target)
+        super().__init__(db, socket_path, log, extra_args=extra, env=env, cwd=REPO)
+        self.target = target
+
+
+class PgSchema:
+    """A schema of its own on the PostgreSQL database ``dsn`` names (created now, named
+    ``fault_`` and 12 hex digits: ``bench.pg_store.schema_url``); ``url`` puts a log in it
+    (its ``search_path``).
+
+    Raises:
+        psycopg.Error: the server cannot be reached or refuses ``CREATE SCHEMA``.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        from bench.pg_store import schema_url
+
+        self.dsn = dsn
+        self.name, url = schema_url(dsn, prefix="fault_")
+        self.url = parse_store(url)
+
+    def empty(self) -> None:
+        """Drop everything in the schema (it stays, empty)."""
+        self.drop()
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {self.name}")
+
+    def drop(self) -> None:
+        """Drop the schema and everything in it (nothing when it is already gone)."""
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+
+
+class RunStore:
+    """The log of one fault run and the scratch its copies are rebuilt in.
+
+    With ``pg`` None: ``workdir``/tradelog.db and the folder ``workdir``/copy. With ``pg``
+    (a ``postgresql://`` URL naming a database): two schemas of their own made there now,
+    one for the log, one for the copy, dropped by ``close``.
+
+    Raises:
+        ValueError: ``pg`` is not a PostgreSQL URL.
+        psycopg.Error: the schemas cannot be made.
+    """
+
+    def __init__(self, workdir: Path, pg: str | None = None) -> None:
+        self.db = workdir / "tradelog.db"
+        self.store: StoreURL | None = None
+        self.scratch: Path | PgSchema = workdir / "copy"
+        self._schemas: list[PgSchema] = []
+        if pg is not None:
+            try:
+                kind = parse_store(pg).kind
+            except ValidationError as exc:
+                raise ValueError(str(exc)) from None
+            if kind != "postgresql":
+                raise ValueError(f"--store takes a postgresql:// URL, not {pg!r}")
+            log = PgSchema(pg)
+            self._schemas.append(log)
+            self._schemas.append(PgSchema(pg))
+            self.store, self.scratch = log.url, self._schemas[1]
+
+    @property
+    def where(self) -> str:
+        """For people: the file, or the schema and database."""
+        if not self._schemas:
+            return str(self.db)
+        return f"schema {self._schemas[0].name} of {self._schemas[0].dsn}"
+
+    def daemon(self, socket_path: Path, log: Path, env: dict[str, str] | None = None
+               ) -> Daemon:
+        """A ``Daemon`` on this log."""
+        return Daemon(self.db, socket_path, log, env=env, store=self.store)
+
+    def close(self, keep: bool = False) -> None:
+        """Drop the schemas (PostgreSQL); with ``keep``, the log's schema stays for a look
+        (the scratch is dropped all the same)."""
+        for n, schema in enumerate(self._schemas):
+            if not (keep and n == 0):
+                schema.drop()
 
 
 def health(path: Path, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -261,14 +367,24 @@ class Bot:
 # ------------------------------------------------------------------ checks
 
 
-def stored_events(db: Path) -> list[tuple[int, str, str]]:
-    """(seq, source, id) of every stored event, in seq order, read-only from the file."""
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return [(int(s), str(src), str(i)) for s, src, i in
-                conn.execute("SELECT seq, source, id FROM events ORDER BY seq")]
-    finally:
-        conn.close()
+def _fetch(target: Target, queries: Sequence[str]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each read-only query (SQLite's spelling) on ``target``, read through the
+    store's read-only reader (``open_reader``), all from one snapshot."""
+
+    async def read() -> list[list[tuple[Any, ...]]]:
+        reader = await open_reader(target)
+        try:
+            return await reader.fetch_snapshot([(sql, ()) for sql in queries])
+        finally:
+            await reader.close()
+
+    return asyncio.run(read())
+
+
+def stored_events(target: Target) -> list[tuple[int, str, str]]:
+    """(seq, source, id) of every stored event, in seq order, read-only."""
+    rows = _fetch(target, ["SELECT seq, source, id FROM events ORDER BY seq"])[0]
+    return [(int(s), str(src), str(i)) for s, src, i in rows]
 
 
 def check_log(stored: list[tuple[int, str, str]], ledger: Ledger,
@@ -306,31 +422,28 @@ def itertools_pairs(values: list[int]) -> Iterator[tuple[int, int]]:
         prev = value
 
 
-def verify(db: Path) -> list[str]:
-    """``tradelog verify --db``: no problems, or its output."""
-    done = cli("verify", "--db", str(db))
+def verify(target: Target) -> list[str]:
+    """``tradelog verify --db`` (or ``--store``): no problems, or its output."""
+    done = cli("verify", *store_args(target))
     if done.returncode == 0 and done.stdout.startswith(b"verify: ok"):
         return []
     return [f"verify exited {done.returncode}: {(done.stdout + done.stderr).decode()[-500:]}"]
 
 
-def dump_views(db: Path) -> dict[str, Any]:
-    """Every row of every view table (docs/SCHEMA.md), read straight from the file with
-    sqlite3, read-only: each view's rows (all columns, internal ones too) in a fixed
-    order; a view that cannot be read maps to the error's text."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    rows: dict[str, Any] = {}
+_TABLES = {table.name: table for table in TABLES}
+
+
+def dump_views(target: Target) -> dict[str, Any]:
+    """Every row of every view table (docs/SCHEMA.md), read-only: each view's rows (all
+    columns, internal ones too) ordered by its key; a log whose views cannot be read maps
+    every view to the error's text."""
+    queries = [f"{_TABLES[view].select_sql()} ORDER BY {', '.join(_TABLES[view].key)}"
+               for view in VIEWS]
     try:
-        for view in VIEWS:
-            try:
-                columns = len(conn.execute(f"SELECT * FROM {view} LIMIT 0").description)
-                order = ", ".join(str(n) for n in range(1, columns + 1))
-                rows[view] = conn.execute(f"SELECT * FROM {view} ORDER BY {order}").fetchall()
-            except sqlite3.Error as exc:
-                rows[view] = f"{view}: {exc}"
-    finally:
-        conn.close()
-    return rows
+        found = _fetch(target, queries)
+    except Exception as exc:  # the checks report it, the run goes on
+        return {view: f"{view}: {exc}" for view in VIEWS}
+    return dict(zip(VIEWS, found, strict=True))
 
 
 def copy_database(db: Path, into: Path) -> Path:
@@ -343,19 +456,42 @@ def copy_database(db: Path, into: Path) -> Path:
     return into / db.name
 
 
-def _views_current(db: Path, wait_s: float) -> list[str]:
-    """Wait until the views' checkpoint in ``db`` reaches the log's last seq: a running
+def _copy_log(target: Target, scratch: Path | PgSchema) -> Target | str:
+    """A copy of ``target``'s log in ``scratch`` (emptied first): the SQLite file and its
+    -wal copied, or the PostgreSQL log copied by ``tradelog migrate`` into the emptied
+    scratch schema (the log only: the copy's views are what ``rebuild`` makes). A string
+    says why it could not be copied."""
+    if isinstance(scratch, Path):
+        db = target if isinstance(target, Path) else target.path
+        assert db is not None, "a SQLite scratch folder for a PostgreSQL log"
+        shutil.rmtree(scratch, ignore_errors=True)
+        return copy_database(db, scratch)
+    assert isinstance(target, StoreURL), "a PostgreSQL scratch schema for a SQLite file"
+    assert target.conninfo is not None
+    scratch.empty()
+    done = cli("migrate", "--from", target.conninfo, "--to", str(scratch.url.conninfo))
+    if done.returncode != 0:
+        return f"migrate into the scratch schema exited {done.returncode}: " \
+               f"{(done.stdout + done.stderr).decode()[-500:]}"
+    return scratch.url
+
+
+def _discard(scratch: Path | PgSchema) -> None:
+    if isinstance(scratch, Path):
+        shutil.rmtree(scratch, ignore_errors=True)
+    else:
+        scratch.empty()
+
+
+def _views_current(target: Target, wait_s: float) -> list[str]:
+    """Wait until the views' checkpoint reaches the log's last seq: a running SQLite
     daemon writes the rows it holds back once it has been idle a moment. A problem when
     they still trail after ``wait_s`` seconds."""
     deadline = time.monotonic() + wait_s
     while True:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-            found = conn.execute("SELECT coalesce(max(last_seq), 0) FROM projection_checkpoint"
-                                 " WHERE name = 'views'").fetchone()[0]
-        finally:
-            conn.close()
+        last, found = (rows[0][0] for rows in _fetch(target, [
+            "SELECT coalesce(max(seq), 0) FROM events",
+            "SELECT coalesce(max(last_seq), 0) FROM projection_checkpoint WHERE name = 'views'"]))
         if found >= last:
             return []
         if time.monotonic() >= deadline:
@@ -364,21 +500,26 @@ def _views_current(db: Path, wait_s: float) -> list[str]:
         time.sleep(0.05)
 
 
-def views_equal_rebuild(db: Path, scratch: Path, wait_s: float = 30.0) -> list[str]:
-    """Once the views' tables on ``db`` are current (``_views_current``), dump every
-    view, copy the file into ``scratch``, ``rebuild`` the copy, dump again: no problems
-    when the rows are equal."""
-    trailing = _views_current(db, wait_s)
+def views_equal_rebuild(target: Target, scratch: Path | PgSchema,
+                        wait_s: float = 30.0) -> list[str]:
+    """Once the views' tables of ``target`` are current (``_views_current``), dump every
+    view, copy the log into ``scratch`` (a folder for a SQLite file, a ``PgSchema`` for a
+    PostgreSQL log), ``rebuild`` the copy, dump again: no problems when the rows are
+    equal. ``scratch`` is left empty."""
+    trailing = _views_current(target, wait_s)
     if trailing:
         return trailing
-    live = dump_views(db)
-    shutil.rmtree(scratch, ignore_errors=True)
-    copy = copy_database(db, scratch)
-    done = cli("rebuild", "--db", str(copy))
-    if done.returncode != 0:
-        return [f"rebuild exited {done.returncode}: {done.stderr.decode()[-500:]}"]
-    rebuilt = dump_views(copy)
-    shutil.rmtree(scratch, ignore_errors=True)
+    live = dump_views(target)
+    copy = _copy_log(target, scratch)
+    if isinstance(copy, str):
+        return [copy]
+    try:
+        done = cli("rebuild", *store_args(copy))
+        if done.returncode != 0:
+            return [f"rebuild exited {done.returncode}: {done.stderr.decode()[-500:]}"]
+        rebuilt = dump_views(copy)
+    finally:
+        _discard(scratch)
     return [f"view {view}: live rows differ from a rebuild ({_diff(live[view], rebuilt[view])})"
             for view in VIEWS if live[view] != rebuilt[view]]
 

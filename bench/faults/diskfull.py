@@ -16,6 +16,11 @@ stored, no refused batch stored at all; ``verify`` passes. After space returns, 
 refused batches are sent again and stored as new, new appends succeed, ``verify``
 passes and every view equals a rebuild.
 
+SQLite only: on PostgreSQL the disk that fills is the database server's, which this
+script does not own (a full server disk reaches the daemon as PostgreSQL's ``disk_full``
+error, answered -32001 like SQLite's; docs/POSTGRESQL.md). ``killloop`` and ``fuzz``
+take ``--store postgresql://...``; this one does not.
+
     python -m bench.faults.diskfull [--mode pagecap|tmpfs|both] [--dir DIR]
 """
 
@@ -272,8 +277,12 @@ def run_tmpfs(workdir: Path, clients: int = 4, seed: int = 2, ballast_kib: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.faults.diskfull",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.faults.diskfull",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="SQLite only: there is no --store. On PostgreSQL the disk that fills is the "
+        "database server's, which this script does not own (a full server disk reaches "
+        "the daemon as PostgreSQL's disk_full error, answered -32001).")
     parser.add_argument("--mode", choices=["pagecap", "tmpfs", "both"], default="both")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)

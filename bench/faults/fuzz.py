@@ -14,7 +14,12 @@ always answered; no batch is partly stored (every stored event belongs to a batc
 stored whole) and no mixed batch stored anything; ``verify`` passes and the views
 equal a rebuild.
 
+The log is a SQLite file in the work directory, or with ``--store postgresql://...`` a
+schema of its own made in that database for the run, dropped at the end (kept when a
+check failed).
+
     python -m bench.faults.fuzz --cases 1000 [--seed 1] [--dir DIR]
+        [--store postgresql://USER@HOST/DB]
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from hypothesis import strategies as st
 from bench.faults.common import (
     Daemon,
     Key,
+    RunStore,
+    Target,
     answer_problems,
     log_problems,
     machine,
@@ -311,9 +318,9 @@ class Bystander(threading.Thread):
 
 
 class _Runner:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, report: FuzzReport) -> None:
         self.daemon = daemon
-        self.report = FuzzReport()
+        self.report = report
         self.codes: collections.Counter[str] = collections.Counter()
         self.kinds: collections.Counter[str] = collections.Counter()
         self.batches: list[list[Key]] = []
@@ -389,8 +396,8 @@ class _Runner:
             self.codes[str(code)] += 1
 
 
-def _log_checks(runner: _Runner, db: Path) -> list[str]:
-    stored = stored_events(db)
+def _log_checks(runner: _Runner, target: Target) -> list[str]:
+    stored = stored_events(target)
     present = {(src, i) for _, src, i in stored}
     problems: list[str] = []
     if [s for s, _, _ in stored] != list(range(1, len(stored) + 1)):
@@ -408,14 +415,34 @@ def _log_checks(runner: _Runner, db: Path) -> list[str]:
 
 
 def run(count: int, workdir: Path, seed: int = 1,
-        say: Callable[[str], None] = print) -> FuzzReport:
-    """Run ``count`` fuzz cases against a fresh daemon in ``workdir``."""
+        say: Callable[[str], None] = print, store: str | None = None) -> FuzzReport:
+    """Run ``count`` fuzz cases against a fresh daemon in ``workdir``, its log a SQLite
+    file there or with ``store`` (a ``postgresql://`` URL naming a database) a schema of
+    its own in that database, dropped at the end unless a check failed (``RunStore``).
+
+    Raises:
+        ValueError: ``store`` is not a PostgreSQL URL.
+        psycopg.Error: the schemas cannot be made.
+    """
+    place = RunStore(workdir, store)
+    report = FuzzReport()
+    try:
+        _run(count, workdir, seed, say, place, report)
+    finally:
+        place.close(keep=bool(report.problems))
+    if report.problems and store is not None:
+        say(f"fuzz: the log is kept for a look: {place.where}")
+    return report
+
+
+def _run(count: int, workdir: Path, seed: int, say: Callable[[str], None], place: RunStore,
+         report: FuzzReport) -> None:
     started = time.monotonic()
-    daemon = Daemon(workdir / "tradelog.db", workdir / "tradelog.sock", workdir / "daemon.log",
-                    env={"TRADELOG_LIMITS__MAX_LINE_BYTES": str(MAX_LINE_BYTES)})
+    daemon = place.daemon(workdir / "tradelog.sock", workdir / "daemon.log",
+                          env={"TRADELOG_LIMITS__MAX_LINE_BYTES": str(MAX_LINE_BYTES)})
     with daemon:
         daemon.start()
-        runner = _Runner(daemon)
+        runner = _Runner(daemon, report)
         bystander = Bystander(daemon.socket)
         bystander.start()
 
@@ -432,20 +459,19 @@ def run(count: int, workdir: Path, seed: int = 1,
         each()
         bystander.stop.set()
         bystander.join(60)
-        report = runner.report
         report.problems += bystander.problems
         report.bystander_appends = len(bystander.acked)
-        present = {(src, i) for _, src, i in stored_events(daemon.db)}
+        present = {(src, i) for _, src, i in stored_events(daemon.target)}
         lost = [k for k in bystander.acked if k not in present]
         if lost:
             report.problems.append(f"{len(lost)} acknowledged bystander events not stored")
         if not daemon.alive():
             report.problems.append(f"the daemon is not running at the end: {daemon.tail()}")
         else:
-            report.problems += _log_checks(runner, daemon.db)
-            report.problems += verify(daemon.db)
-            report.problems += views_equal_rebuild(daemon.db, workdir / "copy")
-            report.stored_events = len(stored_events(daemon.db))
+            report.problems += _log_checks(runner, daemon.target)
+            report.problems += verify(daemon.target)
+            report.problems += views_equal_rebuild(daemon.target, place.scratch)
+            report.stored_events = len(stored_events(daemon.target))
             code = daemon.stop()
             if code != 0:
                 report.problems.append(f"SIGTERM at the end: exit {code}")
@@ -453,7 +479,6 @@ def run(count: int, workdir: Path, seed: int = 1,
     report.kinds = dict(sorted(runner.kinds.items()))
     report.codes = dict(sorted(runner.codes.items()))
     report.duration_s = round(time.monotonic() - started, 1)
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,12 +487,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, help="work here (kept); default a temp dir")
+    parser.add_argument("--store", metavar="URL",
+                        help="run the daemon on this PostgreSQL database "
+                        "(postgresql://USER@HOST[:PORT]/DB), in a schema of its own made "
+                        "for the run and dropped after (kept when a check fails); "
+                        "default: a SQLite file in the work directory")
     parser.add_argument("--json", type=Path, help="write the report here as JSON")
     args = parser.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="tradelog-fuzz-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"fuzz: {args.cases} cases, seed {args.seed}, in {workdir}; {machine()}", flush=True)
-    report = run(args.cases, workdir, args.seed, say=lambda s: print(s, flush=True))
+    where = "a SQLite file" if args.store is None else "PostgreSQL"
+    print(f"fuzz: {args.cases} cases, seed {args.seed}, on {where}, in {workdir}; "
+          f"{machine()}", flush=True)
+    try:
+        report = run(args.cases, workdir, args.seed, say=lambda s: print(s, flush=True),
+                     store=args.store)
+    except ValueError as exc:
+        if args.dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        parser.error(str(exc))
     print(report.summary())
     for problem in report.problems[:50]:
         print(f"  PROBLEM: {problem[:1000]}")

@@ -4,11 +4,17 @@ Each cycle: several bots append over their own connections (pipelined, mixed eve
 types, batches of 1-20), the daemon gets SIGKILL at a random moment, and is restarted.
 Then: every acknowledged event is stored exactly once, seqs are 1..N, no batch is
 partly stored, ``tradelog verify`` passes, ``health`` shows the views caught up, and
-every view equals a rebuild of a copy of the file. Batches left unanswered by the kill
+every view equals a rebuild of a copy of the log. Batches left unanswered by the kill
 are sent again, unchanged, in the next cycle, and must come back all duplicates or
 all new.
 
+The log is a SQLite file in the work directory, or with ``--store postgresql://...`` a
+schema of its own made in that database for the run (and a second one the copies are
+rebuilt in: ``tradelog migrate`` then ``rebuild --store``), both dropped at the end
+(the log's kept when a check failed).
+
     python -m bench.faults.killloop --cycles 100 [--clients 4] [--seed 1] [--dir DIR]
+        [--store postgresql://USER@HOST/DB]
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from bench.faults.common import (
     Daemon,
     EventMaker,
     Ledger,
+    PgSchema,
+    RunStore,
     check_log,
     health,
     log_problems,
@@ -101,28 +109,50 @@ async def _resend(daemon: Daemon, bots: list[Bot]) -> None:
     await asyncio.gather(*(bot.run(daemon.socket, stop) for bot in bots))
 
 
-def _checks(daemon: Daemon, ledger: Ledger, scratch: Path, views: bool) -> list[str]:
-    problems = check_log(stored_events(daemon.db), ledger)
-    problems += verify(daemon.db)
+def _checks(daemon: Daemon, ledger: Ledger, scratch: Path | PgSchema,
+            views: bool) -> list[str]:
+    problems = check_log(stored_events(daemon.target), ledger)
+    problems += verify(daemon.target)
     status = health(daemon.socket)
-    stored = len(stored_events(daemon.db))
+    stored = len(stored_events(daemon.target))
     if (stored, stored) != (status["last_seq"], status["projection_seq"]):
         problems.append(f"health after restart {status}, but {stored} events stored")
     if views:
-        problems += views_equal_rebuild(daemon.db, scratch)
+        problems += views_equal_rebuild(daemon.target, scratch)
     return problems
 
 
 def run(cycles: int, workdir: Path, clients: int = 4, seed: int = 1, max_load_s: float = 0.5,
         views_every: int = 1, most: int = 10,
-        say: Callable[[str], None] = print) -> KillReport:
-    """Run ``cycles`` kill -9 cycles on a fresh database in ``workdir``."""
+        say: Callable[[str], None] = print, store: str | None = None) -> KillReport:
+    """Run ``cycles`` kill -9 cycles on a fresh log: a SQLite file in ``workdir``, or with
+    ``store`` (a ``postgresql://`` URL naming a database) a schema of its own there,
+    dropped at the end unless a check failed (``RunStore``).
+
+    Raises:
+        ValueError: ``store`` is not a PostgreSQL URL.
+        psycopg.Error: the schemas cannot be made.
+    """
+    place = RunStore(workdir, store)
+    report = KillReport()
+    try:
+        _run(cycles, workdir, place, report, clients, seed, max_load_s, views_every, most,
+             say)
+    finally:
+        place.close(keep=bool(report.problems))
+    if report.problems and store is not None:
+        say(f"killloop: the log is kept for a look: {place.where}")
+    return report
+
+
+def _run(cycles: int, workdir: Path, place: RunStore, report: KillReport, clients: int,
+         seed: int, max_load_s: float, views_every: int, most: int,
+         say: Callable[[str], None]) -> None:
     rng = random.Random(seed)
     ledger = Ledger()
     bots = [Bot(EventMaker(f"fault/bot-{n}", f"acct-{n % 3}", random.Random(seed * 100 + n)),
                 ledger, most=most) for n in range(clients)]
-    daemon = Daemon(workdir / "tradelog.db", workdir / "tradelog.sock", workdir / "daemon.log")
-    report = KillReport()
+    daemon = place.daemon(workdir / "tradelog.sock", workdir / "daemon.log")
     started = time.monotonic()
     with daemon:
         daemon.start()
@@ -142,11 +172,12 @@ def run(cycles: int, workdir: Path, clients: int = 4, seed: int = 1, max_load_s:
             problems = ledger.problems[problems_before:]
             if code != -signal.SIGKILL:
                 problems.append(f"daemon exited {code} before the kill")
-            problems += _checks(daemon, ledger, workdir / "copy",
+            problems += _checks(daemon, ledger, place.scratch,
                                 views=number % views_every == 0 or number == cycles)
             problems += log_problems(daemon.log, log_mark)
             cycle = Cycle(number, round(kill_after, 3), code, len(ledger.acked) - acked_before,
-                          sum(len(b.in_doubt) for b in bots), len(stored_events(daemon.db)),
+                          sum(len(b.in_doubt) for b in bots),
+                          len(stored_events(daemon.target)),
                           round(restart_s, 3), round(time.monotonic() - checked, 3), problems)
             report.cycles.append(cycle)
             report.problems += [f"cycle {number}: {p}" for p in problems]
@@ -157,14 +188,14 @@ def run(cycles: int, workdir: Path, clients: int = 4, seed: int = 1, max_load_s:
                 f"{'ok' if not problems else 'PROBLEMS: ' + '; '.join(problems)}")
         if not daemon.alive():
             report.duration_s = round(time.monotonic() - started, 1)
-            return report
+            return
         problems_before = len(ledger.problems)
         asyncio.run(_resend(daemon, bots))
         report.resent_batches = sum(b.resent for b in bots)
         report.resent_found_stored = sum(b.resent_stored for b in bots)
         report.problems += ledger.problems[problems_before:]
         report.problems += [f"after the last resend: {p}" for p in
-                            check_log(stored_events(daemon.db), ledger)]
+                            check_log(stored_events(daemon.target), ledger)]
         left = sum(len(b.in_doubt) for b in bots)
         if left:
             report.problems.append(f"{left} batches still unanswered after the last resend")
@@ -172,7 +203,6 @@ def run(cycles: int, workdir: Path, clients: int = 4, seed: int = 1, max_load_s:
         if report.final_exit_code != 0:
             report.problems.append(f"SIGTERM at the end: exit {report.final_exit_code}")
     report.duration_s = round(time.monotonic() - started, 1)
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,14 +217,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views-every", type=int, default=1,
                         help="compare the views with a rebuild every N cycles (and the last)")
     parser.add_argument("--dir", type=Path, help="work here (kept); default a temp dir")
+    parser.add_argument("--store", metavar="URL",
+                        help="run the daemon on this PostgreSQL database "
+                        "(postgresql://USER@HOST[:PORT]/DB), in a schema of its own made "
+                        "for the run and dropped after (kept when a check fails); "
+                        "default: a SQLite file in the work directory")
     parser.add_argument("--json", type=Path, help="write the report here as JSON")
     args = parser.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="tradelog-killloop-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    where = "a SQLite file" if args.store is None else "PostgreSQL"
     print(f"killloop: {args.cycles} cycles, {args.clients} clients, seed {args.seed}, "
-          f"in {workdir}; {machine()}", flush=True)
-    report = run(args.cycles, workdir, args.clients, args.seed, args.max_load_s,
-                 args.views_every, args.batch, say=lambda s: print(s, flush=True))
+          f"on {where}, in {workdir}; {machine()}", flush=True)
+    try:
+        report = run(args.cycles, workdir, args.clients, args.seed, args.max_load_s,
+                     args.views_every, args.batch, say=lambda s: print(s, flush=True),
+                     store=args.store)
+    except ValueError as exc:
+        if args.dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        parser.error(str(exc))
     print(report.summary())
     for problem in report.problems:
         print(f"  PROBLEM: {problem}")
