@@ -46,18 +46,15 @@ from projections.loading import Lookup, fill_state, load_queries
 from projections.others import fold_known
 from projections.rowcache import RowCache
 from projections.snapshots import (
-    FORMAT,
     GAP_SQL,
     SNAPSHOT_EVERY,
     Pending,
     copy_all_sql,
-    keyed_rows_sql,
     named_keys,
+    payload_statement,
     snapshot_ddl,
-    snapshot_payload,
-    snapshot_sql,
     snapshot_tables,
-    version_by_key_sql,
+    version_statements,
 )
 from projections.state import LEFT_OUT_KEPT, OrderRow, SignalRow, State
 from schemas.values import DECIMAL_CONTEXT
@@ -332,9 +329,7 @@ class ViewRunner:
         suffix, seq = self.suffix, state.folded_seq
         from_tables = self.table_snapshots and not suffix
         with localcontext(DECIMAL_CONTEXT):
-            statements: list[Statement] = [(snapshot_sql(), [(seq, FORMAT)])] if from_tables \
-                else [(f"INSERT OR REPLACE INTO view_snapshots{suffix} (seq, base, format, "
-                       "rows) VALUES (?, 1, ?, ?)", [(seq, FORMAT, snapshot_payload(state))])]
+            statements = [payload_statement(state, seq, suffix, from_tables)]
             if self.need_base or (self.gap_from is not None and
                                   seq - self.gap_from > 4 * SNAPSHOT_EVERY):
                 # What changed before this runner started is not known: every row.
@@ -343,25 +338,12 @@ class ViewRunner:
             else:
                 if self.gap_from is not None and self.lookup is not None:
                     self._add_gap(state, self.gap_from, self.lookup)
-                statements.extend(self._versions(state, seq, from_tables))
+                statements.extend(version_statements(self.pending, state, seq, suffix, from_tables))
         self.pending = Pending()
         self.snapshot_seq = seq
         self.need_base = False
         self.gap_from = None
         return statements
-
-    def _versions(self, state: State, seq: int, from_tables: bool) -> list[Statement]:
-        """The version rows at ``seq`` of the signals and orders changed since the last
-        snapshot: copied by key from the live tables (``from_tables``: they are current),
-        else made from the state."""
-        if from_tables:
-            return [(version_by_key_sql(name), [(seq, *key) for key in keys])
-                    for name, keys in (("signals", self.pending.signals),
-                                       ("orders", self.pending.orders))]
-        return [(keyed_rows_sql("signals", self.suffix), [
-                    (seq, *rows.signal_row(state.signals[k])) for k in self.pending.signals]),
-                (keyed_rows_sql("orders", self.suffix), [
-                    (seq, *rows.order_row(state.orders[k])) for k in self.pending.orders])]
 
     def _add_gap(self, state: State, since: int, lookup: Lookup) -> None:
         """Add to ``pending`` the signals and orders that events after seq ``since``

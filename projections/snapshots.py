@@ -19,15 +19,19 @@ from their tables by seq. Snapshots are a cache: dropping the tables only makes
 from __future__ import annotations
 
 import json
-import sqlite3
 import zlib
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from projections import rows
 from projections import tables as t
 from projections.state import State
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from eventstore.follow import Statement
 
 __all__ = [
     "FORMAT",
@@ -38,11 +42,13 @@ __all__ = [
     "keyed_rows_sql",
     "latest_keyed_sql",
     "named_keys",
+    "payload_statement",
     "snapshot_ddl",
     "snapshot_payload",
     "snapshot_sql",
     "use_table_snapshots",
     "version_by_key_sql",
+    "version_statements",
 ]
 
 SNAPSHOT_EVERY = 10_000
@@ -173,6 +179,30 @@ def version_by_key_sql(name: str) -> str:
     columns = ", ".join(table.column_names)
     return (f"INSERT OR REPLACE INTO view_snapshot_{name} (seq, {columns}) "
             f"SELECT ?, {columns} FROM {table.name} WHERE account = ? AND {column} = ?")
+
+
+def payload_statement(state: State, seq: int, suffix: str, from_tables: bool) -> Statement:
+    """The ``view_snapshots`` row at ``seq``: made by SQLite from the live tables
+    (``from_tables``: ``snapshot_sql``), else ``snapshot_payload`` of ``state`` into the
+    tables of ``suffix``. Call in the money context."""
+    if from_tables:
+        return (snapshot_sql(), [(seq, FORMAT)])
+    return (f"INSERT OR REPLACE INTO view_snapshots{suffix} (seq, base, format, rows) "
+            "VALUES (?, 1, ?, ?)", [(seq, FORMAT, snapshot_payload(state))])
+
+
+def version_statements(pending: Pending, state: State, seq: int, suffix: str,
+                       from_tables: bool) -> list[Statement]:
+    """The version rows at ``seq`` of the signals and orders in ``pending`` (changed
+    since the last snapshot): copied by key from the live tables (``from_tables``: they
+    are current), else made from ``state`` into the tables of ``suffix``."""
+    if from_tables:
+        return [(version_by_key_sql(name), [(seq, *key) for key in keys])
+                for name, keys in (("signals", pending.signals), ("orders", pending.orders))]
+    return [(keyed_rows_sql("signals", suffix),
+             [(seq, *rows.signal_row(state.signals[k])) for k in pending.signals]),
+            (keyed_rows_sql("orders", suffix),
+             [(seq, *rows.order_row(state.orders[k])) for k in pending.orders])]
 
 
 def decode(blob: bytes) -> dict[str, list[tuple[Any, ...]]]:
