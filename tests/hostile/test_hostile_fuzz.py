@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from bench.faults import hostile, hostile_gen
+from tests.eventstore.test_store_contract import PG_URL
 
 _CONNECTION = ("pipelining", "subscriptions", "partial", "flood")
 PARTS: dict[str, tuple[str, ...]] = {
@@ -41,14 +42,14 @@ SECONDS = {"batches": 16, "lines": 10, "connections": 17}
 """About what each part takes alone on an idle 2-core machine (see tests/conftest.py)."""
 
 
-def _options(part: str) -> hostile.Options:
+def _options(part: str, store: str | None = None) -> hostile.Options:
     classes = PARTS[part]
     return hostile.Options(
         requests=PER_CLASS[part] * len(classes), seed=5, classes=list(classes),
         rss_limit_mb=512, p99_ms=None, stall_s=10.0, partial_limit_s=1.0,
         class_budget_s=240.0, hold_s=1.0, slow_subscribers=2, answer_s=10.0,
         block_s=0.5, quiet_s=1.0,
-        env={"TRADELOG_LIMITS__PARTIAL_LINE_TIMEOUT_S": "1"})
+        env={"TRADELOG_LIMITS__PARTIAL_LINE_TIMEOUT_S": "1"}, store=store)
 
 
 def test_the_parts_are_every_class_once() -> None:
@@ -58,17 +59,29 @@ def test_the_parts_are_every_class_once() -> None:
     assert len(hostile.CLASSES) == sum(len(part) for part in PARTS.values())
 
 
-@pytest.mark.parametrize("part", [pytest.param(part, marks=pytest.mark.slow(seconds=SECONDS[part]))
-                                  for part in PARTS])
-def test_hostile_classes_leave_the_daemon_serving(tmp_path: Path, part: str) -> None:
+ON_POSTGRESQL = ("batches", "connections")
+"""The parts also run against a daemon on PostgreSQL: what is stored of batches of every
+shape, and the connection classes (pipelining, slow subscribers, partial lines, floods)
+with the store's own commit path and notifications. The line classes are refused before
+anything reaches a store; their refusals on PostgreSQL are the both-store modules
+``test_hostile_wire`` and ``test_hostile_values``."""
+
+
+@pytest.mark.parametrize(("part", "store"), [
+    pytest.param(part, store, marks=pytest.mark.slow(seconds=SECONDS[part]))
+    for part in PARTS for store in ("sqlite", "postgresql")
+    if store == "sqlite" or part in ON_POSTGRESQL])
+def test_hostile_classes_leave_the_daemon_serving(tmp_path: Path, part: str, store: str
+                                                  ) -> None:
     """Every hostile class (numbers, times, ids, nesting, batches, oversize lines, invalid
     UTF-8, duplicate keys, overflow-prone fills, pipelining, subscriptions, partial lines,
     connection floods; every shape of batch) is answered as PROTOCOL.md says, while 4
     good clients append: the daemon never exits, its RSS stays under 512 MB, no good
     client waits 10 s, nothing of a refused request is stored, SIGTERM stops it in time
-    and ``verify`` is clean."""
+    and ``verify`` is clean; on a SQLite file, and (``ON_POSTGRESQL``) on PostgreSQL."""
     classes = PARTS[part]
-    report = hostile.run(_options(part), tmp_path, say=lambda _: None)
+    report = hostile.run(_options(part, PG_URL if store == "postgresql" else None), tmp_path,
+                         say=lambda _: None)
 
     assert [] == report.problems, "\n".join(report.problems[:80])
     assert list(classes) == [c.name for c in report.classes]
