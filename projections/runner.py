@@ -49,8 +49,8 @@ from projections.snapshots import (
     GAP_SQL,
     SNAPSHOT_EVERY,
     Pending,
+    add_gap,
     copy_all_sql,
-    named_keys,
     payload_statement,
     snapshot_ddl,
     snapshot_tables,
@@ -322,10 +322,11 @@ class ViewRunner:
     def snapshot(self, state: State) -> list[Statement]:
         """The snapshot rows for the state now (``snapshots`` module), due or not. They
         run after the group's own row writes, so a copy from a view table sees it too.
-        With ``table_snapshots`` (a SQLite writer's connection given
-        ``snapshots.use_table_snapshots``) and the live tables, SQLite makes them from
-        the tables (``snapshot_sql``, ``version_by_key_sql``) instead of Python from
-        the state: the same rows, in a fraction of the commit's time."""
+        On the live tables (not a rebuild's) the signal and order versions are copied
+        from them by key (``version_by_key_sql``), and with ``table_snapshots`` (a
+        SQLite connection given ``snapshots.use_table_snapshots``) SQLite makes the
+        payload from them (``snapshot_sql``): the same rows as from the state, in a
+        fraction of the commit's time, and no row loaded into the state to be copied."""
         suffix, seq = self.suffix, state.folded_seq
         from_tables = self.table_snapshots and not suffix
         with localcontext(DECIMAL_CONTEXT):
@@ -337,20 +338,15 @@ class ViewRunner:
                                   for name in ("signals", "orders"))
             else:
                 if self.gap_from is not None and self.lookup is not None:
-                    self._add_gap(state, self.gap_from, self.lookup)
-                statements.extend(version_statements(self.pending, state, seq, suffix, from_tables))
+                    add_gap(self.pending, state, self.lookup.chunks(GAP_SQL, [self.gap_from]),
+                            not suffix)
+                statements.extend(version_statements(self.pending, state, seq, suffix,
+                                                     not suffix))
         self.pending = Pending()
         self.snapshot_seq = seq
         self.need_base = False
         self.gap_from = None
         return statements
-
-    def _add_gap(self, state: State, since: int, lookup: Lookup) -> None:
-        """Add to ``pending`` the signals and orders that events after seq ``since``
-        (before this runner started) name, and that exist (``snapshots.named_keys``)."""
-        signals, orders = named_keys(lookup.chunks(GAP_SQL, [since]))
-        self.pending.signals = {k for k in self.pending.signals | signals if k in state.signals}
-        self.pending.orders = {k for k in self.pending.orders | orders if k in state.orders}
 
     def discard(self) -> None:
         """Forget the in-memory state after a rollback (it is reloaded from the tables).

@@ -38,6 +38,7 @@ __all__ = [
     "GAP_SQL",
     "SNAPSHOT_EVERY",
     "Pending",
+    "add_gap",
     "decode",
     "keyed_rows_sql",
     "latest_keyed_sql",
@@ -195,7 +196,8 @@ def version_statements(pending: Pending, state: State, seq: int, suffix: str,
                        from_tables: bool) -> list[Statement]:
     """The version rows at ``seq`` of the signals and orders in ``pending`` (changed
     since the last snapshot): copied by key from the live tables (``from_tables``: they
-    are current), else made from ``state`` into the tables of ``suffix``."""
+    are current; a key without a row copies nothing), else made from ``state`` into the
+    tables of ``suffix``."""
     if from_tables:
         return [(version_by_key_sql(name), [(seq, *key) for key in keys])
                 for name, keys in (("signals", pending.signals), ("orders", pending.orders))]
@@ -235,3 +237,18 @@ def named_keys(chunks: Iterable[Sequence[tuple[str, str, str]]]
             elif "order_id" in data:
                 orders.add((account, data["order_id"]))
     return signals, orders
+
+
+def add_gap(pending: Pending, state: State,
+            chunks: Iterable[Sequence[tuple[str, str, str]]], by_key: bool) -> None:
+    """Add to ``pending`` the signals and orders named by the rows of ``GAP_SQL`` (events
+    after the last snapshot a runner that just started did not fold); unless their
+    versions are copied ``by_key`` from the live tables (which copy only rows that
+    exist), only those that exist in ``state`` (each one looked up)."""
+    signals, orders = named_keys(chunks)
+    if by_key:
+        pending.signals |= signals
+        pending.orders |= orders
+        return
+    pending.signals = {k for k in pending.signals | signals if k in state.signals}
+    pending.orders = {k for k in pending.orders | orders if k in state.orders}

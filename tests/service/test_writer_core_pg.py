@@ -9,6 +9,7 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import psycopg
 
@@ -17,6 +18,7 @@ from daemon.writer.pgcore import PgWriterCore
 from eventstore.postgres.recorder import PgRecorder
 from eventstore.record import AppendRequest
 from eventstore.recorder import Recorder
+from projections import runner as runner_module
 from projections import tables as t
 from projections.query import query_view
 from projections.query_params import ViewQuery
@@ -172,3 +174,55 @@ def test_view_tables_have_postgresql_types_and_keys(pg: PgLog) -> None:
     assert ("bigint", "text") == (kinds["closed_seq"], kinds["symbol"])
     assert keys is not None
     assert len(t.TABLES) == keys[0]
+
+
+def _restarted_history() -> list[list[AppendRequest]]:
+    """Signals and orders made before a restart and changed after it (a fill of an
+    order, a status of a signal), in small groups: each group is written by a new core,
+    as after a daemon's restart."""
+    first, second = sample(), sample(account="acct-2", start=10)
+    status = {"id": "st-1", "source": "test/fold", "type": "status", "account": "acct-1",
+              "time": "2024-03-01T12:30:00Z",
+              "data": {"entity": "signal", "entity_id": "s0", "status": "triggered"}}
+    events = [new_event(w) for w in [*first[:3], *second[:3], first[3], status,
+                                     *second[3:], *first[4:]]]
+    return [[AppendRequest(events[n:n + 2])] for n in range(0, len(events), 2)]
+
+
+async def test_snapshots_after_restarts_give_every_past_seq(pg: PgLog, tmp_path: Path) -> None:
+    """With a snapshot every 3 events, one signal and order kept in memory and a new core
+    for every group (each snapshot after a start copies, by key from the live tables,
+    the signals and orders changed before the start), ``as_of`` every seq on PostgreSQL
+    equals the views of a fresh SQLite log fed the events up to it."""
+    groups = _restarted_history()
+    with mock.patch.object(runner_module, "SNAPSHOT_EVERY", 3), mock.patch.object(
+            runner_module, "CACHE_ROWS", 1):
+        for group in groups:
+            core, _ = PgWriterCore.open(pg.url)
+            try:
+                core.commit(group)
+            finally:
+                core.close()
+    with psycopg.connect(pg.url) as conn:
+        versions = conn.execute("SELECT count(*) FROM view_snapshot_orders").fetchone()
+    assert versions is not None
+    assert versions[0] >= 2
+    events = [e for group in groups for request in group for e in request.events]
+    on_pg = await PgRecorder.open(pg.url, readonly=True)
+    try:
+        for n in range(1, len(events) + 1):
+            lite, _ = WriterCore.open(tmp_path / f"prefix-{n}.db")
+            try:
+                lite.commit([AppendRequest(events[:n])])
+            finally:
+                lite.close()
+            on_lite = await Recorder.open(tmp_path / f"prefix-{n}.db", readonly=True)
+            try:
+                for view in ("signals", "orders", "positions", "balances"):
+                    expected = await query_view(on_lite, ViewQuery(view))
+                    assert expected == await query_view(on_pg, ViewQuery(view, as_of=n)), (
+                        view, n)
+            finally:
+                await on_lite.close()
+    finally:
+        await on_pg.close()
