@@ -14,6 +14,13 @@ Every ``SNAPSHOT_EVERY`` events the runner writes, in the append's transaction:
 ``trades`` and ``journal`` are append-only and not in snapshots: ``as_of`` reads them
 from their tables by seq. Snapshots are a cache: dropping the tables only makes
 ``as_of`` fold from seq 1 again.
+
+Where the live view tables are current (after a flush's row writes, in its
+transaction), the database makes the rows from them: the versions copied by key
+(``version_by_key_sql``, both stores) and, on SQLite, the payload too (``snapshot_sql``,
+with the ``zlib`` function ``use_table_snapshots`` registers). A rebuild, whose keyed
+tables are written only at its end, and the PostgreSQL payload are made from the state
+(``snapshot_payload``). Both ways give the same rows in the same column order.
 """
 
 from __future__ import annotations
