@@ -160,25 +160,30 @@ def restart(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import daemon.server, daemon.cli"], check=True)
         floor.append(time.perf_counter() - started)
-    ready, rss_ready, rss_after = [], [], []
+    ready, rss_ready, rss_after, pss_ready, pss_after = [], [], [], [], []
     for _ in range(args.repeats):
         with Daemon(path) as daemon:
             ready.append(daemon.ready_s)
             rss_ready.append(daemon.sample_rss())
+            pss_ready.append(daemon.pss())
             sock = connect(daemon.socket)
             for view in ("positions", "balances", "daily"):
                 call(sock, {"jsonrpc": "2.0", "id": 1, "method": "query",
                             "params": {"view": view}})
             sock.close()
             rss_after.append(daemon.hwm_rss())
+            pss_after.append(daemon.pss())
     base = median(floor)
     out = {"ready_s": median(ready), "floor_s": base, "rss_ready": median(rss_ready),
-           "rss_peak": max(rss_after), "open_positions": _open_positions(path)}
+           "rss_peak": max(rss_after), "pss_ready": median(pss_ready),
+           "pss_after": max(pss_after), "open_positions": _open_positions(path)}
     print(f"restart to READY with {args.events:,} events and {out['open_positions']:,} open "
           f"positions: {out['ready_s']:.2f} s (median of {len(ready)}); baseline "
           f"(interpreter + imports only) {base:.2f} s, ratio {out['ready_s'] / base:.1f}x")
     print(f"daemon RSS at READY {out['rss_ready'] / 2**20:.0f} MB; peak after querying "
-          f"positions/balances/daily {out['rss_peak'] / 2**20:.0f} MB")
+          f"positions/balances/daily {out['rss_peak'] / 2**20:.0f} MB; PSS of the daemon and "
+          f"its writer at READY {out['pss_ready'] / 2**20:.0f} MB, after the queries "
+          f"{out['pss_after'] / 2**20:.0f} MB")
     return out
 
 
@@ -214,7 +219,9 @@ def as_of(args: argparse.Namespace) -> dict[str, Any]:
                   f"{out['baseline_ms']:.1f} ms", flush=True)
         sock.close()
         out["rss_peak"] = daemon.hwm_rss()
-    print(f"daemon peak RSS during as_of: {out['rss_peak'] / 2**20:.0f} MB")
+        out["pss_after"] = daemon.pss()
+    print(f"daemon peak RSS during as_of: {out['rss_peak'] / 2**20:.0f} MB; PSS of the daemon "
+          f"and its writer after: {out['pss_after'] / 2**20:.0f} MB")
     return out
 
 

@@ -91,6 +91,18 @@ class Daemon(ServeProcess):
         self.peak_rss = max(self.peak_rss, total)
         return total
 
+    def pss(self) -> int:
+        """Proportional set size (bytes) of the daemon and its writer process together:
+        each process's private pages plus its share of the pages they map in common (the
+        interpreter, the libraries), from ``/proc/PID/smaps_rollup``; 0 where unreadable."""
+        total = 0
+        for process in self._processes():
+            with contextlib.suppress(OSError, psutil.Error, ValueError):
+                for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+        return total
+
     def cpu_s(self) -> float:
         """User + system CPU seconds of the daemon and its writer process so far."""
         return sum(self.cpu_split())
