@@ -23,7 +23,6 @@ from typing import Any
 
 import psycopg
 
-from bench.pg_driver import make_events
 from eventstore.record import NewEvent
 from eventstore.store import EventStore, open_store
 
@@ -59,6 +58,8 @@ def schema_url(dsn: str, prefix: str = "bench_") -> tuple[str, str]:
 
 
 def measure(dsn: str, kind: str, group: int, writers: int, count: int) -> float:
+    from bench.pg_driver import make_events  # asyncpg: the bench extra, not the tests'
+
     events = make_events(count, f"{kind[0]}{uuid.uuid4().hex[:8]}")
     batches = [events[i:i + group] for i in range(0, len(events), group)]
     if kind == "sqlite":
