@@ -18,6 +18,7 @@ worker, with its threads, would not be.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -89,8 +90,11 @@ class WarmChild:
         return code
 
     def send_signal(self, sig: int) -> None:
+        # As ``Popen.send_signal``: a child that has already ended (its exit code not
+        # collected yet; the fork server reaps it) has nothing to signal.
         if self._process.exitcode is None:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
