@@ -15,7 +15,9 @@ from their tables (rows of seq <= N) when the views are at N or past it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import UTC
+from operator import itemgetter
 from typing import Any
 
 from eventstore import ddl as event_ddl
@@ -96,26 +98,31 @@ async def _views_at(recorder: ViewReader) -> int:
     return int(rows[0][0])
 
 
-def _mark_view(state: State, view: str) -> None:
-    """Mark every row of one view for writing into the scratch tables (and no other)."""
+def _mark_view(state: State, view: str, account: str | None = None) -> None:
+    """Mark every row of one view for writing into the scratch tables (and no other);
+    with ``account`` (the query's filter: ``account = ?``) only that account's rows, the
+    only ones the query can return."""
     clear_marks(state)
+
+    def mine(keys: Iterable[Any], of: Callable[[Any], str]) -> list[Any]:
+        return [key for key in keys if account is None or of(key) == account]
+
     if view == "positions":
         state.dirty_positions.update(
-            (a, k) for a, keys in state.positions.items() for k in keys)
-    elif view == "balances":
-        state.dirty_accounts.update(state.accounts)
+            (a, k) for a, keys in state.positions.items() if account in (None, a)
+            for k in keys)
+    elif view in ("balances", "accounts"):
+        state.dirty_accounts.update(mine(state.accounts, str))
     elif view == "daily":
-        state.dirty_daily.update(state.daily)
+        state.dirty_daily.update(mine(state.daily, itemgetter(0)))
     elif view == "signals":
-        state.dirty_signals.update(state.signals)
+        state.dirty_signals.update(mine(state.signals, itemgetter(0)))
     elif view == "orders":
-        state.dirty_orders.update(state.orders)
-    elif view == "accounts":
-        state.dirty_accounts.update(state.accounts)
+        state.dirty_orders.update(mine(state.orders, itemgetter(0)))
     elif view == "instruments":
-        state.dirty_instruments.update(state.instruments)
+        state.dirty_instruments.update(mine(state.instruments, itemgetter(0)))
     elif view == "strategies":
-        state.dirty_strategies.update(state.strategies)
+        state.dirty_strategies.update(mine(state.strategies, itemgetter(0)))
     state.refolded.clear()
     state.voids.clear()
     keep_appended_rows_of(state, view)
@@ -139,7 +146,7 @@ async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
     if q.as_of_time is not None:
         seq, state = await state_at_time(recorder, parse_time(q.as_of_time), q.account,
                                          q.view)
-        _mark_view(state, q.view)
+        _mark_view(state, q.view, q.account)
         total, rows = await query_scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
     elif q.as_of is None:
         checkpoint, total, rows = await recorder.fetch_snapshot([
@@ -157,7 +164,7 @@ async def query_view(recorder: ViewReader, q: ViewQuery) -> dict[str, Any]:
         else:
             state = await state_at(recorder, seq,
                                    None if q.view in SEQ_COLUMN else q.view)
-            _mark_view(state, q.view)
+            _mark_view(state, q.view, q.account)
             total, rows = await query_scratch(_ALL_DDL, drain(state), [counting, (sql, params)])
     return {"view": q.view, "as_of_seq": seq, "total": int(total[0][0]),
             "rows": [table.to_wire(row) for row in rows]}

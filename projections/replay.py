@@ -48,22 +48,28 @@ def from_snapshot(conn: LogTx, seq: int, view: str | None) -> State | None:
                                                            (at,))]
         state.signals = {(r.account, r.signal_id): r for r in signals}
     else:
-        state.signals = RowCache(_keyed_loader(conn, "signals", at, signal_from, state), 1 << 62)
+        state.signals = RowCache(_keyed_loader(conn, "signals", at, signal_from,
+                                                     state.refolded), 1 << 62)
     if view == "orders":
         orders = [order_from(r) for r in conn.execute(latest_keyed_sql("orders", False),
                                                          (at,))]
         state.orders = {(r.account, r.order_id): r for r in orders}
     else:
-        state.orders = RowCache(_keyed_loader(conn, "orders", at, order_from, state), 1 << 62)
+        state.orders = RowCache(_keyed_loader(conn, "orders", at, order_from,
+                                                    state.refolded), 1 << 62)
     return state
 
 
 def _keyed_loader(conn: LogTx, name: str, at: int, convert: Any,
-                  state: State) -> Any:
+                  refolded: set[str]) -> Any:
+    """The loader of one keyed view's versions at ``at``. It holds the state's
+    ``refolded`` set, not the state: a state whose cache held a loader holding the state
+    would be a reference cycle, freed only by a full collection, so each ``as_of`` would
+    keep its whole past state in memory until then."""
     sql = latest_keyed_sql(name, True)
 
     def load(key: tuple[str, str]) -> Any:
-        if key[0] in state.refolded:
+        if key[0] in refolded:
             return None  # a void folded the account again: all its rows are in memory
         found = conn.execute(sql, (key[0], key[1], at)).fetchone()
         return None if found is None else convert(found)

@@ -96,6 +96,26 @@ def test_as_of_time_with_account_and_filters(db: Path, view: str) -> None:
     assert (list(reversed(expected))[1:4], len(expected)) == (answer["rows"], answer["total"])
 
 
+def test_as_of_with_account_gives_that_accounts_rows_of_the_whole_fold(db: Path) -> None:
+    """``as_of`` a seq with ``account`` (only that account's rows are written into the
+    scratch tables the query runs on) gives, for every view, the rows of a fresh fold of
+    events 1..seq that belong to the account, at seqs along the whole history."""
+    async def answers(recorder: Recorder) -> tuple[list[StoredEvent], dict[Any, Any]]:
+        events = await recorder.read(1, 100_000)
+        seqs = sorted({*range(1, len(events) + 1, max(1, len(events) // 6)), len(events)})
+        found = {(view, seq): await query_view(recorder, ViewQuery(
+                     view, account="a2", as_of=seq, limit=MAX_LIMIT))
+                 for seq in seqs for view in t.VIEWS}
+        return events, found
+
+    events, found = run(db, answers)
+    assert {view for view, _ in found} == set(t.VIEWS)
+    for (view, seq), answer in found.items():
+        expected = [r for r in rows_of(fold(events[:seq]))[view] if r["account"] == "a2"]
+        assert (expected, len(expected)) == (answer["rows"], answer["total"]), (view, seq)
+    assert any(answer["rows"] for answer in found.values())
+
+
 def test_as_of_time_and_as_of_together_are_refused() -> None:
     """``as_of`` and ``as_of_time`` name two different pasts: giving both is refused."""
     with pytest.raises(ValidationError, match="as_of_time"):
