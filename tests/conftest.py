@@ -52,6 +52,19 @@ def pg() -> Iterator[Any]:
         log.drop()
 
 
+@pytest.fixture
+def named_pg() -> Iterator[Any]:
+    """``pg`` whose connections carry an application name of their own
+    (``NamedPgLog.name``), so that a test can end exactly its sessions."""
+    from tests.eventstore.test_postgres_faults import NamedPgLog
+
+    log = NamedPgLog()
+    try:
+        yield log
+    finally:
+        log.drop()
+
+
 STORES = ("sqlite", "postgresql")
 
 

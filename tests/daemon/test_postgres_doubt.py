@@ -14,12 +14,9 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-import pytest
 
 from daemon.client import Client
 from tests.daemon_support import RawConnection, all_views, log_records, read_all, request, tradelog
@@ -89,15 +86,6 @@ class CommitCutter:
                 sock.close()
 
 
-@pytest.fixture
-def pg() -> Iterator[NamedPgLog]:
-    log = NamedPgLog()
-    try:
-        yield log
-    finally:
-        log.drop()
-
-
 def _through(url: str, port: int) -> str:
     """``url`` pointed at 127.0.0.1:``port`` (the proxy), without TLS (it reads the bytes)."""
     parts = urlsplit(url)
@@ -130,14 +118,14 @@ def _unanswered(daemon: DaemonProcess, events: list[dict[str, Any]]) -> None:
 
 
 def test_a_commit_in_doubt_is_settled_by_a_resend_without_a_restart(
-        pg: NamedPgLog, tmp_path: Path) -> None:
+        named_pg: NamedPgLog, tmp_path: Path) -> None:
     """COMMIT cut before and after the server committed: no answer, the connection
     closed, the daemon goes on in the same process; the re-sends are stored once
     (not committed) and answered duplicate (committed); seq gapless, verify clean,
     the views equal a rebuild and count every batch once."""
-    server = urlsplit(pg.url)
+    server = urlsplit(named_pg.url)
     cutter = CommitCutter(server.hostname or "127.0.0.1", server.port or 5432)
-    url = _through(pg.url, cutter.port)
+    url = _through(named_pg.url, cutter.port)
     try:
         with DaemonProcess(tmp_path, extra_args=["--store", url]) as daemon:
             assert daemon.proc is not None
@@ -146,18 +134,18 @@ def test_a_commit_in_doubt_is_settled_by_a_resend_without_a_restart(
                 conn.result("append", {"events": _batch(0)})
 
             # 1. Not committed: the session ended while COMMIT waits in a trigger.
-            pg.intrude(SLEEP_AT_COMMIT)
+            named_pg.intrude(SLEEP_AT_COMMIT)
 
             def end_the_commit() -> None:
                 deadline = time.monotonic() + 20
-                while time.monotonic() < deadline and not _terminate(pg.name, waiting=True):
+                while time.monotonic() < deadline and not _terminate(named_pg.name, waiting=True):
                     time.sleep(0.02)
 
             ender = threading.Thread(target=end_the_commit)
             ender.start()
             _unanswered(daemon, _batch(1))
             ender.join()
-            pg.intrude("DROP TRIGGER test_sleep_at_commit ON events")
+            named_pg.intrude("DROP TRIGGER test_sleep_at_commit ON events")
             with RawConnection(daemon.socket) as conn:
                 resent = conn.result("append", {"events": _batch(1)})["results"]
             assert [(3, False), (4, False)] == [(r["seq"], r["duplicate"]) for r in resent]
@@ -185,13 +173,13 @@ def test_a_commit_in_doubt_is_settled_by_a_resend_without_a_restart(
             assert list(range(1, 9)) == [e["seq"] for e in stored]
             assert [f"d-{n}-{i}" for n in range(4) for i in range(2)] == [
                 e["id"] for e in stored]
-            verified = tradelog("verify", "--store", pg.url)
+            verified = tradelog("verify", "--store", named_pg.url)
             assert 0 == verified.returncode, verified.stderr
 
             views = _sorted(all_views(daemon.socket))
             balances = json.loads(views["balances"][0])
             assert "400" == balances["cash"], views["balances"]
-            rebuilt = tradelog("rebuild", "--store", pg.url)
+            rebuilt = tradelog("rebuild", "--store", named_pg.url)
             assert 0 == rebuilt.returncode, rebuilt.stderr
             assert views == _sorted(all_views(daemon.socket))
             assert 0 == daemon.stop()

@@ -10,7 +10,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -45,15 +44,6 @@ class NamedPgLog(PgLog):
         self.url += f"&application_name={self.name}"
 
 
-@pytest.fixture
-def pg() -> Iterator[NamedPgLog]:
-    log = NamedPgLog()
-    try:
-        yield log
-    finally:
-        log.drop()
-
-
 def _terminate(application_name: str, waiting: bool = False) -> int:
     """End the sessions named ``application_name`` (only those waiting in pg_sleep when
     ``waiting``); returns how many."""
@@ -71,13 +61,13 @@ async def test_unreachable_server_is_unavailable() -> None:
         await PgRecorder.open("postgresql://postgres@127.0.0.1:1/test?connect_timeout=2")
 
 
-async def test_a_cut_connection_is_replaced_by_the_next_call(pg: NamedPgLog) -> None:
+async def test_a_cut_connection_is_replaced_by_the_next_call(named_pg: NamedPgLog) -> None:
     """Both connections ended by the server between calls (a restart, a failover): the
     next append and read find them dead, run on new ones, and succeed; seq gapless."""
-    recorder = await PgRecorder.open(pg.url)
+    recorder = await PgRecorder.open(named_pg.url)
     try:
         await recorder.append(fills("a", 2))
-        assert 2 == _terminate(pg.name)
+        assert 2 == _terminate(named_pg.name)
         assert [(3, False)] == seqs(await recorder.append(fills("b", 1)))
         assert 3 == await recorder.last_seq()
         assert (await recorder.verify()).ok
@@ -85,11 +75,11 @@ async def test_a_cut_connection_is_replaced_by_the_next_call(pg: NamedPgLog) -> 
         await recorder.close()
 
 
-async def test_a_session_that_no_longer_takes_writes_is_replaced(pg: NamedPgLog) -> None:
+async def test_a_session_that_no_longer_takes_writes_is_replaced(named_pg: NamedPgLog) -> None:
     """The appending session's server refuses writes (as a demoted primary does): the
     append runs again on a new session, which the URI points at a server that takes
     them, and is stored once."""
-    recorder = await PgRecorder.open(pg.url)
+    recorder = await PgRecorder.open(named_pg.url)
     try:
         await recorder.append(fills("a", 1))
         session = recorder._appending
@@ -105,14 +95,14 @@ async def test_a_session_that_no_longer_takes_writes_is_replaced(pg: NamedPgLog)
 
 
 async def test_a_connection_cut_during_commit_is_in_doubt_and_a_resend_settles(
-        pg: NamedPgLog) -> None:
+        named_pg: NamedPgLog) -> None:
     """The connection lost while COMMIT runs: CommitInDoubtError (the caller cannot know);
     sending the same events again settles it: stored once, seq gapless."""
-    recorder = await PgRecorder.open(pg.url)
+    recorder = await PgRecorder.open(named_pg.url)
     try:
         await recorder.append(fills("a", 1))
-        pg.intrude(SLEEP_AT_COMMIT)
-        name = pg.name
+        named_pg.intrude(SLEEP_AT_COMMIT)
+        name = named_pg.name
 
         def cut() -> None:
             deadline = time.monotonic() + 20
@@ -124,7 +114,7 @@ async def test_a_connection_cut_during_commit_is_in_doubt_and_a_resend_settles(
         with pytest.raises(CommitInDoubtError, match="send the same events again"):
             await recorder.append(fills("b", 2))
         await asyncio.to_thread(cutter.join)
-        pg.intrude("DROP TRIGGER test_sleep_at_commit ON events")
+        named_pg.intrude("DROP TRIGGER test_sleep_at_commit ON events")
         outcome = await recorder.append(fills("b", 2))
         assert [(2, False), (3, False)] == seqs(outcome)
         assert [(2, True), (3, True)] == seqs(await recorder.append(fills("b", 2)))
@@ -134,7 +124,7 @@ async def test_a_connection_cut_during_commit_is_in_doubt_and_a_resend_settles(
 
 
 async def test_migrate_sqlite_to_postgresql_and_back_keeps_every_byte(
-        pg: NamedPgLog, tmp_path: Path) -> None:
+        named_pg: NamedPgLog, tmp_path: Path) -> None:
     """``tradelog migrate`` copies a SQLite log into PostgreSQL and back: the rows (seq,
     recorded_at, hash, data text) are equal, verify passes on all three, and a second
     run copies nothing."""
@@ -145,20 +135,20 @@ async def test_migrate_sqlite_to_postgresql_and_back_keeps_every_byte(
         await recorder.append(fills(f"b{n}", 5, account="acct-2"))
     await recorder.close()
     assert 0 == await asyncio.to_thread(
-        tradelog, ["migrate", "--from", f"sqlite:///{first}", "--to", pg.url, "--batch", "7"])
+        tradelog, ["migrate", "--from", f"sqlite:///{first}", "--to", named_pg.url, "--batch", "7"])
     back = tmp_path / "b.db"
     assert 0 == await asyncio.to_thread(
-        tradelog, ["migrate", "--from", pg.url, "--to", f"sqlite:///{back}"])
+        tradelog, ["migrate", "--from", named_pg.url, "--to", f"sqlite:///{back}"])
     with closing(sqlite3.connect(first)) as a, closing(sqlite3.connect(back)) as b:
         rows = list(a.execute("SELECT * FROM events ORDER BY seq"))
         assert rows == list(b.execute("SELECT * FROM events ORDER BY seq"))
-    assert [row[:13] for row in pg.rows()] == [tuple(r) for r in rows]
-    again = await asyncio.to_thread(migrate, f"sqlite:///{first}", pg.url)
+    assert [row[:13] for row in named_pg.rows()] == [tuple(r) for r in rows]
+    again = await asyncio.to_thread(migrate, f"sqlite:///{first}", named_pg.url)
     assert (0, 135, 135) == (again.copied, again.kept, again.last_seq)
-    assert 0 == await asyncio.to_thread(tradelog, ["verify", "--store", pg.url])
+    assert 0 == await asyncio.to_thread(tradelog, ["verify", "--store", named_pg.url])
 
 
-async def test_migrate_refuses_an_altered_source_at_its_seq(pg: NamedPgLog, tmp_path: Path
+async def test_migrate_refuses_an_altered_source_at_its_seq(named_pg: NamedPgLog, tmp_path: Path
                                                             ) -> None:
     """A source event altered behind the triggers' back stops the copy at its seq with
     StorageDamagedError; the events before it are copied and verify."""
@@ -170,8 +160,8 @@ async def test_migrate_refuses_an_altered_source_at_its_seq(pg: NamedPgLog, tmp_
         conn.execute("DROP TRIGGER events_no_update")
         conn.execute("UPDATE events SET data = replace(data, '1.5', '7.5') WHERE seq = 5")
     with pytest.raises(StorageDamagedError, match="at seq 5"):
-        await asyncio.to_thread(migrate, f"sqlite:///{source}", pg.url, batch=2)
-    copied = await PgRecorder.open(pg.url, readonly=True)
+        await asyncio.to_thread(migrate, f"sqlite:///{source}", named_pg.url, batch=2)
+    copied = await PgRecorder.open(named_pg.url, readonly=True)
     try:
         report = await copied.verify()
     finally:
@@ -188,7 +178,7 @@ GRANTS = [
 """What docs/POSTGRESQL.md grants the daemons' role."""
 
 
-async def test_a_role_granted_only_appending_cannot_change_the_log(pg: NamedPgLog) -> None:
+async def test_a_role_granted_only_appending_cannot_change_the_log(named_pg: NamedPgLog) -> None:
     """The log created by its owner; a role with the grants of docs/POSTGRESQL.md appends
     (small and COPY-sized groups) and verifies, and is refused UPDATE, TRUNCATE and
     disabling or dropping a trigger."""
@@ -196,10 +186,10 @@ async def test_a_role_granted_only_appending_cannot_change_the_log(pg: NamedPgLo
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN")
     try:
-        owner = await PgRecorder.open(pg.url)
+        owner = await PgRecorder.open(named_pg.url)
         await owner.close()
-        pg.intrude(*(g.format(schema=pg.schema, role=role) for g in GRANTS))
-        as_role = make_conninfo(pg.url, user=role)
+        named_pg.intrude(*(g.format(schema=named_pg.schema, role=role) for g in GRANTS))
+        as_role = make_conninfo(named_pg.url, user=role)
         recorder = await PgRecorder.open(as_role)
         try:
             await recorder.append(fills("a", 2))
@@ -213,7 +203,7 @@ async def test_a_role_granted_only_appending_cannot_change_the_log(pg: NamedPgLo
             with psycopg.connect(as_role) as conn, pytest.raises(psycopg.errors.
                                                                  InsufficientPrivilege):
                 conn.execute(statement)
-        assert 22 == len(pg.rows())
+        assert 22 == len(named_pg.rows())
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")

@@ -5,9 +5,6 @@ follower that relied on it would not finish in time). Each test on a schema of i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from eventstore import StoredEvent
 from eventstore.postgres.recorder import PgRecorder
@@ -15,15 +12,6 @@ from tests.eventstore.test_postgres_faults import NamedPgLog, _terminate
 from tests.eventstore.test_store_contract import fills
 
 NO_POLL_S = 60.0
-
-
-@pytest.fixture
-def pg() -> Iterator[NamedPgLog]:
-    log = NamedPgLog()
-    try:
-        yield log
-    finally:
-        log.drop()
 
 
 async def _collect(follower: PgRecorder, count: int, **filters: str) -> list[StoredEvent]:
@@ -35,11 +23,11 @@ async def _collect(follower: PgRecorder, count: int, **filters: str) -> list[Sto
     return got
 
 
-async def test_a_follower_sees_every_writers_events_in_seq_order_once(pg: NamedPgLog) -> None:
+async def test_a_follower_sees_every_writers_events_in_seq_order_once(named_pg: NamedPgLog) -> None:
     """Three recorders append at once while a fourth follows from seq 1: it gets 1..N in
     order, each once, every appended event among them."""
-    writers = [await PgRecorder.open(pg.url) for _ in range(3)]
-    follower = await PgRecorder.open(pg.url, readonly=True)
+    writers = [await PgRecorder.open(named_pg.url) for _ in range(3)]
+    follower = await PgRecorder.open(named_pg.url, readonly=True)
     try:
         following = asyncio.create_task(_collect(follower, 3 * 20 * 2))
         await asyncio.sleep(0.2)  # the follower is waiting on an empty log
@@ -59,18 +47,18 @@ async def test_a_follower_sees_every_writers_events_in_seq_order_once(pg: NamedP
 
 
 async def test_a_follower_whose_listening_session_is_cut_misses_nothing(
-        pg: NamedPgLog) -> None:
+        named_pg: NamedPgLog) -> None:
     """The server ends the follower's sessions (its LISTEN one too) between appends: it
     reconnects, reads by seq from where it was, and still gets every event once; with an
     account filter it gets that account's events only."""
-    writer = await PgRecorder.open(pg.url)
-    follower = await PgRecorder.open(pg.url, readonly=True)
+    writer = await PgRecorder.open(named_pg.url)
+    follower = await PgRecorder.open(named_pg.url, readonly=True)
     try:
         following = asyncio.create_task(_collect(follower, 30))
         only_b = asyncio.create_task(_collect(follower, 10, account="acct-b"))
         await writer.append(fills("a", 10))
         await asyncio.sleep(0.3)
-        assert _terminate(pg.name) >= 2
+        assert _terminate(named_pg.name) >= 2
         await writer.append(fills("b", 10, account="acct-b"))
         await asyncio.sleep(0.3)
         await writer.append(fills("c", 10))
