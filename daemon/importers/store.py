@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daemon.client import AsyncClient
 from daemon.importers.reconcile import Query
@@ -33,15 +33,10 @@ from daemon.importers.void import PAGE, Read
 from daemon.lockfile import hold_lock
 from eventstore.record import AppendRequest, NewEvent
 from eventstore.recorder import Recorder
-from eventstore.store import StoreURL, open_reader
+from eventstore.store import StoreURL, ViewReader, open_reader
 from projections.query import ViewQuery, query_view
 from projections.startup import open_views
 from schemas import parse_event
-
-if TYPE_CHECKING:
-    from eventstore.postgres.connect import Connection
-    from eventstore.postgres.dialect import SqliteSpelling
-    from projections.runner import ViewRunner
 
 __all__ = ["BUSY_TIMEOUT_S", "Store", "open_store"]
 
@@ -96,18 +91,22 @@ async def open_store(db: Path | StoreURL | None, socket: Path,
                     [NewEvent.from_model(parse_event(e), metadata) for e in batch])
                 return {"results": [r.to_wire() for r in outcome.results]}
 
-            async def query(view: str, **params: Any) -> dict[str, Any]:
-                return await query_view(recorder, ViewQuery(view, **params))
-
-            async def read_file(from_seq: int, account: str, types: list[str]
-                                ) -> list[dict[str, Any]]:
-                return [{"seq": e.seq, "source": e.source, "id": e.event_id,
-                         "type": e.event_type, "data": e.data}
-                        for e in await recorder.read(from_seq, PAGE, account, types)]
-
-            yield Store(append, query, read_file)
+            yield Store(append, *_reading(recorder))
         finally:
             await recorder.close()
+
+
+def _reading(reader: ViewReader) -> tuple[Query, Read]:
+    """``query`` and ``read`` of a ``Store`` on a log opened in this process."""
+
+    async def query(view: str, **params: Any) -> dict[str, Any]:
+        return await query_view(reader, ViewQuery(view, **params))
+
+    async def read(from_seq: int, account: str, types: list[str]) -> list[dict[str, Any]]:
+        return [{"seq": e.seq, "source": e.source, "id": e.event_id, "type": e.event_type,
+                 "data": e.data} for e in await reader.read(from_seq, PAGE, account, types)]
+
+    return query, read
 
 
 BUSY_TIMEOUT_S = 30.0
@@ -118,28 +117,13 @@ commit (each holds it for milliseconds)."""
 @asynccontextmanager
 async def _postgresql(url: StoreURL, metadata: dict[str, Any]) -> AsyncIterator[Store]:
     """``Store`` on the PostgreSQL log ``url`` (module docstring)."""
+    from daemon.writer.pgcore import open_log
     from eventstore.busy import retry_busy
-    from eventstore.postgres.connect import connect, prepare
     from eventstore.postgres.writes import append_group
-    from projections.lifecycle import log_left_out
-    from projections.pgviews import open_views as open_pg_views
 
     assert url.conninfo is not None
-    conninfo = url.conninfo
-
-    def opened() -> tuple[Connection, int, ViewRunner, SqliteSpelling]:
-        conn = connect(conninfo, lock_timeout_s=BUSY_TIMEOUT_S)
-        try:
-            key = prepare(conn, create=True)
-            runner, _, spelling = retry_busy(lambda: open_pg_views(conn, key),
-                                             BUSY_TIMEOUT_S)
-        except BaseException:
-            conn.close()
-            raise
-        log_left_out(runner)
-        return conn, key, runner, spelling
-
-    conn, key, runner, spelling = await asyncio.to_thread(opened)
+    conn, key, runner, _, spelling = await asyncio.to_thread(open_log, url.conninfo,
+                                                             BUSY_TIMEOUT_S)
     try:
         reader = await open_reader(url)
         try:
@@ -153,16 +137,7 @@ async def _postgresql(url: StoreURL, metadata: dict[str, Any]) -> AsyncIterator[
                     raise outcome.error
                 return {"results": [r.to_wire() for r in outcome.results]}
 
-            async def query(view: str, **params: Any) -> dict[str, Any]:
-                return await query_view(reader, ViewQuery(view, **params))
-
-            async def read_log(from_seq: int, account: str, types: list[str]
-                               ) -> list[dict[str, Any]]:
-                return [{"seq": e.seq, "source": e.source, "id": e.event_id,
-                         "type": e.event_type, "data": e.data}
-                        for e in await reader.read(from_seq, PAGE, account, types)]
-
-            yield Store(append, query, read_log)
+            yield Store(append, *_reading(reader))
         finally:
             await reader.close()
     finally:

@@ -41,15 +41,16 @@ from projections.lifecycle import log_left_out
 from projections.pgviews import open_views
 from projections.runner import ViewRunner
 
-__all__ = ["PgWriterCore"]
+__all__ = ["PgWriterCore", "open_log"]
 
 log = get_logger("tradelog.writer")
 
 
-def _open(conninfo: str, busy_timeout_s: float
+def open_log(conninfo: str, busy_timeout_s: float
           ) -> tuple[Connection, int, ViewRunner, int, SqliteSpelling]:
     """Connect, check (create on first use) the log and bring its views up to date:
-    the connection, the lock key, the runner, the events folded and the spelling."""
+    the connection, the lock key, the runner, the events folded and the spelling. What
+    any writer of the log opens with (this core, ``tradelog import --store``)."""
     conn = connect(conninfo, lock_timeout_s=busy_timeout_s)
     try:
         key = prepare(conn, create=True)
@@ -80,7 +81,7 @@ class PgWriterCore(CoreBase):
             DatabaseFileError: the schema holds something else, or a newer tradelog's log.
             StorageUnavailableError: no server could be reached.
         """
-        conn, key, runner, folded, spelling = _open(conninfo, busy_timeout_s)
+        conn, key, runner, folded, spelling = open_log(conninfo, busy_timeout_s)
         try:
             last_seq = reads.last_seq(conn)
         except BaseException:
@@ -101,7 +102,7 @@ class PgWriterCore(CoreBase):
                                 retry=retry_if_exception_type(StorageUnavailableError),
                                 reraise=True):
             with attempt:
-                conn, self.key, self.runner, folded, self.spelling = _open(
+                conn, self.key, self.runner, folded, self.spelling = open_log(
                     self.conninfo, self.busy_timeout_s)
         log.info("log_reconnected", caught_up_events=folded)
         self.conn = conn
