@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ __all__ = [
     "Ledger",
     "PgSchema",
     "RunStore",
+    "run_store",
     "Target",
     "answer_problems",
     "check_log",
@@ -176,6 +177,25 @@ class RunStore:
         for n, schema in enumerate(self._schemas):
             if not (keep and n == 0):
                 schema.drop()
+
+
+@contextlib.contextmanager
+def run_store(workdir: Path, pg: str | None, report: Any, say: Callable[[str], None],
+              script: str) -> Iterator[RunStore]:
+    """The ``RunStore`` of one run of ``script``, closed at the end: its PostgreSQL log
+    kept for a look (and ``say`` tells where) when ``report.problems`` holds any.
+
+    Raises:
+        ValueError: ``pg`` is not a PostgreSQL URL.
+        psycopg.Error: the schemas cannot be made.
+    """
+    place = RunStore(workdir, pg)
+    try:
+        yield place
+    finally:
+        place.close(keep=bool(report.problems))
+    if report.problems and pg is not None:
+        say(f"{script}: the log is kept for a look: {place.where}")
 
 
 def health(path: Path, timeout_s: float = 10.0) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from bench.faults.common import (
     answer_problems,
     log_problems,
     machine,
+    run_store,
     stored_events,
     verify,
     views_equal_rebuild,
@@ -424,14 +425,9 @@ def run(count: int, workdir: Path, seed: int = 1,
         ValueError: ``store`` is not a PostgreSQL URL.
         psycopg.Error: the schemas cannot be made.
     """
-    place = RunStore(workdir, store)
     report = FuzzReport()
-    try:
+    with run_store(workdir, store, report, say, "fuzz") as place:
         _run(count, workdir, seed, say, place, report)
-    finally:
-        place.close(keep=bool(report.problems))
-    if report.problems and store is not None:
-        say(f"fuzz: the log is kept for a look: {place.where}")
     return report
 
 

@@ -54,6 +54,7 @@ from bench.faults.common import (
     answer_problems,
     log_problems,
     machine,
+    run_store,
     verify,
 )
 
@@ -602,13 +603,8 @@ def run(options: Options, workdir: Path, socket_path: Path | None = None,
     started = time.monotonic()
     report = Report(commit=_commit(), machine=machine(), seed=options.seed,
                     rss_limit_mb=options.rss_limit_mb)
-    place = RunStore(workdir, options.store)
-    try:
+    with run_store(workdir, options.store, report, say, "hostile") as place:
         _run(options, workdir, socket_path, say, report, place)
-    finally:
-        place.close(keep=bool(report.problems))
-    if report.problems and options.store is not None:
-        say(f"hostile: the log is kept for a look: {place.where}")
     report.duration_s = round(time.monotonic() - started, 1)
     return report
 

@@ -43,6 +43,7 @@ from bench.faults.common import (
     health,
     log_problems,
     machine,
+    run_store,
     stored_events,
     verify,
     views_equal_rebuild,
@@ -133,15 +134,10 @@ def run(cycles: int, workdir: Path, clients: int = 4, seed: int = 1, max_load_s:
         ValueError: ``store`` is not a PostgreSQL URL.
         psycopg.Error: the schemas cannot be made.
     """
-    place = RunStore(workdir, store)
     report = KillReport()
-    try:
+    with run_store(workdir, store, report, say, "killloop") as place:
         _run(cycles, workdir, place, report, clients, seed, max_load_s, views_every, most,
              say)
-    finally:
-        place.close(keep=bool(report.problems))
-    if report.problems and store is not None:
-        say(f"killloop: the log is kept for a look: {place.where}")
     return report
 
 
