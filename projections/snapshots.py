@@ -144,8 +144,7 @@ def snapshot_payload(state: State) -> bytes:
         "instruments": [rows.instrument_row(i) for i in state.instruments.values()],
         "strategies": [rows.strategy_row(s) for s in state.strategies.values()],
     }
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return zlib.compress(text.encode(), 1)
+    return _compress(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
 
 PAYLOAD_TABLES = {"balances": t.BALANCES, "prices": t.PRICES, "positions": t.POSITIONS,
