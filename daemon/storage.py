@@ -56,6 +56,7 @@ async def open_storage(config: Config, launched: Launched | None
             from eventstore.postgres.recorder import PgRecorder
 
             recorder = await PgRecorder.open(str(target), readonly=True)
+            recorder.own_origin = ready.origin  # its own commits come from its writer
     except BaseException:
         await writer.close()
         raise

@@ -46,6 +46,9 @@ class Ready(NamedTuple):
     """Events folded to bring the views up to date."""
     page_cap: int | None
     """The cap SQLite applied (None: none asked)."""
+    origin: str = ""
+    """On PostgreSQL, the writer's name in the notifications of its commits (its own
+    daemon need not wake for them: ``eventstore.postgres.notify``); "" on SQLite."""
 
 
 class Append(NamedTuple):

@@ -17,6 +17,7 @@ and loads the views from their tables (which hold the group exactly when it comm
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
 from psycopg.errors import ReadOnlySqlTransaction
@@ -35,6 +36,7 @@ from eventstore.errors import CommitInDoubtError, StorageUnavailableError
 from eventstore.postgres import reads
 from eventstore.postgres.connect import Connection, connect, prepare
 from eventstore.postgres.dialect import SqliteSpelling
+from eventstore.postgres.tail import Tail
 from eventstore.postgres.writes import append_group
 from eventstore.record import AppendOutcome, AppendRequest
 from projections.lifecycle import log_left_out
@@ -72,6 +74,9 @@ class PgWriterCore(CoreBase):
         self.conn: Connection | None = conn
         self.key = key
         self.spelling = spelling
+        self.tail = Tail(origin=secrets.token_hex(8))
+        """Where this writer's last commit left the log, and its name in the log's
+        notifications (``eventstore.postgres.tail``)."""
 
     @classmethod
     def open(cls, conninfo: str, *, busy_timeout_s: float = 5.0) -> tuple[PgWriterCore, Ready]:
@@ -88,7 +93,7 @@ class PgWriterCore(CoreBase):
             conn.close()
             raise
         core = cls(conninfo, conn, key, runner, spelling, busy_timeout_s)
-        return core, Ready(runner.checkpoint, last_seq, folded, None)
+        return core, Ready(runner.checkpoint, last_seq, folded, None, core.tail.origin)
 
     def _connection(self) -> Connection:
         """The live connection, made again (with backoff) when found broken."""
@@ -106,6 +111,7 @@ class PgWriterCore(CoreBase):
                     self.conninfo, self.busy_timeout_s)
         log.info("log_reconnected", caught_up_events=folded)
         self.conn = conn
+        self.tail.forget()
         return conn
 
     def _append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
@@ -124,6 +130,7 @@ class PgWriterCore(CoreBase):
         group, which may not be committed) and the lost connection; the next group
         connects again and loads the views from their tables."""
         self.runner.discard()
+        self.tail.forget()
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -132,7 +139,8 @@ class PgWriterCore(CoreBase):
         conn = self._connection()
         try:
             return retry_busy(
-                lambda: append_group(conn, self.key, requests, self.runner, self.spelling),
+                lambda: append_group(conn, self.key, requests, self.runner, self.spelling,
+                                     self.tail),
                 self.busy_timeout_s)
         except StorageUnavailableError as exc:
             if not (conn.broken or isinstance(exc.__cause__, ReadOnlySqlTransaction)):
@@ -140,7 +148,8 @@ class PgWriterCore(CoreBase):
             conn.close()  # dead, or its server no longer takes writes (demoted)
         conn = self._connection()
         return retry_busy(
-            lambda: append_group(conn, self.key, requests, self.runner, self.spelling),
+            lambda: append_group(conn, self.key, requests, self.runner, self.spelling,
+                                     self.tail),
             self.busy_timeout_s)
 
     def _flush(self) -> None:

@@ -1,9 +1,11 @@
 """Waking up on new events, whichever daemon stored them: LISTEN/NOTIFY to wake, reads by
 seq to catch up.
 
-Each append transaction that stores events sends ``pg_notify(channel, last_seq)``
-(``writes.append_group``); PostgreSQL delivers notifications at commit, in commit order,
-to every session listening on the channel, on any host. ``Waker`` holds one such session
+Each append transaction that stores events sends ``pg_notify(channel, payload)``
+(``writes.append_group``), the payload its last seq, then a space and the writer's
+origin when it has one (``eventstore.postgres.tail.Tail``); PostgreSQL delivers
+notifications at commit, in commit order, to every session listening on the channel, on
+any host. ``Waker`` holds one such session
 on a thread of its own and wakes the waiters of its event loop. A notification only says
 "look again": readers always read by seq from where they are, so an event is never missed
 (a lost notification, or one sent while the session was being reconnected, costs at most
@@ -42,8 +44,12 @@ class Waker:
     ``timeout`` passed). Create with ``Waker(conninfo, key)``, ``start()`` it inside the
     event loop that waits, ``close()`` at the end."""
 
-    def __init__(self, conninfo: str, key: int, *, retry_s: float = 1.0) -> None:
+    def __init__(self, conninfo: str, key: int, *, retry_s: float = 1.0,
+                 own_origin: str = "") -> None:
         self.conninfo = conninfo
+        self.own_origin = own_origin
+        """Notifications of this writer's origin (the waiting daemon's own commits,
+        which it learns of from its writer) are let pass without waking anyone."""
         self.channel = channel(key)
         self.retry_s = retry_s
         self.notified = 0
@@ -84,7 +90,9 @@ class Waker:
                 self._post(0)
                 while not self._stop.is_set():
                     for note in conn.notifies(timeout=0.5):
-                        self._post(int(note.payload) if note.payload.isdigit() else 0)
+                        seq, _, origin = note.payload.partition(" ")
+                        if not origin or origin != self.own_origin:
+                            self._post(int(seq) if seq.isdigit() else 0)
             except psycopg.Error:
                 self._stop.wait(self.retry_s)
             finally:

@@ -101,6 +101,9 @@ class PgRecorder:
         self.path: Path | None = None
         """No file: the log is in the database ``conninfo`` names."""
         self._waker: Waker | None = None
+        self.own_origin = ""
+        """Notifications of this origin (the daemon's own writer) do not wake
+        ``wait_past``: its owner learns of those commits otherwise. "" for none."""
 
     @classmethod
     async def open(cls, conninfo: str, *, readonly: bool = False,
@@ -290,6 +293,6 @@ class PgRecorder:
         was made again, or ``timeout`` seconds passed. The first call opens the
         listening session (``eventstore.postgres.notify.Waker``), closed by ``close``."""
         if self._waker is None:
-            self._waker = Waker(self.conninfo, self._reading.key)
+            self._waker = Waker(self.conninfo, self._reading.key, own_origin=self.own_origin)
             self._waker.start()
         await self._waker.wait(after, timeout)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from eventstore.follow import Executes, Follower
 from eventstore.postgres import ddl, reads
 from eventstore.postgres.connect import CommitInDoubtError, Connection, map_pg_error
 from eventstore.postgres.notify import channel
+from eventstore.postgres.tail import Tail
 from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
 from eventstore.verify import stored_canonical
@@ -61,6 +62,7 @@ UPSERT = ("INSERT INTO accounts (account, version) SELECT * FROM unnest(%s::text
           "%s::bigint[]) ON CONFLICT (account) DO UPDATE SET version = accounts.version "
           "+ excluded.version")
 _THEN_NOTIFY = "SELECT pg_notify(%s, %s)"
+_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 _UPSERT_ALL = f"WITH acc AS ({UPSERT}) {_THEN_NOTIFY}"
 
 
@@ -102,6 +104,9 @@ class _Group:
         self.pending: dict[str, int] = {}
         self.columns: list[list[Any]] = [[] for _ in range(14)]
         self.stored: list[StoredEvent] = []
+        self.known: set[str] | None = None
+        """The accounts whose versions were read with the log (None: a guessed group,
+        on the versions its ``Tail`` kept)."""
 
     def version(self, account: str) -> int:
         """The account's event count as this group would leave it so far."""
@@ -145,18 +150,22 @@ def _decide(conn: Connection, request: AppendRequest, group: _Group
     return results, fresh
 
 
+def _accounts(requests: Sequence[AppendRequest]) -> list[str]:
+    """The accounts a group appends to or checks the version of."""
+    return sorted({e.account for r in requests for e in r.events}
+                  | {r.expected_account for r in requests if r.expected_account})
+
+
 def _read_state(conn: Connection, key: int, requests: Sequence[AppendRequest]) -> _Group:
     """``BEGIN``, the lock, then (a statement of its own, so that it sees the previous
     holder's commit) the last row, the group's stored source+id pairs and its accounts'
     versions: one round trip."""
     pairs = sorted({(e.source, e.event_id) for r in requests for e in r.events})
-    accounts = sorted({e.account for r in requests for e in r.events}
-                      | {r.expected_account for r in requests if r.expected_account})
     with conn.pipeline():
         conn.execute("BEGIN")
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        conn.execute(_LOCK, (key,))
         cursor = conn.execute(_STATE, ([p[0] for p in pairs], [p[1] for p in pairs],
-                                       accounts))
+                                       _accounts(requests)))
     row = cursor.fetchone()
     last, known, versions = row if row is not None else (None, [], [])
     stored_before = {(r[1], r[2]): (stored_canonical(r), int(r[0]), str(r[5]))
@@ -166,8 +175,8 @@ def _read_state(conn: Connection, key: int, requests: Sequence[AppendRequest]) -
 
 
 def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest],
-                 views: Follower | None = None, spelling: Executes | None = None
-                 ) -> list[AppendOutcome]:
+                 views: Follower | None = None, spelling: Executes | None = None,
+                 tail: Tail | None = None) -> list[AppendOutcome]:
     """Decide and store a group of requests in one transaction under the log's lock
     ``key``; one ``AppendOutcome`` per request, in order (a rejected one carries its
     ``VersionConflictError``, ``IdempotencyConflictError`` or ``ValidationError`` and
@@ -178,6 +187,9 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest],
     transaction and under the same lock, first what other writers appended past their
     checkpoint, then the group: their rows commit with it. A request holding a new event
     they cannot fold is refused as on SQLite (``eventstore.writes.commit_refusing``).
+
+    With ``tail`` (this connection's own ``Tail``, kept up to date here), a group may
+    go in one flight without reading the log first (``eventstore.postgres.tail``).
 
     The answer comes after ``COMMIT`` has returned, so after the commit is durable as
     the server's ``synchronous_commit`` makes it (flushed locally, and on a synchronous
@@ -191,53 +203,80 @@ def append_group(conn: Connection, key: int, requests: Sequence[AppendRequest],
         StorageCorruptError: the rollback failed, or the server reports damaged data.
     """
     if views is None or spelling is None:
-        return _append(conn, key, requests, None, None)
-    return commit_refusing(lambda some: _append(conn, key, some, views, spelling),
+        return _append(conn, key, requests, None, None, tail)
+    return commit_refusing(lambda some: _append(conn, key, some, views, spelling, tail),
                            requests, lambda: reads.last_seq(conn))
 
 
 def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
-            views: Follower | None, spelling: Executes | None) -> list[AppendOutcome]:
+            views: Follower | None, spelling: Executes | None, tail: Tail | None
+            ) -> list[AppendOutcome]:
+    if (tail is not None and tail.may_skip_read(requests)
+            and sum(len(r.events) for r in requests) < COPY_FROM
+            and (views is None or (not views.needs_load() and views.checkpoint == tail.seq))):
+        guessed = _Group((tail.seq, tail.hash, tail.recorded_at), tail.versions, {})
+        outcomes = _commit(conn, key, requests, views, spelling, guessed, tail)
+        if outcomes is not None:
+            return outcomes
+        tail.raced()
+    group = _read_state_or_raise(conn, key, requests, views)
+    if tail is not None:
+        tail.found(group.last_seq)
+    group.known = set(_accounts(requests))
+    outcomes = _commit(conn, key, requests, views, spelling, group, tail)
+    assert outcomes is not None  # a group that read the log first is not guessed
+    return outcomes
+
+
+class _UnsureError(Exception):
+    """A guessed group refused a request: it goes again from a read of the log."""
+
+
+def _read_state_or_raise(conn: Connection, key: int, requests: Sequence[AppendRequest],
+                         views: Follower | None) -> _Group:
+    try:
+        return _read_state(conn, key, requests)
+    except psycopg.Error as exc:
+        rollback(conn, views)
+        raise map_pg_error(exc, "appending") from exc
+    except BaseException:
+        rollback(conn, views)
+        raise
+
+
+def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
+            views: Follower | None, spelling: Executes | None, group: _Group,
+            tail: Tail | None) -> list[AppendOutcome] | None:
+    """Decide, insert, fold and ``COMMIT`` the group on ``group``'s view of the log. A
+    guessed group (``group.known`` None: the transaction not begun yet) goes in the same
+    flight as its ``BEGIN`` and lock, and returns None, rolled back, when the guess
+    failed (or anything else did before ``COMMIT``: the read path will say what)."""
+    guessed = group.known is None
     committing = False
     try:
-        group = _read_state(conn, key, requests)
-        decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
-        for request in requests:
-            verdict = _decide(conn, request, group)
-            decided.append(verdict)
-            if not isinstance(verdict, Exception):
-                for event in verdict[1]:
-                    group.add(event)
-
-        def rows(after: int, before: int | None) -> Iterator[tuple[Any, ...]]:
-            return reads.rows_after(conn, after, before)
-
-        if views is not None and spelling is not None:
-            # What others appended first: its rows come from a server-side cursor, which
-            # a pipeline cannot hold.
-            catch_up_before(spelling, views, group, rows)
-        if len(group.stored) >= COPY_FROM:
-            with conn.cursor().copy(COPY) as copy:
-                for row in zip(*group.columns, strict=True):
-                    copy.write_row(row)
+        if not guessed:
+            decided = _prepare(conn, requests, views, spelling, group)
         with conn.pipeline():
-            if group.stored:
-                tail = [list(group.pending), list(group.pending.values()), channel(key),
-                        str(group.last_seq)]
-                if len(group.stored) < COPY_FROM:
-                    count = len(group.stored)
-                    conn.execute(_insert_values(count), [
-                        value for row in zip(*group.columns, strict=True) for value in row
-                    ] + tail)
-                else:
-                    conn.execute(_UPSERT_ALL, tail)
+            if guessed:
+                conn.execute("BEGIN")
+                conn.execute(_LOCK, (key,))
+                decided = _decide_guessed(conn, requests, group)
+            if group.stored and len(group.stored) < COPY_FROM:
+                conn.execute(_insert_values(len(group.stored)), [
+                    value for row in zip(*group.columns, strict=True) for value in row
+                ] + _tail_params(key, group, tail))
+            elif group.stored:
+                conn.execute(_UPSERT_ALL, _tail_params(key, group, tail))
             if views is not None and spelling is not None:
                 # The views' rows go in the same flight as the events' and the COMMIT
                 # (a row the fold reads, or a void's history, syncs the pipeline first,
                 # so it sees the events' rows).
-                fold_group(spelling, views, group, decided, rows)
+                fold_group(spelling, views, group, decided, _rows(conn))
             committing = True
             conn.execute("COMMIT")
+    except _UnsureError:
+        rollback(conn)  # nothing folded yet: the views' state stands
+        return None
     except EventStoreError:
         rollback(conn, views)
         raise
@@ -248,10 +287,16 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
                 f"may not be stored ({exc}); send the same events again to settle it"
             ) from exc
         rollback(conn, views)
+        if guessed and not (conn.broken or conn.closed):
+            return None
         raise map_pg_error(exc, "appending") from exc
     except BaseException:
         rollback(conn, views)
         raise
+    if tail is not None:
+        tail.committed(group.last_seq, group.last_hash, group.recorded_at,
+                       {a: group.version(a) for a in group.known or group.pending
+                        if group.known is not None or a in tail.versions})
     outcomes: list[AppendOutcome] = []
     for verdict in decided:
         if isinstance(verdict, Exception):
@@ -259,6 +304,61 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
         else:
             outcomes.append(AppendOutcome(verdict[0], group.last_seq))
     return outcomes
+
+
+def _prepare(conn: Connection, requests: Sequence[AppendRequest],
+             views: Follower | None, spelling: Executes | None, group: _Group
+             ) -> list[tuple[list[EventResult], list[NewEvent]] | Exception]:
+    """For a group that read the log, before its pipeline: decide it, fold what others
+    appended first (its rows come from a server-side cursor) and ``COPY`` a large
+    group's rows, neither of which a pipeline can hold."""
+    decided = _decide_all(conn, requests, group)
+    if views is not None and spelling is not None:
+        catch_up_before(spelling, views, group, _rows(conn))
+    if len(group.stored) >= COPY_FROM:
+        with conn.cursor().copy(COPY) as copy:
+            for row in zip(*group.columns, strict=True):
+                copy.write_row(row)
+    return decided
+
+
+def _decide_all(conn: Connection, requests: Sequence[AppendRequest], group: _Group
+                ) -> list[tuple[list[EventResult], list[NewEvent]] | Exception]:
+    decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
+    for request in requests:
+        verdict = _decide(conn, request, group)
+        decided.append(verdict)
+        if not isinstance(verdict, Exception):
+            for event in verdict[1]:
+                group.add(event)
+    return decided
+
+
+def _decide_guessed(conn: Connection, requests: Sequence[AppendRequest], group: _Group
+                    ) -> list[tuple[list[EventResult], list[NewEvent]] | Exception]:
+    """``_decide_all`` for a guessed group. A refusal other than a version conflict (the
+    versions it checks are known) may come of not knowing what is stored (a void sent
+    again is refused as voiding its target twice): ``_UnsureError``, the read decides."""
+    decided = _decide_all(conn, requests, group)
+    if any(isinstance(v, Exception) and not isinstance(v, VersionConflictError)
+           for v in decided):
+        raise _UnsureError
+    return decided
+
+
+def _rows(conn: Connection) -> Callable[[int, int | None], Iterator[tuple[Any, ...]]]:
+    def rows(after: int, before: int | None) -> Iterator[tuple[Any, ...]]:
+        return reads.rows_after(conn, after, before)
+    return rows
+
+
+def _tail_params(key: int, group: _Group, tail: Tail | None) -> list[Any]:
+    """The accounts' version increments, the channel and the notification's payload
+    (the last seq, then the writer's origin, if any: ``eventstore.postgres.notify``)."""
+    payload = str(group.last_seq)
+    if tail is not None and tail.origin:
+        payload = f"{payload} {tail.origin}"
+    return [list(group.pending), list(group.pending.values()), channel(key), payload]
 
 
 def rollback(conn: Connection, views: Follower | None = None) -> None:

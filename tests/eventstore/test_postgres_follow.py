@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
+
 from eventstore import StoredEvent
+from eventstore.postgres.notify import channel
 from eventstore.postgres.recorder import PgRecorder
 from tests.eventstore.test_postgres_faults import NamedPgLog, _terminate
 from tests.eventstore.test_store_contract import fills
@@ -69,3 +72,28 @@ async def test_a_follower_whose_listening_session_is_cut_misses_nothing(
         await follower.close()
     assert list(range(1, 31)) == [e.seq for e in got]
     assert list(range(11, 21)) == [e.seq for e in got_b]
+
+
+async def test_notifications_of_the_own_writer_do_not_wake_and_others_do(
+        named_pg: NamedPgLog) -> None:
+    """A reader told its writer's origin (a daemon's, whose own commits it learns from
+    the writer) lets that origin's notifications pass; another writer's, and one with no
+    origin, wake it with the seq they name."""
+    writer = await PgRecorder.open(named_pg.url)  # creates the log
+    follower = await PgRecorder.open(named_pg.url, readonly=True)
+    follower.own_origin = "mine"
+    try:
+        await follower.wait_past(0, 5.0)  # the listening session is in place
+        channel_name = channel(follower._reading.key)
+        with psycopg.connect(named_pg.url, autocommit=True) as conn:
+            for payload in ("7 mine", "4 theirs"):
+                conn.execute("SELECT pg_notify(%s, %s)", (channel_name, payload))
+            await asyncio.wait_for(follower.wait_past(3, NO_POLL_S), 10)
+            assert 4 == follower.notified
+            conn.execute("SELECT pg_notify(%s, %s)", (channel_name, "9 mine"))
+            conn.execute("SELECT pg_notify(%s, %s)", (channel_name, "8"))
+            await asyncio.wait_for(follower.wait_past(4, NO_POLL_S), 10)
+            assert 8 == follower.notified
+    finally:
+        await writer.close()
+        await follower.close()

@@ -1,0 +1,125 @@
+"""A PostgreSQL writer alone on its log appends without reading the log's last row first
+(``eventstore.postgres.tail``): its group goes in one flight on what its own last commit
+left. The guess is checked by the server (the next seq, the source+id key): another
+writer's append in between, or a re-sent event, makes the group go again from a read,
+with the same outcomes and view rows as SQLite gives for the same groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+from daemon.writer.core import WriterCore
+from daemon.writer.pgcore import PgWriterCore
+from eventstore.errors import VersionConflictError
+from eventstore.postgres import writes
+from eventstore.postgres.tail import QUIET_GROUPS
+from eventstore.record import AppendOutcome, AppendRequest, NewEvent
+from tests.eventstore.test_store_contract import PgLog
+from tests.fold_support import new_event
+from tests.projections.test_views_runner import sample
+from tests.service.test_writer_core_pg import view_tables
+
+
+@contextmanager
+def counted_reads() -> Iterator[list[int]]:
+    """How many groups read the log's last row before appending (``_read_state``)."""
+    reads = [0]
+    real = writes._read_state
+
+    def spy(*args: object) -> object:
+        reads[0] += 1
+        return real(*args)  # type: ignore[arg-type]
+
+    with mock.patch.object(writes, "_read_state", spy):
+        yield reads
+
+
+def _events(account: str, start: int) -> list[NewEvent]:
+    return [new_event(w) for w in sample(account=account, start=start)]
+
+
+def _seqs(outcome: AppendOutcome) -> list[tuple[int, bool]]:
+    return [(r.seq, r.duplicate) for r in outcome.results]
+
+
+def test_a_writer_alone_reads_the_log_only_until_it_is_quiet(pg: PgLog, tmp_path: Path
+                                                            ) -> None:
+    """One event per group: the first groups read the log, the rest go in one flight;
+    the view rows are SQLite's for the same groups."""
+    core, _ = PgWriterCore.open(pg.url)
+    lite, _ = WriterCore.open(tmp_path / "x.db")
+    events = _events("acct-1", 0) + _events("acct-2", 10)
+    try:
+        with counted_reads() as reads:
+            for event in events:
+                [outcome] = core.commit([AppendRequest([event])])
+                [expected] = lite.commit([AppendRequest([event])])
+                assert _seqs(expected) == _seqs(outcome)
+        assert QUIET_GROUPS + 1 == reads[0]
+    finally:
+        core.close()
+        lite.close()
+    on_lite, on_pg = view_tables(pg.url, tmp_path / "x.db")
+    assert on_lite == on_pg
+
+
+def test_another_writers_append_makes_the_guess_go_again_from_a_read(
+        pg: PgLog, tmp_path: Path) -> None:
+    """Writer one is quiet and guessing; writer two appends; one's next group finds its
+    guessed seq taken, is rolled back and made again on a read: gapless, and the view
+    rows (one's views fold two's events first) are SQLite's."""
+    one, _ = PgWriterCore.open(pg.url)
+    two, _ = PgWriterCore.open(pg.url)
+    lite, _ = WriterCore.open(tmp_path / "x.db")
+    first, second = _events("acct-1", 0), _events("acct-2", 10)
+    turns = [(one, [e]) for e in first[:4]] + [(two, second[:3])] + [
+        (one, [e]) for e in first[4:]] + [(two, second[3:])]
+    try:
+        with counted_reads() as reads:
+            for core, group in turns:
+                [outcome] = core.commit([AppendRequest(group)])
+                [expected] = lite.commit([AppendRequest(group)])
+                assert outcome.error is None
+                assert _seqs(expected) == _seqs(outcome)
+        # one: 3 reads to become quiet, then a read after the guess failed (and again
+        # until quiet); two: a read for each of its groups.
+        assert reads[0] >= QUIET_GROUPS + 1 + 1 + 2
+    finally:
+        one.close()
+        two.close()
+        lite.close()
+    on_lite, on_pg = view_tables(pg.url, tmp_path / "x.db")
+    assert on_lite == on_pg
+
+
+def test_a_resent_event_and_a_stale_version_are_answered_as_after_a_read(pg: PgLog) -> None:
+    """On a quiet writer: an event sent again is answered ``duplicate`` with its seq (the
+    guess fails on the source+id key and the read tells); an expected version that is
+    no longer current is a ``VersionConflictError`` with the current version."""
+    core, _ = PgWriterCore.open(pg.url)
+    events = _events("acct-1", 0)
+    try:
+        for event in events:
+            core.commit([AppendRequest([event])])
+        assert core.tail.quiet >= QUIET_GROUPS
+        [again] = core.commit([AppendRequest([events[2]])])
+        assert [(3, True)] == _seqs(again)
+        more = _events("acct-1", 20)
+        for event in more[:QUIET_GROUPS + 1]:
+            core.commit([AppendRequest([event])])
+        assert core.tail.versions["acct-1"] == len(events) + QUIET_GROUPS + 1
+        with counted_reads() as reads:
+            stale, current = core.commit([
+                AppendRequest(more[3:4], expected_account="acct-1", expected_version=1),
+                AppendRequest(more[4:5], expected_account="acct-1",
+                              expected_version=len(events) + QUIET_GROUPS + 1)])
+        assert 0 == reads[0]
+        assert isinstance(stale.error, VersionConflictError)
+        assert "1" in str(stale.error)
+        assert current.error is None
+        assert [(len(events) + QUIET_GROUPS + 2, False)] == _seqs(current)
+    finally:
+        core.close()
