@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from eventstore.canonical import GENESIS_HASH, chain_hash
 from eventstore.errors import (
@@ -67,8 +67,7 @@ def _source_rows(url: StoreURL, after: int, to_seq: int | None = None
         conn = open_sqlite(url.path, readonly=True, busy_timeout_s=5.0)
         try:
             conn.execute("BEGIN")
-            # ``rows_after`` is a generator function (its annotation says Iterator).
-            rows = cast(Generator[Row, None, None], rows_after(conn, after, before))
+            rows = rows_after(conn, after, before)
             try:
                 yield rows
             finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from eventstore import ddl
@@ -63,7 +63,7 @@ def first_seq_after(conn: sqlite3.Connection, after: int) -> int:
 
 
 def rows_after(conn: sqlite3.Connection, after: int, before: int | None = None
-               ) -> Iterator[tuple[Any, ...]]:
+               ) -> Generator[tuple[Any, ...], None, None]:
     """Every stored row (``ddl.EVENT_COLUMNS``) with ``after < seq`` (and ``< before``)
     in seq order, read 4096 at a time. Once the driver fails (a damaged page, text that
     is not UTF-8), the rest is read one row at a time, so that every readable row before

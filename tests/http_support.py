@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from examples.sma_bot import ACCOUNT, read_bars, run
-from tests.support import DaemonProcess
+from tests.support import DaemonProcess, daemon_on
 
 __all__ = ["ACCOUNT", "HttpDaemon", "http_daemon", "seed"]
 
@@ -52,10 +52,12 @@ def ready_url(log: Path) -> str:
 @contextlib.contextmanager
 def http_daemon(directory: Path, listen: str = "127.0.0.1:0",
                 extra_args: list[str] | None = None,
-                env: dict[str, str] | None = None) -> Iterator[HttpDaemon]:
-    """A daemon in ``directory`` serving HTTP on ``listen`` (port 0: a free one)."""
-    with DaemonProcess(directory, extra_args=["--http", listen, *(extra_args or [])],
-                       env=env) as proc:
+                env: dict[str, str] | None = None,
+                store: str = "sqlite") -> Iterator[HttpDaemon]:
+    """A daemon in ``directory`` serving HTTP on ``listen`` (port 0: a free one), its log
+    on ``store`` (``tests.support.daemon_on``: ``sqlite`` or ``postgresql``)."""
+    with daemon_on(store, directory, env=env,
+                   extra_args=["--http", listen, *(extra_args or [])]) as proc:
         yield HttpDaemon(proc, ready_url(proc.log))
 
 

@@ -68,7 +68,7 @@ async def start(service: Service) -> Running:
         raise ConfigError("access rules limit which accounts socket clients read, but the "
                           "HTTP API has no http_tokens_file: every local user could read "
                           "every account over HTTP. Set http_tokens_file (docs/HTTP.md)")
-    verifier = Verifier(config.db)
+    verifier = Verifier(config.store_url())
     api = Api(service, tokens, verifier)
     sock = bind(listen)
     server = HttpServer(create_app(api, config.http_cors_origins), sock)

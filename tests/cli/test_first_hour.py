@@ -5,16 +5,20 @@ exit code (docs/CLI.md) and never a traceback; reading commands say where they r
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from daemon.client import Client
 from tests.cli.first_hour import clean_env, run, seed, shell
-from tests.support import DaemonProcess, wire_event
+from tests.support import DaemonProcess, daemon_on, wire_event
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND, EXIT_DENIED = 1, 2, 3, 4, 5
+
+# The tests marked both_stores run against a daemon on SQLite, then on PostgreSQL: what
+# they check comes from the log, its views or its writer; the others fail before a
+# store is read, or are about a file.
 
 
 def _plain_failure(done: subprocess.CompletedProcess[str], code: int, *names: str) -> str:
@@ -110,24 +114,27 @@ def test_no_daemon_is_reported_at_once_naming_the_socket(tmp_path: Path,
         assert f"waiting up to 0.5 s for the daemon at {sock}" in err
 
 
-def test_show_and_report_say_where_they_read(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+def test_show_and_report_say_where_they_read(tmp_path: Path, store: str) -> None:
     """With the daemon up, ``show`` and ``report`` (given the socket by flag or by the
-    environment) ask it; with it stopped they read the file read-only. Each says which
-    on stderr; ``report --socket`` with no daemon exits 3, and with ``--benchmark``
-    (read here, so from the file) exits 2."""
-    with DaemonProcess(tmp_path) as proc:
+    environment) ask it; with it stopped they read the log read-only (the file, or the
+    PostgreSQL log). Each says which on stderr; ``report --socket`` with no daemon exits
+    3, and with ``--benchmark`` (read here, so from the log) exits 2."""
+    with daemon_on(store, tmp_path) as proc:
         seed(proc)
-        env = clean_env(TRADELOG_SOCKET=str(proc.socket), TRADELOG_DB=str(proc.db))
+        flag, where = proc.log_args()
+        setting = {"--db": "TRADELOG_DB", "--store": "TRADELOG_STORE"}[flag]
+        env = clean_env(TRADELOG_SOCKET=str(proc.socket), **{setting: where})
         live = run("show", "balances", "--format", "json", env=env)
         report = run("report", "--account", "paper-1", "--json", "--socket",
                      str(proc.socket))
         assert 0 == proc.stop()
+        offline = run("show", "balances", "--format", "json", env=env)
     assert f"show: from the daemon at {proc.socket}" in live.stderr
     assert "1000.5" == json.loads(live.stdout)["rows"][0]["cash"]
     assert f"report: from the daemon at {proc.socket}" in report.stderr
     assert "paper-1" == json.loads(report.stdout)["account"]
-    offline = run("show", "balances", "--format", "json", env=env)
-    assert f"show: reading {proc.db} read-only (no daemon at {proc.socket})" in offline.stderr
+    assert f"show: reading {where} read-only (no daemon at {proc.socket})" in offline.stderr
     assert json.loads(live.stdout)["rows"] == json.loads(offline.stdout)["rows"]
     gone = run("report", "--socket", str(proc.socket))
     _plain_failure(gone, EXIT_UNREACHABLE, str(proc.socket))
@@ -137,9 +144,26 @@ def test_show_and_report_say_where_they_read(tmp_path: Path) -> None:
     _plain_failure(both, EXIT_USAGE, "give --db PATH instead of --socket")
 
 
+def test_an_unreachable_postgresql_store_is_one_line(tmp_path: Path) -> None:
+    """``--store`` naming a PostgreSQL server that refuses connections: ``serve`` and
+    the commands that read the log without a daemon (``show``, as ``report``; ``verify``,
+    ``export``, ``backup``, ``rebuild``) each fail at once (exit 1) with one line naming
+    the server, never a traceback, and create nothing."""
+    url = "postgresql://tradelog@127.0.0.1:1/trading"
+    env = clean_env(TRADELOG_SOCKET=str(tmp_path / "none.sock"))
+    for command in (["serve"], ["show", "balances"], ["verify"],
+                    ["export", str(tmp_path / "out")], ["backup", str(tmp_path / "b.db")],
+                    ["rebuild"]):
+        done = run(*command, "--store", url, env=env, timeout_s=20)
+        err = _plain_failure(done, EXIT_REFUSED, "PostgreSQL", '"127.0.0.1", port 1')
+        assert 1 == sum(line.startswith("tradelog: ") for line in err.splitlines()), err
+        assert [] == list(tmp_path.iterdir()), command
+
+
 def test_rebuild_beside_a_running_daemon_is_refused(tmp_path: Path) -> None:
     """``rebuild`` takes the daemon's lock: refused (exit 1, naming the file) while the
-    daemon serves it, done once it is stopped."""
+    daemon serves it, done once it is stopped. (SQLite only: on PostgreSQL ``rebuild``
+    runs beside the daemons, ``tests/cli/test_postgres_cli.py``.)"""
     with DaemonProcess(tmp_path) as proc:
         seed(proc)
         refused = run("rebuild", "--db", str(proc.db))
@@ -153,6 +177,7 @@ def test_rebuild_beside_a_running_daemon_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing.db").exists()
 
 
+@pytest.mark.both_stores
 def test_emit_account_applies_to_stdin_events(daemon: DaemonProcess) -> None:
     """``emit --account A`` stores stdin events that name no account under A, and refuses
     (exit 2, naming the line) one that names another account."""
@@ -167,8 +192,8 @@ def test_emit_account_applies_to_stdin_events(daemon: DaemonProcess) -> None:
     clash = run("emit", "--socket", sock, "--account", "paper-9",
                 stdin=b"\n" + json.dumps(other).encode() + b"\n")
     _plain_failure(clash, EXIT_USAGE, "stdin line 2", "'paper-2'", "'paper-9'")
-    rows = sqlite3.connect(daemon.db).execute("SELECT account FROM events").fetchall()
-    assert [("paper-9",)] == rows
+    with Client(daemon.socket) as client:
+        assert ["paper-9"] == [e["account"] for e in client.read()["events"]]
 
 
 def test_emit_with_nothing_and_a_refusal(daemon: DaemonProcess) -> None:
@@ -187,6 +212,7 @@ def test_emit_with_nothing_and_a_refusal(daemon: DaemonProcess) -> None:
     assert 1 == err.count("data.quantity"), err
 
 
+@pytest.mark.both_stores
 def test_unknown_account_lists_the_known_ones(daemon: DaemonProcess) -> None:
     """``show --account Paper-1`` and ``report --account Paper-1`` when only ``paper-1``
     exists: exit 4 listing the known accounts, not an empty table with exit 0."""
@@ -212,13 +238,14 @@ def test_bad_usage_exits_2_and_missing_database_4(tmp_path: Path) -> None:
     assert [] == list(tmp_path.iterdir())
 
 
-def test_info_log_is_one_line_per_second_of_appends(tmp_path: Path) -> None:
+@pytest.mark.both_stores
+def test_info_log_is_one_line_per_second_of_appends(tmp_path: Path, store: str) -> None:
     """Sixty appends, one request each, in well under a second: the daemon's info log
     sums them in ``appends_committed`` records (one per second of activity, with
     counts), not one line per append; each group's line is at debug only."""
     events = [wire_event("cash", {"amount": "1", "kind": "deposit"}, account="paper-1")
               for _ in range(60)]
-    with DaemonProcess(tmp_path) as proc:
+    with daemon_on(store, tmp_path) as proc:
         lines = b"".join(json.dumps(e).encode() + b"\n" for e in events)
         done = run("emit", "--socket", str(proc.socket), "--batch", "1", stdin=lines)
         assert 0 == done.returncode, done.stderr

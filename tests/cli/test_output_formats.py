@@ -8,8 +8,13 @@ import io
 import json
 import re
 
+import pytest
+
 from tests.cli.first_hour import clean_env, run, seed
 from tests.support import DaemonProcess
+
+# The values come from the daemon's views, whose store the tests marked both_stores vary;
+# ``table``'s layouts are drawn by the command from the same values on either store.
 
 
 def _show(daemon: DaemonProcess, *args: str, columns: int = 80) -> str:
@@ -19,6 +24,7 @@ def _show(daemon: DaemonProcess, *args: str, columns: int = 80) -> str:
     return done.stdout
 
 
+@pytest.mark.both_stores
 def test_pipe_gets_exact_tab_separated_values(daemon: DaemonProcess) -> None:
     """In a pipe, ``show`` prints a header line and one tab-separated line per row, the
     decimals exactly as stored (1000.5, not rounded or padded)."""
@@ -30,6 +36,7 @@ def test_pipe_gets_exact_tab_separated_values(daemon: DaemonProcess) -> None:
     assert ("paper-1", "1000.5", "1") == (row["account"], row["cash"], row["open_positions"])
 
 
+@pytest.mark.both_stores
 def test_csv_and_json_keep_decimals_exact(daemon: DaemonProcess) -> None:
     """``--format csv`` is RFC 4180 with exact values; ``--format json`` (and ``--json``)
     keeps every decimal the exact string the daemon gave."""

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,17 +150,25 @@ class PgLog(Log):
         }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Log]:
-    """An empty log in each store (PostgreSQL: a schema of its own, dropped after)."""
-    if request.param == "sqlite":
-        yield SqliteLog(tmp_path)
+@contextmanager
+def empty_log(kind: str, directory: Path) -> Iterator[Log]:
+    """An empty log in the store ``kind`` (``sqlite``: a file in ``directory``;
+    ``postgresql``: a schema of its own, dropped on the way out)."""
+    if kind == "sqlite":
+        yield SqliteLog(directory)
         return
     pg = PgLog()
     try:
         yield pg
     finally:
         pg.drop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Log]:
+    """An empty log in each store (PostgreSQL: a schema of its own, dropped after)."""
+    with empty_log(request.param, tmp_path) as found:
+        yield found
 
 
 @pytest.fixture
@@ -389,16 +397,24 @@ ALTERATIONS = {
 }
 
 
+def tamper_with(log: Log, name: str) -> int:
+    """Make the alteration ``name`` of ``ALTERATIONS`` to a log of at least 5 events
+    (``fills``), its triggers removed first; returns the first seq that no longer
+    chains."""
+    statements, bad_seq = ALTERATIONS[name]
+    if log.kind == "postgresql" and name == "two events swapped":
+        statements = ["ALTER TABLE events DROP CONSTRAINT events_seq_check", *statements]
+    log.intrude(*statements, disable_triggers=True)
+    return bad_seq
+
+
 @pytest.mark.parametrize("name", list(ALTERATIONS))
 async def test_verify_finds_the_first_tampered_seq(log: Log, store: EventStore,
                                                    name: str) -> None:
     """With the triggers removed first, an altered, deleted or swapped event is caught:
     ``bad_seq`` is the first seq that no longer chains, every one before it checked."""
     await store.append(fills("a", 5))
-    statements, bad_seq = ALTERATIONS[name]
-    if log.kind == "postgresql" and name == "two events swapped":
-        statements = ["ALTER TABLE events DROP CONSTRAINT events_seq_check", *statements]
-    log.intrude(*statements, disable_triggers=True)
+    bad_seq = tamper_with(log, name)
     report = await store.verify()
     assert (False, bad_seq, bad_seq - 1) == (report.ok, report.bad_seq, report.checked)
     assert report.reason

@@ -11,9 +11,13 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from daemon.client import Client
 from tests.http_support import http_daemon
 from tests.support import fill, wire_event
+
+pytestmark = pytest.mark.both_stores
 
 ACCOUNT = "desk"
 ZONE = "Pacific/Kiritimati"
@@ -31,8 +35,8 @@ def _history() -> list[dict[str, object]]:
     ]
 
 
-def test_today_is_the_clocks_in_the_accounts_zone(tmp_path: Path) -> None:
-    with http_daemon(tmp_path) as daemon:
+def test_today_is_the_clocks_in_the_accounts_zone(tmp_path: Path, store: str) -> None:
+    with http_daemon(tmp_path, store=store) as daemon:
         with Client(daemon.proc.socket) as client:
             client.append(_history())
         today = datetime.now(UTC).astimezone(ZoneInfo(ZONE)).date().isoformat()

@@ -20,12 +20,14 @@ from daemon.client import Client, RemoteError
 from tests.http_support import ACCOUNT, HttpDaemon, http_daemon, seed
 from tests.support import wire_event
 
+pytestmark = pytest.mark.both_stores
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpDaemon]:
-    """A daemon with HTTP on a free port, holding the demo bot's first 700 bars."""
+def served(tmp_path_factory: pytest.TempPathFactory, store: str) -> Iterator[HttpDaemon]:
+    """A daemon with HTTP on a free port, its log on ``store``, holding the demo bot's
+    first 700 bars."""
     directory: Path = tmp_path_factory.mktemp("http-equal")
-    with http_daemon(directory) as daemon:
+    with http_daemon(directory, store=store) as daemon:
         seed(daemon.proc.socket)
         yield daemon
 
@@ -142,14 +144,14 @@ def test_health_and_verify(served: HttpDaemon) -> None:
     assert status["checked_at"] is not None
 
 
-def test_answer_size_limit_is_the_sockets(tmp_path: Path) -> None:
+def test_answer_size_limit_is_the_sockets(tmp_path: Path, store: str) -> None:
     """An answer past ``limits.max_answer_bytes`` is refused over HTTP as on the socket:
     400 with the socket's -32602 and its advice (fewer rows)."""
     env = {"TRADELOG_LIMITS__MAX_ANSWER_BYTES": str(64 << 10),
            "TRADELOG_LIMITS__MAX_LINE_BYTES": str(32 << 10)}
     notes = [wire_event("journal", {"text": f"note {i}: " + "x" * 300}, account=ACCOUNT)
              for i in range(300)]
-    with http_daemon(tmp_path, env=env) as daemon:
+    with http_daemon(tmp_path, env=env, store=store) as daemon:
         with Client(daemon.proc.socket) as client:
             for start in range(0, len(notes), 50):
                 client.append(notes[start:start + 50])

@@ -19,11 +19,12 @@ from daemon.client import Client
 from tests.http_support import ACCOUNT, HttpDaemon, http_daemon, seed, sse_blocks
 from tests.support import fill
 
+pytestmark = pytest.mark.both_stores
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpDaemon]:
-    """A daemon with HTTP holding the demo bot's first 300 bars."""
-    with http_daemon(tmp_path_factory.mktemp("http-stream")) as daemon:
+def served(tmp_path_factory: pytest.TempPathFactory, store: str) -> Iterator[HttpDaemon]:
+    """A daemon with HTTP, its log on ``store``, holding the demo bot's first 300 bars."""
+    with http_daemon(tmp_path_factory.mktemp("http-stream"), store=store) as daemon:
         seed(daemon.proc.socket, bars=300)
         yield daemon
 
@@ -99,10 +100,10 @@ def test_unknown_type_is_refused_before_streaming(served: HttpDaemon) -> None:
     assert "nonsense" in answer.json()["error"]["message"]
 
 
-def test_sigterm_with_a_stream_open_exits_cleanly(tmp_path: Path) -> None:
+def test_sigterm_with_a_stream_open_exits_cleanly(tmp_path: Path, store: str) -> None:
     """The daemon owns SIGTERM: with a client streaming, it still drains and exits 0
     within its shutdown budget, and the stream ends."""
-    with http_daemon(tmp_path) as daemon:
+    with http_daemon(tmp_path, store=store) as daemon:
         ended = threading.Event()
         opened = threading.Event()
 
