@@ -19,7 +19,7 @@ from eventstore.record import StoredEvent
 from eventstore.verify import rows_after, unreadable_reason
 
 __all__ = ["Executes", "FoldError", "Follower", "RowsAfter", "Statement", "catch_up",
-           "in_transaction", "rollback", "run_statements"]
+           "from_storage", "in_transaction", "rollback", "run_statements"]
 
 T = TypeVar("T")
 
@@ -58,6 +58,15 @@ def run_statements(conn: Executes, statements: Sequence[Statement]) -> None:
             conn.execute(sql)
         else:
             conn.executemany(sql, rows)
+
+
+def from_storage(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database driver's (sqlite3's or psycopg's): a read the views
+    made while folding failed, which is the storage's fault and never the event's, so
+    it is raised as it is rather than as a ``FoldError`` (which refuses the event). On a
+    PostgreSQL pipeline an earlier statement's error (a guessed seq taken) surfaces at
+    such a read."""
+    return isinstance(exc, sqlite3.Error) or type(exc).__module__.partition(".")[0] == "psycopg"
 
 
 class FoldError(Exception):

@@ -22,7 +22,7 @@ from decimal import localcontext
 from typing import Any
 
 from eventstore.ddl import EVENT_COLUMNS
-from eventstore.follow import FoldError, Statement
+from eventstore.follow import FoldError, Statement, from_storage
 from eventstore.record import StoredEvent
 from projections import rows
 from projections import tables as t
@@ -240,6 +240,8 @@ class ViewRunner:
                     continue
                 state = apply(state, event, True, self._history)
             except Exception as exc:
+                if from_storage(exc):
+                    raise  # a read of the views failed: the storage's error, not the event's
                 self.state = state
                 self._take_left_out(state)
                 raise FoldError(stored_event.seq,
@@ -250,6 +252,8 @@ class ViewRunner:
                 with localcontext(DECIMAL_CONTEXT):
                     run.settle(state, self._history, apply_plain, skip=failed)
             except Exception as exc:
+                if from_storage(exc):
+                    raise
                 self.state = state
                 self._take_left_out(state)
                 raise FoldError(first_void, f"{type(exc).__name__}: {exc}"[:500]) from exc

@@ -108,7 +108,7 @@ def test_the_core_writes_held_back_rows_when_it_closes(tmp_path: Path) -> None:
     assert 14 == checkpoint(path)[0]
     again, ready = WriterCore.open(path, max_page_count=100_000)
     again.close()
-    assert (14, 14, 0, 100_000) == ready
+    assert Ready(14, 14, 0, 100_000) == ready
 
 
 async def test_the_writer_process_commits_and_answers_in_order(tmp_path: Path) -> None:
