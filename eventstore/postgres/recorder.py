@@ -28,6 +28,7 @@ from eventstore.postgres.connect import Connection, connect, prepare
 from eventstore.postgres.dialect import SqliteSpelling
 from eventstore.postgres.logtx import replay_on
 from eventstore.postgres.notify import Waker
+from eventstore.postgres.tail import Tail
 from eventstore.postgres.writes import append_group
 from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
 from eventstore.verify import VerifyReport
@@ -101,6 +102,9 @@ class PgRecorder:
         self.path: Path | None = None
         """No file: the log is in the database ``conninfo`` names."""
         self._waker: Waker | None = None
+        self._tail = Tail()
+        """Where this recorder's last append left the log (``eventstore.postgres.tail``:
+        a wrong one only costs a guess the server refuses)."""
         self.own_origin = ""
         """Notifications of this origin (the daemon's own writer) do not wake
         ``wait_past``: its owner learns of those commits otherwise. "" for none."""
@@ -182,8 +186,9 @@ class PgRecorder:
         """
         if self._appending is None:
             raise StorageUnavailableError("this recorder was opened read-only")
+        tail = self._tail
         return await self._retrying(
-            self._appending, lambda conn, key: append_group(conn, key, requests))
+            self._appending, lambda conn, key: append_group(conn, key, requests, tail=tail))
 
     # ---------------------------------------------------------------- reading
 
