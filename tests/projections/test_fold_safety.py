@@ -5,6 +5,7 @@ only the append that caused it (or, for a stored event, leaves that event out)."
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import sys
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from eventstore.errors import StorageUnavailableError
 from eventstore.record import AppendRequest, StoredEvent
 from eventstore.recorder import Recorder
 from eventstore.writes import ViewsRefusedError
@@ -154,6 +156,36 @@ async def test_a_fold_failure_refuses_only_its_request(
         assert incremental == dump_tables(log_path)
         after = await recorder.append([new_event(_fill("buy", "1", "10"))])
         assert 3 == after.results[0].seq
+    finally:
+        await recorder.close()
+
+
+async def test_a_storage_error_met_while_folding_is_not_a_refusal(
+        log_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read of the views failing while they fold (here a fold step meeting SQLite's
+    disk I/O error) is the storage's fault, not the event's: the group raises
+    ``StorageUnavailableError`` (nothing stored, retryable) instead of refusing the
+    request as one the views cannot account for; the next append is stored."""
+    fold_module = sys.modules["projections.fold"]
+    original = fold_module._STEPS
+
+    def failing_read(state: State, event: StoredEvent) -> State:
+        if event.data.get("symbol") == "DISK":
+            raise sqlite3.OperationalError("disk I/O error")
+        return state
+
+    monkeypatch.setattr(fold_module, "_STEPS", (failing_read, *original))
+    recorder = await Recorder.open(log_path)
+    try:
+        await open_views(recorder)
+        with pytest.raises(StorageUnavailableError):
+            await recorder.append_groups([AppendRequest([new_event(_fill("buy", "1", "10")),
+                                                         new_event(_fill("buy", "1", "10",
+                                                                         "DISK"))])])
+        assert [] == await recorder.read()
+        after = await recorder.append([new_event(_fill("buy", "1", "10"))])
+        assert 1 == after.results[0].seq
+        assert (await recorder.verify()).ok
     finally:
         await recorder.close()
 
