@@ -46,13 +46,7 @@ None), in seq order (``eventstore.verify.rows_after`` on SQLite)."""
 
 
 def run_statements(conn: Executes, statements: Sequence[Statement]) -> None:
-    """Execute statements in order: ``executemany`` with their rows, or once when None
-    (by ``conn.run_statements`` where it has one: a connection that can do it in fewer
-    statements, ``eventstore.postgres.dialect.SqliteSpelling``)."""
-    run = getattr(conn, "run_statements", None)
-    if run is not None:
-        run(statements)
-        return
+    """Execute statements in order: ``executemany`` with their rows, or once when None."""
     for sql, rows in statements:
         if rows is None:
             conn.execute(sql)

@@ -30,9 +30,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from psycopg import RawCursor
-
-from eventstore.postgres.combine import combine
 from eventstore.postgres.connect import Connection
 
 __all__ = ["SqliteSpelling", "split_top", "translate"]
@@ -164,39 +161,6 @@ class SqliteSpelling:
         for statement in before:
             self.conn.execute(statement, ())
         return self.conn.execute(last, tuple(params))
-
-    def run_statements(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]] | None]]
-                       ) -> None:
-        """Run the views' statements in order (``eventstore.follow.run_statements``),
-        consecutive row writes as few statements as is safe
-        (``eventstore.postgres.combine``)."""
-        batch: list[tuple[str, list[Sequence[Any]]]] = []
-        for sql, rows in statements:
-            if sql not in self._done:
-                # Its first translation may look up a table the statements before it
-                # make (a rebuild's): those run first.
-                self._run_combined(batch)
-                batch = []
-            translated = self.statements(sql)
-            if rows is not None and len(translated) == 1:
-                batch.append((translated[0], list(rows)))
-                continue
-            self._run_combined(batch)
-            batch = []
-            if rows is None:
-                self.execute(sql)
-            else:
-                self.executemany(sql, rows)
-        self._run_combined(batch)
-
-    def _run_combined(self, batch: list[tuple[str, list[Sequence[Any]]]]) -> None:
-        for sql, params, rows in combine(batch, self._key_of):
-            if rows is None:
-                with RawCursor(self.conn) as raw:
-                    raw.execute(sql, params)
-            else:
-                with self.conn.cursor() as cursor:
-                    cursor.executemany(sql, [tuple(row) for row in rows])
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` once per parameter row (psycopg pipelines them)."""
