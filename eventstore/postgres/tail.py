@@ -11,6 +11,11 @@ was already stored (a re-send): the insert fails, the transaction is rolled back
 nothing stored, and the group is made again from a read of the log (the path that tells
 duplicates and version conflicts apart).
 
+The versions a writer keeps are only as good as its knowing every append since it read
+them: a read that finds the log moved by another writer forgets them all. A guessed
+group that would store nothing (every request refused on the versions kept) has no key
+of the server to check the guess, so it is decided on a read instead.
+
 A guess that fails costs the views' in-memory state (reloaded from their tables), so a
 writer only guesses after ``QUIET_GROUPS`` groups in a row found the log where it had
 left it: with several daemons appending at once, the reads go first as before.
@@ -67,9 +72,17 @@ class Tail:
         return all(r.expected_account is None or r.expected_account in self.versions
                    for r in requests)
 
-    def found(self, last_seq: int) -> None:
-        """A read of the log (under the lock) found ``last_seq`` as its last seq."""
-        self.quiet = self.quiet + 1 if last_seq == self.seq else 0
+    def found(self, last_seq: int, last_hash: str) -> None:
+        """A read of the log (under the lock) found ``last_seq`` and ``last_hash`` as its
+        last row. Any other row than this writer's last commit left means another writer
+        appended (or the log is not the one it wrote to: a standby promoted without
+        it): the versions kept may be wrong, so they are forgotten (the groups read the
+        accounts' versions again)."""
+        if last_seq == self.seq and last_hash == self.hash:
+            self.quiet += 1
+        else:
+            self.quiet = 0
+            self.versions.clear()
 
     def committed(self, seq: int, hash_: str, recorded_at: str,
                   versions: dict[str, int]) -> None:

@@ -221,7 +221,7 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
         tail.raced()
     group = _read_state_or_raise(conn, key, requests, views)
     if tail is not None:
-        tail.found(group.last_seq)
+        tail.found(group.last_seq, group.last_hash)
     group.known = set(_accounts(requests))
     outcomes = _commit(conn, key, requests, views, spelling, group, tail)
     assert outcomes is not None  # a group that read the log first is not guessed
@@ -338,10 +338,14 @@ def _decide_guessed(conn: Connection, requests: Sequence[AppendRequest], group: 
                     ) -> list[tuple[list[EventResult], list[NewEvent]] | Exception]:
     """``_decide_all`` for a guessed group. A refusal other than a version conflict (the
     versions it checks are known) may come of not knowing what is stored (a void sent
-    again is refused as voiding its target twice): ``_UnsureError``, the read decides."""
+    again is refused as voiding its target twice): ``_UnsureError``, the read decides.
+    So does a group that stores nothing: only its insert lets the server check the
+    guess (the next seq on the last hash), so its version conflicts could be answered
+    on versions another writer's append has moved."""
     decided = _decide_all(conn, requests, group)
-    if any(isinstance(v, Exception) and not isinstance(v, VersionConflictError)
-           for v in decided):
+    if not group.stored or any(isinstance(v, Exception)
+                               and not isinstance(v, VersionConflictError)
+                               for v in decided):
         raise _UnsureError
     return decided
 

@@ -123,3 +123,62 @@ def test_a_resent_event_and_a_stale_version_are_answered_as_after_a_read(pg: PgL
         assert [(len(events) + QUIET_GROUPS + 2, False)] == _seqs(current)
     finally:
         core.close()
+
+
+def _quiet_again(core: PgWriterCore, account: str, start: int) -> None:
+    """Groups on ``account`` until ``core`` guesses again (``QUIET_GROUPS`` reads that
+    found the log where it left it)."""
+    for event in _events(account, start)[:QUIET_GROUPS + 1]:
+        [outcome] = core.commit([AppendRequest([event])])
+        assert outcome.error is None
+    assert core.tail.quiet >= QUIET_GROUPS
+
+
+def test_a_version_another_writer_moved_is_not_taken_from_the_tail(pg: PgLog) -> None:
+    """Writer one knows acct-1's version; writer two appends to acct-1; one appends to
+    acct-2 until it guesses again. A request on acct-1 with the version one knew is a
+    conflict (two's event counts), and one with the current version is stored: the
+    versions one kept before another writer's append are not used after it."""
+    one, _ = PgWriterCore.open(pg.url)
+    two, _ = PgWriterCore.open(pg.url)
+    first = _events("acct-1", 0)
+    try:
+        for event in first[:4]:
+            one.commit([AppendRequest([event])])
+        known = one.tail.versions["acct-1"]
+        [moved] = two.commit([AppendRequest(first[4:5])])
+        assert moved.error is None
+        _quiet_again(one, "acct-2", 10)
+        [stale] = one.commit([AppendRequest(first[5:6], expected_account="acct-1",
+                                            expected_version=known)])
+        assert isinstance(stale.error, VersionConflictError)
+        assert stale.error.version == known + 1
+        [current] = one.commit([AppendRequest(first[5:6], expected_account="acct-1",
+                                              expected_version=known + 1)])
+        assert current.error is None
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_guessed_group_that_stores_nothing_is_decided_on_a_read(pg: PgLog) -> None:
+    """Writer one is quiet and guessing, with acct-1's version; writer two appends to
+    acct-1. A group of one request expecting the version two left stores nothing if
+    refused, so no key of the server checks the guess: it is decided on a read, and
+    stored."""
+    one, _ = PgWriterCore.open(pg.url)
+    two, _ = PgWriterCore.open(pg.url)
+    first = _events("acct-1", 0)
+    try:
+        for event in first[:4]:
+            one.commit([AppendRequest([event])])
+        assert one.tail.quiet >= QUIET_GROUPS
+        known = one.tail.versions["acct-1"]
+        two.commit([AppendRequest(first[4:5])])
+        [outcome] = one.commit([AppendRequest(first[5:6], expected_account="acct-1",
+                                              expected_version=known + 1)])
+        assert outcome.error is None
+        assert [(6, False)] == _seqs(outcome)
+    finally:
+        one.close()
+        two.close()
