@@ -109,3 +109,50 @@ def test_an_order_announced_after_a_fill_that_names_it_loads_the_state(
     assert on_lite["positions"] == on_pg["positions"]
     assert on_lite == on_pg
     assert folds[-1] is False
+
+
+@pytest.mark.parametrize("seed", [5, 17])
+def test_expected_versions_across_cores_taking_turns_are_sqlites(
+        pg: PgLog, tmp_path: Path, seed: int) -> None:
+    """Three cores taking turns in runs (so each becomes quiet and sends groups in one
+    flight, ``eventstore.postgres.tail``), each request expecting its account's version:
+    the current one, or one behind. Every outcome (stored seqs, or the conflict and the
+    version it names) is what one SQLite core answers for the same groups in order."""
+    rng = random.Random(seed)
+    cores = [PgWriterCore.open(pg.url)[0] for _ in range(3)]
+    lite, _ = WriterCore.open(tmp_path / "x.db")
+    counts: dict[str, int] = {}
+    turn, n, conflicts = 0, 0, 0
+    try:
+        for _ in range(120):
+            if rng.random() < 0.3:
+                turn = rng.randrange(3)
+            group = []
+            for _ in range(rng.randint(1, 3)):
+                n += 1
+                account = f"acct-{rng.randrange(3)}"
+                wire = {"specversion": "1.0", "id": f"v{n}", "source": "test/versions",
+                        "type": "journal", "account": account,
+                        "time": f"2024-03-01T12:{n // 60 % 60:02d}:{n % 60:02d}Z",
+                        "data": {"text": f"note {n}"}}
+                current = counts.get(account, 0)
+                expected = max(0, current - (rng.random() < 0.3))
+                group.append(AppendRequest([new_event(wire)], expected_account=account,
+                                           expected_version=expected))
+            outcomes = cores[turn].commit(group)
+            expected_outcomes = lite.commit(group)
+            for request, got, want in zip(group, outcomes, expected_outcomes, strict=True):
+                assert (type(got.error), getattr(got.error, "version", None),
+                        [(r.seq, r.duplicate) for r in got.results]) == (
+                    type(want.error), getattr(want.error, "version", None),
+                    [(r.seq, r.duplicate) for r in want.results])
+                if want.error is None:
+                    account = request.events[0].account
+                    counts[account] = counts.get(account, 0) + 1
+                else:
+                    conflicts += 1
+    finally:
+        for core in cores:
+            core.close()
+        lite.close()
+    assert conflicts > 10
