@@ -20,7 +20,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from psycopg.errors import ReadOnlySqlTransaction
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -34,7 +33,7 @@ from daemon.writer.messages import Ready
 from eventstore.busy import retry_busy
 from eventstore.errors import CommitInDoubtError, StorageUnavailableError
 from eventstore.postgres import reads
-from eventstore.postgres.connect import Connection, connect, prepare
+from eventstore.postgres.connect import Connection, connect, prepare, session_lost
 from eventstore.postgres.dialect import SqliteSpelling
 from eventstore.postgres.tail import Tail
 from eventstore.postgres.writes import append_group
@@ -143,9 +142,9 @@ class PgWriterCore(CoreBase):
                                      self.tail),
                 self.busy_timeout_s)
         except StorageUnavailableError as exc:
-            if not (conn.broken or isinstance(exc.__cause__, ReadOnlySqlTransaction)):
+            if not session_lost(conn, exc):
                 raise
-            conn.close()  # dead, or its server no longer takes writes (demoted)
+            conn.close()  # dead, demoted, or its statement cache wrong (session_lost)
         conn = self._connection()
         return retry_busy(
             lambda: append_group(conn, self.key, requests, self.runner, self.spelling,

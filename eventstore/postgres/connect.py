@@ -26,7 +26,8 @@ from eventstore.errors import (
 )
 from eventstore.postgres import ddl
 
-__all__ = ["CommitInDoubtError", "Connection", "connect", "map_pg_error", "prepare"]
+__all__ = ["CommitInDoubtError", "Connection", "connect", "map_pg_error", "prepare",
+           "session_lost"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -35,6 +36,7 @@ _UNAVAILABLE = (
     pg.DiskFull, pg.OutOfMemory, pg.InsufficientResources, pg.TooManyConnections,
     pg.ReadOnlySqlTransaction, pg.AdminShutdown, pg.CrashShutdown, pg.CannotConnectNow,
     pg.QueryCanceled, pg.IdleInTransactionSessionTimeout, pg.ConfigurationLimitExceeded,
+    pg.InvalidSqlStatementName,
 )
 _BUSY = (pg.SerializationFailure, pg.DeadlockDetected, pg.LockNotAvailable)
 _CORRUPT = (pg.DataCorrupted, pg.IndexCorrupted)
@@ -58,6 +60,23 @@ def map_pg_error(exc: psycopg.Error, doing: str) -> EventStoreError:
         return StorageUnavailableError(
             f"{doing}: PostgreSQL unavailable: {text}; nothing was stored")
     return EventStoreError(f"{doing}: {text}")
+
+
+def session_lost(conn: Connection, exc: StorageUnavailableError) -> bool:
+    """Whether ``exc`` (nothing stored) calls for running the operation once more on a
+    new connection: ``conn`` is dead (a server restart, a failover), its server no
+    longer takes writes (demoted), or the server does not know a statement psycopg
+    believes it prepared on this session.
+
+    The last happens with psycopg 3.3's automatic prepared statements in pipeline mode:
+    a statement run for the sixth time (``prepare_threshold``) in a pipeline that the
+    server aborts at an earlier statement (a one-flight group whose guess failed,
+    ``eventstore.postgres.tail``) is remembered as prepared although the server skipped
+    its ``Parse``, and every later use of it on this session fails. Only a new session
+    starts psycopg's cache afresh.
+    """
+    return conn.broken or isinstance(
+        exc.__cause__, (pg.ReadOnlySqlTransaction, pg.InvalidSqlStatementName))
 
 
 def connect(conninfo: str, *, readonly: bool = False, lock_timeout_s: float = 5.0,

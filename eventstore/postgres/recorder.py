@@ -18,13 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from psycopg.errors import ReadOnlySqlTransaction
-
 from eventstore.busy import retry_busy_async
 from eventstore.errors import StorageUnavailableError
 from eventstore.logtx import LogTx
 from eventstore.postgres import reads, verify
-from eventstore.postgres.connect import Connection, connect, prepare
+from eventstore.postgres.connect import Connection, connect, prepare, session_lost
 from eventstore.postgres.dialect import SqliteSpelling
 from eventstore.postgres.logtx import replay_on
 from eventstore.postgres.notify import Waker
@@ -63,13 +61,14 @@ class _Session:
             try:
                 return fn(conn, self.key)
             except StorageUnavailableError as exc:
-                if not (conn.broken or isinstance(exc.__cause__, ReadOnlySqlTransaction)):
+                if not session_lost(conn, exc):
                     raise
                 conn.close()
-            # The connection was found dead (a server restart, a failover), or its server
-            # no longer takes writes (demoted), before anything was committed (a cut
-            # during COMMIT is CommitInDoubtError, never retried): the call runs once
-            # more on a new connection, to whichever host the URI finds now.
+            # The connection was found dead (a server restart, a failover), its server
+            # no longer takes writes (demoted), or psycopg's statement cache is wrong
+            # (``session_lost``), before anything was committed (a cut during COMMIT is
+            # CommitInDoubtError, never retried): the call runs once more on a new
+            # connection, to whichever host the URI finds now.
             return fn(self._ensure(), self.key)
 
         return await asyncio.get_running_loop().run_in_executor(self.pool, work)

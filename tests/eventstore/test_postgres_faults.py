@@ -208,3 +208,23 @@ async def test_a_role_granted_only_appending_cannot_change_the_log(named_pg: Nam
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+async def test_a_session_whose_prepared_statements_are_gone_is_replaced(pg: PgLog) -> None:
+    """The appending session's server no longer has the statements psycopg prepared on
+    it (as after a one-flight group that the server aborted while psycopg prepared a
+    statement: ``eventstore.postgres.connect.session_lost``): the append runs again on a
+    new session and is stored once."""
+    recorder = await PgRecorder.open(pg.url)
+    try:
+        for n in range(8):
+            await recorder.append(fills(f"a{n}", 1))
+        session = recorder._appending
+        assert session is not None
+        before = await session.run(lambda conn, key: conn.info.backend_pid)
+        await session.run(lambda conn, key: conn.pgconn.exec_(b"DEALLOCATE ALL"))
+        assert [(9, False)] == seqs(await recorder.append(fills("b", 1)))
+        assert before != await session.run(lambda conn, key: conn.info.backend_pid)
+        assert (await recorder.verify()).ok
+    finally:
+        await recorder.close()

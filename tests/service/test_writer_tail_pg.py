@@ -182,3 +182,28 @@ def test_a_guessed_group_that_stores_nothing_is_decided_on_a_read(pg: PgLog) -> 
     finally:
         one.close()
         two.close()
+
+
+def test_a_session_whose_prepared_statements_are_gone_is_made_again(pg: PgLog) -> None:
+    """psycopg prepares a statement on its sixth use; in a pipeline the server aborts
+    (a one-flight group whose guess failed) it remembers one as prepared although the
+    server skipped it, and every later group on that session failed ("prepared
+    statement ... does not exist", answered -32001 for good). Here the server's
+    prepared statements are dropped behind psycopg's back, which leaves the same state:
+    the next group runs on a new session and is stored."""
+    core, _ = PgWriterCore.open(pg.url)
+    events = _events("acct-1", 0) + _events("acct-2", 10)
+    try:
+        for event in events[:8]:
+            core.commit([AppendRequest([event])])
+        assert core.conn is not None
+        before = core.conn.info.backend_pid
+        core.conn.pgconn.exec_(b"DEALLOCATE ALL")  # not through psycopg's statement cache
+        [outcome] = core.commit([AppendRequest(events[8:9])])
+        assert outcome.error is None
+        assert [(9, False)] == _seqs(outcome)
+        assert core.conn.info.backend_pid != before
+        [outcome] = core.commit([AppendRequest(events[9:10])])
+        assert [(10, False)] == _seqs(outcome)
+    finally:
+        core.close()
