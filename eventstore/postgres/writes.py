@@ -30,7 +30,7 @@ from eventstore.errors import (
     StorageCorruptError,
     VersionConflictError,
 )
-from eventstore.follow import Executes, Follower
+from eventstore.follow import Executes, FoldError, Follower
 from eventstore.postgres import ddl, reads
 from eventstore.postgres.connect import CommitInDoubtError, Connection, map_pg_error
 from eventstore.postgres.notify import channel
@@ -277,6 +277,11 @@ def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
     except _UnsureError:
         rollback(conn)  # nothing folded yet: the views' state stands
         return None
+    except FoldError:
+        rollback(conn, views)
+        if guessed:
+            return None  # folded on a state that may miss another writer's events
+        raise
     except EventStoreError:
         rollback(conn, views)
         raise

@@ -6,17 +6,22 @@ with the same outcomes and view rows as SQLite gives for the same groups."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
+
+import pytest
 
 from daemon.writer.core import WriterCore
 from daemon.writer.pgcore import PgWriterCore
 from eventstore.errors import VersionConflictError
 from eventstore.postgres import writes
 from eventstore.postgres.tail import QUIET_GROUPS
-from eventstore.record import AppendOutcome, AppendRequest, NewEvent
+from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
+from eventstore.writes import ViewsRefusedError
+from projections.state import State
 from tests.eventstore.test_store_contract import PgLog
 from tests.fold_support import new_event
 from tests.projections.test_views_runner import sample
@@ -205,5 +210,39 @@ def test_a_session_whose_prepared_statements_are_gone_is_made_again(pg: PgLog) -
         assert core.conn.info.backend_pid != before
         [outcome] = core.commit([AppendRequest(events[9:10])])
         assert [(10, False)] == _seqs(outcome)
+    finally:
+        core.close()
+
+
+def test_a_fold_failure_in_a_guessed_group_is_decided_on_a_read(
+        pg: PgLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guessed group folds on what this writer knew, which may miss another writer's
+    events: a fold failure there sends the group to the read path, which refuses the
+    request only if its fold fails again (here it does: a fold step that raises on
+    symbol BOOM), and the writer goes on."""
+    fold_module = sys.modules["projections.fold"]
+    original = fold_module._STEPS
+
+    def boom(state: State, event: StoredEvent) -> State:
+        if event.data.get("symbol") == "BOOM":
+            raise RuntimeError("a fold bug")
+        return state
+
+    monkeypatch.setattr(fold_module, "_STEPS", (boom, *original))
+    core, _ = PgWriterCore.open(pg.url)
+    events = _events("acct-1", 0)
+    try:
+        for event in events[:QUIET_GROUPS + 1]:
+            core.commit([AppendRequest([event])])
+        bad = new_event({"id": "boom-1", "source": "test/fold", "type": "fill",
+                         "account": "acct-1", "time": "2024-03-01T12:30:00Z",
+                         "data": {"symbol": "BOOM", "side": "buy", "quantity": "1",
+                                  "price": "10"}})
+        with counted_reads() as reads:
+            [refused] = core.commit([AppendRequest([bad])])
+        assert 1 == reads[0]
+        assert isinstance(refused.error, ViewsRefusedError)
+        [after] = core.commit([AppendRequest([events[QUIET_GROUPS + 1]])])
+        assert [(QUIET_GROUPS + 2, False)] == _seqs(after)
     finally:
         core.close()
