@@ -96,3 +96,6 @@ def add_migrate(sub: Any) -> None:
                         help="an empty log (or one holding the start of this one): "
                         "sqlite:///PATH or postgresql://...")
     parser.add_argument("--batch", type=int, default=5000, help="events per transaction")
+    parser.add_argument("--to-seq", dest="to_seq", type=int, default=None, metavar="SEQ",
+                        help="copy the log up to this seq only (a point in time to go "
+                        "back to; default: the whole log)")

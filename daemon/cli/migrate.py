@@ -1,5 +1,6 @@
-"""``tradelog migrate --from URL --to URL``: copy a log between stores (SQLite and
-PostgreSQL, either way) with its seqs, times and hashes, then verify both.
+"""``tradelog migrate --from URL --to URL [--to-seq SEQ]``: copy a log between stores
+(SQLite and PostgreSQL, either way) with its seqs, times and hashes, the whole log or up
+to a seq, then verify both.
 
 Exit codes: 0 copied and both logs verify; 1 the copy was refused or a verify failed.
 """
@@ -38,7 +39,7 @@ def migrate_command(args: argparse.Namespace) -> int:
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("migrate", total=None)
         report = migrate(args.source, args.target, batch=max(1, args.batch),
-                         progress=lambda n: progress.advance(task, n))
+                         progress=lambda n: progress.advance(task, n), to_seq=args.to_seq)
     print(f"migrate: {report.copied} events copied, {report.kept} already there; last seq "
           f"{report.last_seq}, last hash {report.last_hash[:16]}… "
           f"({source.redacted()} -> {target.redacted()})")

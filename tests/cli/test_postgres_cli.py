@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +232,27 @@ def test_a_daemon_snapshots_whole_after_a_rebuild_beside_it(pg: PgLog, tmp_path:
                 expected = on_lite.result("query", query)
                 assert len(expected["rows"]) > 100 or view == "positions"
                 assert expected == on_pg.result("query", query), view
+
+
+def test_migrate_to_a_seq_copies_the_log_up_to_it(pg: PgLog, tmp_path: Path) -> None:
+    """``migrate --to-seq 5`` from a SQLite log to PostgreSQL copies seqs 1..5 with
+    their hashes and nothing after; running it again without ``--to-seq`` copies the
+    rest (resumed), and both logs verify."""
+    db = tmp_path / "lite.db"
+    events = every_type_log()
+    asyncio.run(make_log(db, [[e] for e in events]))
+    first = run("migrate", "--from", f"sqlite:///{db}", "--to", pg.url, "--to-seq", "5")
+    assert 0 == first.returncode, first.stderr
+    assert "5 events copied" in first.stdout
+    with psycopg.connect(pg.url) as conn:
+        copied = conn.execute("SELECT seq, hash FROM events ORDER BY seq").fetchall()
+    lite = sqlite3.connect(db)
+    try:
+        source = lite.execute("SELECT seq, hash FROM events ORDER BY seq").fetchall()
+    finally:
+        lite.close()
+    assert source[:5] == [tuple(row) for row in copied]
+    rest = run("migrate", "--from", f"sqlite:///{db}", "--to", pg.url)
+    assert 0 == rest.returncode, rest.stderr
+    assert f"{len(source) - 5} events copied, 5 already there" in rest.stdout
+    assert 2 == rest.stdout.count(": ok,")
