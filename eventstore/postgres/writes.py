@@ -1,42 +1,48 @@
 """The group commit on PostgreSQL: several callers' batches in one transaction, with the
-same outcomes as SQLite's ``eventstore.writes.append_in_transaction``.
+same outcomes as SQLite's ``eventstore.writes.append_in_transaction`` (the decisions:
+``eventstore.postgres.group``).
 
 Appends from every connection to a log (every daemon on every host) are serialised by
 one transaction-level advisory lock (``pg_advisory_xact_lock``, released by the
-``COMMIT``): only its holder reads the last seq and hash, so seq is gapless and the
-chain one line. The lock is taken in a statement of its own: in READ COMMITTED each
-statement sees what was committed before it began, so the reads after it see the
-previous holder's commit. Two network round trips and five statements per group
-(pipeline mode): ``BEGIN``, the lock and the reads; then the inserts with the versions
-and the notification, the views' rows, and ``COMMIT`` (a third round trip for ``COPY``
-when the group is large; more when the views must read the log or a row first).
+``COMMIT``): only its holder appends, so seq is gapless and the chain one line. The lock
+is taken in a statement of its own: in READ COMMITTED each statement sees what was
+committed before it began, so the statements after it see the previous holder's commit.
+
+A group that reads the log first makes two network round trips (pipeline mode):
+``BEGIN``, the lock and the reads (the last row, the group's stored source+id pairs, its
+accounts' versions); then the insert with the versions and the notification, the views'
+rows, and ``COMMIT`` (a third round trip for ``COPY`` when the group is large; more when
+the views must read the log or a row first). A writer alone on the log skips the read:
+one flight, checked by the server (``eventstore.postgres.tail``).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import pq
 
-from eventstore.canonical import GENESIS_HASH, chain_hash
-from eventstore.decide import decide_events
 from eventstore.errors import (
     EventStoreError,
     StorageCorruptError,
-    VersionConflictError,
 )
 from eventstore.follow import Executes, FoldError, Follower
 from eventstore.postgres import ddl, reads
 from eventstore.postgres.connect import CommitInDoubtError, Connection, map_pg_error
+from eventstore.postgres.group import (
+    Group,
+    UnsureError,
+    Verdict,
+    accounts,
+    decide_all,
+    decide_guessed,
+)
 from eventstore.postgres.notify import channel
 from eventstore.postgres.tail import Tail
-from eventstore.postgres.voids import check_voids
-from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
+from eventstore.record import AppendOutcome, AppendRequest
 from eventstore.verify import stored_canonical
 from eventstore.writes import catch_up_before, commit_refusing, fold_group
 
@@ -83,80 +89,7 @@ COPY_FROM = 16
 """Groups of this many new events or more go in by ``COPY`` (about a quarter of the
 client's CPU per row of the ``unnest`` insert, one round trip more: bench/pg_driver.py)."""
 
-_Known = tuple[bytes, int, str]
-"""Canonical bytes, seq and account of an event stored (or deciding to be)."""
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-class _Group:
-    """Working state of one group commit inside the transaction."""
-
-    def __init__(self, last: tuple[Any, ...] | None, versions: dict[str, int],
-                 stored_before: dict[tuple[str, str], _Known]) -> None:
-        self.last_seq, self.last_hash, last_recorded = last or (0, GENESIS_HASH, "")
-        self.recorded_at = max(_utc_now(), last_recorded)
-        self.versions = versions
-        self.stored_before = stored_before
-        self.seen: dict[tuple[str, str], _Known] = {}
-        self.pending: dict[str, int] = {}
-        self.columns: list[list[Any]] = [[] for _ in range(14)]
-        self.stored: list[StoredEvent] = []
-        self.known: set[str] | None = None
-        """The accounts whose versions were read with the log (None: a guessed group,
-        on the versions its ``Tail`` kept)."""
-
-    def version(self, account: str) -> int:
-        """The account's event count as this group would leave it so far."""
-        return self.versions.get(account, 0) + self.pending.get(account, 0)
-
-    def add(self, event: NewEvent) -> None:
-        """Chain ``event`` on the last hash and keep its row for the insert."""
-        previous = self.last_hash
-        self.last_seq += 1
-        self.last_hash = chain_hash(previous, event.canonical)
-        metadata = json.dumps(event.metadata, sort_keys=True, separators=(",", ":"))
-        row = (self.last_seq, event.source, event.event_id, event.event_type, event.time,
-               event.account, event.specversion, event.datacontenttype, event.data_json,
-               self.recorded_at, event.schema_version, metadata, self.last_hash, previous)
-        for column, value in zip(self.columns, row, strict=True):
-            column.append(value)
-        self.stored.append(StoredEvent(
-            self.last_seq, event.event_id, event.source, event.event_type, event.time,
-            event.account, event.specversion, event.datacontenttype, event.data,
-            self.recorded_at, event.schema_version, self.last_hash, event.metadata))
-        self.pending[event.account] = self.pending.get(event.account, 0) + 1
-
-
-def _decide(conn: Connection, request: AppendRequest, group: _Group
-            ) -> tuple[list[EventResult], list[NewEvent]] | Exception:
-    """One request's results and new events, or its error (as SQLite decides it)."""
-    if request.expected_account is not None and request.expected_version is not None:
-        current = group.version(request.expected_account)
-        if current != request.expected_version:
-            return VersionConflictError(request.expected_account, request.expected_version,
-                                        current)
-    decided = decide_events(request, group.last_seq + 1, group.seen, group.stored_before,
-                            {})
-    if isinstance(decided, Exception):
-        return decided
-    results, fresh, local = decided
-    refused = check_voids(conn, request.events, fresh, group.stored)
-    if refused is not None:
-        return refused
-    group.seen.update(local)
-    return results, fresh
-
-
-def _accounts(requests: Sequence[AppendRequest]) -> list[str]:
-    """The accounts a group appends to or checks the version of."""
-    return sorted({e.account for r in requests for e in r.events}
-                  | {r.expected_account for r in requests if r.expected_account})
-
-
-def _read_state(conn: Connection, key: int, requests: Sequence[AppendRequest]) -> _Group:
+def _read_state(conn: Connection, key: int, requests: Sequence[AppendRequest]) -> Group:
     """``BEGIN``, the lock, then (a statement of its own, so that it sees the previous
     holder's commit) the last row, the group's stored source+id pairs and its accounts'
     versions: one round trip."""
@@ -165,12 +98,12 @@ def _read_state(conn: Connection, key: int, requests: Sequence[AppendRequest]) -
         conn.execute("BEGIN")
         conn.execute(_LOCK, (key,))
         cursor = conn.execute(_STATE, ([p[0] for p in pairs], [p[1] for p in pairs],
-                                       _accounts(requests)))
+                                       accounts(requests)))
     row = cursor.fetchone()
     last, known, versions = row if row is not None else (None, [], [])
     stored_before = {(r[1], r[2]): (stored_canonical(r), int(r[0]), str(r[5]))
                      for r in known}
-    return _Group(tuple(last) if last else None, {str(a): int(v) for a, v in versions},
+    return Group(tuple(last) if last else None, {str(a): int(v) for a, v in versions},
                   stored_before)
 
 
@@ -214,7 +147,7 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
     if (tail is not None and tail.may_skip_read(requests)
             and sum(len(r.events) for r in requests) < COPY_FROM
             and (views is None or (not views.needs_load() and views.checkpoint == tail.seq))):
-        guessed = _Group((tail.seq, tail.hash, tail.recorded_at), tail.versions, {})
+        guessed = Group((tail.seq, tail.hash, tail.recorded_at), tail.versions, {})
         outcomes = _commit(conn, key, requests, views, spelling, guessed, tail)
         if outcomes is not None:
             return outcomes
@@ -222,18 +155,14 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
     group = _read_state_or_raise(conn, key, requests, views)
     if tail is not None:
         tail.found(group.last_seq, group.last_hash)
-    group.known = set(_accounts(requests))
+    group.known = set(accounts(requests))
     outcomes = _commit(conn, key, requests, views, spelling, group, tail)
     assert outcomes is not None  # a group that read the log first is not guessed
     return outcomes
 
 
-class _UnsureError(Exception):
-    """A guessed group refused a request: it goes again from a read of the log."""
-
-
 def _read_state_or_raise(conn: Connection, key: int, requests: Sequence[AppendRequest],
-                         views: Follower | None) -> _Group:
+                         views: Follower | None) -> Group:
     try:
         return _read_state(conn, key, requests)
     except psycopg.Error as exc:
@@ -245,7 +174,7 @@ def _read_state_or_raise(conn: Connection, key: int, requests: Sequence[AppendRe
 
 
 def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
-            views: Follower | None, spelling: Executes | None, group: _Group,
+            views: Follower | None, spelling: Executes | None, group: Group,
             tail: Tail | None) -> list[AppendOutcome] | None:
     """Decide, insert, fold and ``COMMIT`` the group on ``group``'s view of the log. A
     guessed group (``group.known`` None: the transaction not begun yet) goes in the same
@@ -260,7 +189,7 @@ def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
             if guessed:
                 conn.execute("BEGIN")
                 conn.execute(_LOCK, (key,))
-                decided = _decide_guessed(conn, requests, group)
+                decided = decide_guessed(conn, requests, group)
             if group.stored and len(group.stored) < COPY_FROM:
                 conn.execute(_insert_values(len(group.stored)), [
                     value for row in zip(*group.columns, strict=True) for value in row
@@ -274,7 +203,7 @@ def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
                 fold_group(spelling, views, group, decided, _rows(conn))
             committing = True
             conn.execute("COMMIT")
-    except _UnsureError:
+    except UnsureError:
         rollback(conn)  # nothing folded yet: the views' state stands
         return None
     except FoldError:
@@ -312,12 +241,12 @@ def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
 
 
 def _prepare(conn: Connection, requests: Sequence[AppendRequest],
-             views: Follower | None, spelling: Executes | None, group: _Group
-             ) -> list[tuple[list[EventResult], list[NewEvent]] | Exception]:
+             views: Follower | None, spelling: Executes | None, group: Group
+             ) -> list[Verdict]:
     """For a group that read the log, before its pipeline: decide it, fold what others
     appended first (its rows come from a server-side cursor) and ``COPY`` a large
     group's rows, neither of which a pipeline can hold."""
-    decided = _decide_all(conn, requests, group)
+    decided = decide_all(conn, requests, group)
     if views is not None and spelling is not None:
         catch_up_before(spelling, views, group, _rows(conn))
     if len(group.stored) >= COPY_FROM:
@@ -327,41 +256,13 @@ def _prepare(conn: Connection, requests: Sequence[AppendRequest],
     return decided
 
 
-def _decide_all(conn: Connection, requests: Sequence[AppendRequest], group: _Group
-                ) -> list[tuple[list[EventResult], list[NewEvent]] | Exception]:
-    decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
-    for request in requests:
-        verdict = _decide(conn, request, group)
-        decided.append(verdict)
-        if not isinstance(verdict, Exception):
-            for event in verdict[1]:
-                group.add(event)
-    return decided
-
-
-def _decide_guessed(conn: Connection, requests: Sequence[AppendRequest], group: _Group
-                    ) -> list[tuple[list[EventResult], list[NewEvent]] | Exception]:
-    """``_decide_all`` for a guessed group. A refusal other than a version conflict (the
-    versions it checks are known) may come of not knowing what is stored (a void sent
-    again is refused as voiding its target twice): ``_UnsureError``, the read decides.
-    So does a group that stores nothing: only its insert lets the server check the
-    guess (the next seq on the last hash), so its version conflicts could be answered
-    on versions another writer's append has moved."""
-    decided = _decide_all(conn, requests, group)
-    if not group.stored or any(isinstance(v, Exception)
-                               and not isinstance(v, VersionConflictError)
-                               for v in decided):
-        raise _UnsureError
-    return decided
-
-
 def _rows(conn: Connection) -> Callable[[int, int | None], Iterator[tuple[Any, ...]]]:
     def rows(after: int, before: int | None) -> Iterator[tuple[Any, ...]]:
         return reads.rows_after(conn, after, before)
     return rows
 
 
-def _tail_params(key: int, group: _Group, tail: Tail | None) -> list[Any]:
+def _tail_params(key: int, group: Group, tail: Tail | None) -> list[Any]:
     """The accounts' version increments, the channel and the notification's payload
     (the last seq, then the writer's origin, if any: ``eventstore.postgres.notify``)."""
     payload = str(group.last_seq)
