@@ -8,13 +8,13 @@ idempotency conflict, or, within one request, a batch that contradicts itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from eventstore.compat import same_as_stored
-from eventstore.errors import IdempotencyConflictError, ValidationError
+from eventstore.errors import IdempotencyConflictError, ValidationError, VersionConflictError
 from eventstore.record import AppendRequest, EventResult, NewEvent
 
-__all__ = ["Known", "decide_events"]
+__all__ = ["Known", "Verdict", "decide_events", "decide_request"]
 
 Known = tuple[bytes, int, str]
 """Canonical bytes, seq and account of an event stored (or pending) under a source+id."""
@@ -66,3 +66,33 @@ def decide_events(request: AppendRequest, next_seq: int, seen: Mapping[_Key, Kno
         fresh.append(event)
         next_seq += 1
     return results, fresh, local
+
+
+Verdict = tuple[list[EventResult], list[NewEvent]] | Exception
+"""A request's results and new events, or the error that refuses it."""
+
+
+def decide_request(request: AppendRequest, version: Callable[[str], int], next_seq: int,
+                   seen: dict[_Key, Known], stored_before: Mapping[_Key, Known],
+                   damaged: Mapping[_Key, Exception],
+                   refuse_voids: Callable[[list[NewEvent]], Exception | None]) -> Verdict:
+    """One request's verdict, as every store decides it: a ``VersionConflictError`` when
+    its expected version is not ``version(account)`` (the account's event count as the
+    group would leave it so far), then ``decide_events``, then the store's void rules
+    (``refuse_voids(fresh)``: the refusal of the first void among the request's new
+    events that may not be stored, or None). A request kept adds its keys to ``seen``.
+    """
+    if request.expected_account is not None and request.expected_version is not None:
+        current = version(request.expected_account)
+        if current != request.expected_version:
+            return VersionConflictError(request.expected_account, request.expected_version,
+                                        current)
+    decided = decide_events(request, next_seq, seen, stored_before, damaged)
+    if isinstance(decided, Exception):
+        return decided
+    results, fresh, local = decided
+    refused = refuse_voids(fresh)
+    if refused is not None:
+        return refused
+    seen.update(local)
+    return results, fresh

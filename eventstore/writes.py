@@ -16,12 +16,11 @@ from typing import Any, Protocol
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
-from eventstore.decide import decide_events
+from eventstore.decide import decide_request
 from eventstore.errors import (
     EventStoreError,
     StorageDamagedError,
     ValidationError,
-    VersionConflictError,
     map_sqlite_error,
 )
 from eventstore.follow import (
@@ -141,21 +140,10 @@ def _lookup_one(conn: sqlite3.Connection, key: tuple[str, str],
 def _check_request(conn: sqlite3.Connection, request: AppendRequest,
                    batch: _Batch) -> tuple[list[EventResult], list[NewEvent]] | Exception:
     """Decide one request: results for each event and the new ones, or its error."""
-    if request.expected_account is not None and request.expected_version is not None:
-        account = request.expected_account
-        current = batch.version(conn, account)
-        if current != request.expected_version:
-            return VersionConflictError(account, request.expected_version, current)
-    decided = decide_events(request, batch.last_seq + 1, batch.seen, batch.stored_before,
-                            batch.damaged)
-    if isinstance(decided, Exception):
-        return decided
-    results, fresh, local = decided
-    refused = check_voids(conn, request.events, fresh, batch.stored)
-    if refused is not None:
-        return refused
-    batch.seen.update(local)
-    return results, fresh
+    return decide_request(
+        request, lambda account: batch.version(conn, account), batch.last_seq + 1,
+        batch.seen, batch.stored_before, batch.damaged,
+        lambda fresh: check_voids(conn, request.events, fresh, batch.stored))
 
 
 def append_in_transaction(conn: sqlite3.Connection, requests: Sequence[AppendRequest],

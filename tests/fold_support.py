@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from eventstore.record import NewEvent, StoredEvent
 from eventstore.recorder import Recorder
@@ -124,3 +127,16 @@ def sum_dec(values: Iterable[str | Decimal]) -> Decimal:
         for value in values:
             total += Decimal(value)
         return total
+
+
+def boom_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the fold raise on any event of symbol BOOM (a stand-in for a fold bug)."""
+    fold_module = sys.modules["projections.fold"]
+    original = fold_module._STEPS
+
+    def boom(state: State, event: StoredEvent) -> State:
+        if event.data.get("symbol") == "BOOM":
+            raise RuntimeError("a fold bug")
+        return state
+
+    monkeypatch.setattr(fold_module, "_STEPS", (boom, *original))

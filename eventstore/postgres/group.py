@@ -16,18 +16,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from eventstore.canonical import GENESIS_HASH, chain_hash
-from eventstore.decide import decide_events
+from eventstore.decide import Verdict, decide_request
 from eventstore.errors import VersionConflictError
 from eventstore.postgres.voids import check_voids
-from eventstore.record import AppendRequest, EventResult, NewEvent, StoredEvent
+from eventstore.record import AppendRequest, NewEvent, StoredEvent
 
 if TYPE_CHECKING:
     from eventstore.postgres.connect import Connection
 
 __all__ = ["Group", "UnsureError", "Verdict", "accounts", "decide_all", "decide_guessed"]
-
-Verdict = tuple[list[EventResult], list[NewEvent]] | Exception
-"""A request's results and new events, or the error that refuses it."""
 
 _Known = tuple[bytes, int, str]
 """Canonical bytes, seq and account of an event stored (or deciding to be)."""
@@ -77,22 +74,10 @@ class Group:
 
 
 def _decide(conn: Connection, request: AppendRequest, group: Group) -> Verdict:
-    """One request's results and new events, or its error (as SQLite decides it)."""
-    if request.expected_account is not None and request.expected_version is not None:
-        current = group.version(request.expected_account)
-        if current != request.expected_version:
-            return VersionConflictError(request.expected_account, request.expected_version,
-                                        current)
-    decided = decide_events(request, group.last_seq + 1, group.seen, group.stored_before,
-                            {})
-    if isinstance(decided, Exception):
-        return decided
-    results, fresh, local = decided
-    refused = check_voids(conn, request.events, fresh, group.stored)
-    if refused is not None:
-        return refused
-    group.seen.update(local)
-    return results, fresh
+    """One request's verdict (``eventstore.decide.decide_request``)."""
+    return decide_request(
+        request, group.version, group.last_seq + 1, group.seen, group.stored_before, {},
+        lambda fresh: check_voids(conn, request.events, fresh, group.stored))
 
 
 def accounts(requests: Sequence[AppendRequest]) -> list[str]:

@@ -147,46 +147,35 @@ def _append(conn: Connection, key: int, requests: Sequence[AppendRequest],
     if (tail is not None and tail.may_skip_read(requests)
             and sum(len(r.events) for r in requests) < COPY_FROM
             and (views is None or (not views.needs_load() and views.checkpoint == tail.seq))):
-        guessed = Group((tail.seq, tail.hash, tail.recorded_at), tail.versions, {})
-        outcomes = _commit(conn, key, requests, views, spelling, guessed, tail)
+        guess = Group((tail.seq, tail.hash, tail.recorded_at), tail.versions, {})
+        outcomes = _commit(conn, key, requests, views, spelling, tail, guess)
         if outcomes is not None:
             return outcomes
         tail.raced()
-    group = _read_state_or_raise(conn, key, requests, views)
-    if tail is not None:
-        tail.found(group.last_seq, group.last_hash)
-    group.known = set(accounts(requests))
-    outcomes = _commit(conn, key, requests, views, spelling, group, tail)
-    assert outcomes is not None  # a group that read the log first is not guessed
+    outcomes = _commit(conn, key, requests, views, spelling, tail, None)
+    assert outcomes is not None  # a group that reads the log first is not guessed
     return outcomes
 
 
-def _read_state_or_raise(conn: Connection, key: int, requests: Sequence[AppendRequest],
-                         views: Follower | None) -> Group:
-    try:
-        return _read_state(conn, key, requests)
-    except psycopg.Error as exc:
-        rollback(conn, views)
-        raise map_pg_error(exc, "appending") from exc
-    except BaseException:
-        rollback(conn, views)
-        raise
-
-
 def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
-            views: Follower | None, spelling: Executes | None, group: Group,
-            tail: Tail | None) -> list[AppendOutcome] | None:
-    """Decide, insert, fold and ``COMMIT`` the group on ``group``'s view of the log. A
-    guessed group (``group.known`` None: the transaction not begun yet) goes in the same
-    flight as its ``BEGIN`` and lock, and returns None, rolled back, when the guess
-    failed (or anything else did before ``COMMIT``: the read path will say what)."""
-    guessed = group.known is None
+            views: Follower | None, spelling: Executes | None, tail: Tail | None,
+            guess: Group | None) -> list[AppendOutcome] | None:
+    """Read the log (unless ``guess`` is given), decide, insert, fold and ``COMMIT``. A
+    guessed group (on where this writer's last commit left the log: ``guess``) goes in
+    the same flight as its ``BEGIN`` and lock, and returns None, rolled back, when the
+    guess failed (or anything else did before ``COMMIT``: the read path will say what)."""
     committing = False
     try:
-        if not guessed:
+        if guess is None:
+            group = _read_state(conn, key, requests)
+            if tail is not None:
+                tail.found(group.last_seq, group.last_hash)
+            group.known = set(accounts(requests))
             decided = _prepare(conn, requests, views, spelling, group)
+        else:
+            group = guess
         with conn.pipeline():
-            if guessed:
+            if guess is not None:
                 conn.execute("BEGIN")
                 conn.execute(_LOCK, (key,))
                 decided = decide_guessed(conn, requests, group)
@@ -208,7 +197,7 @@ def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
         return None
     except FoldError:
         rollback(conn, views)
-        if guessed:
+        if guess is not None:
             return None  # folded on a state that may miss another writer's events
         raise
     except EventStoreError:
@@ -221,7 +210,7 @@ def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
                 f"may not be stored ({exc}); send the same events again to settle it"
             ) from exc
         rollback(conn, views)
-        if guessed and not (conn.broken or conn.closed):
+        if guess is not None and not (conn.broken or conn.closed):
             return None
         raise map_pg_error(exc, "appending") from exc
     except BaseException:

@@ -23,6 +23,7 @@ from projections.fold import fold
 from projections.startup import flush_views, open_views, rebuild_views
 from projections.state import State
 from tests.fold_support import (
+    boom_steps,
     dump_tables,
     ev,
     fold_rows,
@@ -107,19 +108,6 @@ def test_any_fills_and_marks_within_the_bounds_fold_exactly(
 
 # ------------------------------------------------------------- fold failures
 
-def _boom_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the fold raise on any event of symbol BOOM (a stand-in for a fold bug)."""
-    fold_module = sys.modules["projections.fold"]
-    original = fold_module._STEPS
-
-    def boom(state: State, event: StoredEvent) -> State:
-        if event.data.get("symbol") == "BOOM":
-            raise RuntimeError("a fold bug")
-        return state
-
-    monkeypatch.setattr(fold_module, "_STEPS", (boom, *original))
-
-
 @pytest.fixture
 def log_path(tmp_path: Path) -> Path:
     """The path of a fresh log file."""
@@ -131,7 +119,7 @@ async def test_a_fold_failure_refuses_only_its_request(
     """In a group of three requests, the one whose event the views cannot fold is
     refused (ViewsRefusedError naming that event's index, nothing of it stored); the
     other two are stored with consecutive seqs, and the views equal a rebuild."""
-    _boom_steps(monkeypatch)
+    boom_steps(monkeypatch)
     recorder = await Recorder.open(log_path)
     try:
         await open_views(recorder)
@@ -198,7 +186,7 @@ async def test_a_stored_event_whose_fold_raises_is_left_out_at_start(
     wires = [_fill("buy", "1", "10"), _fill("buy", "1", "10", "BOOM"), _fill("sell", "1", "12")]
     await write_log_async(log_path, [new_event(w) for w in wires])
     expected = stored(wires)
-    _boom_steps(monkeypatch)
+    boom_steps(monkeypatch)
     recorder = await Recorder.open(log_path)
     try:
         runner, folded = await open_views(recorder)

@@ -6,7 +6,6 @@ with the same outcomes and view rows as SQLite gives for the same groups."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +18,10 @@ from daemon.writer.pgcore import PgWriterCore
 from eventstore.errors import VersionConflictError
 from eventstore.postgres import writes
 from eventstore.postgres.tail import QUIET_GROUPS
-from eventstore.record import AppendOutcome, AppendRequest, NewEvent, StoredEvent
+from eventstore.record import AppendOutcome, AppendRequest, NewEvent
 from eventstore.writes import ViewsRefusedError
-from projections.state import State
 from tests.eventstore.test_store_contract import PgLog
-from tests.fold_support import new_event
+from tests.fold_support import boom_steps, new_event
 from tests.projections.test_views_runner import sample
 from tests.service.test_writer_core_pg import view_tables
 
@@ -139,17 +137,28 @@ def _quiet_again(core: PgWriterCore, account: str, start: int) -> None:
     assert core.tail.quiet >= QUIET_GROUPS
 
 
-def test_a_version_another_writer_moved_is_not_taken_from_the_tail(pg: PgLog) -> None:
-    """Writer one knows acct-1's version; writer two appends to acct-1; one appends to
-    acct-2 until it guesses again. A request on acct-1 with the version one knew is a
-    conflict (two's event counts), and one with the current version is stored: the
-    versions one kept before another writer's append are not used after it."""
+@contextmanager
+def _two_writers(pg: PgLog) -> Iterator[tuple[PgWriterCore, PgWriterCore, list[NewEvent]]]:
+    """Writers one and two on one log, one having committed acct-1's first four events
+    alone (so it knows acct-1's version and guesses now); acct-1's events to go on with."""
     one, _ = PgWriterCore.open(pg.url)
     two, _ = PgWriterCore.open(pg.url)
     first = _events("acct-1", 0)
     try:
         for event in first[:4]:
             one.commit([AppendRequest([event])])
+        yield one, two, first
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_version_another_writer_moved_is_not_taken_from_the_tail(pg: PgLog) -> None:
+    """Writer one knows acct-1's version; writer two appends to acct-1; one appends to
+    acct-2 until it guesses again. A request on acct-1 with the version one knew is a
+    conflict (two's event counts), and one with the current version is stored: the
+    versions one kept before another writer's append are not used after it."""
+    with _two_writers(pg) as (one, two, first):
         known = one.tail.versions["acct-1"]
         [moved] = two.commit([AppendRequest(first[4:5])])
         assert moved.error is None
@@ -161,9 +170,6 @@ def test_a_version_another_writer_moved_is_not_taken_from_the_tail(pg: PgLog) ->
         [current] = one.commit([AppendRequest(first[5:6], expected_account="acct-1",
                                               expected_version=known + 1)])
         assert current.error is None
-    finally:
-        one.close()
-        two.close()
 
 
 def test_a_guessed_group_that_stores_nothing_is_decided_on_a_read(pg: PgLog) -> None:
@@ -171,12 +177,7 @@ def test_a_guessed_group_that_stores_nothing_is_decided_on_a_read(pg: PgLog) -> 
     acct-1. A group of one request expecting the version two left stores nothing if
     refused, so no key of the server checks the guess: it is decided on a read, and
     stored."""
-    one, _ = PgWriterCore.open(pg.url)
-    two, _ = PgWriterCore.open(pg.url)
-    first = _events("acct-1", 0)
-    try:
-        for event in first[:4]:
-            one.commit([AppendRequest([event])])
+    with _two_writers(pg) as (one, two, first):
         assert one.tail.quiet >= QUIET_GROUPS
         known = one.tail.versions["acct-1"]
         two.commit([AppendRequest(first[4:5])])
@@ -184,9 +185,6 @@ def test_a_guessed_group_that_stores_nothing_is_decided_on_a_read(pg: PgLog) -> 
                                               expected_version=known + 1)])
         assert outcome.error is None
         assert [(6, False)] == _seqs(outcome)
-    finally:
-        one.close()
-        two.close()
 
 
 def test_a_session_whose_prepared_statements_are_gone_is_made_again(pg: PgLog) -> None:
@@ -220,15 +218,7 @@ def test_a_fold_failure_in_a_guessed_group_is_decided_on_a_read(
     events: a fold failure there sends the group to the read path, which refuses the
     request only if its fold fails again (here it does: a fold step that raises on
     symbol BOOM), and the writer goes on."""
-    fold_module = sys.modules["projections.fold"]
-    original = fold_module._STEPS
-
-    def boom(state: State, event: StoredEvent) -> State:
-        if event.data.get("symbol") == "BOOM":
-            raise RuntimeError("a fold bug")
-        return state
-
-    monkeypatch.setattr(fold_module, "_STEPS", (boom, *original))
+    boom_steps(monkeypatch)
     core, _ = PgWriterCore.open(pg.url)
     events = _events("acct-1", 0)
     try:
