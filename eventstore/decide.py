@@ -8,13 +8,15 @@ idempotency conflict, or, within one request, a batch that contradicts itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from eventstore.compat import same_as_stored
 from eventstore.errors import IdempotencyConflictError, ValidationError, VersionConflictError
-from eventstore.record import AppendRequest, EventResult, NewEvent
+from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent
 
-__all__ = ["Known", "Verdict", "decide_events", "decide_request"]
+__all__ = ["Known", "Verdict", "decide_events", "decide_request", "outcomes_of",
+           "recorded_at"]
 
 Known = tuple[bytes, int, str]
 """Canonical bytes, seq and account of an event stored (or pending) under a source+id."""
@@ -96,3 +98,18 @@ def decide_request(request: AppendRequest, version: Callable[[str], int], next_s
         return refused
     seen.update(local)
     return results, fresh
+
+
+def recorded_at(last_recorded: str) -> str:
+    """A new group's ``recorded_at``: now, in UTC (RFC 3339, microseconds, ``Z``), never
+    before ``last_recorded`` (the log's last; "" for an empty log), so that it never goes
+    back when the clock does."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return max(now, last_recorded)
+
+
+def outcomes_of(decided: Sequence[Verdict], last_seq: int) -> list[AppendOutcome]:
+    """One ``AppendOutcome`` per verdict, in order, each with the group's ``last_seq``
+    (a refused request carries its error and no results)."""
+    return [AppendOutcome([], last_seq, verdict) if isinstance(verdict, Exception)
+            else AppendOutcome(verdict[0], last_seq) for verdict in decided]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from eventstore import ddl
 from eventstore.canonical import GENESIS_HASH, chain_hash
-from eventstore.decide import decide_request
+from eventstore.decide import Known, Verdict, decide_request, outcomes_of, recorded_at
 from eventstore.errors import (
     EventStoreError,
     StorageDamagedError,
@@ -34,7 +33,7 @@ from eventstore.follow import (
     rollback,
     run_statements,
 )
-from eventstore.record import AppendOutcome, AppendRequest, EventResult, NewEvent, StoredEvent
+from eventstore.record import AppendOutcome, AppendRequest, StoredEvent
 from eventstore.verify import stored_canonical, unreadable_reason
 from eventstore.voids import check_voids
 
@@ -43,20 +42,16 @@ __all__ = ["FoldError", "Follower", "Statement", "ViewsRefusedError",
            "fold_group", "fold_position", "in_transaction", "rollback", "run_statements"]
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 class _Batch:
     """Working state of one group commit inside the transaction."""
 
     def __init__(self, last_seq: int, last_hash: str, last_recorded: str) -> None:
         self.last_seq = last_seq
         self.last_hash = last_hash
-        self.recorded_at = max(_utc_now(), last_recorded)
+        self.recorded_at = recorded_at(last_recorded)
         self.rows: list[tuple[Any, ...]] = []
         self.stored: list[StoredEvent] = []
-        self.seen: dict[tuple[str, str], tuple[bytes, int, str]] = {}
+        self.seen: dict[tuple[str, str], Known] = {}
         self.stored_counts: dict[str, int] = {}
         self.pending_counts: dict[str, int] = {}
         self.stored_before: dict[tuple[str, str], tuple[bytes, int, str]] = {}
@@ -138,7 +133,7 @@ def _lookup_one(conn: sqlite3.Connection, key: tuple[str, str],
 
 
 def _check_request(conn: sqlite3.Connection, request: AppendRequest,
-                   batch: _Batch) -> tuple[list[EventResult], list[NewEvent]] | Exception:
+                   batch: _Batch) -> Verdict:
     """Decide one request: results for each event and the new ones, or its error."""
     return decide_request(
         request, lambda account: batch.version(conn, account), batch.last_seq + 1,
@@ -212,7 +207,7 @@ def _last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def fold_position(decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception],
+def fold_position(decided: Sequence[Verdict],
                   seq: int) -> tuple[int, int] | None:
     """(request, event index) of the new event stored at ``seq`` in this group."""
     for position, verdict in enumerate(decided):
@@ -246,7 +241,7 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
             batch = _Batch(*(last if last else (0, GENESIS_HASH, "")))
             batch.damaged = damaged
             batch.stored_before = _already_stored(conn, requests, batch.damaged)
-        decided: list[tuple[list[EventResult], list[NewEvent]] | Exception] = []
+        decided: list[Verdict] = []
         for request in requests:
             verdict = _check_request(conn, request, batch)
             decided.append(verdict)
@@ -289,13 +284,7 @@ def _append_group(conn: sqlite3.Connection, requests: Sequence[AppendRequest],
     except BaseException:
         rollback(conn, views)
         raise
-    outcomes: list[AppendOutcome] = []
-    for verdict in decided:
-        if isinstance(verdict, Exception):
-            outcomes.append(AppendOutcome([], batch.last_seq, verdict))
-        else:
-            outcomes.append(AppendOutcome(verdict[0], batch.last_seq))
-    return outcomes
+    return outcomes_of(decided, batch.last_seq)
 
 
 class _Stored(Protocol):
@@ -304,7 +293,7 @@ class _Stored(Protocol):
 
 
 def fold_group(conn: Executes, views: Follower, batch: _Stored,
-               decided: Sequence[tuple[list[EventResult], list[NewEvent]] | Exception],
+               decided: Sequence[Verdict],
                rows: RowsAfter | None = None) -> None:
     """Inside the group's transaction, after its rows are inserted: fold what others
     appended past the views' checkpoint (``catch_up_before``), then the group's new

@@ -11,12 +11,11 @@ raises ``UnsureError`` then, and the group is made again from a read.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eventstore.canonical import GENESIS_HASH, chain_hash
-from eventstore.decide import Verdict, decide_request
+from eventstore.decide import Known, Verdict, decide_request, recorded_at
 from eventstore.errors import VersionConflictError
 from eventstore.postgres.voids import check_voids
 from eventstore.record import AppendRequest, NewEvent, StoredEvent
@@ -26,24 +25,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Group", "UnsureError", "Verdict", "accounts", "decide_all", "decide_guessed"]
 
-_Known = tuple[bytes, int, str]
-"""Canonical bytes, seq and account of an event stored (or deciding to be)."""
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 class Group:
     """Working state of one group commit inside the transaction."""
 
     def __init__(self, last: tuple[Any, ...] | None, versions: dict[str, int],
-                 stored_before: dict[tuple[str, str], _Known]) -> None:
+                 stored_before: dict[tuple[str, str], Known]) -> None:
         self.last_seq, self.last_hash, last_recorded = last or (0, GENESIS_HASH, "")
-        self.recorded_at = max(_utc_now(), last_recorded)
+        self.recorded_at = recorded_at(last_recorded)
         self.versions = versions
         self.stored_before = stored_before
-        self.seen: dict[tuple[str, str], _Known] = {}
+        self.seen: dict[tuple[str, str], Known] = {}
         self.pending: dict[str, int] = {}
         self.columns: list[list[Any]] = [[] for _ in range(14)]
         self.stored: list[StoredEvent] = []
@@ -54,6 +45,14 @@ class Group:
     def version(self, account: str) -> int:
         """The account's event count as this group would leave it so far."""
         return self.versions.get(account, 0) + self.pending.get(account, 0)
+
+    def versions_known(self, kept: Mapping[str, int]) -> dict[str, int]:
+        """The versions this group leaves of the accounts whose version it knew: those
+        read with the log (``known``) or, for a guessed group, those of ``kept`` (the
+        versions its ``Tail`` kept) that it appends to."""
+        known = (self.known if self.known is not None
+                 else [a for a in self.pending if a in kept])
+        return {account: self.version(account) for account in known}
 
     def add(self, event: NewEvent) -> None:
         """Chain ``event`` on the last hash and keep its row for the insert."""

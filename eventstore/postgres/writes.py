@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import pq
 
+from eventstore.decide import outcomes_of
 from eventstore.errors import (
     EventStoreError,
     StorageCorruptError,
@@ -218,15 +219,8 @@ def _commit(conn: Connection, key: int, requests: Sequence[AppendRequest],
         raise
     if tail is not None:
         tail.committed(group.last_seq, group.last_hash, group.recorded_at,
-                       {a: group.version(a) for a in group.known or group.pending
-                        if group.known is not None or a in tail.versions})
-    outcomes: list[AppendOutcome] = []
-    for verdict in decided:
-        if isinstance(verdict, Exception):
-            outcomes.append(AppendOutcome([], group.last_seq, verdict))
-        else:
-            outcomes.append(AppendOutcome(verdict[0], group.last_seq))
-    return outcomes
+                       group.versions_known(tail.versions))
+    return outcomes_of(decided, group.last_seq)
 
 
 def _prepare(conn: Connection, requests: Sequence[AppendRequest],
