@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["MigrateReport", "copy_into_postgresql", "migrate", "stores"]
 
 Row = tuple[Any, ...]
+
+MAX_SEQ = 2**63 - 1
+"""The largest seq a log can hold (a ``bigint`` on PostgreSQL, an INTEGER on SQLite)."""
 """A stored row in ``eventstore.ddl.EVENT_COLUMNS`` order."""
 
 
@@ -262,6 +265,7 @@ def migrate(source: str, target: str, *, batch: int = 5000,
         StorageUnavailableError: a store cannot be reached or written.
     """
     from_url, to_url = stores(source, target)
+    to_seq = _last_to_copy(to_seq)  # before the target is opened (and maybe created)
     out: _Target = (_SqliteTarget(to_url) if to_url.kind == "sqlite"
                     else _PgTarget.connect(to_url))
     try:
@@ -283,14 +287,25 @@ def copy_into_postgresql(source: str | StoreURL, conn: Connection, key: int, *,
         As ``migrate``.
     """
     from_url = parse_store(source) if isinstance(source, str) else source
-    return _copy(from_url, _PgTarget(conn, key, owned=False), batch, progress, to_seq)
+    return _copy(from_url, _PgTarget(conn, key, owned=False), batch, progress,
+                 _last_to_copy(to_seq))
+
+
+def _last_to_copy(to_seq: int | None) -> int | None:
+    """``to_seq`` checked: None (the whole log) for a seq past any a log can hold (a
+    ``bigint``), so that no store is asked for one.
+
+    Raises:
+        ValidationError: ``to_seq`` < 0.
+    """
+    if to_seq is not None and to_seq < 0:
+        raise ValidationError(f"copy up to seq {to_seq}: give 0 or more")
+    return None if to_seq is None or to_seq >= MAX_SEQ else to_seq
 
 
 def _copy(from_url: StoreURL, out: _Target, batch: int,
           progress: Callable[[int], None] | None, to_seq: int | None) -> MigrateReport:
     """The copy of ``migrate`` into ``out`` (left open)."""
-    if to_seq is not None and to_seq < 0:
-        raise ValidationError(f"copy up to seq {to_seq}: give 0 or more")
     kept, last_hash = out.last()
     if to_seq is not None and kept > to_seq:
         raise DatabaseFileError(

@@ -256,3 +256,21 @@ def test_migrate_to_a_seq_copies_the_log_up_to_it(pg: PgLog, tmp_path: Path) -> 
     assert 0 == rest.returncode, rest.stderr
     assert f"{len(source) - 5} events copied, 5 already there" in rest.stdout
     assert 2 == rest.stdout.count(": ok,")
+
+
+def test_migrate_to_a_seq_out_of_range(pg: PgLog, tmp_path: Path) -> None:
+    """``--to-seq -1`` is refused in one line before the target is touched (the empty
+    PostgreSQL log stays empty, no SQLite target is created); a seq past any a log can
+    hold copies the whole log, as one past its end does."""
+    db = tmp_path / "lite.db"
+    events = every_type_log()
+    asyncio.run(make_log(db, [[e] for e in events]))
+    target = tmp_path / "copy.db"
+    for url in (f"sqlite:///{target}", pg.url):
+        refused = run("migrate", "--from", f"sqlite:///{db}", "--to", url, "--to-seq", "-1")
+        assert 1 == refused.returncode
+        assert refused.stderr.splitlines()[-1] == "tradelog: copy up to seq -1: give 0 or more"
+    assert not target.exists()
+    huge = run("migrate", "--from", f"sqlite:///{db}", "--to", pg.url, "--to-seq", "9" * 30)
+    assert 0 == huge.returncode, huge.stderr
+    assert f"{len(events)} events copied" in huge.stdout
