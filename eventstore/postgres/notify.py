@@ -38,6 +38,12 @@ def channel(key: int) -> str:
     return f"tradelog_{key & 0xFFFFFFFF:d}"
 
 
+def _seq_named(text: str) -> int:
+    """The seq a notification's payload names, 0 when it names none a log can hold (any
+    session on the database may send one on the channel: it only wakes the readers)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else 0
+
+
 class Waker:
     """One LISTEN session for one log; ``await wait(after)`` returns once the log may hold
     an event past seq ``after`` (a notification came, the session was re-made, or
@@ -92,7 +98,7 @@ class Waker:
                     for note in conn.notifies(timeout=0.5):
                         seq, _, origin = note.payload.partition(" ")
                         if not origin or origin != self.own_origin:
-                            self._post(int(seq) if seq.isdigit() else 0)
+                            self._post(_seq_named(seq))
             except psycopg.Error:
                 self._stop.wait(self.retry_s)
             finally:

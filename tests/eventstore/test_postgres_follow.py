@@ -97,3 +97,26 @@ async def test_notifications_of_the_own_writer_do_not_wake_and_others_do(
     finally:
         await writer.close()
         await follower.close()
+
+
+async def test_a_notification_naming_no_seq_wakes_without_stopping_the_listener(
+        named_pg: NamedPgLog) -> None:
+    """Any session on the database may notify on the log's channel: a payload of 5,000
+    digits (past what ``int`` reads) or of non-ASCII digits names no seq and only wakes
+    the reader; the listener goes on, and the next notification's seq is taken."""
+    writer = await PgRecorder.open(named_pg.url)
+    follower = await PgRecorder.open(named_pg.url, readonly=True)
+    try:
+        await follower.wait_past(0, 5.0)  # the listening session is in place
+        channel_name = channel(follower._reading.key)
+        with psycopg.connect(named_pg.url, autocommit=True) as conn:
+            for payload in ("9" * 5000, "\u0661\u0662 other"):
+                conn.execute("SELECT pg_notify(%s, %s)", (channel_name, payload))
+            await asyncio.sleep(0.3)
+            assert 0 == follower.notified
+            conn.execute("SELECT pg_notify(%s, %s)", (channel_name, "6 theirs"))
+            await asyncio.wait_for(follower.wait_past(5, NO_POLL_S), 10)
+            assert 6 == follower.notified
+    finally:
+        await writer.close()
+        await follower.close()
